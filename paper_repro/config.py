@@ -1,0 +1,207 @@
+"""Typed configuration of one study cell, with YAML round trip and type-checked `key=value` overrides.
+
+A cell is one (backbone, fusion head, few-shot subset, seed) run. Nested sections are addressed with dotted
+keys: `train.steps=100`, `model.head.name=dwatt`. Unknown keys and wrong types are errors, never ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that does not fit the dataclass schema."""
+
+
+@dataclass
+class DataConfig:
+    data_dir: str | None = None          # CoNLL files; None -> $PAPER_REPRO_CONLL03, else the hub dataset
+    hub_id: str = "tomaarsen/conll2003"
+    convert_iob1: bool = False           # convert IOB1 input to IOB2 (the scheme used is recorded)
+    strict_iob2: bool = True             # reject I-X after O / another type
+    sampler: str = "sentences"           # "sentences" (N sentences) | "ktype" (K mentions per type) | "full"
+    size: int = 100                      # N for `sentences`, K for `ktype`, ignored for `full`
+    data_seed: int = 0                   # draws the subset; independent of `train.seed`
+    subset_dir: str | None = None        # None -> data/subsets/conll2003 in the checkout
+    dev_subsample: int = 1000            # dev sentences scored at intermediate eval points (0 = all)
+    dev_subsample_seed: int = 0          # fixed across cells so every method is scored on the same sentences
+
+
+@dataclass
+class HeadConfig:
+    name: str = "last"                   # a key of paper_repro.models.heads.HEADS
+    fuse_embeddings: bool = False        # include the embedding output z_0 among the fused layers
+    budget: str = "deeper"               # "deeper": solve the width knob to match `deeper` (k=budget_layers); "none": use `options` as given
+    budget_layers: int = 1               # extra backbone layers that define the parameter budget
+    budget_tolerance: float = 0.03
+    options: dict[str, Any] = field(default_factory=dict)  # head keyword options (e.g. {"d_pos": 24}); a knob given here is not solved
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "minilm-l6"          # alias (minilm-l6, mpnet-base), hub id or local path
+    max_length: int = 128                # subword window; longer sentences are split into windows
+    window_stride_words: int = 0         # reserved context overlap between windows (0 = disjoint windows)
+    pooling: str = "first"               # subword -> word pooling: first | mean | attention
+    dropout: float = 0.1                 # before the classifier
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0                        # init, dropout and batch order
+    steps: int = 200                     # fixed optimizer-step budget, the same for every method
+    batch_size: int = 8
+    backbone_lr: float = 5e-5
+    head_lr: float = 1e-3                # head + classifier; see README "Protocol" for why it is separate
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    eval_points: int = 5                 # log-spaced dev evaluations, the last one at `steps`
+    eval_batch_size: int = 64
+    mixed_precision: str = "no"          # "no" | "bf16" (GPU autocast through Accelerate)
+    deterministic: bool = False          # torch.use_deterministic_algorithms + seeded everything
+
+
+@dataclass
+class CellConfig:
+    study: str = "adhoc"
+    results_dir: str = "results"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # keys that say where a result goes, not what is computed: kept out of the run id
+    NON_IDENTITY_KEYS: typing.ClassVar[tuple[str, ...]] = ("study", "results_dir", "data.data_dir", "data.subset_dir")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "CellConfig":
+        return build_dataclass(cls, raw, prefix="")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] = ()) -> "CellConfig":
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return apply_overrides(cls.from_dict(raw), overrides)
+
+    def identity(self) -> dict[str, Any]:
+        """The config without its non-identity keys: what determines the computation."""
+        flat = flatten(self.to_dict())
+        return {k: v for k, v in flat.items() if k not in self.NON_IDENTITY_KEYS}
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def run_id(self) -> str:
+        """Short, readable, deterministic id: method-size-seeds plus a hash of the canonical config."""
+        d, m, t = self.data, self.model, self.train
+        return f"{m.head.name}-{d.sampler}{d.size}-d{d.data_seed}-s{t.seed}-{self.config_hash()[:12]}"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; `options`-like free dicts are kept as leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "options":
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def check_type(value: Any, annotation: Any, key: str) -> Any:
+    """Return `value` if it fits `annotation` (ints widen to float); raise ConfigError otherwise."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            if option is type(None) and value is None:
+                return None
+            if option is not type(None):
+                try:
+                    return check_type(value, option, key)
+                except ConfigError:
+                    continue
+        raise ConfigError(f"{key}: expected {annotation}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation is int and isinstance(value, bool):
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if isinstance(annotation, type) and not isinstance(value, annotation):
+        raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def build_dataclass(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]!s} (known: {', '.join(sorted(names))})")
+    values = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{name}: expected a mapping, got {value!r}")
+            values[name] = build_dataclass(hint, value, f"{prefix}{name}.")
+        else:
+            values[name] = check_type(value, hint, prefix + name)
+    return cls(**values)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`train.steps=100` -> ("train.steps", 100); values are parsed as YAML scalars/lists/mappings."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected key=value")
+    key, text = item.split("=", 1)
+    return key.strip(), yaml.safe_load(text) if text.strip() else None
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    node = tree
+    *parents, leaf = key.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"unknown config key {key}")
+        node = node[part]
+    node[leaf] = value
+
+
+def apply_overrides(config: CellConfig, overrides: list[str] | dict[str, Any]) -> CellConfig:
+    """Apply dotted `key=value` overrides (or a {dotted key: value} mapping) and re-validate."""
+    pairs = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    tree = config.to_dict()
+    for key, value in pairs:
+        set_dotted(tree, key, value)
+    return CellConfig.from_dict(tree)

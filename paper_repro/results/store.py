@@ -1,0 +1,72 @@
+"""Where a cell's results live, and atomic writes so that a killed process never leaves a file taken as done.
+
+Layout under `<results_dir>/<study>/`:
+    cells/<run_id>.parquet        long-format rows (CELL_SCHEMA)
+    cells/<run_id>.manifest.json  resolved config, budget table, versions, timings, depth attention
+    cells/<run_id>.done           written last: a cell is done iff its marker and parquet exist
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from paper_repro.results.schema import check_schema
+
+
+def study_dir(results_dir: str | Path, study: str) -> Path:
+    return Path(results_dir) / study
+
+
+def cell_paths(results_dir: str | Path, study: str, run_id: str) -> dict[str, Path]:
+    cells = study_dir(results_dir, study) / "cells"
+    return {
+        "parquet": cells / f"{run_id}.parquet",
+        "manifest": cells / f"{run_id}.manifest.json",
+        "done": cells / f"{run_id}.done",
+    }
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def atomic_write_json(obj: Any, path: Path) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def write_cell(results_dir: str | Path, study: str, run_id: str, table: pa.Table, manifest: dict) -> Path:
+    """Parquet, then manifest, then the done marker: the marker's presence means both are complete."""
+    check_schema(table, run_id)
+    paths = cell_paths(results_dir, study, run_id)
+    atomic_write_parquet(table, paths["parquet"])
+    atomic_write_json(manifest, paths["manifest"])
+    atomic_write_bytes(paths["done"], b"")
+    return paths["parquet"]
+
+
+def is_done(results_dir: str | Path, study: str, run_id: str) -> bool:
+    paths = cell_paths(results_dir, study, run_id)
+    return paths["done"].exists() and paths["parquet"].exists()
