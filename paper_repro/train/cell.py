@@ -1,0 +1,200 @@
+"""One study cell end to end: data -> few-shot subset -> backbone + fusion head -> training -> parquet + manifest."""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from paper_repro.config import CellConfig
+from paper_repro.data.conll import LABELS, Split, load_conll03, split_statistics
+from paper_repro.data.sampling import content_sha256, load_or_create_subset
+from paper_repro.models.backbone import Backbone, load_backbone
+from paper_repro.models.tagger import build_tagger
+from paper_repro.results import manifest as provenance
+from paper_repro.results.schema import cell_table
+from paper_repro.results.store import write_cell
+from paper_repro.train.evaluate import eval_schedule, predict, score
+from paper_repro.train.features import (
+    Collator,
+    Features,
+    WindowDataset,
+    cached_features,
+    length_grouped_batches,
+)
+from paper_repro.train.loop import TrainState, make_optimizer, train
+
+SAMPLERS = ("sentences", "ktype", "full")
+
+
+@functools.lru_cache(maxsize=4)
+def load_splits(data_dir: str | None, hub_id: str, convert_iob1: bool, strict_iob2: bool) -> dict[str, Split]:
+    """CoNLL-03 splits, read once per process (a sweep runs many cells on the same data)."""
+    return load_conll03(data_dir, hub_id=hub_id, convert_iob1=convert_iob1, strict_iob2=strict_iob2)
+
+
+@functools.lru_cache(maxsize=2)
+def pristine_backbone(name: str) -> Backbone:
+    """The pretrained backbone as loaded from disk; cells fine-tune deep copies of it."""
+    return load_backbone(name)
+
+
+def training_indices(config: CellConfig, train_split: Split) -> tuple[list[int], dict]:
+    """Indices of the few-shot training sentences and a record of the subset for the manifest."""
+    data = config.data
+    if data.sampler not in SAMPLERS:
+        raise ValueError(f"data.sampler: unknown sampler {data.sampler!r} (known: {', '.join(SAMPLERS)})")
+    if data.sampler == "full":
+        indices = list(range(len(train_split.sentences)))
+        return indices, {"sampler": "full", "n_sentences": len(indices), "sha256": train_split.sha256 or content_sha256(train_split.sentences)}
+    subset = load_or_create_subset(train_split, data.sampler, data.size, data.data_seed, data.subset_dir)
+    return subset.indices, {
+        "sampler": subset.sampler, "size": subset.size, "data_seed": subset.data_seed,
+        "n_sentences": len(subset.indices), "entity_counts": subset.entity_counts, "sha256": subset.sha256,
+    }
+
+
+def dev_indices(config: CellConfig, n_dev: int) -> list[int]:
+    """The fixed dev subsample scored at intermediate eval points (the same for every cell with this seed)."""
+    size = config.data.dev_subsample
+    if size <= 0 or size >= n_dev:
+        return list(range(n_dev))
+    rng = np.random.default_rng(config.data.dev_subsample_seed)
+    return sorted(rng.choice(n_dev, size=size, replace=False).tolist())
+
+
+def eval_loader(features: Features, batch_size: int, collator: Collator) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        WindowDataset(features), batch_sampler=length_grouped_batches(features, batch_size), collate_fn=collator
+    )
+
+
+def fused_layer_names(num_layers: int, fuse_embeddings: bool) -> list[str]:
+    return (["emb"] if fuse_embeddings else []) + [f"L{i}" for i in range(1, num_layers + 1)]
+
+
+def show_progress(accelerator: Accelerator) -> bool:
+    return accelerator.is_main_process and sys.stderr.isatty()
+
+
+def run_cell(config: CellConfig) -> Path:
+    """Train and evaluate one cell; write `<results_dir>/<study>/cells/<run_id>.parquet` + manifest + done marker."""
+    started = time.perf_counter()
+    timings: dict[str, object] = {}
+    train_cfg, model_cfg = config.train, config.model
+    if train_cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision)
+    progress = show_progress(accelerator)
+
+    tick = time.perf_counter()
+    splits = load_splits(config.data.data_dir, config.data.hub_id, config.data.convert_iob1, config.data.strict_iob2)
+    train_idx, subset_record = training_indices(config, splits["train"])
+    dev_idx = dev_indices(config, len(splits["valid"].sentences))
+    pristine = pristine_backbone(model_cfg.backbone)
+    timings["load_s"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    tokenizer, max_length = pristine.tokenizer, model_cfg.max_length
+    train_features = cached_features(splits["train"], tokenizer, max_length).select(train_idx)
+    dev_features = cached_features(splits["valid"], tokenizer, max_length).select(dev_idx)
+    test_split = splits["test"]
+    test_features = cached_features(test_split, tokenizer, max_length).select(list(range(len(test_split.sentences))))
+    timings["tokenize_s"] = time.perf_counter() - tick
+
+    set_seed(train_cfg.seed, deterministic=train_cfg.deterministic)
+    model, budget_record = build_tagger(copy.deepcopy(pristine.model), model_cfg, num_labels=len(LABELS))
+    optimizer, scheduler = make_optimizer(model, train_cfg)
+    collator = Collator(tokenizer.pad_token_id)
+    order = torch.Generator().manual_seed(train_cfg.seed)
+    train_loader = torch.utils.data.DataLoader(
+        WindowDataset(train_features), batch_size=train_cfg.batch_size, shuffle=True, generator=order,
+        collate_fn=collator,
+    )
+    dev_loader = eval_loader(dev_features, train_cfg.eval_batch_size, collator)
+    test_loader = eval_loader(test_features, train_cfg.eval_batch_size, collator)
+    model, optimizer, train_loader, dev_loader, test_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, dev_loader, test_loader, scheduler
+    )
+
+    git_sha, git_dirty = provenance.git_state()
+    versions = provenance.package_versions()
+    device = provenance.device_description(accelerator.device, accelerator.num_processes)
+    head_cfg = model_cfg.head
+    fixed_columns = {
+        "run_id": config.run_id, "study": config.study, "backbone": model_cfg.backbone, "method": head_cfg.name,
+        "pooling": model_cfg.pooling, "fuse_embeddings": head_cfg.fuse_embeddings,
+        "head_params": budget_record["head_params"], "budget_target": budget_record["target"],
+        "sampler": config.data.sampler, "size": config.data.size, "data_seed": config.data.data_seed,
+        "seed": train_cfg.seed, "backbone_lr": train_cfg.backbone_lr, "head_lr": train_cfg.head_lr,
+        "steps_total": train_cfg.steps, "batch_size": train_cfg.batch_size,
+        "git_sha": git_sha, "git_dirty": git_dirty, "config_hash": config.config_hash(),
+        "subset_sha256": subset_record["sha256"], "versions": json.dumps(versions, sort_keys=True), "device": device,
+    }
+    rows: list[dict] = []
+    eval_seconds: list[float] = []
+    final: dict[str, object] = {}
+
+    def evaluate(split_name: str, loader, features: Features, split: Split, indices: list[int], state: TrainState, loss: float):
+        tick = time.perf_counter()
+        sentences = {i: split.sentences[i] for i in indices}
+        predicted, depth = predict(model, loader, accelerator, features, sentences, progress)
+        metrics = score([list(split.sentences[i].tags) for i in indices], [predicted[i] for i in indices])
+        seconds = time.perf_counter() - tick
+        eval_seconds.append(seconds)
+        rows.append({
+            **fixed_columns, **metrics, "step": state.step, "examples_seen": state.examples_seen, "split": split_name,
+            "eval_sentences": len(indices), "train_loss": loss, "wall_clock_s": state.train_seconds, "eval_s": seconds,
+        })
+        if split_name == "test":
+            final["depth_attention"] = depth
+
+    def on_eval(state: TrainState, loss: float) -> None:
+        evaluate("dev", dev_loader, dev_features, splits["valid"], dev_idx, state, loss)
+        if state.step == train_cfg.steps:
+            evaluate("test", test_loader, test_features, test_split, list(range(len(test_split.sentences))), state, loss)
+
+    steps = eval_schedule(train_cfg.steps, train_cfg.eval_points)
+    state = train(model, optimizer, scheduler, train_loader, accelerator, train_cfg, steps, on_eval, progress)
+    timings.update(train_s=state.train_seconds, eval_s=eval_seconds, step_time_s=state.train_seconds / train_cfg.steps)
+    timings["total_s"] = time.perf_counter() - started
+
+    head = accelerator.unwrap_model(model).head
+    layer_names = fused_layer_names(pristine.num_layers, head_cfg.fuse_embeddings)
+    manifest = {
+        "run_id": config.run_id,
+        "config": config.to_dict(),
+        "config_hash": config.config_hash(),
+        "budget": budget_record,
+        "subset": subset_record,
+        "dev_subsample": {"seed": config.data.dev_subsample_seed, "n_sentences": len(dev_idx)},
+        "data": {name: split_statistics(split) for name, split in splits.items()},
+        "features": {
+            "train_windows": len(train_features.windows), "lost_words_train_subset": train_features.lost_words,
+            "lost_words_test": test_features.lost_words, "truncated_words_test": test_features.truncated_words,
+        },
+        "eval_steps": steps,
+        "timings": timings,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "versions": versions,
+        "git": {"sha": git_sha, "dirty": git_dirty},
+        "device": device,
+        **provenance.host_description(),
+    }
+    if final.get("depth_attention"):
+        manifest["depth_attention"] = {"layers": layer_names, "per_type": final["depth_attention"]}
+    if hasattr(head, "weights") and callable(head.weights):
+        weights = head.weights().detach().float().cpu().tolist()
+        manifest["scalarmix_weights"] = {"layers": layer_names[-len(weights):], "weights": weights}
+    if not accelerator.is_main_process:
+        return Path()
+    return write_cell(config.results_dir, config.study, config.run_id, cell_table(rows), manifest)

@@ -1,0 +1,115 @@
+"""Evaluation: the log-spaced eval schedule, window predictions -> sentence tags, and seqeval scores.
+
+Headline metric: entity-level micro F1 in seqeval's strict IOB2 mode (an entity counts only with an exact
+B-/I- span); seqeval's default (lenient, conlleval-like) mode is recorded beside it as `f1_default`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from seqeval.metrics import classification_report, f1_score
+from seqeval.scheme import IOB2
+
+from paper_repro.data.conll import ENTITY_TYPES, LABELS, Sentence
+from paper_repro.models.pooling import SubwordPooling
+from paper_repro.train.features import IGNORE_INDEX, Features
+
+DEPTH_GROUPS = (*ENTITY_TYPES, "O", "ALL")
+
+
+def eval_schedule(steps: int, points: int) -> list[int]:
+    """`points` log-spaced optimizer steps from ~1% of the budget to `steps` (always included)."""
+    if points < 1:
+        raise ValueError(f"train.eval_points must be >= 1, got {points}")
+    first = max(1, round(steps * 0.01))
+    grid = np.geomspace(first, steps, num=points) if points > 1 else np.array([steps])
+    return sorted({int(round(s)) for s in grid} | {steps})
+
+
+def label_types(labels: torch.Tensor) -> list[torch.Tensor]:
+    """Masks [B, W] per group in DEPTH_GROUPS for word labels (ids into LABELS; IGNORE_INDEX excluded)."""
+    valid = labels != IGNORE_INDEX
+    names = np.array([label.split("-")[-1] for label in LABELS])  # "O" stays "O"
+    safe = labels.clamp(min=0).cpu().numpy()
+    masks = [torch.from_numpy(names[safe] == group).to(labels.device) & valid for group in DEPTH_GROUPS[:-1]]
+    return masks + [valid]
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    accelerator: Accelerator,
+    features: Features,
+    sentences: dict[int, Sentence],
+    progress: bool = False,
+) -> tuple[dict[int, list[str]], dict[str, list[float]] | None]:
+    """Predict tags for every sentence in `sentences` (keys: split indices) exactly once, across processes.
+
+    Returns the predicted tags per sentence and, when the head exposes `last_weights` [B, T, N], its mean
+    depth-attention weights per gold entity type (per word, averaged over the word's subwords).
+    """
+    from tqdm.auto import tqdm
+
+    model.eval()
+    head = accelerator.unwrap_model(model).head
+    depth_sums = depth_counts = None
+    mean_pool = SubwordPooling("mean", 1)
+    window_ids, window_preds = [], []
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        num_words = batch["labels"].shape[1]
+        logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_words)
+        preds = accelerator.pad_across_processes(logits.argmax(-1), dim=1, pad_index=-1)
+        ids, preds = accelerator.gather_for_metrics((batch["window_id"], preds))
+        window_ids.append(ids.cpu())
+        window_preds.extend(preds.cpu().tolist())
+        weights = getattr(head, "last_weights", None)
+        if weights is not None:
+            words = mean_pool(weights.float(), batch["word_index"], num_words)   # [B, W, N]
+            masks = torch.stack(label_types(batch["labels"]))                    # [G, B, W]
+            sums = torch.einsum("gbw,bwn->gn", masks.float(), words)
+            counts = masks.sum(dim=(1, 2)).float()
+            depth_sums = sums if depth_sums is None else depth_sums + sums
+            depth_counts = counts if depth_counts is None else depth_counts + counts
+    model.train()
+
+    predicted = {index: ["O"] * len(sentence.tokens) for index, sentence in sentences.items()}
+    seen = set()
+    for window_id, preds in zip(torch.cat(window_ids).tolist(), window_preds):
+        if window_id in seen:  # a sample repeated to even out the last batch across processes
+            continue
+        seen.add(window_id)
+        window = features.windows[window_id]
+        for j, label in enumerate(window.labels):
+            if label != IGNORE_INDEX:
+                predicted[window.sentence][window.word_offset + j] = LABELS[preds[j]]
+    if len(seen) != len(features.windows):
+        raise RuntimeError(f"evaluation saw {len(seen)} of {len(features.windows)} windows")
+
+    depth = None
+    if depth_sums is not None:
+        depth_sums, depth_counts = accelerator.reduce(depth_sums), accelerator.reduce(depth_counts)
+        depth = {
+            group: (depth_sums[g] / depth_counts[g]).tolist() if depth_counts[g] > 0 else None
+            for g, group in enumerate(DEPTH_GROUPS)
+        }
+    return predicted, depth
+
+
+def score(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """seqeval entity-level micro P/R/F1 (strict IOB2), lenient F1, and strict F1 per entity type."""
+    report = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    micro = report["micro avg"]
+    metrics = {
+        "f1": float(micro["f1-score"]),
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1_default": float(f1_score(gold, predicted, zero_division=0)),
+    }
+    for entity_type in ENTITY_TYPES:
+        row = report.get(entity_type)
+        metrics[f"f1_{entity_type}"] = float(row["f1-score"]) if row else math.nan
+    return metrics

@@ -1,0 +1,197 @@
+"""Sentences -> subword windows with word-level labels, cached per (tokenizer, split, max length).
+
+Words are tokenized with `is_split_into_words=True`. Each window keeps, per subword, the index of its word
+(-1 for special tokens), and one label per word: the `first` subword pooling is exactly the usual
+"label on the first subword, -100 elsewhere" convention. A sentence longer than `max_length` subwords is
+split into consecutive windows at word boundaries, never truncated; a single word longer than a window keeps
+its first subwords (counted as `truncated_words`). A word the tokenizer maps to no subword (`lost_words`)
+has no feature: it is predicted `O` and counted.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from paper_repro.data.conll import LABEL2ID, Split
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Window:
+    sentence: int            # index into the split's sentences
+    word_offset: int         # index of the window's first word within its sentence
+    input_ids: list[int]     # [T] with special tokens
+    word_index: list[int]    # [T] word index within the window, -1 for special tokens
+    labels: list[int]        # [W] label id per word (IGNORE_INDEX for a word without subwords)
+
+
+@dataclass
+class Features:
+    windows: list[Window]
+    lost_words: int = 0
+    truncated_words: int = 0
+    sentence_windows: dict[int, list[int]] = field(default_factory=dict)  # sentence -> window positions
+
+    def __post_init__(self) -> None:
+        if not self.sentence_windows:
+            for position, window in enumerate(self.windows):
+                self.sentence_windows.setdefault(window.sentence, []).append(position)
+
+    def select(self, sentences: list[int]) -> "Features":
+        """The windows of the given sentences, in that order (a few-shot subset of the train split)."""
+        missing = [s for s in sentences if s not in self.sentence_windows]
+        if missing:
+            raise ValueError(f"sentences {missing[:5]} have no windows")
+        windows = [self.windows[p] for s in sentences for p in self.sentence_windows[s]]
+        lost = sum(label == IGNORE_INDEX for w in windows for label in w.labels)
+        return Features(windows=windows, lost_words=lost, truncated_words=self.truncated_words)
+
+
+def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """Special token ids the tokenizer puts before and after the words, e.g. ([CLS], [SEP])."""
+    probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
+    word_ids = probe.word_ids(0)
+    first = word_ids.index(0)
+    last = len(word_ids) - 1 - word_ids[::-1].index(0)
+    return probe["input_ids"][:first], probe["input_ids"][last + 1 :]
+
+
+def split_into_windows(word_lengths: list[int], budget: int) -> list[tuple[int, int]]:
+    """Greedy word-boundary chunks [start, end) whose subword counts fit `budget`."""
+    chunks, start, used = [], 0, 0
+    for word, length in enumerate(word_lengths):
+        cost = min(length, budget)
+        if used + cost > budget and word > start:
+            chunks.append((start, word))
+            start, used = word, 0
+        used += cost
+    chunks.append((start, len(word_lengths)))
+    return chunks
+
+
+def tokenize_split(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Features:
+    """Tokenize every sentence of `split` once (batched, fast tokenizer) and cut it into windows."""
+    prefix, suffix = special_tokens(tokenizer)
+    budget = max_length - len(prefix) - len(suffix)
+    if budget < 1:
+        raise ValueError(f"max_length={max_length} leaves no room for words next to {len(prefix) + len(suffix)} special tokens")
+    encoded = tokenizer(
+        [list(s.tokens) for s in split.sentences], is_split_into_words=True, add_special_tokens=False
+    )
+    windows, lost, truncated = [], 0, 0
+    for index, sentence in enumerate(split.sentences):
+        ids, word_ids = encoded["input_ids"][index], encoded.word_ids(index)
+        per_word: list[list[int]] = [[] for _ in sentence.tokens]
+        for token_id, word in zip(ids, word_ids):
+            per_word[word].append(token_id)
+        lengths = [len(pieces) for pieces in per_word]
+        lost += sum(length == 0 for length in lengths)
+        truncated += sum(length > budget for length in lengths)
+        for start, end in split_into_windows(lengths, budget):
+            input_ids, word_index = [], []
+            for word in range(start, end):
+                pieces = per_word[word][:budget]
+                input_ids += pieces
+                word_index += [word - start] * len(pieces)
+            labels = [
+                LABEL2ID[sentence.tags[w]] if lengths[w] else IGNORE_INDEX for w in range(start, end)
+            ]
+            windows.append(
+                Window(index, start, prefix + input_ids + suffix, [-1] * len(prefix) + word_index + [-1] * len(suffix), labels)
+            )
+    return Features(windows=windows, lost_words=lost, truncated_words=truncated)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PAPER_REPRO_CACHE", Path.home() / ".cache" / "paper_repro")) / "features"
+
+
+def features_key(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> str:
+    content = hashlib.sha256()
+    for sentence in split.sentences:
+        content.update(("\x1f".join(sentence.tokens) + "\x1e" + "\x1f".join(sentence.tags) + "\x1d").encode())
+    # the serialized fast tokenizer covers vocabulary, normalizer (casing) and pre-tokenizer (prefix space)
+    tokenizer_state = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+    identity = "|".join([type(tokenizer).__name__, tokenizer_state, str(max_length), content.hexdigest()])
+    return hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+
+_MEMORY_CACHE: dict[str, Features] = {}
+
+
+def cached_features(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Features:
+    """`tokenize_split`, memoized in this process and on disk (`$PAPER_REPRO_CACHE/features`)."""
+    key = features_key(split, tokenizer, max_length)
+    if key in _MEMORY_CACHE:
+        return _MEMORY_CACHE[key]
+    path = cache_dir() / f"{split.name}-{key}.pkl"
+    if path.exists():
+        with open(path, "rb") as handle:
+            features = pickle.load(handle)
+    else:
+        features = tokenize_split(split, tokenizer, max_length)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            pickle.dump(features, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    _MEMORY_CACHE[key] = features
+    return features
+
+
+def collate(windows: list[Window], ids: list[int], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Pad a batch to its own longest window: input_ids/attention_mask/word_index [B, T], labels [B, W]."""
+    length = max(len(w.input_ids) for w in windows)
+    words = max(len(w.labels) for w in windows)
+    batch = len(windows)
+    input_ids = torch.full((batch, length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((batch, length), dtype=torch.long)
+    word_index = torch.full((batch, length), -1, dtype=torch.long)
+    labels = torch.full((batch, words), IGNORE_INDEX, dtype=torch.long)
+    for row, window in enumerate(windows):
+        n = len(window.input_ids)
+        input_ids[row, :n] = torch.tensor(window.input_ids)
+        attention_mask[row, :n] = 1
+        word_index[row, :n] = torch.tensor(window.word_index)
+        labels[row, : len(window.labels)] = torch.tensor(window.labels)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "word_index": word_index,
+        "labels": labels,
+        "window_id": torch.tensor(ids, dtype=torch.long),
+    }
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Indexable windows; items are (position, window) so batches know which windows they hold."""
+
+    def __init__(self, features: Features):
+        self.windows = features.windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, position: int) -> tuple[int, Window]:
+        return position, self.windows[position]
+
+
+class Collator:
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items: list[tuple[int, Window]]) -> dict[str, torch.Tensor]:
+        return collate([w for _, w in items], [i for i, _ in items], self.pad_token_id)
+
+
+def length_grouped_batches(features: Features, batch_size: int) -> list[list[int]]:
+    """Eval batches of similar-length windows (longest first) so padding is minimal."""
+    order = sorted(range(len(features.windows)), key=lambda i: -len(features.windows[i].input_ids))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
