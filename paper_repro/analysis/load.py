@@ -1,0 +1,203 @@
+"""Reading a study's results (parquet) and manifests (json); method order and colours shared by every figure.
+
+Analysis reads files only: it never imports torch or model code.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from paper_repro.results.schema import CELL_SCHEMA, ENTITY_TYPES
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.parquet"
+CELL_KEYS = ("backbone", "sampler", "size", "data_seed", "seed")   # what pairs two methods' cells
+GROUP_KEYS = ("backbone", "sampler", "size")                       # one few-shot condition
+TYPE_COLUMNS = tuple(f"f1_{t}" for t in ENTITY_TYPES)
+
+METHOD_ORDER = ("last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
+# Fixed colours (colour-blind friendly Okabe-Ito + two extras); baselines are neutral greys.
+METHOD_COLORS: dict[str, str] = {
+    "last": "#7f7f7f",
+    "deeper": "#404040",
+    "concat": "#E69F00",
+    "dwatt": "#0072B2",
+    "scalarmix": "#009E73",
+    "lstm": "#CC79A7",
+    "attnres": "#D55E00",
+    "attnres_block": "#56B4E9",
+}
+_EXTRA_COLORS = ("#F0E442", "#8c564b", "#bcbd22", "#17becf", "#9467bd", "#e377c2", "#1f77b4", "#2ca02c")
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """Known methods in METHOD_ORDER, then unknown ones sorted."""
+    present = {str(m) for m in methods if m is not None and not (isinstance(m, float) and pd.isna(m))}
+    known = [m for m in METHOD_ORDER if m in present]
+    return known + sorted(present - set(METHOD_ORDER))
+
+
+def method_color(method: str) -> str:
+    """The fixed colour of a method; unknown methods get a stable colour from their name."""
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    index = sum(ord(c) for c in method) % len(_EXTRA_COLORS)
+    return _EXTRA_COLORS[index]
+
+
+def method_palette(methods: Iterable[str]) -> dict[str, str]:
+    return {m: method_color(m) for m in method_order(methods)}
+
+
+def resolve_study_dir(study_dir: str | Path) -> Path:
+    """`study_dir` as given if it exists, else relative to the checkout root (for notebooks run from analysis/)."""
+    path = Path(study_dir)
+    if path.exists() or path.is_absolute():
+        return path
+    root = Path(__file__).resolve().parents[2]
+    candidate = root / path
+    return candidate if candidate.exists() else path
+
+
+def empty_results() -> pd.DataFrame:
+    return CELL_SCHEMA.empty_table().to_pandas()
+
+
+def _read_parquet(path: Path) -> pa.Table | None:
+    try:
+        return pq.read_table(path)
+    except Exception as error:  # noqa: BLE001 - a corrupt file is reported and skipped, never fatal
+        log.warning("skipping unreadable parquet %s: %s", path, error)
+        return None
+
+
+def _align(table: pa.Table, source: Path) -> pa.Table | None:
+    """Cast to CELL_SCHEMA when the columns match (tolerates type widening); else skip with a warning."""
+    if table.schema.equals(CELL_SCHEMA, check_metadata=False):
+        return table
+    if set(table.schema.names) != set(CELL_SCHEMA.names):
+        diff = sorted(set(table.schema.names) ^ set(CELL_SCHEMA.names))
+        log.warning("skipping %s: columns differ from CELL_SCHEMA: %s", source, diff)
+        return None
+    try:
+        return table.select(CELL_SCHEMA.names).cast(CELL_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+        log.warning("skipping %s: cannot cast to CELL_SCHEMA: %s", source, error)
+        return None
+
+
+def done_cell_parquets(study_dir: str | Path) -> list[Path]:
+    cells = Path(study_dir) / "cells"
+    if not cells.is_dir():
+        return []
+    return sorted(p for p in cells.glob("*.parquet") if p.with_suffix(".done").exists())
+
+
+def load_results(study_dir: str | Path) -> pd.DataFrame:
+    """The study's long-format results (CELL_SCHEMA columns).
+
+    Uses `<study_dir>/results.parquet` when present, else concatenates `cells/<run_id>.parquet` of cells
+    with a `.done` marker. `study_dir` may also be a parquet file. A study without results gives an empty
+    frame (with a warning); a path that does not exist is an error.
+    """
+    path = resolve_study_dir(study_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"study directory not found: {study_dir}")
+    if path.is_file():
+        sources = [path]
+    elif (path / RESULTS_FILE).exists():
+        sources = [path / RESULTS_FILE]
+    else:
+        sources = done_cell_parquets(path)
+    tables = []
+    for source in sources:
+        table = _read_parquet(source)
+        table = _align(table, source) if table is not None else None
+        if table is not None:
+            tables.append(table)
+    if not tables:
+        log.warning("no results in %s (no %s and no done cells)", path, RESULTS_FILE)
+        return empty_results()
+    df = pa.concat_tables(tables).to_pandas()
+    if sources and sources[0].name == RESULTS_FILE and path.is_dir():
+        done = {p.stem for p in done_cell_parquets(path)}
+        newer = done - set(df["run_id"])
+        if newer:
+            log.warning("%s lacks %d done cells (e.g. %s): collect the study again", RESULTS_FILE, len(newer),
+                        sorted(newer)[0])
+    before = len(df)
+    df = df.drop_duplicates(subset=["run_id", "split", "step"], keep="last").reset_index(drop=True)
+    if len(df) < before:
+        log.warning("dropped %d duplicate (run_id, split, step) rows", before - len(df))
+    return df
+
+
+def load_manifests(study_dir: str | Path) -> list[dict[str, Any]]:
+    """Manifests of done cells (`cells/<run_id>.manifest.json`), each with `run_id` set (from the file name
+    if the manifest lacks it). Unreadable files are skipped with a warning."""
+    path = resolve_study_dir(study_dir)
+    cells = path / "cells"
+    if not cells.is_dir():
+        return []
+    manifests = []
+    for file in sorted(cells.glob("*.manifest.json")):
+        run_id = file.name[: -len(".manifest.json")]
+        if not (cells / f"{run_id}.done").exists():
+            continue
+        try:
+            manifest = json.loads(file.read_text())
+        except (OSError, ValueError) as error:
+            log.warning("skipping unreadable manifest %s: %s", file, error)
+            continue
+        if not isinstance(manifest, dict):
+            log.warning("skipping manifest %s: not a JSON object", file)
+            continue
+        manifest.setdefault("run_id", run_id)
+        manifests.append(manifest)
+    return manifests
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict) or key not in obj:
+            return None
+        obj = obj[key]
+    return obj
+
+
+def manifest_index(manifests: list[dict[str, Any]], df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per manifest: run_id and the cell keys (method, backbone, sampler, size, data_seed, seed),
+    taken from the manifest's config, else from the results rows of the same run_id."""
+    from_df: dict[str, dict[str, Any]] = {}
+    if df is not None and len(df):
+        cols = ["run_id", "method", *CELL_KEYS]
+        for row in df[cols].drop_duplicates("run_id").to_dict("records"):
+            from_df[row["run_id"]] = row
+    rows = []
+    for manifest in manifests:
+        config = manifest.get("config") or {}
+        run_id = manifest.get("run_id")
+        known = from_df.get(run_id, {})
+        row = {
+            "run_id": run_id,
+            "method": _get(config, "model", "head", "name"),
+            "backbone": _get(config, "model", "backbone"),
+            "sampler": _get(config, "data", "sampler"),
+            "size": _get(config, "data", "size"),
+            "data_seed": _get(config, "data", "data_seed"),
+            "seed": _get(config, "train", "seed"),
+        }
+        for key in ("method", *CELL_KEYS):
+            if known.get(key) is not None:          # the results table is what was actually recorded
+                row[key] = known[key]
+        rows.append(row)
+    columns = ["run_id", "method", *CELL_KEYS]
+    return pd.DataFrame(rows, columns=columns)

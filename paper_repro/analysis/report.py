@@ -1,0 +1,486 @@
+"""REPORT.md for a study: tables, figures, what the numbers support, and what is missing.
+
+    python -m paper_repro.analysis.report results/<study> [--out-dir DIR] [--execute-notebooks]
+
+Writes `<out>/REPORT.md`, figures under `<out>/figures/` and the tables as CSV under `<out>/tables/`
+(`<out>` = the study directory unless --out-dir). Anything taken from the paper is marked "(paper's claim)".
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from paper_repro.analysis import plots, stats
+from paper_repro.analysis.load import (
+    ENTITY_TYPES,
+    GROUP_KEYS,
+    RESULTS_FILE,
+    done_cell_parquets,
+    load_manifests,
+    load_results,
+    method_order,
+    resolve_study_dir,
+)
+
+log = logging.getLogger(__name__)
+
+BASELINES = ("deeper", "last")
+PAPER = "(paper's claim)"
+PAPER_CLAIMS = (
+    f"{PAPER} On CoNLL-03 NER, layer fusion (DWAtt, Concat) gains 3.68–9.73 F1 over the deeper-model baseline "
+    "at different few-shot sizes, at a similar parameter budget. The abstract does not say whether these are F1 "
+    "points or percent relative, so both readings are checked below.",
+    f"{PAPER} DWAtt and Concat are more step- and sample-efficient than the deeper baseline, especially in the "
+    "few-shot setting.",
+    f"{PAPER} DWAtt outperforms Concat on larger data sizes.",
+)
+MAX_MISSING_ROWS = 60
+
+
+# --------------------------------------------------------------------------------------------- formatting
+def _num(x: Any, digits: int = 1, scale: float = 1.0) -> str:
+    try:
+        v = float(x) * scale
+    except (TypeError, ValueError):
+        return str(x)
+    return "–" if not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _pts(x: Any, digits: int = 1) -> str:
+    return _num(x, digits, 100.0)
+
+
+def _pm(mean: Any, half: Any, digits: int = 1, scale: float = 100.0) -> str:
+    m = _num(mean, digits, scale)
+    h = _num(half, digits, scale)
+    return m if h == "–" else f"{m} ± {h}"
+
+
+def _ci(lo: Any, hi: Any, digits: int = 1, scale: float = 100.0) -> str:
+    a, b = _num(lo, digits, scale), _num(hi, digits, scale)
+    return "–" if a == "–" or b == "–" else f"[{a}, {b}]"
+
+
+def _p(p: Any) -> str:
+    try:
+        v = float(p)
+    except (TypeError, ValueError):
+        return "–"
+    if not np.isfinite(v):
+        return "–"
+    return "<1e-4" if v < 1e-4 else f"{v:.3g}"
+
+
+def _cell(x: Any) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "–"
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(rows: list[list[Any]], header: list[str]) -> str:
+    """A GitHub-markdown table; every cell is turned into text."""
+    if not rows:
+        return "_(no rows)_\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _figure_links(result: list[Path] | str, base: Path, what: str) -> str:
+    if isinstance(result, str):
+        return f"_Figure skipped ({what}): {result}._\n"
+    pngs = [p for p in result if p.suffix == ".png"]
+    out = []
+    for png in pngs:
+        rel = os.path.relpath(png, base)
+        pdf = os.path.relpath(png.with_suffix(".pdf"), base)
+        out.append(f"![{png.stem}]({rel})  \n[PDF]({pdf})")
+    return "\n\n".join(out) + "\n"
+
+
+def _conditions(table: pd.DataFrame) -> list[tuple[Any, Any]]:
+    if table.empty:
+        return []
+    return sorted({(b, s) for b, s in zip(table["backbone"], table["sampler"])}, key=str)
+
+
+# --------------------------------------------------------------------------------------------- sections
+def f1_section(table: pd.DataFrame) -> str:
+    """Test F1 (points) mean ± 95% CI half-width (n) per size × method, one table per backbone × sampler."""
+    if table.empty:
+        return "_No test rows._\n"
+    out = []
+    for backbone, sampler in _conditions(table):
+        sub = table[(table["backbone"] == backbone) & (table["sampler"] == sampler)]
+        methods = method_order(sub["method"].unique())
+        rows = []
+        for size in sorted(sub["size"].unique()):
+            row = [size]
+            for m in methods:
+                r = sub[(sub["size"] == size) & (sub["method"] == m)]
+                row.append(f"{_pm(r['mean'].iloc[0], r['ci_half'].iloc[0])} (n={int(r['n'].iloc[0])})"
+                           if len(r) else "–")
+            rows.append(row)
+        out.append(f"**{backbone} · {sampler}** — test F1 (points), mean ± 95% t-CI half-width (n cells)\n\n"
+                   + md_table(rows, ["size", *methods]))
+    return "\n".join(out)
+
+
+def gains_section(paired: pd.DataFrame) -> str:
+    """Paired gains table per baseline."""
+    if paired.empty:
+        return "_No paired cells (a baseline or the test split is missing)._\n"
+    out = []
+    lo, hi = stats.PAPER_GAIN_RANGE
+    for baseline in paired["baseline"].unique():
+        sub = paired[paired["baseline"] == baseline]
+        rows = []
+        for _, r in sub.iterrows():
+            pts, rel = r["mean_diff"] * 100, r["rel_gain"] * 100
+            rows.append([
+                r["backbone"], r["sampler"], r["size"], r["method"], r["n_pairs"],
+                _pts(r["mean_diff"], 2), _ci(r["ci_lo"], r["ci_hi"], 2), _num(r["rel_gain"], 1, 100),
+                _ci(r["rel_ci_lo"], r["rel_ci_hi"], 1), _p(r["p_wilcoxon"]), _p(r["p_wilcoxon_holm"]),
+                _p(r["p_ttest"]), _p(r["p_ttest_holm"]),
+                "yes" if stats.in_paper_band(pts) else "no", "yes" if stats.in_paper_band(rel) else "no",
+            ])
+        out.append(
+            f"**Gain over `{baseline}`** (test F1; method − {baseline}, paired on backbone/sampler/size/data_seed/"
+            f"seed; CI: paired bootstrap, {stats.N_BOOT} resamples; Holm across sizes within backbone × sampler)\n\n"
+            + md_table(rows, ["backbone", "sampler", "size", "method", "pairs", "gain (pts)", "95% CI (pts)",
+                              "gain (% rel.)", "95% CI (% rel.)", "Wilcoxon p", "Holm p", "t-test p",
+                              "Holm p (t)", f"in {lo}–{hi} (pts) {PAPER}", f"in {lo}–{hi} (% rel.) {PAPER}"]))
+    return "\n".join(out)
+
+
+def _sizes_text(sizes: list[Any]) -> str:
+    return ", ".join(str(s) for s in sizes) if sizes else "none"
+
+
+def findings(paired: pd.DataFrame, step_paired: pd.DataFrame | None = None,
+             dwatt_vs_concat: pd.DataFrame | None = None, alpha: float = 0.05) -> list[str]:
+    """Plain statements generated from the numbers: per method × baseline, at which sizes the paired 95% CI
+    excludes 0 (and in which direction), where Holm-adjusted Wilcoxon p < alpha, and where the mean gain
+    falls in the paper's band under each reading."""
+    lines: list[str] = []
+    if paired.empty:
+        return ["No method/baseline pairs with test results: nothing can be said about gains yet."]
+    lo, hi = stats.PAPER_GAIN_RANGE
+    for (backbone, sampler, baseline, method), g in paired.groupby(
+            ["backbone", "sampler", "baseline", "method"], sort=False):
+        g = g.sort_values("size")
+        n_sizes = len(g)
+        pos = g[g["ci_lo"] > 0]["size"].tolist()
+        neg = g[g["ci_hi"] < 0]["size"].tolist()
+        no_ci = g[g["ci_lo"].isna() | g["ci_hi"].isna()]["size"].tolist()
+        undecided = g[(g["ci_lo"] <= 0) & (g["ci_hi"] >= 0)]["size"].tolist()
+        sig = g[g["p_wilcoxon_holm"] < alpha]["size"].tolist()
+        band_pts = [s for s, d in zip(g["size"], g["mean_diff"]) if stats.in_paper_band(d * 100)]
+        band_rel = [s for s, d in zip(g["size"], g["rel_gain"]) if stats.in_paper_band(d * 100)]
+        text = (f"**{method} vs {baseline}** ({backbone} · {sampler}): paired 95% CI above 0 at "
+                f"{len(pos)}/{n_sizes} sizes ({_sizes_text(pos)})")
+        if neg:
+            text += f", below 0 at {_sizes_text(neg)}"
+        if undecided:
+            text += f", includes 0 at {_sizes_text(undecided)}"
+        if no_ci:
+            text += f", no CI (fewer than 2 pairs) at {_sizes_text(no_ci)}"
+        text += (f"; Holm-adjusted Wilcoxon p < {alpha} at {len(sig)}/{n_sizes}. Mean gain inside the "
+                 f"{lo}–{hi} band {PAPER} read as F1 points at {_sizes_text(band_pts)}; read as % relative at "
+                 f"{_sizes_text(band_rel)}.")
+        floor = g[g["n_pairs"] >= 2]["min_p_wilcoxon"].max()
+        if np.isfinite(floor) and floor > alpha:
+            text += (f" Note: with {int(g[g['n_pairs'] >= 2]['n_pairs'].min())} pairs the exact Wilcoxon p cannot go below "
+                     f"{floor:.3g}, so the test cannot reach {alpha}; the CI is the informative number.")
+        lines.append(text)
+    if step_paired is not None and len(step_paired):
+        for (backbone, sampler, baseline, method), g in step_paired.groupby(
+                ["backbone", "sampler", "baseline", "method"], sort=False):
+            pos = g[g["ci_lo"] > 0]["size"].tolist()
+            neg = g[g["ci_hi"] < 0]["size"].tolist()
+            lines.append(
+                f"**Step efficiency, {method} vs {baseline}** ({backbone} · {sampler}): normalized area under the "
+                f"dev-F1-vs-log-step curve higher (paired 95% CI above 0) at {len(pos)}/{len(g)} sizes "
+                f"({_sizes_text(pos)})" + (f", lower at {_sizes_text(neg)}" if neg else "") + ".")
+    if dwatt_vs_concat is not None and len(dwatt_vs_concat):
+        for (backbone, sampler), g in dwatt_vs_concat.groupby(["backbone", "sampler"], sort=False):
+            g = g.sort_values("size")
+            largest = g.iloc[-1]
+            verdict = ("above 0" if largest["ci_lo"] > 0 else "below 0" if largest["ci_hi"] < 0 else "includes 0")
+            lines.append(
+                f"**dwatt vs concat** ({backbone} · {sampler}): at the largest size ({largest['size']}) the gain is "
+                f"{_pts(largest['mean_diff'], 2)} pts, 95% CI {_ci(largest['ci_lo'], largest['ci_hi'], 2)} "
+                f"({verdict}); by size: "
+                + ", ".join(f"{s}: {_pts(d, 2)}" for s, d in zip(g["size"], g["mean_diff"])) + ".")
+    return lines
+
+
+def step_section(table: pd.DataFrame, frac: float, reference: str) -> str:
+    if table.empty:
+        return "_No dev rows: step efficiency cannot be computed._\n"
+    rows = [[r["backbone"], r["sampler"], r["size"], r["method"], r["n"], _pm(r["final_dev"], r["final_dev_ci"]),
+             f"{r['n_reached']}/{r['n']}", _num(r["steps_to_reach_median"], 0),
+             _pm(r["steps_to_reach_mean"], r["steps_to_reach_ci"], 0, 1.0), _pm(r["auc"], r["auc_ci"])]
+            for _, r in table.iterrows()]
+    return (f"Target: {int(frac * 100)}% of `{reference}`'s final dev F1 in the same backbone/sampler/size/"
+            f"data_seed/seed; steps interpolated linearly in log(step) between eval points, over the cells that "
+            f"reach it. AUC: area under dev F1 vs log(step), divided by the log-step span (= mean F1 over the "
+            f"log-step grid, points).\n\n"
+            + md_table(rows, ["backbone", "sampler", "size", "method", "n", "final dev F1 (pts)", "reached",
+                              "median steps", "mean steps ± CI", "norm. AUC (pts)"]))
+
+
+def per_type_section(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "_No test rows._\n"
+    types = [t for t in ENTITY_TYPES if t in set(table["type"])]
+    values = {(*key, r["type"]): r for key, r in
+              ((tuple(r[k] for k in [*GROUP_KEYS, "method"]), r) for _, r in table.iterrows())}
+    rows = []
+    for key in table[[*GROUP_KEYS, "method"]].drop_duplicates().itertuples(index=False, name=None):
+        row, n = list(key), 0
+        for t in types:
+            r = values.get((*key, t))
+            row.append(_pm(r["mean"], r["ci_half"]) if r is not None else "–")
+            n = max(n, int(r["n"])) if r is not None else n
+        rows.append([*row, n])
+    return ("Test F1 per entity type (points), mean ± 95% t-CI half-width.\n\n"
+            + md_table(rows, [*GROUP_KEYS, "method", *types, "n"]))
+
+
+def depth_section(weights: pd.DataFrame) -> str:
+    """Per method/size: the layer with the largest mean weight for each entity type, its weight, and the
+    normalized entropy of the mean weights (1 = uniform over layers)."""
+    if weights.empty:
+        return "_No manifest carries depth_attention or scalarmix_weights._\n"
+    mean = weights.groupby(["source", "method", "backbone", "sampler", "size", "type", "layer_index", "layer"],
+                           as_index=False).agg(weight=("weight", "mean"), n=("run_id", "nunique"))
+    summary = {}
+    for key, g in mean.groupby(["source", "method", "backbone", "sampler", "size", "type"], sort=True):
+        top = g.sort_values("weight", ascending=False).iloc[0]
+        w = g["weight"].to_numpy(float)
+        w = w / w.sum() if np.nansum(w) > 0 else w
+        entropy = -np.nansum(w * np.log(np.clip(w, 1e-12, None)))
+        norm = entropy / np.log(len(w)) if len(w) > 1 else np.nan
+        summary[key] = (f"{top['layer']} ({_num(top['weight'], 2)}; H={_num(norm, 2)})", int(g["n"].max()))
+    types = [t for t in [*ENTITY_TYPES, "ALL"] if any(k[-1] == t for k in summary)]
+    types += sorted({k[-1] for k in summary} - set(types))
+    rows = []
+    order = {m: i for i, m in enumerate(method_order({k[1] for k in summary}))}
+    for head in sorted({k[:-1] for k in summary}, key=lambda k: (k[0], order[k[1]], str(k[2]), str(k[3]), k[4])):
+        row = [*head]
+        for t in types:
+            row.append(summary.get((*head, t), ("–", 0))[0])
+        row.append(max(summary.get((*head, t), ("", 0))[1] for t in types))
+        rows.append(row)
+    return ("Top layer by mean weight over seeds per entity type: `layer (weight; H = normalized entropy of "
+            "the mean weights, 1 = uniform)`.\n\n"
+            + md_table(rows, ["source", "method", "backbone", "sampler", "size", *types, "n"]))
+
+
+def budget_section(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "_No budget information._\n"
+    rows = [[r["backbone"], r["method"], r["knob"], r["knob_value"], _num(r["params"], 0), _num(r["target"], 0),
+             _num(r["deviation"], 2, 100) + (" %" if _num(r["deviation"]) != "–" else ""), r["matched"], r["note"],
+             r["n_cells"], r["source"]] for _, r in table.iterrows()]
+    return md_table(rows, ["backbone", "method", "knob", "knob value", "head params", "target", "deviation",
+                           "matched", "note", "cells", "source"])
+
+
+def cost_section(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "_No cells._\n"
+    rows = [[r["backbone"], r["method"], r["n_cells"], _pm(r["step_time_ms"], r["step_time_ms_ci"], 1, 1.0),
+             _pm(r["train_s"], r["train_s_ci"], 1, 1.0), _pm(r["total_s"], r["total_s_ci"], 1, 1.0),
+             _num(r["head_params"], 0)] for _, r in table.iterrows()]
+    return ("Mean ± 95% t-CI half-width over cells. Step time from the manifest timings when recorded, else "
+            "training wall-clock / steps.\n\n"
+            + md_table(rows, ["backbone", "method", "cells", "ms / step", "train s / cell", "total s / cell",
+                              "head params"]))
+
+
+def completeness_section(comp: dict[str, pd.DataFrame], figures: dict[str, Any], n_manifests: int) -> str:
+    out = []
+    counts = comp["counts"]
+    if counts.empty:
+        out.append("_No cells._\n")
+    else:
+        for backbone, sampler in _conditions(counts):
+            sub = counts[(counts["backbone"] == backbone) & (counts["sampler"] == sampler)]
+            methods = method_order(sub["method"].unique())
+            rows = []
+            for size in sorted(sub["size"].unique()):
+                row = [size]
+                for m in methods:
+                    r = sub[(sub["size"] == size) & (sub["method"] == m)]
+                    row.append(f"{int(r['n_cells'].iloc[0])} ({int(r['n_test'].iloc[0])} test)" if len(r) else "0")
+                rows.append(row)
+            out.append(f"**{backbone} · {sampler}** — cells per method × size (cells with a test row)\n\n"
+                       + md_table(rows, ["size", *methods]))
+    missing = comp["missing"]
+    if missing.empty:
+        out.append("No missing cells against the observed grid (union over methods of the data_seed × seed "
+                   "combinations seen at each backbone/sampler/size; all methods seen in the study).\n")
+    else:
+        rows = missing.head(MAX_MISSING_ROWS).values.tolist()
+        more = f" (first {MAX_MISSING_ROWS} shown)" if len(missing) > MAX_MISSING_ROWS else ""
+        out.append(f"**{len(missing)} missing cells** against the observed grid{more}:\n\n"
+                   + md_table(rows, list(missing.columns)))
+    no_manifest = comp["no_manifest"]
+    out.append(f"Manifests read: {n_manifests}; result cells without a manifest: {len(no_manifest)}.\n")
+    skipped = {k: v for k, v in figures.items() if isinstance(v, str)}
+    if skipped:
+        out.append("Figures skipped:\n\n" + "\n".join(f"- {k}: {v}" for k, v in skipped.items()) + "\n")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------- build
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+
+
+def build_report(
+    study_dir: str | Path, out_dir: str | Path | None = None, execute_notebooks: bool = False,
+    frac: float = 0.9, reference: str = "last", baselines: Sequence[str] = BASELINES, n_boot: int = stats.N_BOOT,
+    figures: bool = True,
+) -> Path:
+    """Write `<out>/REPORT.md`, `<out>/figures/*.png|pdf` and `<out>/tables/*.csv`; return the REPORT.md path.
+
+    `out` defaults to the study directory. With `execute_notebooks`, the notebooks in `analysis/` are run
+    headless on this study into `<out>/notebooks/` (failures are reported, not raised). `figures=False` writes
+    the tables only (faster)."""
+    study = resolve_study_dir(study_dir)
+    df = load_results(study)
+    manifests = load_manifests(study)
+    out = Path(out_dir) if out_dir is not None else study
+    figures_dir = out / "figures"
+    tables_dir = out / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+
+    f1 = stats.f1_vs_size(df)
+    cells = stats.cell_values(df)
+    methods = method_order(cells["method"].unique()) if len(cells) else []
+    paired = stats.all_paired_cells(cells, "f1", tuple(baselines), n_boot=n_boot)
+    dvc = (stats.paired_from_cells(cells, "f1", "dwatt", "concat", n_boot=n_boot)
+           if {"dwatt", "concat"} <= set(methods) else pd.DataFrame(columns=stats.PAIRED_COLUMNS))
+    step_cells = stats.step_efficiency_cells(df, frac, reference)
+    step_table = stats.step_efficiency(df, frac, reference)
+    step_paired = stats.all_paired_cells(step_cells.dropna(subset=["auc"]), "auc", ("deeper",), n_boot=n_boot)
+    step_paired = step_paired[step_paired["method"] != "last"].reset_index(drop=True)
+    per_type = stats.per_type_table(df)
+    budget = stats.budget_table(df, manifests)
+    cost = stats.cost_table(df, manifests)
+    weights = stats.depth_weights(manifests, df)
+    comp = stats.completeness(df, manifests)
+
+    for name, table in {"f1_vs_size": f1, "paired_gains": paired, "dwatt_vs_concat": dvc,
+                        "step_efficiency": step_table, "step_efficiency_cells": step_cells,
+                        "auc_paired_vs_deeper": step_paired, "per_type": per_type, "budget": budget, "cost": cost,
+                        "completeness": comp["counts"], "missing_cells": comp["missing"]}.items():
+        _write_csv(table, tables_dir / f"{name}.csv")
+
+    if figures:
+        figs = plots.make_all_figures(df, manifests, figures_dir, frac=frac, reference=reference,
+                                      paired=paired if len(paired) else None)
+    else:
+        figs = {name: "figures not requested" for name in plots.FIGURE_NAMES}
+
+    notebook_note = "Not executed (pass `--execute-notebooks` / `execute_notebooks=True`).\n"
+    if execute_notebooks:
+        from paper_repro.analysis.notebooks import NotebookError, run_notebooks
+
+        try:
+            done = run_notebooks(study, out / "notebooks")
+            notebook_note = "\n".join(f"- [{p.name}]({os.path.relpath(p, out)})" for p in done) + "\n"
+        except NotebookError as error:
+            notebook_note = f"Notebook execution failed: {error}\n"
+        except Exception as error:  # noqa: BLE001 - the report is still written
+            log.exception("notebook execution failed")
+            notebook_note = f"Notebook execution failed: {type(error).__name__}: {error}\n"
+
+    source = (f"`{RESULTS_FILE}`" if (study / RESULTS_FILE).exists()
+              else f"{len(done_cell_parquets(study))} done cell files")
+    n_cells = df["run_id"].nunique() if len(df) else 0
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sections = [
+        f"# Report — study `{study.name}`\n",
+        f"Generated {now} by `paper_repro.analysis.report` from {source}: {len(df)} rows, {n_cells} cells, "
+        f"{len(manifests)} manifests; methods: {', '.join(methods) or 'none'}.\n",
+        "Conventions: F1 is strict-IOB2 entity micro F1 shown in points (100 × F1). Means are over cells "
+        "(data_seed × seed); 95% CIs are t-intervals (n = 1: no CI, shown as a bare mean). Paired comparisons "
+        "pair cells on backbone/sampler/size/data_seed/seed at the test split. Anything from the paper is marked "
+        f"{PAPER}.\n",
+        "## Claims under test\n",
+        "\n".join(f"- {c}" for c in PAPER_CLAIMS) + "\n",
+        "## What the data supports\n",
+        "\n".join(f"- {line}" for line in findings(paired, step_paired, dvc)) + "\n",
+        "## 1. Test F1 vs few-shot size\n",
+        f1_section(f1),
+        _figure_links(figs["f1_vs_size"], out, "F1 vs size"),
+        "## 2. Paired gains over the baselines\n",
+        gains_section(paired),
+        _figure_links(figs["gains"], out, "gains"),
+        "## 3. Step efficiency\n",
+        step_section(step_table, frac, reference),
+        _figure_links(figs["step_efficiency"], out, "step efficiency"),
+        "## 4. Parameter budget\n",
+        budget_section(budget),
+        _figure_links(figs["budget"], out, "budget"),
+        "## 5. Depth attention and ScalarMix weights\n",
+        depth_section(weights),
+        _figure_links(figs["depth_attention"], out, "depth attention"),
+        "## 6. Per-type F1\n",
+        per_type_section(per_type),
+        _figure_links(figs["per_type"], out, "per-type F1"),
+        "## 7. Cost\n",
+        cost_section(cost),
+        _figure_links(figs["cost"], out, "cost"),
+        "## 8. Completeness\n",
+        completeness_section(comp, figs, len(manifests)),
+        "## Notebooks\n",
+        notebook_note,
+        f"Tables as CSV: `{os.path.relpath(tables_dir, out)}/`.\n",
+    ]
+    report = out / "REPORT.md"
+    report.write_text("\n".join(sections))
+    log.info("wrote %s", report)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="paper-repro report", description=__doc__.splitlines()[0])
+    parser.add_argument("study_dir", help="results/<study>")
+    parser.add_argument("--out-dir", default=None, help="where REPORT.md, figures/ and tables/ go (default: study dir)")
+    parser.add_argument("--execute-notebooks", action="store_true", help="also run analysis/*.ipynb headless")
+    parser.add_argument("--frac", type=float, default=0.9, help="steps-to-reach target fraction (default 0.9)")
+    parser.add_argument("--reference", default="last", help="method whose final dev F1 defines the target")
+    parser.add_argument("--n-boot", type=int, default=stats.N_BOOT, help="bootstrap resamples")
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
+    for noisy in ("fontTools", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if not resolve_study_dir(args.study_dir).exists():
+        parser.error(f"study directory not found: {args.study_dir}")
+    path = build_report(args.study_dir, args.out_dir, execute_notebooks=args.execute_notebooks, frac=args.frac,
+                        reference=args.reference, n_boot=args.n_boot, figures=not args.no_figures)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

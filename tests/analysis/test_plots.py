@@ -1,0 +1,78 @@
+import logging
+
+import pytest
+
+from paper_repro.analysis import load, plots
+
+from .conftest import write_study
+
+MIN_PNG_BYTES = 10_000
+
+
+def _pngs(paths):
+    return [p for p in paths if p.suffix == ".png"]
+
+
+def test_full_study_writes_every_figure(synth_report):
+    figures = synth_report.parent / "figures"
+    names = {p.stem for p in figures.glob("*.png")}
+    expected = {
+        "f1_vs_size", "gain_vs_baselines__minilm-l6__sentences", "step_efficiency__minilm-l6__sentences",
+        "budget", "depth_attention__dwatt__minilm-l6__sentences", "depth_attention__attnres__minilm-l6__sentences",
+        "scalarmix_weights__scalarmix__minilm-l6__sentences", "per_type_f1__minilm-l6__sentences", "cost",
+    }
+    assert expected <= names
+    for name in expected:
+        png, pdf = figures / f"{name}.png", figures / f"{name}.pdf"
+        assert png.stat().st_size > MIN_PNG_BYTES, name
+        assert pdf.stat().st_size > 2_000, name
+
+
+def test_partial_results_do_not_crash(tmp_path, caplog):
+    """One seed, no `deeper`, no dev rows, no manifests."""
+    study = write_study(tmp_path, "p", methods=("last", "dwatt", "mystery"), sizes=(50, 100), data_seeds=(0,),
+                        seeds=(0,), with_dev=False, with_manifest=False)
+    df, manifests = load.load_results(study), load.load_manifests(study)
+    out = tmp_path / "figs"
+    caplog.set_level(logging.INFO, logger="paper_repro.analysis.plots")
+    result = plots.make_all_figures(df, manifests, out)
+    assert result["step_efficiency"] == "no dev rows"
+    assert "depth_attention" in result and isinstance(result["depth_attention"], str)
+    assert "skipped" in caplog.text
+    for key in ("f1_vs_size", "gains", "budget", "per_type", "cost"):
+        assert isinstance(result[key], list) and _pngs(result[key]), (key, result[key])
+        assert all(p.stat().st_size > MIN_PNG_BYTES for p in _pngs(result[key]))
+
+
+def test_public_functions_return_empty_list_on_nothing(tmp_path):
+    df = load.empty_results()
+    assert plots.plot_f1_vs_size(df, tmp_path) == []
+    assert plots.plot_gains(df, tmp_path) == []
+    assert plots.plot_step_efficiency(df, tmp_path) == []
+    assert plots.plot_budget(df, tmp_path) == []
+    assert plots.plot_depth_attention([], tmp_path, df=df) == []
+    assert plots.plot_per_type(df, tmp_path) == []
+    assert plots.plot_cost(df, [], tmp_path) == []
+    result = plots.make_all_figures(df, [], tmp_path)
+    assert all(isinstance(v, str) for v in result.values())
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_only_baseline_and_two_backbones(tmp_path):
+    """Gains need a baseline: a study with `last` only still draws F1 vs size; gains are skipped."""
+    study = write_study(tmp_path, "b", methods=("last",), sizes=(50,), data_seeds=(0,), seeds=(0, 1))
+    df = load.load_results(study)
+    other = df.assign(backbone="mpnet-base", run_id=df["run_id"] + "-mpnet")
+    both = __import__("pandas").concat([df, other], ignore_index=True)
+    paths = plots.plot_f1_vs_size(both, tmp_path)
+    assert _pngs(paths) and _pngs(paths)[0].stat().st_size > MIN_PNG_BYTES
+    assert plots.plot_gains(both, tmp_path) == []
+    steps = plots.plot_step_efficiency(both, tmp_path)
+    assert len(_pngs(steps)) == 2
+
+
+@pytest.mark.parametrize("method", ["dwatt", "scalarmix"])
+def test_depth_figures_single_method(tmp_path, method):
+    study = write_study(tmp_path, "d", methods=(method,), sizes=(50,), data_seeds=(0,), seeds=(0,))
+    paths = plots.plot_depth_attention(load.load_manifests(study), tmp_path / "f", df=load.load_results(study))
+    assert len(_pngs(paths)) == 1
