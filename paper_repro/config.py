@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration key or value that does not fit the dataclass schema."""
+
+
+# YAML 1.1 (PyYAML) reads `1e-3` and `1.0e5` as strings; a float field takes them as numbers
+EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass
@@ -152,6 +157,8 @@ def check_type(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return dict(value)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str) and EXPONENT_FLOAT.fullmatch(value.strip()):
         return float(value)
     if annotation is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}: expected true/false, got {value!r}")

@@ -5,8 +5,10 @@ the CoNLL-03 entity types. A table with other columns or types is refused (`Sche
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 ENTITY_TYPES = ("PER", "LOC", "ORG", "MISC")
@@ -60,6 +62,22 @@ CELL_SCHEMA = pa.schema(
 )
 
 
+def fits(value: Any, arrow_type: pa.DataType) -> bool:
+    """Whether a Python value is of the column's type: no nulls, no bool for numbers, no float for ints
+    (Arrow itself would silently truncate 1.5 to 1 and store None as null)."""
+    if pa.types.is_string(arrow_type):
+        return isinstance(value, str)
+    if pa.types.is_boolean(arrow_type):
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if pa.types.is_integer(arrow_type):
+        return isinstance(value, numbers.Integral) and -(2**63) <= value < 2**63
+    if pa.types.is_floating(arrow_type):
+        return isinstance(value, numbers.Real)
+    return value is not None
+
+
 def cell_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (dicts with exactly the schema's columns) -> a table with CELL_SCHEMA."""
     names = set(CELL_SCHEMA.names)
@@ -67,9 +85,12 @@ def cell_table(rows: list[dict[str, Any]]) -> pa.Table:
         if set(row) != names:
             missing, extra = sorted(names - set(row)), sorted(set(row) - names)
             raise SchemaError(f"row {i}: missing columns {missing}, unexpected columns {extra}")
+        for field in CELL_SCHEMA:
+            if not fits(row[field.name], field.type):
+                raise SchemaError(f"row {i}: column {field.name} expects {field.type}, got {row[field.name]!r}")
     try:
         return pa.Table.from_pylist(rows, schema=CELL_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
         raise SchemaError(f"rows do not fit CELL_SCHEMA: {error}") from error
 
 

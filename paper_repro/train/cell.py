@@ -15,10 +15,12 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from paper_repro.config import CellConfig
+from paper_repro.config import CellConfig, ConfigError
 from paper_repro.data.conll import LABELS, Split, load_conll03, split_statistics
 from paper_repro.data.sampling import content_sha256, load_or_create_subset
 from paper_repro.models.backbone import Backbone, load_backbone
+from paper_repro.models.heads import HEADS
+from paper_repro.models.pooling import POOLINGS
 from paper_repro.models.tagger import build_tagger
 from paper_repro.results import manifest as provenance
 from paper_repro.results.schema import cell_table
@@ -46,6 +48,19 @@ def load_splits(data_dir: str | None, hub_id: str, convert_iob1: bool, strict_io
 def pristine_backbone(name: str) -> Backbone:
     """The pretrained backbone as loaded from disk; cells fine-tune deep copies of it."""
     return load_backbone(name)
+
+
+def check_choices(config: CellConfig) -> None:
+    """Fail fast, before loading data or models, on a name that selects nothing (a ConfigError: the CLI's exit 2)."""
+    choices = {
+        "data.sampler": (config.data.sampler, SAMPLERS),
+        "model.head.name": (config.model.head.name, tuple(sorted(HEADS))),
+        "model.head.budget": (config.model.head.budget, ("deeper", "none")),
+        "model.pooling": (config.model.pooling, POOLINGS),
+    }
+    for key, (value, known) in choices.items():
+        if value not in known:
+            raise ConfigError(f"{key}: unknown value {value!r} (known: {', '.join(known)})")
 
 
 def training_indices(config: CellConfig, train_split: Split) -> tuple[list[int], dict]:
@@ -82,18 +97,36 @@ def fused_layer_names(num_layers: int, fuse_embeddings: bool) -> list[str]:
     return (["emb"] if fuse_embeddings else []) + [f"L{i}" for i in range(1, num_layers + 1)]
 
 
+def depth_item_names(head: torch.nn.Module, layer_names: list[str]) -> list[str]:
+    """What the head's depth attention weighs: the fused layers, or blocks of them ("L1-L2", attnres_block)."""
+    block_of = getattr(head, "block_of", None)
+    if block_of is None:
+        return layer_names
+    blocks: dict[int, list[str]] = {}
+    for name, block in zip(layer_names, block_of.tolist()):
+        blocks.setdefault(block, []).append(name)
+    return [group[0] if len(group) == 1 else f"{group[0]}-{group[-1]}" for group in blocks.values()]
+
+
 def show_progress(accelerator: Accelerator) -> bool:
     return accelerator.is_main_process and sys.stderr.isatty()
 
 
 def run_cell(config: CellConfig) -> Path:
     """Train and evaluate one cell; write `<results_dir>/<study>/cells/<run_id>.parquet` + manifest + done marker."""
+    check_choices(config)
     started = time.perf_counter()
     timings: dict[str, object] = {}
     train_cfg, model_cfg = config.train, config.model
     if train_cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision)
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:  # e.g. torchrun on a CPU-only host: N copies racing on one cell
+        raise RuntimeError(
+            f"launched as {launched} processes but Accelerate runs {accelerator.num_processes}; "
+            "on a CPU-only host launch with `accelerate launch --cpu`"
+        )
     progress = show_progress(accelerator)
 
     tick = time.perf_counter()
@@ -112,6 +145,7 @@ def run_cell(config: CellConfig) -> Path:
     timings["tokenize_s"] = time.perf_counter() - tick
 
     set_seed(train_cfg.seed, deterministic=train_cfg.deterministic)
+    torch.use_deterministic_algorithms(train_cfg.deterministic)  # set_seed never turns it off: not for the next cell
     model, budget_record = build_tagger(copy.deepcopy(pristine.model), model_cfg, num_labels=len(LABELS))
     optimizer, scheduler = make_optimizer(model, train_cfg)
     collator = Collator(tokenizer.pad_token_id)
@@ -191,7 +225,7 @@ def run_cell(config: CellConfig) -> Path:
         **provenance.host_description(),
     }
     if final.get("depth_attention"):
-        manifest["depth_attention"] = {"layers": layer_names, "per_type": final["depth_attention"]}
+        manifest["depth_attention"] = {"layers": depth_item_names(head, layer_names), "per_type": final["depth_attention"]}
     if hasattr(head, "weights") and callable(head.weights):
         weights = head.weights().detach().float().cpu().tolist()
         manifest["scalarmix_weights"] = {"layers": layer_names[-len(weights):], "weights": weights}

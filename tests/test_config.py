@@ -1,0 +1,124 @@
+"""Tests for paper_repro.config: YAML round trip, typed overrides, unknown keys, run ids."""
+from __future__ import annotations
+
+import pytest
+
+from paper_repro.config import CellConfig, ConfigError, apply_overrides, parse_override
+
+
+def override(*items: str) -> CellConfig:
+    return apply_overrides(CellConfig(), list(items))
+
+
+def test_yaml_round_trip(tmp_path):
+    config = override(
+        "train.steps=123", "train.head_lr=0.0025", "model.head.name=dwatt", "model.head.options.d_pos=16",
+        "data.data_dir=/somewhere", "data.sampler=ktype", "train.deterministic=true",
+    )
+    path = tmp_path / "cell.yaml"
+    path.write_text(config.to_yaml())
+    loaded = CellConfig.from_yaml(path)
+    assert loaded == config
+    assert loaded.run_id == config.run_id
+    # overrides on top of a file
+    assert CellConfig.from_yaml(path, ["train.seed=7"]).train.seed == 7
+
+
+def test_from_yaml_partial_and_empty(tmp_path):
+    path = tmp_path / "partial.yaml"
+    path.write_text("train:\n  steps: 50\nmodel:\n  head:\n    name: concat\n")
+    config = CellConfig.from_yaml(path)
+    assert (config.train.steps, config.model.head.name, config.train.batch_size) == (50, "concat", 8)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert CellConfig.from_yaml(empty) == CellConfig()
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        CellConfig.from_yaml(bad)
+
+
+def test_overrides_are_typed():
+    config = override("train.steps=100", "train.head_lr=1", "model.dropout=0.2", "model.head.fuse_embeddings=true")
+    assert config.train.steps == 100 and isinstance(config.train.steps, int)
+    assert config.train.head_lr == 1.0 and isinstance(config.train.head_lr, float)  # int widens to float
+    assert config.model.dropout == 0.2
+    assert config.model.head.fuse_embeddings is True
+    assert override("data.data_dir=null").data.data_dir is None
+    assert override("data.data_dir=/x").data.data_dir == "/x"
+
+
+@pytest.mark.parametrize("text, expected", [("1e-3", 1e-3), ("5e-05", 5e-5), ("1.0e5", 1e5), ("-2E+3", -2000.0), ("1e20", 1e20)])
+def test_exponent_floats(text, expected):
+    # PyYAML reads these as strings (YAML 1.1); a float field must still take them
+    assert override(f"train.backbone_lr={text}").train.backbone_lr == expected
+
+
+@pytest.mark.parametrize(
+    "item, key",
+    [
+        ("train.steps=abc", "train.steps"),
+        ("train.steps=1.5", "train.steps"),
+        ("train.steps=true", "train.steps"),           # bool is not an int
+        ("train.head_lr=abc", "train.head_lr"),
+        ("train.head_lr=1e", "train.head_lr"),
+        ("train.deterministic=1", "train.deterministic"),  # int is not a bool
+        ("train.deterministic=maybe", "train.deterministic"),
+        ("model.backbone=[1, 2]", "model.backbone"),
+        ("model.head.options=3", "model.head.options"),
+        ("model.head=dwatt", "model.head"),             # a section needs a mapping
+    ],
+)
+def test_wrong_types_are_errors(item, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        override(item)
+
+
+@pytest.mark.parametrize("item, key", [("train.stepz=3", "train.stepz"), ("nope.x=1", "nope.x"), ("model.head.width=2", "model.head.width"), ("bogus=1", "bogus")])
+def test_unknown_key_is_named(item, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        override(item)
+
+
+def test_unknown_key_in_yaml(tmp_path):
+    path = tmp_path / "cell.yaml"
+    path.write_text("train:\n  steps: 5\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"train\.lr"):
+        CellConfig.from_yaml(path)
+
+
+def test_override_without_equals():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("train.steps")
+
+
+def test_nested_head_options():
+    config = override("model.head.name=dwatt", "model.head.options.d_pos=16", "model.head.options.init=zeros")
+    assert config.model.head.options == {"d_pos": 16, "init": "zeros"}
+    assert override("model.head.options={d_pos: 8}").model.head.options == {"d_pos": 8}
+    # a mapping of overrides works the same
+    assert apply_overrides(CellConfig(), {"model.head.options.d_pos": 16}).model.head.options == {"d_pos": 16}
+    # the default options dict is not shared between configs
+    assert CellConfig().model.head.options == {}
+
+
+def test_run_id_stable_and_semantic():
+    base = CellConfig()
+    assert base.run_id == CellConfig().run_id == override().run_id
+    assert base.run_id.startswith("last-sentences100-d0-s0-")
+    # where the result goes is not part of the identity
+    moved = override("results_dir=/elsewhere", "study=other", "data.data_dir=/data", "data.subset_dir=/subsets")
+    assert moved.run_id == base.run_id and moved.config_hash() == base.config_hash()
+    # what is computed is
+    for item in ["train.head_lr=0.002", "train.steps=201", "model.head.options.d_pos=16", "model.pooling=mean",
+                 "data.dev_subsample=500", "train.deterministic=true"]:
+        assert override(item).run_id != base.run_id, item
+    assert override("train.seed=3").run_id.startswith("last-sentences100-d0-s3-")
+    assert override("model.head.name=dwatt", "data.size=50", "data.data_seed=2").run_id.startswith("dwatt-sentences50-d2-s0-")
+
+
+def test_identity_excludes_location_keys():
+    identity = CellConfig().identity()
+    assert "train.steps" in identity and "model.head.options" in identity
+    for key in CellConfig.NON_IDENTITY_KEYS:
+        assert key not in identity

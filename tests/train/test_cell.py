@@ -1,0 +1,153 @@
+"""Tests for paper_repro.train.cell.run_cell on the tiny invented corpus and random tiny BERT."""
+from __future__ import annotations
+
+import json
+import math
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from paper_repro.config import CellConfig
+from paper_repro.models.heads import HEADS
+from paper_repro.results.schema import CELL_SCHEMA
+from paper_repro.results.store import cell_paths, is_done
+from paper_repro.train.cell import depth_item_names, run_cell
+from paper_repro.train.evaluate import DEPTH_GROUPS, eval_schedule
+
+METRICS = ["f1", "precision", "recall", "f1_default", "f1_PER", "f1_LOC", "f1_ORG", "f1_MISC"]
+
+
+def run(config: CellConfig):
+    path = run_cell(config)
+    paths = cell_paths(config.results_dir, config.study, config.run_id)
+    assert path == paths["parquet"]
+    table = pq.read_table(path)
+    manifest = json.loads(paths["manifest"].read_text())
+    return table, table.to_pandas(), manifest
+
+
+@pytest.fixture(scope="module")
+def dwatt_cell(tiny_cell_config, tmp_path_factory):
+    config = tiny_cell_config(tmp_path_factory.mktemp("dwatt"), "model.head.name=dwatt", "train.steps=6", "train.eval_points=3")
+    return config, *run(config)
+
+
+def test_rows_and_schema(dwatt_cell, tiny_conll_dir):
+    config, table, df, manifest = dwatt_cell
+    assert table.schema.equals(CELL_SCHEMA, check_metadata=False)
+    steps = eval_schedule(6, 3)
+    assert steps == [1, 2, 6]
+    assert manifest["eval_steps"] == steps
+    assert list(zip(df.step, df.split)) == [(1, "dev"), (2, "dev"), (6, "dev"), (6, "test")]  # test only at the end
+    assert (df.run_id == config.run_id).all() and (df.study == "tiny").all() and (df.method == "dwatt").all()
+    assert (df.config_hash == config.config_hash()).all()
+    assert df.eval_sentences.tolist() == [15, 15, 15, 15]     # every dev/test sentence, long ones included
+    assert df.examples_seen.tolist() == [4, 8, 24, 24]
+    assert df.wall_clock_s.is_monotonic_increasing and (df.eval_s > 0).all()
+    assert df.train_loss.map(math.isfinite).all()
+    for metric in METRICS:
+        values = df[metric].dropna()
+        assert values.between(0, 1).all() and (len(values) == len(df) or metric.startswith("f1_")), metric
+    assert df.head_params.iloc[0] == manifest["budget"]["head_params"] > 0
+    assert df.budget_target.iloc[0] == manifest["budget"]["target"] > 0
+    assert json.loads(df.versions.iloc[0]) == manifest["versions"] and "torch" in manifest["versions"]
+    assert is_done(config.results_dir, config.study, config.run_id)
+
+
+def test_manifest(dwatt_cell):
+    config, _, df, manifest = dwatt_cell
+    for key in ["config", "budget", "timings", "subset", "versions", "git", "features", "data", "dev_subsample"]:
+        assert key in manifest, key
+    assert CellConfig.from_dict(manifest["config"]).run_id == config.run_id == manifest["run_id"]
+    assert CellConfig.from_dict(manifest["config"]) == config
+    assert set(manifest["git"]) == {"sha", "dirty"}
+    assert {"load_s", "tokenize_s", "train_s", "eval_s", "step_time_s", "total_s"} <= set(manifest["timings"])
+    assert len(manifest["timings"]["eval_s"]) == 4
+    subset = manifest["subset"]
+    assert subset["n_sentences"] == 16 and subset["sha256"] == df.subset_sha256.iloc[0]
+    assert manifest["data"]["train"]["sentences"] == 40
+    assert manifest["features"]["train_windows"] >= 16
+    assert manifest["features"]["lost_words_test"] == 0
+
+
+def test_depth_attention_in_manifest(dwatt_cell):
+    _, _, _, manifest = dwatt_cell
+    depth = manifest["depth_attention"]
+    assert depth["layers"] == ["L1", "L2"]
+    assert set(depth["per_type"]) == set(DEPTH_GROUPS)
+    for group, weights in depth["per_type"].items():
+        assert len(weights) == 2 and sum(weights) == pytest.approx(1.0, abs=1e-5), group
+    assert "scalarmix_weights" not in manifest
+
+
+def test_scalarmix_weights(tiny_cell_config, tmp_path):
+    _, _, manifest = run(tiny_cell_config(tmp_path, "model.head.name=scalarmix", "model.head.fuse_embeddings=true", "train.steps=3"))
+    mix = manifest["scalarmix_weights"]
+    assert mix["layers"] == ["emb", "L1", "L2"]
+    assert len(mix["weights"]) == 3 and sum(mix["weights"]) == pytest.approx(1.0, abs=1e-6)
+    assert "depth_attention" not in manifest
+
+
+def test_block_attention_names_blocks(tiny_cell_config, tmp_path):
+    _, _, manifest = run(tiny_cell_config(tmp_path, "model.head.name=attnres_block", "train.steps=3"))
+    depth = manifest["depth_attention"]
+    assert depth["layers"] == ["L1-L2"]  # one block of two layers
+    assert all(len(w) == 1 and w[0] == pytest.approx(1.0) for w in depth["per_type"].values())
+
+
+def test_depth_item_names():
+    class Blocks(torch.nn.Module):
+        block_of = torch.tensor([0, 0, 1, 1, 2])
+
+    names = ["emb", "L1", "L2", "L3", "L4"]
+    assert depth_item_names(Blocks(), names) == ["emb-L1", "L2-L3", "L4"]
+    assert depth_item_names(torch.nn.Identity(), names) == names
+
+
+def test_deterministic_cells_repeat(tiny_cell_config, tmp_path):
+    try:
+        a = run(tiny_cell_config(tmp_path / "a", "train.deterministic=true", "model.dropout=0.1", "model.head.name=dwatt"))[1]
+        b = run(tiny_cell_config(tmp_path / "b", "train.deterministic=true", "model.dropout=0.1", "model.head.name=dwatt"))[1]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert a[METRICS + ["train_loss"]].equals(b[METRICS + ["train_loss"]])
+    # the next non-deterministic cell does not inherit the global switch
+    run(tiny_cell_config(tmp_path / "c", "train.steps=1", "train.eval_points=1"))
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_seed_and_data_seed(tiny_cell_config, tmp_path):
+    s0 = run(tiny_cell_config(tmp_path, "train.seed=0", "train.steps=2"))
+    s1 = run(tiny_cell_config(tmp_path, "train.seed=1", "train.steps=2"))
+    d1 = run(tiny_cell_config(tmp_path, "data.data_seed=1", "train.steps=2"))
+    assert s0[1].subset_sha256.iloc[0] == s1[1].subset_sha256.iloc[0]      # the subset depends on data_seed only
+    assert s0[2]["subset"]["sha256"] == s1[2]["subset"]["sha256"]
+    assert d1[1].subset_sha256.iloc[0] != s0[1].subset_sha256.iloc[0]
+    assert len({s0[1].run_id.iloc[0], s1[1].run_id.iloc[0], d1[1].run_id.iloc[0]}) == 3
+    assert not s0[1].train_loss.equals(s1[1].train_loss)                    # but training differs
+    assert sorted(p.name for p in (tmp_path / "subsets").iterdir()) == ["sentences-16-seed0.json", "sentences-16-seed1.json"]
+
+
+def test_dev_subsample_and_samplers(tiny_cell_config, tmp_path):
+    _, df, manifest = run(tiny_cell_config(tmp_path, "data.dev_subsample=5", "train.steps=2"))
+    assert df[df.split == "dev"].eval_sentences.tolist() == [5, 5]
+    assert df[df.split == "test"].eval_sentences.tolist() == [15]
+    assert manifest["dev_subsample"]["n_sentences"] == 5
+    _, df, manifest = run(tiny_cell_config(tmp_path, "data.sampler=full", "train.steps=2"))
+    assert manifest["subset"]["n_sentences"] == 40
+    _, df, manifest = run(tiny_cell_config(tmp_path, "data.sampler=ktype", "data.size=2", "train.steps=2"))
+    assert all(manifest["subset"]["entity_counts"][t] >= 2 for t in ("PER", "LOC", "ORG", "MISC"))
+    with pytest.raises(ValueError, match="data.sampler"):
+        run_cell(tiny_cell_config(tmp_path, "data.sampler=bogus"))
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_every_head_runs(tiny_cell_config, tmp_path, head):
+    config = tiny_cell_config(tmp_path, f"model.head.name={head}", "train.steps=3", "model.pooling=mean")
+    table, df, manifest = run(config)
+    assert table.num_rows == len(eval_schedule(3, 2)) + 1
+    assert df[METRICS[:4]].map(math.isfinite).all().all()
+    assert manifest["budget"]["method"] == head
+    if manifest["budget"]["target"] and head not in ("last", "scalarmix"):
+        assert abs(manifest["budget"]["deviation"]) <= config.model.head.budget_tolerance

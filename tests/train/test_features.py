@@ -1,0 +1,246 @@
+"""Tests for paper_repro.train.features: word/label alignment, windows, truncation, BPE prefix space, cache."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from conftest import invented_sentences
+from paper_repro.data.conll import LABEL2ID, LABELS, Sentence, Split
+from paper_repro.models.backbone import load_tokenizer
+from paper_repro.models.pooling import SubwordPooling
+from paper_repro.train import features as F
+from paper_repro.train.cell import eval_loader
+from paper_repro.train.evaluate import predict
+
+SOFT_HYPHEN = "\u00ad"  # removed by BERT's normalizer: a word without subwords
+
+
+def split_of(*sentences: tuple[list[str], list[str]], name: str = "test") -> Split:
+    return Split(name, [Sentence(tuple(t), tuple(g), 0) for t, g in sentences], source="invented", sha256=None, scheme="iob2")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_backbone_dir):
+    return load_tokenizer(str(tiny_backbone_dir))
+
+
+LONG = invented_sentences(40, 0, with_long=True)[20]  # the 42-word invented sentence
+
+
+def long_split() -> Split:
+    return split_of(([t for t, _ in LONG], [g for _, g in LONG]))
+
+
+def test_labels_on_first_subword(tokenizer):
+    tokens = ["Carol", "Zorblatt", "visited", "Vandoria", "."]
+    tags = ["B-PER", "I-PER", "O", "B-LOC", "O"]
+    features = F.tokenize_split(split_of((tokens, tags)), tokenizer, max_length=64)
+    (window,) = features.windows
+    assert (window.sentence, window.word_offset) == (0, 0)
+    assert window.labels == [LABEL2ID[t] for t in tags]
+    pieces = tokenizer.convert_ids_to_tokens(window.input_ids)
+    assert pieces == ["[CLS]", "carol", "zor", "##bla", "##tt", "visited", "van", "##dor", "##ia", ".", "[SEP]"]
+    assert window.word_index == [-1, 0, 1, 1, 1, 2, 3, 3, 3, 4, -1]
+    # first pooling reads exactly the first subword of each word
+    ids = torch.tensor([window.input_ids], dtype=torch.float)[..., None]
+    first = SubwordPooling("first")(ids, torch.tensor([window.word_index]), len(tokens))[0, :, 0]
+    assert first.tolist() == [tokenizer.convert_tokens_to_ids(p) for p in ["carol", "zor", "visited", "van", "."]]
+    assert features.lost_words == 0 and features.truncated_words == 0
+
+
+def test_collate_pads(tokenizer):
+    split = split_of((["Dave"], ["B-PER"]), (["Alice", "Marlow", "visited", "Oslo"], ["B-PER", "I-PER", "O", "B-LOC"]))
+    features = F.tokenize_split(split, tokenizer, max_length=64)
+    batch = F.collate(features.windows, [0, 1], tokenizer.pad_token_id)
+    assert batch["input_ids"].shape == (2, 6) and batch["labels"].shape == (2, 4)
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0], [1] * 6]
+    assert batch["word_index"][0].tolist() == [-1, 0, -1, -1, -1, -1]
+    assert batch["labels"][0].tolist() == [LABEL2ID["B-PER"], F.IGNORE_INDEX, F.IGNORE_INDEX, F.IGNORE_INDEX]
+    assert batch["window_id"].tolist() == [0, 1]
+
+
+def test_lost_word_is_counted_and_ignored(tokenizer):
+    features = F.tokenize_split(split_of((["Dave", SOFT_HYPHEN, "left"], ["B-PER", "O", "O"])), tokenizer, max_length=64)
+    (window,) = features.windows
+    assert features.lost_words == 1
+    assert window.labels == [LABEL2ID["B-PER"], F.IGNORE_INDEX, LABEL2ID["O"]]
+    assert window.word_index == [-1, 0, 2, -1]
+    assert features.select([0]).lost_words == 1
+
+
+def test_split_into_windows():
+    assert F.split_into_windows([1, 1, 1], 5) == [(0, 3)]
+    assert F.split_into_windows([2, 2, 2], 4) == [(0, 2), (2, 3)]
+    assert F.split_into_windows([3, 9, 1], 4) == [(0, 1), (1, 2), (2, 3)]  # a too-long word gets its own window
+    assert F.split_into_windows([0, 4, 0, 1], 4) == [(0, 3), (3, 4)]
+
+
+@pytest.mark.parametrize("max_length", [8, 12, 24])
+def test_long_sentence_windows(tokenizer, max_length):
+    split = long_split()
+    n_words = len(split.sentences[0].tokens)
+    features = F.tokenize_split(split, tokenizer, max_length=max_length)
+    assert len(features.windows) > 1
+    covered = []
+    for window in features.windows:
+        assert len(window.input_ids) <= max_length
+        assert window.input_ids[0] == tokenizer.cls_token_id and window.input_ids[-1] == tokenizer.sep_token_id
+        words = sorted({i for i in window.word_index if i >= 0})
+        assert words == list(range(len(window.labels)))  # every word of the window has subwords
+        covered += [window.word_offset + j for j in range(len(window.labels))]
+        tags = split.sentences[0].tags[window.word_offset : window.word_offset + len(window.labels)]
+        assert window.labels == [LABEL2ID[t] for t in tags]
+    assert covered == list(range(n_words))  # at word boundaries, in order, no word lost or repeated
+    assert features.sentence_windows == {0: list(range(len(features.windows)))}
+    # the windows are greedy: each (but the last) could not take the next word
+    lengths = [len(tokenizer.tokenize(w)) for w in split.sentences[0].tokens]
+    for a, b in zip(features.windows, features.windows[1:]):
+        assert sum(lengths[a.word_offset : b.word_offset]) + lengths[b.word_offset] > max_length - 2
+
+
+def test_word_longer_than_window_is_truncated(tokenizer):
+    split = split_of((["Carol", "Zorblatt", "left"], ["B-PER", "I-PER", "O"]))
+    features = F.tokenize_split(split, tokenizer, max_length=4)  # 2 subwords per window; zorblatt has 3
+    assert features.truncated_words == 1
+    assert [(w.word_offset, len(w.labels)) for w in features.windows] == [(0, 1), (1, 1), (2, 1)]
+    assert tokenizer.convert_ids_to_tokens(features.windows[1].input_ids) == ["[CLS]", "zor", "##bla", "[SEP]"]
+    assert features.windows[1].labels == [LABEL2ID["I-PER"]]
+    with pytest.raises(ValueError, match="max_length"):
+        F.tokenize_split(split, tokenizer, max_length=2)
+
+
+class FirstPieceModel(torch.nn.Module):
+    """Predicts label (id of the word's first subword) % 9: the expected tags follow from the words alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Identity()
+        self.pooling = SubwordPooling("first")
+
+    def forward(self, input_ids, attention_mask, word_index, num_words):
+        scores = torch.nn.functional.one_hot(input_ids % len(LABELS), len(LABELS)).float()
+        return self.pooling(scores, word_index, num_words)
+
+
+def expected_first_piece_tags(tokenizer, sentence: Sentence) -> list[str]:
+    tags = []
+    for word in sentence.tokens:
+        pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
+        tags.append(LABELS[pieces[0] % len(LABELS)] if pieces else "O")
+    return tags
+
+
+@pytest.mark.parametrize("max_length, batch_size", [(6, 3), (10, 4), (24, 64)])
+def test_every_word_predicted_once_after_reassembly(tokenizer, max_length, batch_size):
+    sentences = invented_sentences(15, 7, with_long=True)
+    split = split_of(*[([t for t, _ in s], [g for _, g in s]) for s in sentences], (["Dave", SOFT_HYPHEN, "Zorblatt"], ["B-PER", "O", "B-PER"]))
+    features = F.tokenize_split(split, tokenizer, max_length).select(list(range(len(split.sentences))))
+    accelerator = Accelerator(cpu=True)
+    loader = accelerator.prepare(eval_loader(features, batch_size, F.Collator(tokenizer.pad_token_id)))
+    sentences = dict(enumerate(split.sentences))
+    predicted, depth = predict(FirstPieceModel(), loader, accelerator, features, sentences)
+    assert depth is None
+    assert sorted(predicted) == list(range(len(split.sentences)))
+    for index, sentence in sentences.items():
+        assert predicted[index] == expected_first_piece_tags(tokenizer, sentence), index
+
+
+def test_select_orders_and_rejects_missing(tokenizer):
+    split = split_of((["Dave"], ["B-PER"]), (["Oslo"], ["B-LOC"]), (["Globex"], ["B-ORG"]))
+    features = F.tokenize_split(split, tokenizer, max_length=16)
+    subset = features.select([2, 0])
+    assert [w.sentence for w in subset.windows] == [2, 0]
+    assert subset.sentence_windows == {2: [0], 0: [1]}
+    with pytest.raises(ValueError, match="no windows"):
+        features.select([5])
+
+
+def test_length_grouped_batches(tokenizer):
+    features = F.tokenize_split(long_split(), tokenizer, max_length=8)
+    batches = F.length_grouped_batches(features, 3)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(features.windows)))
+    lengths = [len(features.windows[i].input_ids) for i in flat]
+    assert lengths == sorted(lengths, reverse=True)
+    assert all(len(b) == 3 for b in batches[:-1])
+
+
+# --- byte-level BPE (RoBERTa-style): the tokenizer needs add_prefix_space for pre-split words -------------
+
+
+@pytest.fixture(scope="module")
+def bpe_backbone_dir(tmp_path_factory):
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_roberta")
+    texts = [" ".join(t for t, _ in s) for s in invented_sentences(40, 0, with_long=True)]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=400, min_frequency=2, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe.save_model(str(folder))
+    tokenizer = RobertaTokenizerFast(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
+    tokenizer.save_pretrained(folder)
+    config = RobertaConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=len(tokenizer),
+        max_position_embeddings=80, pad_token_id=tokenizer.pad_token_id,
+    )
+    RobertaModel(config).save_pretrained(folder)
+    return folder
+
+
+def test_bpe_tokenizer_gets_prefix_space(bpe_backbone_dir):
+    tokenizer = load_tokenizer(str(bpe_backbone_dir))
+    assert tokenizer.is_fast and tokenizer.add_prefix_space is True
+    tokens = ["Paris", "visited", "Zorblatt", "in", "Paris", "."]
+    tags = ["B-LOC", "O", "B-PER", "O", "B-LOC", "O"]
+    features = F.tokenize_split(split_of((tokens, tags)), tokenizer, max_length=64)
+    (window,) = features.windows
+    assert window.input_ids[0] == tokenizer.bos_token_id and window.input_ids[-1] == tokenizer.eos_token_id
+    pieces = tokenizer.convert_ids_to_tokens(window.input_ids)
+    per_word = [[p for p, w in zip(pieces, window.word_index) if w == j] for j in range(len(tokens))]
+    # every word starts with the space marker, so a word tokenizes the same at the start and mid-sentence
+    assert all(word[0].startswith("Ġ") for word in per_word)
+    assert per_word[0] == per_word[4]
+    assert "".join("".join(word) for word in per_word) == "".join("Ġ" + t for t in tokens)
+    assert window.labels == [LABEL2ID[t] for t in tags]
+    # the full backbone loads through the same path
+    from paper_repro.models.backbone import load_backbone
+
+    backbone = load_backbone(str(bpe_backbone_dir))
+    assert backbone.tokenizer.add_prefix_space is True and backbone.num_layers == 2
+
+
+# --- the cache ------------------------------------------------------------------------------------------
+
+
+def test_cache_memory_disk_and_key(tokenizer):
+    split = long_split()
+    F._MEMORY_CACHE.clear()
+    first = F.cached_features(split, tokenizer, 12)
+    assert F.cached_features(split, tokenizer, 12) is first  # memory
+    key = F.features_key(split, tokenizer, 12)
+    path = F.cache_dir() / f"{split.name}-{key}.pkl"
+    assert path.is_file() and "paper_repro_cache" in str(path)  # the session's temporary cache
+    assert not list(path.parent.glob("*.tmp"))
+    F._MEMORY_CACHE.clear()
+    from_disk = F.cached_features(split, tokenizer, 12)
+    assert from_disk is not first and from_disk == first
+    assert from_disk == F.tokenize_split(split, tokenizer, 12)
+    with open(path, "rb") as handle:
+        assert pickle.load(handle) == first
+    # keyed on max_length and on the content
+    other = F.cached_features(split, tokenizer, 24)
+    assert F.features_key(split, tokenizer, 24) != key and len(other.windows) < len(first.windows)
+    relabeled = split_of((list(split.sentences[0].tokens), ["O"] * len(split.sentences[0].tokens)))
+    assert F.features_key(relabeled, tokenizer, 12) != key
+
+
+def test_cache_keys_on_tokenizer(tokenizer, tiny_backbone_dir):
+    from transformers import BertTokenizerFast
+
+    cased = BertTokenizerFast(vocab=str(tiny_backbone_dir / "vocab.txt"), do_lower_case=False)
+    split = long_split()
+    assert F.features_key(split, cased, 12) != F.features_key(split, tokenizer, 12)
