@@ -1,0 +1,186 @@
+"""Merge a study's done cells into one table, and report a study's progress per axis.
+
+`collect(results/<study>)` reads every cell that has its done marker (a parquet without marker is a killed or
+running cell and is ignored), checks each file against CELL_SCHEMA (a mismatch is a SchemaError naming the
+file) and writes `results/<study>/results.parquet` atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from paper_repro.results.schema import CELL_SCHEMA, SchemaError, check_schema
+from paper_repro.results.store import atomic_write_parquet
+
+AXES = ("backbone", "method", "size", "data_seed", "seed")
+AXIS_COLUMNS = ["backbone", "method", "sampler", "size", "data_seed", "seed"]
+
+
+def done_run_ids(study_dir: str | Path) -> list[str]:
+    """Run ids with both a done marker and a parquet, sorted."""
+    cells = Path(study_dir) / "cells"
+    if not cells.is_dir():
+        return []
+    return sorted(p.name[: -len(".done")] for p in cells.glob("*.done")
+                  if (cells / (p.name[: -len(".done")] + ".parquet")).exists())
+
+
+def read_cell(study_dir: str | Path, run_id: str, columns: list[str] | None = None) -> pa.Table:
+    path = Path(study_dir) / "cells" / f"{run_id}.parquet"
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise SchemaError(f"{path}: unreadable parquet ({str(error).splitlines()[0]})") from None
+    if columns is None:
+        check_schema(table, str(path))
+        ids = set(table.column("run_id").to_pylist())
+        if ids - {run_id}:
+            raise SchemaError(f"{path}: rows of run_id {sorted(ids - {run_id})[0]!r} in the file of {run_id}")
+    return table
+
+
+def collect(study_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Merge all done cells into `<study_dir>/results.parquet` (or `output`); returns its path."""
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise FileNotFoundError(f"{study_dir}: no such study directory")
+    tables = [read_cell(study_dir, run_id) for run_id in done_run_ids(study_dir)]
+    merged = pa.concat_tables(tables) if tables else CELL_SCHEMA.empty_table()
+    check_schema(merged, "merged table")
+    out = Path(output) if output is not None else study_dir / "results.parquet"
+    atomic_write_parquet(merged, out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+def _size_label(sampler: str, size: Any) -> str:
+    return "full" if sampler == "full" else f"{sampler}{size}"
+
+
+def status(study_dir: str | Path, study: str | Path | None = None) -> str:
+    """Progress per axis (backbone, method, size, data_seed, seed): done/total with a study file, else done counts."""
+    study_dir = Path(study_dir)
+    from paper_repro.sweep import claims
+
+    failures = {p.stem for p in (study_dir / "failures").glob("*.txt")}
+    claimed = {p.name[: -len(".claim")] for p in (study_dir / "claims").glob("*.claim")}
+    done = set(done_run_ids(study_dir))
+    if study is not None:
+        from paper_repro.sweep.grid import cell_axes, load_study
+
+        loaded = load_study(study, [f"results_dir={study_dir.parent}"])
+        if loaded.study != study_dir.name:
+            raise ValueError(f"{study}: study {loaded.study!r} does not match the directory {study_dir}")
+        rows = []
+        for cell in loaded.expand():
+            axes = cell_axes(cell)
+            rid = cell.run_id
+            state = ("done" if rid in done else
+                     "running" if rid in claimed and claims.cell_claim_status(study_dir, rid) == "claimed" else
+                     "failed" if rid in failures else "pending")
+            rows.append({**axes, "size": _size_label(axes["sampler"], axes["size"]), "state": state})
+        extra = len(done - {c.run_id for c in loaded.expand()})
+    else:
+        rows = []
+        for rid in sorted(done):
+            table = read_cell(study_dir, rid, columns=AXIS_COLUMNS)
+            first = {k: table.column(k)[0].as_py() for k in AXIS_COLUMNS} if table.num_rows else {}
+            if not first:
+                continue
+            rows.append({**first, "size": _size_label(first["sampler"], first["size"]), "state": "done"})
+        extra = 0
+    counts = collections.Counter(r["state"] for r in rows)
+    with_totals = study is not None
+    head = f"study {study_dir.name}: {counts['done']}" + (f"/{len(rows)} done" if with_totals else " done")
+    if with_totals:
+        head += f", {counts['running']} running, {counts['failed']} failed, {counts['pending']} pending"
+    else:
+        head += f", {len(claimed)} claimed, {len(failures - done)} failed"
+    lines = [head]
+    if extra:
+        lines.append(f"({extra} done cells in {study_dir} are not in {study})")
+    for axis in AXES:
+        per: dict[Any, collections.Counter] = collections.defaultdict(collections.Counter)
+        for r in rows:
+            per[r[axis]][r["state"]] += 1
+        if not per:
+            continue
+        keys = sorted(per, key=lambda v: (_sort_key(v), str(v)))
+        lines.append("")
+        lines.append(f"{axis}:")
+        width = max(len(str(k)) for k in keys)
+        for key in keys:
+            c = per[key]
+            total = sum(c.values())
+            if with_totals:
+                extra_states = ", ".join(f"{c[s]} {s}" for s in ("running", "failed") if c[s])
+                bar = _bar(c["done"] / total if total else 0)
+                lines.append(f"  {str(key).ljust(width)}  {c['done']:>4}/{total:<4} {bar}"
+                             + (f"  ({extra_states})" if extra_states else ""))
+            else:
+                lines.append(f"  {str(key).ljust(width)}  {c['done']:>4}")
+    failed_list = sorted(failures - done)
+    if failed_list:
+        lines.append("")
+        lines.append("failed (tracebacks in failures/):")
+        lines += [f"  {rid}" for rid in failed_list[:20]]
+        if len(failed_list) > 20:
+            lines.append(f"  ... {len(failed_list) - 20} more")
+    return "\n".join(lines)
+
+
+def _sort_key(value: Any) -> tuple:
+    import re
+
+    if isinstance(value, (int, float)):
+        return (0, value)
+    match = re.match(r"^([a-z]+)(\d+)$", str(value))
+    if match:
+        return (1, match.group(1), int(match.group(2)))
+    return (2, str(value))
+
+
+def _bar(fraction: float, width: int = 20) -> str:
+    filled = int(round(fraction * width))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+# ----------------------------------------------------------------------------------------------------------
+def add_collect_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("study_dir", help="results/<study>")
+    parser.add_argument("--output", default=None, help="default: <study_dir>/results.parquet")
+    return parser
+
+
+def collect_main(args: argparse.Namespace) -> int:
+    try:
+        path = collect(args.study_dir, getattr(args, "output", None))
+    except (SchemaError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    rows = pq.read_metadata(path).num_rows
+    print(f"{path}: {len(done_run_ids(args.study_dir))} cells, {rows} rows")
+    return 0
+
+
+def add_status_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("study_dir", help="results/<study>")
+    parser.add_argument("--study", default=None, help="the study file, for done/total per axis")
+    return parser
+
+
+def status_main(args: argparse.Namespace) -> int:
+    from paper_repro.config import ConfigError
+
+    try:
+        print(status(args.study_dir, args.study))
+    except (ConfigError, SchemaError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

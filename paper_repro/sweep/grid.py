@@ -1,0 +1,368 @@
+"""Study configs: a base cell config, grids of dotted-key axes, and how to launch them.
+
+A study file `experiments/<study>.yaml`:
+
+    study: smoke                      # results go to <results_dir>/<study>/
+    base:                             # any CellConfig fields, nested or dotted
+      model: {backbone: minilm-l6}
+      train.steps: 30
+    grid:                             # dotted key -> list of values; cartesian product in file order
+      model.head.name: [last, dwatt]
+      data.size: [20, 50]
+    include:                          # extra cells: {dotted key: value}; a list value is an axis
+      - {model.head.name: concat, data.size: 20}
+    exclude:                          # drop cells matching every key of an entry
+      - {model.head.name: dwatt, data.size: 20}
+    grids:                            # more sub-grids, unioned with `grid` (each: base, grid, include, exclude)
+      - base: {model.backbone: mpnet-base}
+        grid: {model.head.name: [last, dwatt], data.size: [100]}
+    launcher: {partition: gpu, time_min: 120, gpus_per_task: 1, ...}
+
+Every expanded cell is built through `CellConfig.from_dict`, so unknown keys and wrong types are one-line
+`ConfigError`s naming the file and the place in it; methods, samplers and alias-looking backbones are checked
+against what the code knows. `expand` returns cells in a deterministic order with duplicates (same run_id)
+removed.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from paper_repro.config import CellConfig, ConfigError, build_dataclass, flatten, parse_override, set_dotted
+
+KNOWN_BACKBONE_ALIASES = ("minilm-l6", "mpnet-base")   # paper_repro.models.backbone.resolve_backbone
+FALLBACK_METHODS = ("last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
+FALLBACK_SAMPLERS = ("sentences", "ktype", "full")
+CHOICES = {  # documented value sets of CellConfig fields (config.py comments)
+    "model.pooling": ("first", "mean", "attention"),
+    "model.head.budget": ("deeper", "none"),
+    "train.mixed_precision": ("no", "bf16"),
+}
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class LauncherConfig:
+    """How a study runs on Slurm (ignored by the local launcher)."""
+
+    partition: str | None = None
+    account: str | None = None
+    time_min: int = 60                   # time limit of one array task (covers `cells_per_task` cells)
+    gpus_per_task: int = 0
+    cpus_per_task: int = 2
+    mem_gb: float = 8.0
+    array_parallelism: int = 16          # array tasks running at once
+    cells_per_task: int = 1              # cells run one after another by one array task
+    accelerate_processes: int = 1        # >1: each cell runs under `accelerate launch --num_processes N`
+    setup: list[str] = field(default_factory=list)  # shell lines run in the sbatch script before the task
+    max_requeues: int = 3                # submitit's requeues after timeout/preemption
+
+
+@dataclass
+class SubGrid:
+    """One grid of a study: base overrides, axes (cartesian product), extra cells and exclusions."""
+
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, Any] = field(default_factory=dict)
+    include: list[dict[str, Any]] = field(default_factory=list)
+    exclude: list[dict[str, Any]] = field(default_factory=list)
+    label: str = ""                      # optional name, used in error messages
+    where: str = field(default="grid", repr=False)   # position in the file (set by the loader)
+
+
+@dataclass
+class StudyConfig:
+    study: str
+    base: dict[str, Any] = field(default_factory=dict)
+    grids: list[SubGrid] = field(default_factory=list)
+    exclude: list[dict[str, Any]] = field(default_factory=list)   # applied to the union of all grids
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    source: str = "<study>"              # file it came from, for error messages
+    overrides: dict[str, Any] = field(default_factory=dict)     # CLI key=value, applied to every cell last
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | dict[str, Any] = ()) -> "StudyConfig":
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read study file ({error.strerror})") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: invalid YAML ({str(error).splitlines()[0]})") from None
+        return cls.from_dict(raw, source=str(path), overrides=overrides)
+
+    @classmethod
+    def from_dict(
+        cls, raw: Any, *, source: str = "<study>", overrides: list[str] | dict[str, Any] = ()
+    ) -> "StudyConfig":
+        def fail(message: str) -> ConfigError:
+            return ConfigError(f"{source}: {message}")
+
+        if not isinstance(raw, dict):
+            raise fail("expected a mapping with study, base, grid/grids and launcher")
+        top = {"study", "base", "grid", "grids", "include", "exclude", "launcher"}
+        unknown = sorted(set(raw) - top)
+        if unknown:
+            raise fail(f"unknown study key {unknown[0]} (known: {', '.join(sorted(top))})")
+        name = raw.get("study")
+        if not isinstance(name, str) or not STUDY_NAME.match(name):
+            raise fail(f"study: expected a name of letters, digits, '_', '.', '-', got {name!r}")
+        try:
+            base = _mapping(raw.get("base"), "base")
+            if "study" in base:
+                raise ConfigError("base.study: set the study name with the top-level `study:` key")
+            grids = []
+            if raw.get("grid") is not None or raw.get("include") is not None:
+                grids.append(_subgrid({"grid": raw.get("grid") or {}, "include": raw.get("include") or []}, "grid"))
+            extra = raw.get("grids")
+            if extra is not None:
+                if not isinstance(extra, list):
+                    raise ConfigError(f"grids: expected a list of grids, got {extra!r}")
+                grids += [_subgrid(item, f"grids[{i}]") for i, item in enumerate(extra)]
+            exclude = _list_of_mappings(raw.get("exclude"), "exclude")
+            launcher = raw.get("launcher") or {}
+            if not isinstance(launcher, dict):
+                raise ConfigError(f"launcher: expected a mapping, got {launcher!r}")
+            launcher = build_dataclass(LauncherConfig, launcher, "launcher.")
+            for key in ("time_min", "cpus_per_task", "array_parallelism", "cells_per_task", "accelerate_processes"):
+                if getattr(launcher, key) < 1:
+                    raise ConfigError(f"launcher.{key}: expected a positive integer, got {getattr(launcher, key)}")
+            pairs = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+            overrides = {key: value for key, value in pairs}
+        except ConfigError as error:
+            raise fail(str(error)) from None
+        study = cls(name, base, grids, exclude, launcher, source, overrides)
+        base_tree = CellConfig().to_dict()
+        try:
+            _merge(base_tree, base)
+        except ConfigError as error:
+            raise fail(f"base: {error}") from None
+        base_tree["study"] = name
+        _build(base_tree, {}, f"{source}: base")
+        _build(base_tree, overrides, f"{source}: override {_fmt(overrides)}" if overrides else f"{source}: base")
+        study.expand()  # validate every cell now: errors surface at load time
+        return study
+
+    # ------------------------------------------------------------------------------------------------------
+    def expand(self) -> list[CellConfig]:
+        return expand(self)
+
+    @property
+    def results_dir(self) -> str:
+        return self.base_config().results_dir
+
+    def base_config(self) -> CellConfig:
+        tree = CellConfig().to_dict()
+        _merge(tree, self.base)
+        tree["study"] = self.study
+        return _build(tree, {}, f"{self.source}: base")
+
+
+def expand(study: StudyConfig) -> list[CellConfig]:
+    """All cells of the study: sub-grids in file order, axes in file order (last axis fastest), then includes;
+    global excludes applied, CLI overrides applied last, duplicates (same run_id) dropped keeping the first."""
+    base_tree = CellConfig().to_dict()
+    _merge(base_tree, study.base)
+    base_tree["study"] = study.study
+    if not study.grids:
+        raise ConfigError(f"{study.source}: empty study: give a `grid:` (or `grids:`) with at least one axis")
+    cells: list[CellConfig] = []
+    seen: set[str] = set()
+    for sub in study.grids:
+        where = f"{study.source}: {sub.where}" + (f" ({sub.label})" if sub.label else "")
+        tree = copy.deepcopy(base_tree)
+        try:
+            _merge(tree, sub.base)
+            for pattern in sub.exclude + study.exclude:
+                _check_pattern(pattern)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        combos: list[dict[str, Any]] = []
+        if sub.grid:
+            keys = list(sub.grid)
+            for values in itertools.product(*(sub.grid[k] for k in keys)):
+                combos.append(dict(zip(keys, values)))
+        for extra in sub.include:
+            axes = {k: (v if isinstance(v, list) else [v]) for k, v in extra.items()}
+            for values in itertools.product(*axes.values()):
+                combos.append(dict(zip(axes, values)))
+        if not sub.grid and not sub.include:
+            raise ConfigError(f"{where}: empty grid: give at least one axis with values or one include")
+        for combo in combos:
+            cell = _build(tree, {**combo, **study.overrides}, where, combo)
+            flat = flatten(cell.to_dict())
+            if any(_matches(flat, e) for e in sub.exclude + study.exclude):
+                continue
+            if cell.run_id not in seen:
+                seen.add(cell.run_id)
+                cells.append(cell)
+    if not cells:
+        raise ConfigError(f"{study.source}: empty grid: every cell is excluded")
+    return cells
+
+
+# ----------------------------------------------------------------------------------------------------------
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return value
+
+
+def _list_of_mappings(value: Any, where: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{where}: expected a list of {{dotted key: value}} mappings, got {value!r}")
+    return value
+
+
+def _subgrid(raw: Any, where: str) -> SubGrid:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with base/grid/include/exclude, got {raw!r}")
+    unknown = sorted(set(raw) - {"base", "grid", "include", "exclude", "label"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]} (known: base, exclude, grid, include, label)")
+    label = raw.get("label") or ""
+    if not isinstance(label, str):
+        raise ConfigError(f"{where}.label: expected a string, got {label!r}")
+    grid = _mapping(raw.get("grid"), f"{where}.grid")
+    for key, values in grid.items():
+        if not isinstance(values, list):
+            raise ConfigError(f"{where}.grid.{key}: expected a list of values, got {values!r}")
+        if not values:
+            raise ConfigError(f"{where}.grid.{key}: empty list of values (the grid would have no cells)")
+    return SubGrid(
+        base=_mapping(raw.get("base"), f"{where}.base"),
+        grid=grid,
+        include=_list_of_mappings(raw.get("include"), f"{where}.include"),
+        exclude=_list_of_mappings(raw.get("exclude"), f"{where}.exclude"),
+        label=label,
+        where=where,
+    )
+
+
+def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str = "") -> None:
+    """Deep-merge a nested and/or dotted mapping into `tree` (head `options` are replaced, not merged)."""
+    for key, value in update.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{prefix}{key!r}: expected a string key")
+        if "." in key:
+            set_dotted(tree, key, copy.deepcopy(value))
+        elif isinstance(value, dict) and key != "options" and isinstance(tree.get(key), dict):
+            _merge(tree[key], value, f"{prefix}{key}.")
+        else:
+            tree[key] = copy.deepcopy(value)
+
+
+def _check_pattern(pattern: dict[str, Any]) -> None:
+    known = flatten(CellConfig().to_dict())
+    for key in pattern:
+        if key not in known:
+            raise ConfigError(f"exclude: unknown config key {key}")
+
+
+def _matches(flat: dict[str, Any], pattern: dict[str, Any]) -> bool:
+    return all(key in flat and flat[key] == value for key, value in pattern.items())
+
+
+def _build(tree: dict[str, Any], combo: dict[str, Any], where: str, shown: dict[str, Any] | None = None) -> CellConfig:
+    tree = copy.deepcopy(tree)
+    label = f" cell {_fmt(shown)}" if shown else ""
+    try:
+        for key, value in combo.items():
+            set_dotted(tree, key, value)
+        cell = CellConfig.from_dict(tree)
+        validate_cell(cell)
+    except ConfigError as error:
+        raise ConfigError(f"{where}{label}: {error}") from None
+    return cell
+
+
+def _fmt(combo: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in combo.items()) + "}"
+
+
+def known_methods() -> tuple[str, ...]:
+    try:
+        from paper_repro.models.heads import HEADS
+    except ImportError:
+        return FALLBACK_METHODS
+    return tuple(sorted(HEADS)) or FALLBACK_METHODS
+
+
+def known_samplers() -> tuple[str, ...]:
+    try:
+        from paper_repro.data.sampling import SAMPLERS
+    except ImportError:
+        return FALLBACK_SAMPLERS
+    return tuple(SAMPLERS) + tuple(s for s in ("full",) if s not in SAMPLERS)
+
+
+def validate_cell(cell: CellConfig) -> None:
+    """Value checks beyond types: method, sampler, backbone and the documented choice sets."""
+    methods = known_methods()
+    if cell.model.head.name not in methods:
+        raise ConfigError(f"model.head.name: unknown method {cell.model.head.name!r}{_hint(cell.model.head.name, methods)} (known: {', '.join(methods)})")
+    samplers = known_samplers()
+    if cell.data.sampler not in samplers:
+        raise ConfigError(f"data.sampler: unknown sampler {cell.data.sampler!r}{_hint(cell.data.sampler, samplers)} (known: {', '.join(samplers)})")
+    if cell.data.sampler != "full" and cell.data.size < 1:
+        raise ConfigError(f"data.size: expected a positive size for sampler {cell.data.sampler}, got {cell.data.size}")
+    flat = flatten(cell.to_dict())
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {flat[key]!r}")
+    for key in ("train.steps", "train.batch_size", "train.eval_points", "train.eval_batch_size"):
+        if flat[key] < 1:
+            raise ConfigError(f"{key}: expected a positive integer, got {flat[key]}")
+    check_backbone(cell.model.backbone)
+
+
+def check_backbone(name: str) -> None:
+    """Aliases pass; a local-looking path must exist; a bare name close to an alias is a typo, not a hub id."""
+    if name in KNOWN_BACKBONE_ALIASES:
+        return
+    if not name.strip():
+        raise ConfigError("model.backbone: empty backbone name")
+    if name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists():
+        if not Path(name).expanduser().exists():
+            raise ConfigError(f"model.backbone: local backbone path {name} does not exist")
+        return
+    if "/" not in name:
+        close = difflib.get_close_matches(name.lower().replace("_", "-"), KNOWN_BACKBONE_ALIASES, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(
+                f"model.backbone: unknown backbone alias {name!r} (did you mean {close[0]}? aliases: "
+                f"{', '.join(KNOWN_BACKBONE_ALIASES)}; otherwise give a hub id or a local path)"
+            )
+
+
+def _hint(value: str, options: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(value), options, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def load_study(path: str | Path, overrides: list[str] | dict[str, Any] = ()) -> StudyConfig:
+    return StudyConfig.from_yaml(path, overrides)
+
+
+def cell_axes(cell: CellConfig) -> dict[str, Any]:
+    """The columns shown per cell in tables and progress reports."""
+    size = "full" if cell.data.sampler == "full" else cell.data.size
+    return {
+        "backbone": cell.model.backbone,
+        "method": cell.model.head.name,
+        "sampler": cell.data.sampler,
+        "size": size,
+        "data_seed": cell.data.data_seed,
+        "seed": cell.train.seed,
+    }

@@ -1,0 +1,545 @@
+"""Run a study's cells: locally (claim -> run_cell -> release, one after another) or as a Slurm job array.
+
+Every runner, local loop or array task, applies the same rules per cell, so sweeps can be interrupted,
+run concurrently, sharded and requeued:
+  * done (`store.is_done`: marker + parquet) -> skipped, unless `force`;
+  * failed before (`failures/<run_id>.txt`) -> skipped and reported, unless `retry_failed`;
+  * claimed by a live sweeper -> skipped (that sweeper runs it); a stale claim is taken over;
+  * otherwise: claim, re-check, run, release. A failure writes its traceback and the sweep goes on.
+A partial parquet without its done marker is not done: the rerun overwrites it.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import json
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from paper_repro.config import CellConfig, ConfigError
+from paper_repro.results import store
+from paper_repro.sweep import claims
+from paper_repro.sweep.grid import StudyConfig, cell_axes, load_study
+
+DEFAULT_RUNNER = "paper_repro.train.cell:run_cell"
+
+
+@dataclass
+class SweepResult:
+    total: int = 0                                          # cells in the shard
+    ran: list[str] = field(default_factory=list)            # run this time, succeeded
+    failed: list[str] = field(default_factory=list)         # run this time, failed (traceback in failures/)
+    skipped_done: list[str] = field(default_factory=list)
+    skipped_failed: list[str] = field(default_factory=list)  # failed earlier, not retried
+    skipped_claimed: list[str] = field(default_factory=list)  # a live claim elsewhere
+    jobs: list[str] = field(default_factory=list)           # Slurm job ids submitted
+    lost_tasks: list[str] = field(default_factory=list)     # Slurm tasks that died without a report
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.skipped_failed or self.lost_tasks)
+
+    def merge(self, other: dict[str, Any]) -> None:
+        for key in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed"):
+            getattr(self, key).extend(other.get(key, []))
+
+    def summary(self) -> str:
+        parts = [f"{len(self.ran)} ran", f"{len(self.failed)} failed", f"{len(self.skipped_done)} already done"]
+        if self.skipped_failed:
+            parts.append(f"{len(self.skipped_failed)} failed earlier (skipped; --retry-failed reruns them)")
+        if self.skipped_claimed:
+            parts.append(f"{len(self.skipped_claimed)} claimed by other sweepers")
+        if self.lost_tasks:
+            parts.append(f"{len(self.lost_tasks)} Slurm tasks lost")
+        return f"{self.total} cells: " + ", ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------------------
+def resolve_runner(runner: str | Callable[[CellConfig], Any]) -> Callable[[CellConfig], Any]:
+    """`module:function` -> the function (imported lazily so the sweep machinery works without it)."""
+    if callable(runner):
+        return runner
+    module, _, name = runner.partition(":")
+    return getattr(importlib.import_module(module), name or "run_cell")
+
+
+def study_dir_of(cell: CellConfig) -> Path:
+    return store.study_dir(cell.results_dir, cell.study)
+
+
+def cell_status(cell: CellConfig) -> str:
+    """done | failed | claimed | pending (a stale claim counts as pending)."""
+    sdir = study_dir_of(cell)
+    if store.is_done(cell.results_dir, cell.study, cell.run_id):
+        return "done"
+    if claims.cell_claim_status(sdir, cell.run_id) == "claimed":
+        return "claimed"
+    if claims.has_failed(sdir, cell.run_id):
+        return "failed"
+    return "pending"
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _accelerate_run(cell: CellConfig, processes: int) -> None:
+    """Run one cell under `accelerate launch` in a subprocess; its output is streamed, the tail kept."""
+    sdir = study_dir_of(cell)
+    config_path = sdir / "slurm" / "cells" / f"{cell.run_id}.yaml"
+    store.atomic_write_bytes(config_path, cell.to_yaml().encode())
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", cell.train.mixed_precision, "--dynamo_backend", "no",
+               "-m", "paper_repro.cli", "cell", "--config", str(config_path)]
+    tail: collections.deque[str] = collections.deque(maxlen=60)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            tail.append(line)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with status {proc.returncode}; last output:\n" + "".join(tail))
+
+
+def run_cells(
+    cells: list[CellConfig],
+    *,
+    runner: str | Callable[[CellConfig], Any] = DEFAULT_RUNNER,
+    force: bool = False,
+    retry_failed: bool = False,
+    steal_stale: bool = False,
+    stale_ttl_s: float = claims.DEFAULT_TTL_S,
+    accelerate_processes: int = 1,
+    since: float | None = None,
+    progress: bool = True,
+    desc: str = "sweep",
+) -> SweepResult:
+    """The per-cell loop shared by the local launcher and every Slurm array task.
+
+    `since`: when this sweep started; with `force`/`retry_failed`, a cell already rerun (or failed again) after
+    it is not run again (a concurrent sweeper did it, or this task before a requeue)."""
+    from tqdm.auto import tqdm
+
+    since = time.time() if since is None else since
+    result = SweepResult(total=len(cells))
+    run = None  # resolved at the first cell that needs it
+    initially_done = 0 if force else sum(store.is_done(c.results_dir, c.study, c.run_id) for c in cells)
+    bar = tqdm(total=len(cells), initial=initially_done, desc=desc, unit="cell", position=0, leave=True,
+               dynamic_ncols=True, disable=not progress)
+
+    def log(message: str) -> None:
+        (bar.write if progress else print)(message)
+
+    def skip_reason(cell: CellConfig) -> str | None:
+        sdir, paths = study_dir_of(cell), store.cell_paths(cell.results_dir, cell.study, cell.run_id)
+        if store.is_done(cell.results_dir, cell.study, cell.run_id):
+            if not force or (_mtime(paths["done"]) or 0) >= since:
+                return "done"
+        failure = claims.failure_path(sdir, cell.run_id)
+        if failure.exists() and (not retry_failed or (_mtime(failure) or 0) >= since):
+            return "failed"
+        return None
+
+    try:
+        for cell in cells:
+            sdir, rid = study_dir_of(cell), cell.run_id
+            reason = skip_reason(cell)
+            if reason is not None:
+                (result.skipped_done if reason == "done" else result.skipped_failed).append(rid)
+                if reason == "done" and force:
+                    bar.update(1)  # (not counted in `initial` when forcing)
+                continue
+            claim = claims.try_claim(sdir, rid, steal_stale=steal_stale, ttl_s=stale_ttl_s)
+            if claim is None:
+                result.skipped_claimed.append(rid)
+                log(f"[sweep] {rid}: claimed by another sweeper, skipped")
+                continue
+            with claim:
+                reason = skip_reason(cell)  # re-check: someone may have finished it between our check and claim
+                if reason is not None:
+                    (result.skipped_done if reason == "done" else result.skipped_failed).append(rid)
+                    bar.update(reason == "done")
+                    continue
+                cells_dir = store.cell_paths(cell.results_dir, cell.study, rid)["done"].parent
+                if force:
+                    (cells_dir / f"{rid}.done").unlink(missing_ok=True)
+                for leftover in cells_dir.glob(f".{rid}.*.tmp"):  # temp files of a killed writer of this cell
+                    leftover.unlink(missing_ok=True)
+                claims.append_event(sdir, "start", rid)
+                log(f"[sweep] {rid}: start ({', '.join(f'{k}={v}' for k, v in cell_axes(cell).items())})")
+                started = time.time()
+                try:
+                    if accelerate_processes > 1:
+                        _accelerate_run(cell, accelerate_processes)
+                    else:
+                        run = run or resolve_runner(runner)
+                        run(cell)
+                    if not store.is_done(cell.results_dir, cell.study, rid):
+                        raise RuntimeError(f"the runner returned but {rid} has no done marker / parquet")
+                except Exception:
+                    text = traceback.format_exc()
+                    path = claims.write_failure(sdir, rid, text)
+                    claims.append_event(sdir, "failed", rid)
+                    result.failed.append(rid)
+                    last = text.strip().splitlines()[-1]
+                    log(f"[sweep] {rid}: FAILED after {time.time() - started:.0f}s: {last} (traceback: {path})")
+                else:
+                    claims.clear_failure(sdir, rid)
+                    claims.append_event(sdir, "done", rid, seconds=time.time() - started)
+                    result.ran.append(rid)
+                    log(f"[sweep] {rid}: done in {time.time() - started:.0f}s")
+                bar.update(1)
+    finally:
+        bar.close()
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+try:
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # submitit is only needed for the Slurm launcher
+    _Checkpointable = object  # type: ignore[assignment,misc]
+
+
+class CellChunkTask(_Checkpointable):
+    """One Slurm array task: run a chunk of cells with the sweep rules. Requeued on timeout/preemption by
+    submitit (Checkpointable); the requeued task skips cells finished since `since` and takes over its own
+    previous incarnation's claims."""
+
+    def __init__(self, *, runner: str, force: bool, retry_failed: bool, steal_stale: bool, stale_ttl_s: float,
+                 accelerate_processes: int, since: float) -> None:
+        self.runner = runner
+        self.options = dict(force=force, retry_failed=retry_failed, steal_stale=steal_stale,
+                            stale_ttl_s=stale_ttl_s, accelerate_processes=accelerate_processes, since=since)
+
+    def __call__(self, chunk: list[dict[str, Any]]) -> dict[str, Any]:
+        cells = [CellConfig.from_dict(raw) for raw in chunk]
+        result = run_cells(cells, runner=self.runner, progress=False, desc="task", **self.options)
+        print(f"[sweep] task: {result.summary()}", flush=True)
+        return {k: getattr(result, k) for k in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed")}
+
+
+def make_executor(study: StudyConfig, folder: Path):
+    import submitit
+
+    launcher = study.launcher
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=launcher.max_requeues)
+    params: dict[str, Any] = dict(
+        name=f"paper-repro-{study.study}",
+        timeout_min=launcher.time_min,
+        cpus_per_task=launcher.cpus_per_task,
+        mem_gb=launcher.mem_gb,
+        slurm_array_parallelism=launcher.array_parallelism,
+    )
+    if launcher.gpus_per_task:
+        params["gpus_per_node"] = launcher.gpus_per_task
+    if launcher.partition:
+        params["slurm_partition"] = launcher.partition
+    if launcher.account:
+        params["slurm_additional_parameters"] = {"account": launcher.account}
+    if launcher.setup:
+        params["slurm_setup"] = list(launcher.setup)
+    executor.update_parameters(**params)
+    return executor
+
+
+def _absolute(cell: CellConfig) -> dict[str, Any]:
+    """The cell as a dict with its output/data paths made absolute (array tasks may start elsewhere);
+    these keys are not part of the run_id."""
+    raw = cell.to_dict()
+    raw["results_dir"] = str(Path(cell.results_dir).resolve())
+    for key in ("data_dir", "subset_dir"):
+        if raw["data"][key]:
+            raw["data"][key] = str(Path(raw["data"][key]).expanduser().resolve())
+    return raw
+
+
+def submit_slurm(
+    study: StudyConfig, cells: list[CellConfig], *, runner: str, force: bool, retry_failed: bool,
+    steal_stale: bool, stale_ttl_s: float, wait: bool, since: float, poll_s: float = 5.0,
+    wait_timeout_s: float | None = None,
+) -> SweepResult:
+    launcher = study.launcher
+    result = SweepResult(total=len(cells))
+    to_run = []
+    for cell in cells:
+        status = cell_status(cell)
+        if status == "done" and not force:
+            result.skipped_done.append(cell.run_id)
+        elif status == "failed" and not retry_failed:
+            result.skipped_failed.append(cell.run_id)
+        else:
+            to_run.append(cell)
+    if not to_run:
+        print("[sweep] nothing to submit")
+        return result
+    n = launcher.cells_per_task
+    chunks = [[_absolute(c) for c in to_run[i:i + n]] for i in range(0, len(to_run), n)]
+    sdir = Path(study.results_dir).resolve() / study.study
+    executor = make_executor(study, sdir / "slurm" / "%j")
+    task = CellChunkTask(runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,
+                         stale_ttl_s=stale_ttl_s, accelerate_processes=launcher.accelerate_processes, since=since)
+    jobs = executor.map_array(task, chunks)
+    result.jobs = [job.job_id for job in jobs]
+    array_id = jobs[0].job_id.split("_")[0]
+    print(f"[sweep] submitted Slurm job {array_id}: {len(jobs)} tasks, {len(to_run)} cells, logs in {sdir / 'slurm'}")
+    if not wait:
+        print(f"[sweep] follow with: squeue -j {array_id}; paper-repro status {sdir}")
+        return result
+    from tqdm.auto import tqdm
+
+    lost = wait_for_jobs(jobs, poll_s=poll_s, timeout_s=wait_timeout_s,
+                         bar=tqdm(total=len(jobs), desc=f"slurm {array_id}", unit="task"))
+    for job in jobs:
+        if job.job_id in lost:
+            result.lost_tasks.append(job.job_id)
+            print(f"[sweep] task {job.job_id} {lost[job.job_id]} (log: {job.paths.stderr})")
+            continue
+        try:
+            result.merge(job.result())
+        except Exception as error:  # the task raised or was killed (time limit without requeues left, OOM ...)
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            result.lost_tasks.append(job.job_id)
+            print(f"[sweep] task {job.job_id} failed: {first} (log: {job.paths.stderr})")
+    result.skipped_done = sorted(set(result.skipped_done))
+    return result
+
+
+def wait_for_jobs(jobs: list, *, poll_s: float, timeout_s: float | None, bar) -> dict[str, str]:
+    """Wait until every job has a result or has left the queue. Without Slurm accounting (no sacct) submitit
+    cannot see a task that died without writing its result, so `squeue` is asked too. Returns
+    {job_id: why} for tasks that will never report."""
+    lost: dict[str, str] = {}
+    gone_polls: dict[str, int] = collections.defaultdict(int)
+    pending = list(jobs)
+    deadline = None if timeout_s is None else time.time() + timeout_s
+    with bar:
+        while pending:
+            still = []
+            for job in pending:
+                if job.done():
+                    continue
+                if claims._slurm_job_alive(job.job_id) is False:
+                    gone_polls[job.job_id] += 1
+                    if gone_polls[job.job_id] >= 3:  # left the queue and no result file after a grace period
+                        lost[job.job_id] = "left the queue without a result"
+                        continue
+                still.append(job)
+            bar.update(len(pending) - len(still))
+            pending = still
+            if pending and deadline is not None and time.time() > deadline:
+                for job in pending:
+                    lost[job.job_id] = f"still not finished after --wait timeout of {timeout_s:.0f}s"
+                break
+            if pending:
+                time.sleep(poll_s)
+    return lost
+
+
+# ----------------------------------------------------------------------------------------------------------
+def _timings(cells: list[CellConfig]) -> dict[tuple[str, str], list[float]]:
+    found: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+    for cell in cells:
+        if not store.is_done(cell.results_dir, cell.study, cell.run_id):
+            continue
+        manifest = store.cell_paths(cell.results_dir, cell.study, cell.run_id)["manifest"]
+        try:
+            total = float(json.loads(manifest.read_text())["timings"]["total_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found[(cell.model.backbone, cell.model.head.name)].append(total)
+    return found
+
+
+def estimate_cost(cells: list[CellConfig], to_run: list[CellConfig]) -> str:
+    """Compute time of `to_run` from the recorded timings of done cells: mean per (backbone, method), else the
+    overall mean; 'unknown' without any."""
+    timings = _timings(cells)
+    if not to_run:
+        return "estimated cost: nothing to run"
+    if not timings:
+        return f"estimated cost: unknown for {len(to_run)} cells (no done cell with recorded timings)"
+    overall = [t for ts in timings.values() for t in ts]
+    overall_mean = sum(overall) / len(overall)
+    total, exact = 0.0, 0
+    for cell in to_run:
+        own = timings.get((cell.model.backbone, cell.model.head.name))
+        if own:
+            total += sum(own) / len(own)
+            exact += 1
+        else:
+            total += overall_mean
+    return (f"estimated cost: {_duration(total)} compute for {len(to_run)} cells ({exact} from their "
+            f"(backbone, method) mean, {len(to_run) - exact} from the overall mean {_duration(overall_mean)}/cell, "
+            f"{len(overall)} done cells timed)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def cell_table(cells: list[CellConfig], statuses: list[str]) -> str:
+    header = ["run_id", "backbone", "method", "sampler", "size", "data_seed", "seed", "status"]
+    rows = [header] + [
+        [c.run_id, *(str(v) for v in cell_axes(c).values()), s] for c, s in zip(cells, statuses)
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def dry_run_report(study: StudyConfig, cells: list[CellConfig], *, launcher: str, force: bool,
+                   retry_failed: bool, all_cells: list[CellConfig]) -> str:
+    statuses = [cell_status(c) for c in cells]
+    counts = collections.Counter(statuses)
+    to_run = [c for c, s in zip(cells, statuses)
+              if s == "pending" or (s == "done" and force) or (s == "failed" and retry_failed)]
+    lines = [cell_table(cells, statuses), "",
+             f"study {study.study}: {len(cells)} cells in this shard ("
+             + ", ".join(f"{counts[k]} {k}" for k in ("done", "pending", "failed", "claimed")) + f"); "
+             f"{len(to_run)} would run", estimate_cost(all_cells, to_run)]
+    if launcher == "slurm" and to_run:
+        L = study.launcher
+        tasks = -(-len(to_run) // L.cells_per_task)
+        lines.append(f"slurm: {tasks} array tasks x {L.cells_per_task} cells, partition={L.partition}, "
+                     f"account={L.account}, time_min={L.time_min}, gpus={L.gpus_per_task}, cpus={L.cpus_per_task}, "
+                     f"mem_gb={L.mem_gb}, parallelism={L.array_parallelism}, accelerate_processes={L.accelerate_processes}")
+    return "\n".join(lines)
+
+
+def run_sweep(
+    study: StudyConfig | str | Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    launcher: str = "local",
+    force: bool = False,
+    retry_failed: bool = False,
+    dry_run: bool = False,
+    wait: bool = False,
+    overrides: list[str] | dict[str, Any] = (),
+    steal_stale: bool = False,
+    stale_ttl_s: float = claims.DEFAULT_TTL_S,
+    runner: str = DEFAULT_RUNNER,
+    progress: bool = True,
+    wait_timeout_s: float | None = None,
+    poll_s: float = 5.0,
+) -> SweepResult:
+    """Run (or submit, or just describe) the cells of shard `i` of `n` (cells i, i+n, i+2n, ... in expand order)."""
+    if not isinstance(study, StudyConfig):
+        study = load_study(study, overrides)
+    elif overrides:
+        raise ValueError("pass overrides to load_study, or a path to run_sweep")
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise ConfigError(f"shard {index}/{count}: expected 0 <= i < n")
+    if launcher not in ("local", "slurm"):
+        raise ConfigError(f"launcher {launcher!r}: expected local or slurm")
+    all_cells = study.expand()
+    cells = all_cells[index::count]
+    since = time.time()
+    if dry_run:
+        print(dry_run_report(study, cells, launcher=launcher, force=force, retry_failed=retry_failed,
+                             all_cells=all_cells))
+        return SweepResult(total=len(cells))
+    if launcher == "slurm":
+        return submit_slurm(study, cells, runner=runner, force=force, retry_failed=retry_failed,
+                            steal_stale=steal_stale, stale_ttl_s=stale_ttl_s, wait=wait, since=since,
+                            poll_s=poll_s, wait_timeout_s=wait_timeout_s)
+    return run_cells(cells, runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,
+                     stale_ttl_s=stale_ttl_s, accelerate_processes=study.launcher.accelerate_processes,
+                     since=since, progress=progress, desc=f"sweep {study.study}" + (f" [{index}/{count}]" if count > 1 else ""))
+
+
+# ----------------------------------------------------------------------------------------------------------
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected 0 <= i < n")
+    return i, n
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("study", help="study file, e.g. experiments/smoke.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides applied to every cell (an override of a grid axis pins it)")
+    parser.add_argument("--dry-run", action="store_true", help="print the cell table and cost estimate, run nothing")
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
+                        help="run cells i, i+n, i+2n, ... (0-based)")
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    parser.add_argument("--force", action="store_true", help="rerun done cells too")
+    parser.add_argument("--retry-failed", action="store_true", help="rerun cells whose last attempt failed")
+    parser.add_argument("--wait", action="store_true", help="slurm: wait for the array and report its results")
+    parser.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
+                        help="with --wait: give up waiting after this long (the jobs keep running)")
+    parser.add_argument("--steal-stale", action="store_true",
+                        help="take over claims from other hosts whose heartbeat is older than --stale-ttl")
+    parser.add_argument("--stale-ttl", type=float, default=claims.DEFAULT_TTL_S, metavar="SECONDS")
+    parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    parser.add_argument("--runner", default=DEFAULT_RUNNER, help=argparse.SUPPRESS)  # module:function (tests)
+    _parse_intermixed(parser)
+    return parser
+
+
+def _parse_intermixed(parser: argparse.ArgumentParser) -> None:
+    """Let `key=value` overrides come after flags (`sweep X.yaml --dry-run k=v`): plain argparse binds the `*`
+    positional to [] at the first positional chunk. Works when `parser` is a subcommand parser too (the parent
+    calls its parse_known_args)."""
+    original = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        parser.parse_known_args = original  # parse_known_intermixed_args calls it (Python <= 3.12)
+        try:
+            return parser.parse_known_intermixed_args(args, namespace)
+        finally:
+            parser.parse_known_args = parse_known_args
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def sweep_main(args: argparse.Namespace) -> int:
+    """0: every cell of the shard done (or running elsewhere); 1: some failed; 2: bad study/arguments."""
+    try:
+        result = run_sweep(
+            args.study, shard=args.shard, launcher=args.launcher, force=args.force,
+            retry_failed=args.retry_failed, dry_run=args.dry_run, wait=args.wait, overrides=args.overrides,
+            steal_stale=args.steal_stale, stale_ttl_s=args.stale_ttl, runner=args.runner,
+            progress=not args.no_progress, wait_timeout_s=args.wait_timeout,
+        )
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        if "srun" in str(error) or "sbatch" in str(error):  # submitit found no Slurm
+            print(f"error: --launcher slurm: {error}", file=sys.stderr)
+            return 2
+        raise
+    if args.dry_run:
+        return 0
+    if args.launcher == "slurm" and not args.wait:
+        print(f"[sweep] {len(result.skipped_done)} of {result.total} cells already done; "
+              f"{len(result.skipped_failed)} failed earlier (not submitted)")
+        return 0 if not result.skipped_failed else 1
+    print(f"[sweep] {result.summary()}")
+    for rid in result.failed + result.skipped_failed:
+        print(f"[sweep] failed: {rid}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = add_sweep_arguments(argparse.ArgumentParser(prog="paper-repro sweep", description=__doc__.splitlines()[0]))
+    return sweep_main(parser.parse_args(None if argv is None else list(argv)))

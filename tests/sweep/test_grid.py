@@ -1,0 +1,147 @@
+"""Study files: expansion counts and order, run_id stability, and one clear line per bad config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paper_repro.config import ConfigError
+from paper_repro.sweep.grid import StudyConfig, expand, load_study
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def study(raw: dict, overrides=()) -> StudyConfig:
+    return StudyConfig.from_dict(raw, source="test.yaml", overrides=overrides)
+
+
+BASE = {"study": "t", "base": {"model": {"backbone": "minilm-l6"}, "train": {"steps": 7}}}
+
+
+def test_shipped_studies_expand_to_the_documented_counts():
+    counts = {name: len(load_study(REPO / "experiments" / f"{name}.yaml").expand())
+              for name in ("smoke", "cpu_study", "paper")}
+    assert counts == {"smoke": 8, "cpu_study": 8 * 5 * 5 + 8 * 2 * 5 + 4 * 2 * 3, "paper": 3 * 8 * (5 * 5 + 5)}
+    smoke = load_study(REPO / "experiments" / "smoke.yaml").expand()
+    assert {c.study for c in smoke} == {"smoke"}
+    assert {(c.train.steps, c.train.eval_points, c.data.dev_subsample, c.model.backbone) for c in smoke} == {
+        (30, 3, 200, "minilm-l6")}
+    paper = load_study(REPO / "experiments" / "paper.yaml").expand()
+    assert {c.train.mixed_precision for c in paper} == {"bf16"}
+    cpu = load_study(REPO / "experiments" / "cpu_study.yaml").expand()
+    mpnet = [c for c in cpu if c.model.backbone == "mpnet-base"]
+    assert {c.model.head.name for c in mpnet} == {"last", "deeper", "concat", "dwatt"}
+    assert {c.data.size for c in mpnet} == {100, 1000} and {c.data.data_seed for c in mpnet} == {0, 1, 2}
+    assert {(c.data.sampler, c.data.size) for c in cpu if c.data.sampler == "ktype"} == {("ktype", 5), ("ktype", 10)}
+
+
+def test_cartesian_product_order_and_dedup():
+    raw = {**BASE, "grid": {"model.head.name": ["last", "dwatt"], "data.size": [20, 50, 20]}}
+    cells = study(raw).expand()
+    assert [(c.model.head.name, c.data.size) for c in cells] == [
+        ("last", 20), ("last", 50), ("dwatt", 20), ("dwatt", 50)]  # last axis fastest, duplicate 20 dropped
+    assert all(c.train.steps == 7 and c.study == "t" for c in cells)
+
+
+def test_deterministic_and_run_ids_stable():
+    raw = {**BASE, "grid": {"model.head.name": ["last", "concat"], "data.data_seed": [0, 1]}}
+    first = [c.run_id for c in study(raw).expand()]
+    second = [c.run_id for c in study(yaml.safe_load(yaml.safe_dump(raw, sort_keys=False))).expand()]
+    assert first == second and len(set(first)) == 4
+    # run ids do not depend on where results go
+    moved = [c.run_id for c in study(raw, overrides=["results_dir=/elsewhere"]).expand()]
+    assert moved == first
+    # ... but do depend on what is computed
+    other = [c.run_id for c in study(raw, overrides=["train.steps=8"]).expand()]
+    assert not set(other) & set(first)
+
+
+def test_sub_grids_union_include_exclude():
+    raw = {
+        **BASE,
+        "grid": {"model.head.name": ["last", "dwatt"], "data.size": [50, 100]},
+        "include": [{"model.head.name": "concat", "data.size": 50}],
+        "grids": [
+            {"label": "mpnet", "base": {"model.backbone": "mpnet-base"},
+             "grid": {"model.head.name": ["last"], "data.size": [100]}},
+            {"base": {"data": {"sampler": "ktype"}}, "grid": {"data.size": [5, 10]},
+             "exclude": [{"data.size": 10}]},
+            {"grid": {"model.head.name": ["last"], "data.size": [50]}},  # duplicate of a first-grid cell
+        ],
+        "exclude": [{"model.head.name": "dwatt", "data.size": 100}],
+    }
+    cells = study(raw).expand()
+    got = [(c.model.backbone, c.model.head.name, c.data.sampler, c.data.size) for c in cells]
+    assert got == [
+        ("minilm-l6", "last", "sentences", 50), ("minilm-l6", "last", "sentences", 100),
+        ("minilm-l6", "dwatt", "sentences", 50), ("minilm-l6", "concat", "sentences", 50),
+        ("mpnet-base", "last", "sentences", 100), ("minilm-l6", "last", "ktype", 5),
+    ]
+
+
+def test_override_pins_a_grid_axis():
+    raw = {**BASE, "grid": {"model.head.name": ["last", "dwatt"], "data.size": [20, 50]}}
+    cells = study(raw, overrides=["model.head.name=dwatt"]).expand()
+    assert [(c.model.head.name, c.data.size) for c in cells] == [("dwatt", 20), ("dwatt", 50)]
+
+
+def test_launcher_block_typed():
+    raw = {**BASE, "grid": {"data.size": [20]},
+           "launcher": {"partition": "gpu", "gpus_per_task": 1, "mem_gb": 16, "cells_per_task": 3}}
+    launcher = study(raw).launcher
+    assert (launcher.partition, launcher.gpus_per_task, launcher.mem_gb, launcher.cells_per_task) == ("gpu", 1, 16.0, 3)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({**BASE, "grid": {"train.stepz": [1]}}, "unknown config key train.stepz"),
+        ({**BASE, "base": {"train": {"stepz": 1}}, "grid": {"data.size": [1]}}, "unknown config key train.stepz"),
+        ({**BASE, "grid": {"train.steps": ["many"]}}, "train.steps: expected int, got 'many'"),
+        ({**BASE, "grid": {"train.deterministic": [1]}}, "train.deterministic: expected true/false"),
+        ({**BASE, "grid": {"model.head.name": ["dwat"]}}, "unknown method 'dwat' (did you mean dwatt?)"),
+        ({**BASE, "grid": {"data.sampler": ["kshot"]}}, "unknown sampler 'kshot'"),
+        ({**BASE, "grid": {"model.backbone": ["minilm-l12"]}}, "unknown backbone alias 'minilm-l12'"),
+        ({**BASE, "grid": {"model.backbone": ["/no/such/model"]}}, "local backbone path /no/such/model does not exist"),
+        ({**BASE}, "empty study"),
+        ({**BASE, "grid": {}}, "grid: empty grid"),
+        ({**BASE, "grid": {"data.size": []}}, "grid.data.size: empty list of values"),
+        ({**BASE, "grid": {"data.size": 20}}, "grid.data.size: expected a list of values"),
+        ({**BASE, "grid": {"data.size": [20]}, "exclude": [{"data.size": 20}]}, "every cell is excluded"),
+        ({**BASE, "grids": [{"base": {"model.backbone": "mpnet-base"}}]}, "grids[0]: empty grid"),
+        ({**BASE, "grids": [{"base": {"model.backbon": "x"}, "grid": {"data.size": [1]}}]},
+         "unknown config key model.backbon"),
+        ({**BASE, "grid": {"data.size": [20]}, "exclude": [{"data.sizes": 20}]}, "exclude: unknown config key data.sizes"),
+        ({**BASE, "grid": {"data.size": [20]}, "launcher": {"gpus": 1}}, "unknown config key launcher.gpus"),
+        ({**BASE, "grid": {"data.size": [20]}, "launcher": {"time_min": "1h"}}, "launcher.time_min: expected int"),
+        ({**BASE, "grid": {"data.size": [20]}, "extra": 1}, "unknown study key extra"),
+        ({"base": {}, "grid": {"data.size": [20]}}, "study: expected a name"),
+        ({**BASE, "study": "a/b", "grid": {"data.size": [20]}}, "study: expected a name"),
+    ],
+)
+def test_bad_configs_fail_with_one_clear_line(raw, expected):
+    with pytest.raises(ConfigError) as info:
+        study(raw)
+    message = str(info.value)
+    assert expected in message, message
+    assert "\n" not in message and message.startswith("test.yaml")
+
+
+def test_bad_override_names_the_override():
+    with pytest.raises(ConfigError, match=r"override \{train.stepz=3\}: unknown config key train.stepz"):
+        study({**BASE, "grid": {"data.size": [20]}}, overrides=["train.stepz=3"])
+
+
+def test_yaml_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: x\ngrid: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_study(bad)
+    with pytest.raises(ConfigError, match="cannot read study file"):
+        load_study(tmp_path / "missing.yaml")
+
+
+def test_expand_function_equals_method():
+    s = study({**BASE, "grid": {"data.size": [20, 50]}})
+    assert [c.run_id for c in expand(s)] == [c.run_id for c in s.expand()]
