@@ -17,4 +17,4 @@ echo "== collect"
 paper-repro collect "results/$study"
 paper-repro status "results/$study" --study "experiments/$study.yaml"
 echo "== report"
-paper-repro report "results/$study" --notebooks
+paper-repro report "results/$study" --execute-notebooks

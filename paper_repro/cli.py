@@ -64,11 +64,10 @@ def status_main(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def report_main(args: argparse.Namespace) -> int:
-    from paper_repro.analysis.report import build_report
+def report_main(argv: list[str]) -> int:
+    from paper_repro.analysis.report import main as report
 
-    print(build_report(args.study_dir, execute_notebooks=args.notebooks))
-    return 0
+    return report(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,10 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--study", help="the study YAML, to count pending cells")
     status.set_defaults(run=status_main)
 
-    report = commands.add_parser("report", help="figures + REPORT.md for a study")
-    report.add_argument("study_dir")
-    report.add_argument("--notebooks", action="store_true", help="also execute the analysis notebooks headless")
-    report.set_defaults(run=report_main)
+    report = commands.add_parser(
+        "report", help="figures + REPORT.md for a study (`paper-repro report results/<study> --help` for options)",
+        add_help=False,
+    )
+    report.add_argument("report_args", nargs="*", help="results/<study> [--execute-notebooks] ...")
 
     budget = commands.add_parser("budget", help="parameter budget table of every head for a backbone")
     budget.add_argument("--backbone", default="minilm-l6")
@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     from paper_repro.data.conll import DataError
     from paper_repro.models.backbone import BackboneError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:  # its own parser: paper_repro.analysis.report
+        return report_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

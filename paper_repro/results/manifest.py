@@ -45,8 +45,8 @@ def package_versions() -> dict[str, str]:
 def device_description(device: torch.device, num_processes: int) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
+    else:  # CPU timings depend on the intra-op thread count: record it
+        name = f"{platform.processor() or platform.machine()} threads={torch.get_num_threads()}"
     return f"{device.type}:{name} x{num_processes}"
 
 

@@ -36,8 +36,8 @@ from typing import Any
 import yaml
 
 from paper_repro.config import CellConfig, ConfigError, build_dataclass, flatten, parse_override, set_dotted
+from paper_repro.models.backbone import ALIASES as BACKBONE_ALIASES
 
-KNOWN_BACKBONE_ALIASES = ("minilm-l6", "mpnet-base")   # paper_repro.models.backbone.resolve_backbone
 FALLBACK_METHODS = ("last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
 FALLBACK_SAMPLERS = ("sentences", "ktype", "full")
 CHOICES = {  # documented value sets of CellConfig fields (config.py comments)
@@ -329,7 +329,7 @@ def validate_cell(cell: CellConfig) -> None:
 
 def check_backbone(name: str) -> None:
     """Aliases pass; a local-looking path must exist; a bare name close to an alias is a typo, not a hub id."""
-    if name in KNOWN_BACKBONE_ALIASES:
+    if name in BACKBONE_ALIASES:
         return
     if not name.strip():
         raise ConfigError("model.backbone: empty backbone name")
@@ -338,11 +338,11 @@ def check_backbone(name: str) -> None:
             raise ConfigError(f"model.backbone: local backbone path {name} does not exist")
         return
     if "/" not in name:
-        close = difflib.get_close_matches(name.lower().replace("_", "-"), KNOWN_BACKBONE_ALIASES, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(name.lower().replace("_", "-"), BACKBONE_ALIASES, n=1, cutoff=0.75)
         if close:
             raise ConfigError(
                 f"model.backbone: unknown backbone alias {name!r} (did you mean {close[0]}? aliases: "
-                f"{', '.join(KNOWN_BACKBONE_ALIASES)}; otherwise give a hub id or a local path)"
+                f"{', '.join(BACKBONE_ALIASES)}; otherwise give a hub id or a local path)"
             )
 
 

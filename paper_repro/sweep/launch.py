@@ -14,6 +14,7 @@ import argparse
 import collections
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -222,6 +223,11 @@ class CellChunkTask(_Checkpointable):
                             stale_ttl_s=stale_ttl_s, accelerate_processes=accelerate_processes, since=since)
 
     def __call__(self, chunk: list[dict[str, Any]]) -> dict[str, Any]:
+        cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "0"))
+        if cpus:  # intra-op threads follow the allocation: oversubscribed CPU threads slow a cell >10x
+            import torch
+
+            torch.set_num_threads(cpus)
         cells = [CellConfig.from_dict(raw) for raw in chunk]
         result = run_cells(cells, runner=self.runner, progress=False, desc="task", **self.options)
         print(f"[sweep] task: {result.summary()}", flush=True)

@@ -1,0 +1,140 @@
+"""How far a training step is from this CPU's compute floor.
+
+FLOPs of forward + loss + backward per training step are counted with `torch.utils.flop_counter.FlopCounterMode`
+on real batches of the few-shot subset (the tagger with `--head`, default `last`; the backbone's share is
+reported separately). The CPU's fp32 matmul rate is measured by timing a large `torch.mm` (`--mm-size`,
+best of `--mm-repeats`). The floor of a step is its FLOPs over that rate; our measured step time (the product's
+training loop, forward + backward + clip + AdamW, warm-up excluded) is reported as a multiple of the floor.
+FlopCounterMode counts matmul-like ops only (mm, bmm, addmm, attention), so the floor is a lower bound.
+
+  python bench/floor.py --backbone minilm-l6
+  python bench/floor.py --size 20 --steps 3 --warmup 1 --mm-size 512 --repeats 1   # validation only
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
+
+BENCH = "floor"
+
+
+def matmul_rate(size: int, repeats: int) -> list[float]:
+    """FLOP/s of each timed `torch.mm(a, b)` with [size, size] fp32 operands (after one warm-up call)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator)
+    b = torch.randn(size, size, generator=generator)
+    torch.mm(a, b)
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        rates.append(2 * size**3 / (time.perf_counter() - started))
+    return rates
+
+
+def count_step_flops(model, batch) -> tuple[int, int]:
+    """(all, backbone) FLOPs of forward + loss + backward on `batch`; gradients are cleared after."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from paper_repro.train.loop import cross_entropy
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"], batch["labels"].shape[1])
+        cross_entropy(logits, batch["labels"]).backward()
+    model.zero_grad(set_to_none=True)
+    counts = counter.get_flop_counts()
+    # the backbone's own entry misses its backward (its inputs, token ids, need no grad, so the module tracker's
+    # backward hook never fires): take the total minus the modules after it, whose inputs do need grad
+    root = type(model).__name__
+    after = sum(sum(ops.values()) for name, ops in counts.items()
+                if name.count(".") == 1 and name.startswith(root + ".") and name != f"{root}.backbone")
+    total = counter.get_total_flops()
+    return total, total - after
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = common.make_parser(__doc__.splitlines()[0], steps=20, repeats=3)
+    parser.add_argument("--head", default="last", help="fusion head of the tagger (default: last = the backbone alone)")
+    parser.add_argument("--warmup", type=int, default=5, help="steps before timing (per repeat)")
+    parser.add_argument("--mm-size", type=int, default=2048)
+    parser.add_argument("--mm-repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    common.setup(args)
+    results = common.Results(BENCH, args, size=args.size, batch_size=args.batch_size, head=args.head,
+                             timed_steps=args.steps, warmup=args.warmup)
+    print(f"[{BENCH}] {common.describe_machine()}")
+
+    from paper_repro.train import cell, features
+
+    with common.cells_dir(args.keep_cells) as folder:
+        config = common.cell_config(args, folder, BENCH, model__head__name=args.head)
+        data = config.data
+        splits = cell.load_splits(data.data_dir, data.hub_id, data.convert_iob1, data.strict_iob2)
+        pristine = cell.pristine_backbone(config.model.backbone)
+        tokenizer = pristine.tokenizer
+        train_idx, _ = cell.training_indices(config, splits["train"])
+        train_features = features.cached_features(splits["train"], tokenizer, config.model.max_length).select(train_idx)
+        batches = common.train_batches(config, train_features, args.warmup + args.steps, tokenizer.pad_token_id)
+        timed = batches[args.warmup:]
+
+        model, optimizer, scheduler, accelerator, _ = common.build_trainable(pristine.model, config, len(batches))
+        flops = [count_step_flops(model, batch) for batch in timed]   # before training: FLOPs do not depend on weights
+        del model, optimizer, scheduler
+        total_flops = sum(f for f, _ in flops)
+        backbone_flops = sum(b for _, b in flops)
+        for i, (f, b) in enumerate(flops):
+            results.add(args.head, "step_flops", f, "FLOP", step=i, tokens=int(timed[i]["attention_mask"].sum()))
+            results.add(args.head, "backbone_step_flops", b, "FLOP", step=i)
+
+        rates, step_totals = [], []
+        for repeat in range(args.repeats):
+            for i, rate in enumerate(matmul_rate(args.mm_size, args.mm_repeats)):
+                rates.append(rate)
+                results.add("matmul", "matmul_flops_per_s", rate, "FLOP/s", repeat=repeat, step=i)
+            model, optimizer, scheduler, accelerator, _ = common.build_trainable(pristine.model, config, len(batches))
+            seconds = common.timed_train_steps(model, optimizer, scheduler, accelerator, config, batches)[args.warmup:]
+            step_totals.append(sum(seconds))
+            for i, s in enumerate(seconds):
+                results.add(args.head, "step_s", s, "s", repeat=repeat, step=i)
+            print(f"[{BENCH}] repeat {repeat}: matmul {max(rates[-args.mm_repeats:]) / 1e9:.1f} GFLOP/s (best), "
+                  f"{len(seconds)} steps in {sum(seconds):.2f}s")
+            del model, optimizer, scheduler
+
+    peak_rate = max(rates)
+    measured = common.median(step_totals) / len(timed)      # mean step time of the median repeat
+    floor_all = total_flops / len(timed) / peak_rate
+    floor_backbone = backbone_flops / len(timed) / peak_rate
+    summary = {
+        "matmul_gflops_best": peak_rate / 1e9,
+        "matmul_gflops_median": common.median(rates) / 1e9,
+        "step_gflop": total_flops / len(timed) / 1e9,
+        "backbone_step_gflop": backbone_flops / len(timed) / 1e9,
+        "floor_step_s": floor_all,
+        "backbone_floor_step_s": floor_backbone,
+        "measured_step_s": measured,
+        "x_floor": measured / floor_all,
+        "x_backbone_floor": measured / floor_backbone if floor_backbone else float("nan"),
+        "achieved_gflops": total_flops / len(timed) / measured / 1e9,
+    }
+    units = {"matmul_gflops_best": "GFLOP/s", "matmul_gflops_median": "GFLOP/s", "step_gflop": "GFLOP",
+             "backbone_step_gflop": "GFLOP", "achieved_gflops": "GFLOP/s", "x_floor": "x", "x_backbone_floor": "x"}
+    for metric, value in summary.items():
+        results.summary(args.head, metric, value, units.get(metric, "s"))
+    print()
+    print(common.format_table([{"head": args.head, **summary}]))
+    print(f"floor = counted forward+backward FLOPs per step / best measured fp32 matmul rate ({args.mm_size}^2 mm); "
+          f"measured = mean step time (median of {args.repeats} repeats, {len(timed)} steps each, warm-up excluded)")
+    results.write(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

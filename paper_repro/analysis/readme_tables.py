@@ -1,0 +1,389 @@
+"""README performance section generated from the benchmark parquet, so that no number is typed by hand.
+
+    python -m paper_repro.analysis.readme_tables README.md [--bench-dir results/bench] [--study results/<study>]
+
+Rewrites what lies between `<!-- BEGIN performance -->` and `<!-- END performance -->` in the README with
+markdown tables built from the `summary` rows of `results/bench/*.parquet` (written by `bench/*.py`), each
+with the machine it was measured on and the parameters of the run. A benchmark without its parquet is said
+to be missing, with the command that produces it. `--study DIR` (repeatable) adds the per-cell cost recorded in
+a study's manifests. `--append` adds the section at the end when the README has no markers; `--check` writes
+nothing and exits 1 if the section is out of date. Reads files only (no torch).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+BEGIN = "<!-- BEGIN performance -->"
+END = "<!-- END performance -->"
+MACHINE_COLUMNS = ("cpu_model", "usable_cpus", "physical_cores", "torch_threads", "torch_version", "date",
+                   "git_sha", "git_dirty", "loadavg_1m")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# value formatting
+def _nan(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def fmt_seconds(value) -> str:
+    return "–" if _nan(value) else (f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}")
+
+
+def fmt_ms(value) -> str:
+    if _nan(value):
+        return "–"
+    ms = 1000 * value
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:,.0f}"
+
+
+def fmt_ratio(value) -> str:
+    return "–" if _nan(value) else f"{value:.2f}×"
+
+
+def fmt_f1(value) -> str:
+    return "–" if _nan(value) else f"{100 * value:.1f}"
+
+
+def fmt_points(value) -> str:
+    return "–" if _nan(value) else f"{value:+.1f}"
+
+
+def fmt_bool(value) -> str:
+    return "–" if _nan(value) else ("yes" if value >= 0.5 else "**no**")
+
+
+def fmt_int(value) -> str:
+    return "–" if _nan(value) else f"{value:,.0f}"
+
+
+def fmt_float(value) -> str:
+    if _nan(value):
+        return "–"
+    magnitude = abs(value)
+    return f"{value:,.0f}" if magnitude >= 1000 else f"{value:.1f}" if magnitude >= 10 else f"{value:.3g}"
+
+
+Column = tuple[str, str, Callable]  # (metric, header, formatter)
+
+
+@dataclass
+class TableSpec:
+    title: str                                  # sub-heading of the table
+    columns: list[Column]
+    row_label: str = "variant"
+    variants: Callable[[str], bool] = lambda v: True   # which summary variants go in this table
+    note: str = ""
+
+
+@dataclass
+class BenchSpec:
+    name: str
+    title: str
+    command: str
+    tables: list[TableSpec]
+    describe: str = ""
+    order: list[str] = field(default_factory=list)   # preferred row order
+
+
+HEAD_ORDER = ["last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block"]
+
+BENCHES = [
+    BenchSpec(
+        "cell_cost", "Cost of a whole cell: ours vs a `run_ner_no_trainer`-style loop",
+        "python bench/cell_cost.py",
+        [TableSpec("", [
+            ("total_s", "wall-clock (s)", fmt_seconds), ("load_s", "load", fmt_seconds),
+            ("tokenize_s", "tokenize", fmt_seconds), ("train_s", "train", fmt_seconds),
+            ("eval_s", "eval", fmt_seconds), ("other_s", "other", fmt_seconds),
+            ("f1_test_mean", "test F1", fmt_f1), ("time_ratio_vs_peer", "time vs peer", fmt_ratio),
+            ("f1_gap_vs_peer", "ΔF1 vs peer (pts)", fmt_points), ("meets_target", "≤ 0.5× at ±1 F1", fmt_bool),
+        ])],
+        describe=("Same encoder, few-shot subset, steps, batch size, eval points, dev subsample and test split, in one "
+                  "process, alternating order. `ours`: `run_cell` as a sweep's 2nd+ cell (cached splits, features, "
+                  "backbone); `ours_cold`: as the first cell of a fresh process (empty caches); `peer`: "
+                  "`bench/peer_loop.py` (tokenizes and loads every run, evaluates in dataset order padded to the batch "
+                  "max, same two learning rates and clipping as ours). Medians over repeats; time vs peer is the "
+                  "median of the per-repeat ratio; test F1 is the mean over repeats (seed + r)."),
+        order=["ours", "ours_cold", "peer"],
+    ),
+    BenchSpec(
+        "head_overhead", "Fusion-head overhead relative to `last` (matched budget)",
+        "python bench/head_overhead.py --backbone minilm-l6",
+        [TableSpec("", [
+            ("head_params", "head params", fmt_int), ("step_s", "train step (ms)", fmt_ms),
+            ("step_time_ratio", "step vs last", fmt_ratio), ("eval_sentences_per_s", "eval (sent/s)", fmt_float),
+            ("eval_time_ratio", "eval time vs last", fmt_ratio), ("target_ratio", "target", fmt_ratio),
+            ("meets_target", "met", fmt_bool),
+        ], row_label="head")],
+        describe=("Training step = forward + backward + clip + AdamW of the product's loop on real batches of the "
+                  "few-shot subset (warm-up excluded, median); eval = the product's `predict` over the dev subsample. "
+                  "Heads interleaved round-robin per repeat; ratios are medians of the per-repeat ratios to `last`. "
+                  "Targets: dwatt ≤ 1.10×, every head ≤ 1.15×."),
+        order=HEAD_ORDER,
+    ),
+    BenchSpec(
+        "memory", "Peak memory of a cell per head",
+        "python bench/memory.py --backbone minilm-l6",
+        [TableSpec("", [
+            ("peak_rss_mb", "peak RSS (MB)", fmt_int), ("sampled_peak_rss_mb", "sampled peak (MB)", fmt_int),
+            ("limit_mb", "limit (MB)", fmt_int), ("meets_target", "met", fmt_bool),
+        ], row_label="head")],
+        describe=("Each cell in a fresh Python process; peak RSS = the cell process's `ru_maxrss` (manifest "
+                  "`peak_rss_mb`, imports included), cross-checked by psutil sampling. Target for minilm-l6: ≤ 3 GB."),
+        order=HEAD_ORDER,
+    ),
+    BenchSpec(
+        "scaling", "Cell time vs few-shot size, step budget and concurrent Slurm tasks",
+        "python bench/scaling.py [--slurm]",
+        [
+            TableSpec("Cell time per point (medians, s)", [
+                ("total_s", "total", fmt_seconds), ("train_s", "train", fmt_seconds), ("eval_s", "eval", fmt_seconds),
+                ("tokenize_s", "tokenize", fmt_seconds), ("step_time_s", "step (ms)", fmt_ms),
+            ], row_label="point", variants=lambda v: v.startswith("size")),
+            TableSpec("Linear fits", [
+                ("intercept", "intercept (s)", fmt_float), ("slope", "slope", fmt_float), ("r2", "R²", fmt_float),
+                ("relative_spread", "(max−min)/median", fmt_float),
+            ], row_label="fit", variants=lambda v: v.startswith("fit-"),
+                note="Expected: train time linear in steps (R² ≈ 1), eval time flat across steps and sizes."),
+            TableSpec("Sweep throughput on the local Slurm node", [
+                ("cells_per_hour", "cells / hour", fmt_float), ("speedup", "vs 1 task", fmt_ratio),
+            ], row_label="array tasks", variants=lambda v: v.startswith("slurm-")),
+        ],
+        describe="`run_cell` in one process with warm caches; points in alternating order over repeats.",
+    ),
+    BenchSpec(
+        "floor", "Training step vs this CPU's compute floor",
+        "python bench/floor.py --backbone minilm-l6",
+        [TableSpec("", [
+            ("matmul_gflops_best", "fp32 matmul (GFLOP/s)", fmt_float), ("step_gflop", "GFLOP / step", fmt_float),
+            ("backbone_step_gflop", "backbone GFLOP / step", fmt_float), ("floor_step_s", "floor (ms)", fmt_ms),
+            ("measured_step_s", "measured (ms)", fmt_ms), ("x_floor", "× floor", fmt_ratio),
+            ("achieved_gflops", "achieved GFLOP/s", fmt_float),
+        ], row_label="head")],
+        describe=("FLOPs of forward + backward counted by `torch.utils.flop_counter.FlopCounterMode` on real batches "
+                  "(matmul-like ops only, so the floor is a lower bound) over the best measured `torch.mm` fp32 rate; "
+                  "measured = the product's training step (incl. AdamW), warm-up excluded."),
+    ),
+]
+
+
+# ----------------------------------------------------------------------------------------------------------
+def machine_line(group: pd.DataFrame) -> str:
+    lines = []
+    present = [c for c in MACHINE_COLUMNS if c in group.columns]
+    for _, m in group[present].drop_duplicates().iterrows():
+        sha = str(m.get("git_sha", ""))[:10] + (" (dirty)" if bool(m.get("git_dirty", False)) else "")
+        load = m.get("loadavg_1m")
+        lines.append(
+            f"{m.get('cpu_model', '?')}, {m.get('usable_cpus', '?')} usable CPUs ({m.get('physical_cores', '?')} physical "
+            f"cores), torch {m.get('torch_version', '?')} with {m.get('torch_threads', '?')} threads; "
+            f"{m.get('date', '?')}, git `{sha}`" + ("" if _nan(load) else f", load average {load:.2f} at start")
+        )
+    return "; ".join(lines)
+
+
+def parameters_line(group: pd.DataFrame) -> str:
+    try:
+        args = json.loads(group["args"].dropna().iloc[0])
+    except (KeyError, IndexError, ValueError, TypeError):
+        return ""
+    keys = [("backbone", "backbone {}"), ("size", "{} sentences"), ("steps", "{} steps"), ("batch_size", "batch {}"),
+            ("dev", "dev subsample {}"), ("eval_points", "eval points {}"), ("repeats", "repeats {}")]
+    parts = [template.format(args[k]) for k, template in keys if k in args]
+    return ", ".join(parts)
+
+
+def validation_warning(group: pd.DataFrame) -> str:
+    if "test_limit" in group.columns:
+        limits = pd.to_numeric(group["test_limit"], errors="coerce").fillna(0)
+        if (limits > 0).any():
+            return (f"**Validation run (test split limited to {int(limits.max())} sentences): these numbers are "
+                    "not a benchmark result.**")
+    return ""
+
+
+def markdown_table(header: Sequence[str], rows: list[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ordered(variants: list[str], preferred: list[str]) -> list[str]:
+    known = [v for v in preferred if v in variants]
+    return known + [v for v in variants if v not in known]
+
+
+def render_table(summary: pd.DataFrame, spec: TableSpec, order: list[str]) -> str | None:
+    rows = summary[summary["variant"].map(spec.variants)]
+    if rows.empty:
+        return None
+    values = rows.groupby(["variant", "metric"], sort=False)["value"].last()
+    columns = [c for c in spec.columns if c[0] in set(rows["metric"])]
+    body = []
+    for variant in ordered(list(dict.fromkeys(rows["variant"])), order):
+        body.append([f"`{variant}`"] + [fmt(values.get((variant, metric), float("nan"))) for metric, _, fmt in columns])
+    table = markdown_table([spec.row_label] + [header for _, header, _ in columns], body)
+    parts = ([f"*{spec.title}*", ""] if spec.title else []) + [table]
+    if spec.note:
+        parts += ["", spec.note]
+    return "\n".join(parts)
+
+
+def generic_spec(name: str) -> BenchSpec:
+    return BenchSpec(name, f"Benchmark `{name}`", f"python bench/{name}.py", [])
+
+
+def render_bench(spec: BenchSpec, frame: pd.DataFrame | None, source: Path) -> str:
+    lines = [f"### {spec.title}", ""]
+    if frame is None:
+        return "\n".join(lines + [f"_Not measured yet: `{source}` is missing. Run `{spec.command}`._", ""])
+    if spec.describe:
+        lines += [spec.describe, ""]
+    summary = frame[frame["kind"] == "summary"] if "kind" in frame.columns else frame.iloc[0:0]
+    if summary.empty:
+        return "\n".join(lines + [f"_`{source}` has no summary rows._", ""])
+    backbones = list(dict.fromkeys(summary["backbone"].fillna("?"))) if "backbone" in summary.columns else ["?"]
+    for backbone in backbones:
+        group = frame[frame["backbone"].fillna("?") == backbone] if "backbone" in frame.columns else frame
+        rows = summary[summary["backbone"].fillna("?") == backbone] if "backbone" in summary.columns else summary
+        if len(backbones) > 1:
+            lines += [f"**{backbone}**", ""]
+        tables = spec.tables or [TableSpec("", [(m, m, fmt_float) for m in dict.fromkeys(rows["metric"])])]
+        for table_spec in tables:
+            rendered = render_table(rows, table_spec, spec.order)
+            if rendered:
+                lines += [rendered, ""]
+        warning = validation_warning(group)
+        if warning:
+            lines += [warning, ""]
+        params = parameters_line(group)
+        lines += [f"Run: {params + '. ' if params else ''}Machine: {machine_line(group)}.", ""]
+    return "\n".join(lines)
+
+
+def read_bench(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    return pq.read_table(path).to_pandas()
+
+
+def study_section(study_dir: Path) -> str:
+    from paper_repro.analysis.load import load_manifests
+
+    rows = []
+    for manifest in load_manifests(study_dir):
+        config, timings = manifest.get("config") or {}, manifest.get("timings") or {}
+        if not timings:
+            continue
+        rows.append({
+            "backbone": (config.get("model") or {}).get("backbone"),
+            "method": ((config.get("model") or {}).get("head") or {}).get("name"),
+            "total_s": timings.get("total_s"), "train_s": timings.get("train_s"),
+            "eval_s": sum(timings.get("eval_s") or []), "step_time_s": timings.get("step_time_s"),
+            "peak_rss_mb": manifest.get("peak_rss_mb"), "device": manifest.get("device"),
+        })
+    lines = [f"### Cell cost recorded by the study `{study_dir}`", ""]
+    if not rows:
+        return "\n".join(lines + ["_No done cells with recorded timings._", ""])
+    frame = pd.DataFrame(rows)
+    body = []
+    for (backbone, method), group in frame.groupby(["backbone", "method"], sort=False):
+        body.append([backbone, f"`{method}`", str(len(group)), fmt_seconds(group["total_s"].median()),
+                     fmt_seconds(group["train_s"].median()), fmt_seconds(group["eval_s"].median()),
+                     fmt_ms(group["step_time_s"].median()), fmt_int(group["peak_rss_mb"].max())])
+    order = {m: i for i, m in enumerate(HEAD_ORDER)}
+    body.sort(key=lambda r: (r[0], order.get(r[1].strip("`"), len(order)), r[1]))
+    lines.append(markdown_table(["backbone", "method", "cells", "total (s)", "train (s)", "eval (s)", "step (ms)",
+                                 "peak RSS (MB)"], body))
+    devices = ", ".join(sorted({str(d) for d in frame["device"].dropna()}))
+    lines += ["", f"Medians over the study's done cells (manifest timings); peak RSS is the maximum. Devices: {devices}.", ""]
+    return "\n".join(lines)
+
+
+def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: str | None = None) -> str:
+    shown = display_dir or str(bench_dir)
+    lines = ["## Performance", "",
+             f"_Generated by `python -m paper_repro.analysis.readme_tables README.md` from `{shown}/*.parquet` "
+             "(written by `bench/*.py`); do not edit by hand._", ""]
+    known = {spec.name for spec in BENCHES}
+    specs = list(BENCHES) + [generic_spec(p.stem) for p in sorted(bench_dir.glob("*.parquet")) if p.stem not in known]
+    for spec in specs:
+        path = bench_dir / f"{spec.name}.parquet"
+        lines.append(render_bench(spec, read_bench(path), Path(shown) / path.name))
+    for study in studies:
+        lines.append(study_section(Path(study)))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def replace_section(text: str, section: str, append: bool = False) -> str:
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < 0 or end < begin:
+        if not append:
+            raise ValueError(f"the README has no `{BEGIN}` ... `{END}` markers (add them, or pass --append)")
+        return text.rstrip("\n") + f"\n\n{BEGIN}\n{section}{END}\n"
+    return text[: begin + len(BEGIN)] + "\n" + section + text[end:]
+
+
+def write_keeping_mode(path: Path, text: str) -> None:
+    """Atomic rewrite (temp file in the same folder, then rename) that keeps the file's permissions."""
+    mode = path.stat().st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m paper_repro.analysis.readme_tables", description=__doc__.splitlines()[0])
+    parser.add_argument("readme", type=Path, help="README.md to update in place")
+    parser.add_argument("--bench-dir", type=Path, default=None, help="default: results/bench beside the README")
+    parser.add_argument("--study", type=Path, action="append", default=[], help="a study folder (repeatable)")
+    parser.add_argument("--append", action="store_true", help="append the section when the markers are missing")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the section is out of date")
+    args = parser.parse_args(argv)
+    bench_dir = args.bench_dir or args.readme.resolve().parent / "results" / "bench"
+    try:
+        display = str(bench_dir.resolve().relative_to(args.readme.resolve().parent))
+    except ValueError:
+        display = str(bench_dir)
+    try:
+        text = args.readme.read_text(encoding="utf-8")
+    except OSError as error:
+        print(f"error: {args.readme}: {error.strerror}", file=sys.stderr)
+        return 2
+    section = build_section(bench_dir, args.study, display)
+    try:
+        updated = replace_section(text, section, append=args.append)
+    except ValueError as error:
+        print(f"error: {args.readme}: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        if updated != text:
+            print(f"{args.readme}: performance section is out of date", file=sys.stderr)
+            return 1
+        return 0
+    if updated != text:
+        write_keeping_mode(args.readme, updated)
+    missing = [spec.name for spec in BENCHES if not (bench_dir / f"{spec.name}.parquet").exists()]
+    print(f"{args.readme}: performance section {'updated' if updated != text else 'unchanged'}"
+          + (f" (missing: {', '.join(missing)})" if missing else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Smoke test of the benchmark scripts: each runs at tiny scale (invented corpus, random 2-layer BERT) and writes
+a long-format parquet with the expected columns; readme_tables renders them. No timing is checked."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+COLUMNS = {"bench", "kind", "backbone", "variant", "repeat", "metric", "value", "unit", "cpu_model", "logical_cpus",
+           "usable_cpus", "torch_threads", "torch_version", "date", "git_sha", "loadavg_1m", "args"}
+SUMMARY_METRICS = {
+    "cell_cost": {"total_s", "train_s", "eval_s", "f1_test_mean", "time_ratio_vs_peer", "meets_target"},
+    "head_overhead": {"step_s", "step_time_ratio", "eval_time_ratio", "head_params", "meets_target"},
+    "memory": {"peak_rss_mb", "sampled_peak_rss_mb"},
+    "scaling": {"total_s", "train_s", "intercept", "slope", "r2"},
+    "floor": {"matmul_gflops_best", "step_gflop", "floor_step_s", "measured_step_s", "x_floor"},
+}
+EXTRA_ARGS = {
+    "cell_cost": ["--steps", "2"],
+    "head_overhead": ["--heads", "last,dwatt", "--steps", "2", "--warmup", "1", "--profile-heads", "dwatt",
+                      "--profile-steps", "1"],
+    "memory": ["--heads", "last,dwatt", "--steps", "2"],
+    "scaling": ["--sizes", "4,8", "--steps-list", "1,2", "--steps", "2"],
+    "floor": ["--steps", "2", "--warmup", "1", "--mm-size", "64", "--mm-repeats", "2"],
+}
+
+
+@pytest.fixture(scope="module")
+def bench_outputs(tiny_conll_dir, tiny_backbone_dir, tmp_path_factory):
+    """Run every benchmark once at tiny scale; {bench: parquet path}."""
+    import importlib
+
+    from bench import common
+
+    out = tmp_path_factory.mktemp("bench")
+    common_args = ["--backbone", str(tiny_backbone_dir), "--data-dir", str(tiny_conll_dir), "--size", "8",
+                   "--dev", "0", "--test-limit", "5", "--repeats", "1", "--eval-points", "2", "--batch-size", "4",
+                   "--eval-batch-size", "4", "--max-length", "24"]
+    paths = {}
+    try:
+        for name, extra in EXTRA_ARGS.items():
+            module = importlib.import_module(f"bench.{name}")
+            path = out / f"{name}.parquet"
+            assert module.main([*common_args, *extra, "--out", str(path)]) == 0
+            paths[name] = path
+    finally:
+        common.install_test_limit(0)
+    return paths
+
+
+@pytest.mark.parametrize("name", sorted(SUMMARY_METRICS))
+def test_bench_writes_long_parquet(bench_outputs, name):
+    frame = pq.read_table(bench_outputs[name]).to_pandas()
+    assert COLUMNS <= set(frame.columns), COLUMNS - set(frame.columns)
+    assert set(frame["bench"]) == {name}
+    assert set(frame["kind"]) == {"sample", "summary"}
+    missing = SUMMARY_METRICS[name] - set(frame.loc[frame["kind"] == "summary", "metric"])
+    assert not missing, missing
+    assert frame["value"].dtype.kind == "f"
+    if name in ("cell_cost", "memory", "scaling"):     # the benches that score the test split
+        assert (frame["test_limit"] == 5).all()
+
+
+def test_profile_written(bench_outputs):
+    profiles = list(bench_outputs["head_overhead"].parent.glob("head_overhead_profile_*_dwatt.txt"))
+    assert profiles and "Self CPU" in profiles[0].read_text()
+
+
+def test_rerun_keeps_other_backbones(tmp_path):
+    """A second run replaces its own (backbone, variant) rows and keeps the others."""
+    import argparse
+
+    from bench import common
+
+    path = tmp_path / "x.parquet"
+    for backbone, value in (("a", 1.0), ("b", 2.0), ("a", 3.0)):
+        results = common.Results("x", argparse.Namespace(backbone=backbone))
+        results.summary("v", "m", value, "s")
+        results.write(path)
+    table = pq.read_table(path).to_pandas()
+    assert sorted(zip(table["backbone"], table["value"])) == [("a", 3.0), ("b", 2.0)]
+
+
+def test_readme_tables(bench_outputs, tmp_path, tiny_cell_config):
+    from paper_repro.analysis import readme_tables
+    from paper_repro.train.cell import run_cell
+
+    config = tiny_cell_config(tmp_path, model__head__name="dwatt")
+    run_cell(config)
+
+    bench_dir = tmp_path / "results" / "bench"
+    bench_dir.mkdir(parents=True)
+    for name in ("cell_cost", "head_overhead", "floor"):
+        (bench_dir / f"{name}.parquet").write_bytes(bench_outputs[name].read_bytes())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n\n{readme_tables.BEGIN}\nSTALE-NUMBERS\n{readme_tables.END}\n\nafter\n")
+    study = ["--study", str(tmp_path / "results" / config.study)]
+    assert readme_tables.main([str(readme), *study]) == 0
+    text = readme.read_text()
+    assert "STALE-NUMBERS" not in text and text.startswith("# x\n\nbefore") and text.rstrip().endswith("after")
+    assert "| `ours` |" in text and "| `dwatt` |" in text and "× floor" in text
+    assert "Validation run" in text
+    assert "Not measured yet" in text and "bench/memory.py" in text     # memory / scaling parquet missing
+    assert "Cell cost recorded by the study" in text and "| `dwatt` | 1 |" in text
+    assert readme_tables.main([str(readme), "--check", *study]) == 0
+    assert readme_tables.main([str(readme), "--check"]) == 1         # without the study: out of date
+    bare = tmp_path / "BARE.md"
+    bare.write_text("# no markers\n")
+    assert readme_tables.main([str(bare)]) == 2
