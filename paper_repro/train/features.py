@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from paper_repro.data.conll import LABEL2ID, Split
 
 IGNORE_INDEX = -100
+FEATURES_VERSION = 2  # bump when tokenize_split's output changes: invalidates the on-disk cache
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Window:
 class Features:
     windows: list[Window]
     lost_words: int = 0
-    truncated_words: int = 0
+    truncated: dict[int, int] = field(default_factory=dict)  # sentence -> words cut to the window size
     sentence_windows: dict[int, list[int]] = field(default_factory=dict)  # sentence -> window positions
 
     def __post_init__(self) -> None:
@@ -51,7 +52,12 @@ class Features:
             raise ValueError(f"sentences {missing[:5]} have no windows")
         windows = [self.windows[p] for s in sentences for p in self.sentence_windows[s]]
         lost = sum(label == IGNORE_INDEX for w in windows for label in w.labels)
-        return Features(windows=windows, lost_words=lost, truncated_words=self.truncated_words)
+        truncated = {s: self.truncated[s] for s in sentences if s in self.truncated}
+        return Features(windows=windows, lost_words=lost, truncated=truncated)
+
+    @property
+    def truncated_words(self) -> int:
+        return sum(self.truncated.values())
 
 
 def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
@@ -85,7 +91,7 @@ def tokenize_split(split: Split, tokenizer: PreTrainedTokenizerBase, max_length:
     encoded = tokenizer(
         [list(s.tokens) for s in split.sentences], is_split_into_words=True, add_special_tokens=False
     )
-    windows, lost, truncated = [], 0, 0
+    windows, lost, truncated = [], 0, {}
     for index, sentence in enumerate(split.sentences):
         ids, word_ids = encoded["input_ids"][index], encoded.word_ids(index)
         per_word: list[list[int]] = [[] for _ in sentence.tokens]
@@ -93,7 +99,8 @@ def tokenize_split(split: Split, tokenizer: PreTrainedTokenizerBase, max_length:
             per_word[word].append(token_id)
         lengths = [len(pieces) for pieces in per_word]
         lost += sum(length == 0 for length in lengths)
-        truncated += sum(length > budget for length in lengths)
+        if any(length > budget for length in lengths):
+            truncated[index] = sum(length > budget for length in lengths)
         for start, end in split_into_windows(lengths, budget):
             input_ids, word_index = [], []
             for word in range(start, end):
@@ -106,7 +113,7 @@ def tokenize_split(split: Split, tokenizer: PreTrainedTokenizerBase, max_length:
             windows.append(
                 Window(index, start, prefix + input_ids + suffix, [-1] * len(prefix) + word_index + [-1] * len(suffix), labels)
             )
-    return Features(windows=windows, lost_words=lost, truncated_words=truncated)
+    return Features(windows=windows, lost_words=lost, truncated=truncated)
 
 
 def cache_dir() -> Path:
@@ -119,7 +126,7 @@ def features_key(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: i
         content.update(("\x1f".join(sentence.tokens) + "\x1e" + "\x1f".join(sentence.tags) + "\x1d").encode())
     # the serialized fast tokenizer covers vocabulary, normalizer (casing) and pre-tokenizer (prefix space)
     tokenizer_state = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
-    identity = "|".join([type(tokenizer).__name__, tokenizer_state, str(max_length), content.hexdigest()])
+    identity = "|".join([f"v{FEATURES_VERSION}", type(tokenizer).__name__, tokenizer_state, str(max_length), content.hexdigest()])
     return hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
