@@ -1,7 +1,10 @@
 """Tests for paper_repro.config: YAML round trip, typed overrides, unknown keys, run ids."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from paper_repro.config import CellConfig, ConfigError, apply_overrides, parse_override
 
@@ -122,3 +125,10 @@ def test_identity_excludes_location_keys():
     assert "train.steps" in identity and "model.head.options" in identity
     for key in CellConfig.NON_IDENTITY_KEYS:
         assert key not in identity
+
+
+def test_shipped_cell_config_round_trips():
+    path = Path(__file__).resolve().parents[1] / "experiments" / "cell.yaml"
+    config = CellConfig.from_yaml(path)
+    assert config.model.head.name == "dwatt" and config.train.head_lr == 1e-3
+    assert CellConfig.from_dict(yaml.safe_load(config.to_yaml())).run_id == config.run_id

@@ -21,8 +21,9 @@ BASE = {"study": "t", "base": {"model": {"backbone": "minilm-l6"}, "train": {"st
 
 def test_shipped_studies_expand_to_the_documented_counts():
     counts = {name: len(load_study(REPO / "experiments" / f"{name}.yaml").expand())
-              for name in ("smoke", "cpu_study", "paper")}
-    assert counts == {"smoke": 8, "cpu_study": 8 * 5 * 5 + 8 * 2 * 5 + 4 * 2 * 3, "paper": 3 * 8 * (5 * 5 + 5)}
+              for name in ("smoke", "cpu_study", "paper", "cpu_pilot", "lr_probe")}
+    assert counts == {"smoke": 8, "cpu_study": 8 * 5 * 5 + 8 * 2 * 5 + 4 * 2 * 3, "paper": 3 * 8 * (5 * 5 + 5),
+                      "cpu_pilot": 4 * 3 * 3, "lr_probe": 2 * 2 * 3}
     smoke = load_study(REPO / "experiments" / "smoke.yaml").expand()
     assert {c.study for c in smoke} == {"smoke"}
     assert {(c.train.steps, c.train.eval_points, c.data.dev_subsample, c.model.backbone) for c in smoke} == {
