@@ -1,8 +1,7 @@
-"""Shared fixtures: an invented CoNLL corpus, a tiny random BERT backbone with a WordPiece tokenizer, and
-`tiny_cell_config` for cells that run in a second or two on CPU.
+"""Shared fixtures: an invented CoNLL corpus, a tiny random BERT backbone with a WordPiece tokenizer (both built by
+`tests/fixtures.py`), and `tiny_cell_config` for cells that run in a second or two on CPU.
 
-Every sentence here is invented (never copy CoNLL-03 text into the repository). The feature cache of the
-whole test session goes to a temporary folder (`PAPER_REPRO_CACHE`).
+The feature cache of the whole test session goes to a temporary folder (`PAPER_REPRO_CACHE`).
 """
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures import write_conll_fixture, write_tiny_bert
 
 # never wait on the (unreachable) hub
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,73 +18,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REAL_DATA_DIR = Path(os.environ.get("PAPER_REPRO_CONLL03") or "/work/shared/data/conll2003")
-
-# --- the invented corpus -------------------------------------------------------------------------------
-# (tokens, entity type or None) pieces; slots are filled round-robin from the name lists below
-PERSONS = [("Alice", "Marlow"), ("Bob", "Quennel"), ("Carol", "Zorblatt"), ("Dave",), ("Erin", "Vosk")]
-LOCATIONS = [("Paris",), ("Oslo",), ("Vandoria",), ("Lake", "Mirren"), ("Port", "Quennel")]
-ORGS = [("Acme", "Corp"), ("Globex",), ("Initech", "Holdings"), ("Umbrella", "Bank")]
-MISCS = [("Zorbish",), ("Grand", "Prix"), ("Vandorian",), ("Winter", "Cup")]
-SLOTS = {"PER": PERSONS, "LOC": LOCATIONS, "ORG": ORGS, "MISC": MISCS}
-
-TEMPLATES = [
-    "{PER} visited {LOC} on monday .",
-    "{ORG} said {PER} will join the board .",
-    "the {MISC} team beat {LOC} 3 - 1 .",
-    "{PER} of {ORG} met {PER} in {LOC} .",
-    "shares in {ORG} rose 5 percent .",
-    "it rained all day .",
-    "{MISC} fans cheered in {LOC} , {PER} said .",
-]
-LONG_TEMPLATE = (
-    "{PER} , who led {ORG} for ten years before moving to {LOC} , told the {MISC} press on monday that "
-    "{ORG} would open offices in {LOC} and {LOC} next year , and that {PER} would run them ."
-)
-# words the tokenizer splits into several WordPieces (the whole words are not in the vocabulary)
-SPLIT_WORDS = {
-    "zorblatt": ["zor", "##bla", "##tt"],
-    "vandoria": ["van", "##dor", "##ia"],
-    "vandorian": ["van", "##dor", "##ian"],
-    "quennel": ["que", "##nn", "##el"],
-    "initech": ["init", "##ech"],
-    "zorbish": ["zor", "##bish"],
-}
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def fill(template: str, index: int) -> list[tuple[str, str]]:
-    """Invented sentence `index` of a template as (token, IOB2 tag) pairs."""
-    pairs: list[tuple[str, str]] = []
-    used = {kind: 0 for kind in SLOTS}
-    for word in template.split():
-        kind = word[1:-1] if word.startswith("{") else None
-        if kind is None:
-            pairs.append((word, "O"))
-            continue
-        names = SLOTS[kind]
-        name = names[(index + 3 * used[kind]) % len(names)]
-        used[kind] += 1
-        pairs += [(token, ("B-" if i == 0 else "I-") + kind) for i, token in enumerate(name)]
-    return pairs
-
-
-def invented_sentences(n: int, offset: int, with_long: bool) -> list[list[tuple[str, str]]]:
-    sentences = [fill(TEMPLATES[(offset + i) % len(TEMPLATES)], offset + i) for i in range(n)]
-    if with_long:
-        sentences[n // 2] = fill(LONG_TEMPLATE, offset)
-    return sentences
-
-
-def conll_text(sentences: list[list[tuple[str, str]]], per_doc: int = 6) -> str:
-    lines = []
-    for i, sentence in enumerate(sentences):
-        if i % per_doc == 0:
-            lines += ["-DOCSTART- O", ""]
-        lines += [f"{token} {tag}" for token, tag in sentence] + [""]
-    return "\n".join(lines)
-
-
-TINY_SPLITS = {"train": (40, 0), "valid": (15, 100), "test": (15, 200)}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -104,42 +37,13 @@ def _feature_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_conll_dir(tmp_path_factory) -> Path:
     """train/valid/test CoNLL files (40/15/15 invented sentences, every type, one long sentence per split)."""
-    folder = tmp_path_factory.mktemp("tiny_conll")
-    for split, (n, offset) in TINY_SPLITS.items():
-        (folder / f"{split}.txt").write_text(conll_text(invented_sentences(n, offset, with_long=True)))
-    return folder
-
-
-def fixture_vocab() -> list[str]:
-    words = set()
-    for template in [*TEMPLATES, LONG_TEMPLATE]:
-        words.update(w for w in template.split() if not w.startswith("{"))
-    for names in SLOTS.values():
-        for name in names:
-            words.update(token.lower() for token in name)
-    pieces = {piece for split in SPLIT_WORDS.values() for piece in split}
-    return SPECIAL_TOKENS + sorted((words - set(SPLIT_WORDS)) | pieces)
+    return write_conll_fixture(tmp_path_factory.mktemp("tiny_conll"))
 
 
 @pytest.fixture(scope="session")
 def tiny_backbone_dir(tmp_path_factory) -> Path:
     """A random 2-layer BERT (hidden 32) + lower-casing WordPiece tokenizer over the fixture words."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    vocab = fixture_vocab()
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
-    for word, pieces in SPLIT_WORDS.items():
-        assert tokenizer.tokenize(word) == pieces, word
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=len(vocab)
-    )
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
 def dotted(key: str) -> str:

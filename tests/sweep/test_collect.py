@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fixtures import fake_run_cell, tiny_study, write_study
+from sweep_helpers import fake_run_cell, tiny_study, write_study
 
 from paper_repro.results import store
 from paper_repro.results.collect import collect, done_run_ids, status

@@ -7,8 +7,8 @@ import collections
 
 import pyarrow.parquet as pq
 import pytest
-from fixtures import (FAKE_RUNNER, fake_run_cell, kill_and_resume, subprocess_env, sweep_process, tiny_study,
-                      write_study)
+from sweep_helpers import (FAKE_RUNNER, fake_run_cell, kill_and_resume, subprocess_env, sweep_process, tiny_study,
+                           write_study)
 
 from paper_repro.results import store
 from paper_repro.results.collect import collect

@@ -1,4 +1,4 @@
-"""Reliability with the real `run_cell` on a tiny invented fixture (random 2-layer BERT, 30 sentences):
+"""Reliability with the real `run_cell` on a tiny invented fixture (random 2-layer BERT, 40 train sentences):
 kill -9 mid-sweep and rerun, two concurrent sweepers, determinism."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import collections
 
 import pyarrow.parquet as pq
 import pytest
-from fixtures import kill_and_resume, metrics, subprocess_env, sweep_process, tiny_real_setup, tiny_study, write_study
+from sweep_helpers import (kill_and_resume, metrics, subprocess_env, sweep_process, tiny_real_setup, tiny_study,
+                           write_study)
 
 pytest.importorskip("paper_repro.train.cell")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from conftest import invented_sentences
+from fixtures import invented_sentences
 from paper_repro.data.conll import LABEL2ID, LABELS, Sentence, Split
 from paper_repro.models.backbone import load_tokenizer
 from paper_repro.models.pooling import SubwordPooling

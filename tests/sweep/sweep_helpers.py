@@ -1,8 +1,7 @@
-"""Builders for sweep tests: an invented CoNLL fixture, a tiny random BERT with its own vocabulary, tiny study
-files, and a fake cell runner (writes schema-valid results without training) for fast machinery tests.
+"""Helpers for sweep tests: tiny study files, a fake cell runner (writes schema-valid results without training)
+for fast machinery tests, sweep subprocesses and kill -9 / resume checks.
 
-Plain functions taking a folder, so a shared conftest can wrap them in pytest fixtures. The sentences are
-invented from templates; no CoNLL-03 text is used.
+The invented CoNLL fixture and the tiny random BERT come from `tests/fixtures.py` (shared with tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import collections
 import hashlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -19,90 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fixtures import write_conll_fixture, write_tiny_bert
 
 HERE = Path(__file__).resolve().parent
-
-PEOPLE = ["Alice Smith", "Bob Jones", "Carla Diaz", "Dmitri Volkov", "Erin Walsh", "Farid Haddad", "Grace Liu",
-          "Hugo Berg"]
-PLACES = ["Paris", "Lisbon", "Oslo", "New Harbor", "Port Vale", "Kenton", "Rivermouth"]
-ORGS = ["Acme Corp", "Globex", "Northwind Bank", "Blue Lake Rovers", "Vortex Labs", "City Council"]
-MISC = ["Olympic", "Nordic", "Summer Cup", "Dutch", "Arctic Open"]
-TEMPLATES = [
-    "{PER} visited {LOC} .",
-    "{PER} works for {ORG} in {LOC} .",
-    "{ORG} signed {PER} on Monday .",
-    "The {MISC} team from {LOC} beat {ORG} .",
-    "{PER} said {ORG} will open an office in {LOC} .",
-    "Fans in {LOC} cheered as {PER} won the {MISC} title .",
-    "{ORG} shares rose 3 percent .",
-    "Nothing happened in {LOC} today .",
-    "{PER} met {PER2} at the {MISC} event .",
-]
-
-
-def invented_sentences(n: int, seed: int) -> list[list[tuple[str, str]]]:
-    rng = random.Random(seed)
-    sentences = []
-    for i in range(n):
-        template = TEMPLATES[i % len(TEMPLATES)]
-        fills = {"PER": rng.choice(PEOPLE), "PER2": rng.choice(PEOPLE), "LOC": rng.choice(PLACES),
-                 "ORG": rng.choice(ORGS), "MISC": rng.choice(MISC)}
-        tokens: list[tuple[str, str]] = []
-        for word in template.split():
-            if word.startswith("{"):
-                slot = word.strip("{}")
-                kind = "PER" if slot.startswith("PER") else slot
-                for j, part in enumerate(fills[slot].split()):
-                    tokens.append((part, f"{'B' if j == 0 else 'I'}-{kind}"))
-            else:
-                tokens.append((word, "O"))
-        sentences.append(tokens)
-    return sentences
-
-
-def write_conll_fixture(folder: str | Path, *, n_train: int = 30, n_valid: int = 12, n_test: int = 12) -> Path:
-    """train.txt / valid.txt / test.txt in 2-column CoNLL format with -DOCSTART- lines; returns the folder."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, n, seed in (("train", n_train, 1), ("valid", n_valid, 2), ("test", n_test, 3)):
-        lines = ["-DOCSTART- O", ""]
-        for k, sentence in enumerate(invented_sentences(n, seed)):
-            if k and k % 10 == 0:
-                lines += ["-DOCSTART- O", ""]
-            lines += [f"{token} {tag}" for token, tag in sentence] + [""]
-        (folder / f"{name}.txt").write_text("\n".join(lines))
-    return folder
-
-
-def fixture_words() -> list[str]:
-    words = set()
-    for template in TEMPLATES:
-        words.update(w for w in template.split() if "{" not in w)
-    for names in (PEOPLE, PLACES, ORGS, MISC):
-        for name in names:
-            words.update(name.split())
-    return sorted(words)
-
-
-def write_tiny_bert(folder: str | Path, *, hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0) -> Path:
-    """A random BertModel and a BertTokenizerFast whose vocab covers the fixture words; returns the folder."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    chars = sorted({c for w in fixture_words() for c in w})
-    vocab = specials + fixture_words() + [c for c in chars if c not in fixture_words()] + [f"##{c}" for c in chars]
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=False)
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=2 * hidden, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder)
-    return folder
 
 
 def tiny_study(study: str, results_dir: str | Path, *, backbone: str = "minilm-l6", data_dir: str | Path | None = None,
@@ -193,13 +110,14 @@ def fake_run_cell(config) -> Path:
     return store.write_cell(config.results_dir, config.study, config.run_id, cell_table(fake_rows(config)), manifest)
 
 
-FAKE_RUNNER = "fixtures:fake_run_cell"   # importable when HERE is on PYTHONPATH
+FAKE_RUNNER = "sweep_helpers:fake_run_cell"   # importable with subprocess_env()'s PYTHONPATH
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for sweep subprocesses: tests/sweep on PYTHONPATH (for FAKE_RUNNER), few threads."""
+    """Environment for sweep subprocesses: tests/sweep and tests on PYTHONPATH (for FAKE_RUNNER), few threads."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    paths = [str(HERE), str(HERE.parent)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.update(extra)
