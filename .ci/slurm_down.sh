@@ -24,7 +24,7 @@ stop() {  # stop <pidfile> <name>: TERM, wait up to 10 s, then KILL
 stop "$SLURM_TMP/slurmd.pid" slurmd
 stop "$SLURM_TMP/slurmctld.pid" slurmctld
 # munged is machine-wide: other Slurm daemons (another cluster on this machine) may still need it
-others=$(pgrep -x 'slurmctld|slurmd' | tr '\n' ' ')
+others=$( (pgrep -x slurmctld; pgrep -x slurmd) | tr '\n' ' ')
 if [ -n "$others" ]; then
   [ -s "$SLURM_TMP/munged.pid" ] && echo "[slurm_down] munged left running: other Slurm daemons use it (pids $others)" >&2
 else
