@@ -77,7 +77,7 @@ def run_block(work: Workload, head: str, args) -> tuple[list[float], list[float]
         sentences = {i: work.dev_split.sentences[i] for i in work.dev_idx}
         for _ in range(args.eval_passes):
             started = time.perf_counter()
-            predict(model, loader, accelerator, work.dev_features, sentences)
+            predict(model, loader, accelerator, work.dev_features, sentences, depth_weights=False)  # as at dev eval points
             throughput.append(len(sentences) / (time.perf_counter() - started))
     del model, optimizer, scheduler
     gc.collect()

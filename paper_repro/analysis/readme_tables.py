@@ -312,16 +312,36 @@ def study_section(study_dir: Path) -> str:
     return "\n".join(lines)
 
 
+LEARNING_RATES = ["backbone_lr", "head_lr"]
+
+
 def results_section(study_dir: Path) -> str:
-    """Test F1 vs size per method and the paired gains of each head over `deeper` and `last`, from parquet."""
-    from paper_repro.analysis import stats
-    from paper_repro.analysis.load import load_results, method_order
+    """Test F1 vs size per method and the paired gains of each head over `deeper` and `last`, from parquet.
+
+    A study that varies the learning rates (e.g. `lr_probe`) gets one block per (backbone lr, head lr):
+    methods are only compared at the same rates.
+    """
+    from paper_repro.analysis.load import load_results
 
     df = load_results(study_dir)
-    name = study_dir.name
-    lines = [f"### Study `{name}` ([REPORT]({study_dir}/REPORT.md))", ""]
+    report = f" ([REPORT]({study_dir}/REPORT.md))" if (study_dir / "REPORT.md").exists() else ""
+    lines = [f"### Study `{study_dir.name}`{report}", ""]
     if df.empty:
         return "\n".join(lines + ["_No done cells yet._", ""])
+    rates = df[LEARNING_RATES].drop_duplicates()
+    if len(rates) == 1:
+        return "\n".join(lines + [results_block(df, "")])
+    for backbone_lr, head_lr in sorted(rates.itertuples(index=False)):
+        subset = df[(df["backbone_lr"] == backbone_lr) & (df["head_lr"] == head_lr)]
+        lines.append(results_block(subset, f" at backbone lr {backbone_lr:g}, head lr {head_lr:g}"))
+    return "\n".join(lines)
+
+
+def results_block(df: pd.DataFrame, label: str) -> str:
+    from paper_repro.analysis import stats
+    from paper_repro.analysis.load import method_order
+
+    lines = []
     table = stats.f1_vs_size(df)
     for (backbone, sampler), group in table.groupby(["backbone", "sampler"], sort=True):
         methods = method_order(group["method"].unique())
@@ -330,14 +350,14 @@ def results_section(study_dir: Path) -> str:
             cells = {r.method: f"{100 * r.mean:.1f} ± {100 * r.ci_half:.1f} ({r.n})" if r.n > 1 else
                      f"{100 * r.mean:.1f} (1)" for r in at_size.itertuples()}
             body.append([str(size), *[cells.get(m, "–") for m in methods]])
-        lines += [f"Test F1 (strict, points), mean ± 95% CI half-width (cells) — {backbone}, `{sampler}` sampler:", "",
-                  markdown_table(["size", *[f"`{m}`" for m in methods]], body), ""]
+        lines += [f"Test F1 (strict, points), mean ± 95% CI half-width (cells) — {backbone}, `{sampler}` sampler{label}:",
+                  "", markdown_table(["size", *[f"`{m}`" for m in methods]], body), ""]
     paired = stats.all_paired(df)
     if len(paired):
         body = [[r.backbone, str(r.size), f"`{r.method}` − `{r.baseline}`", str(r.n_pairs),
                  f"{100 * r.mean_diff:+.1f}", f"[{100 * r.ci_lo:+.1f}, {100 * r.ci_hi:+.1f}]",
                  f"{r.p_wilcoxon_holm:.3g}"] for r in paired.itertuples()]
-        lines += ["Paired test-F1 differences (points; pairs share subset and seed; paired-bootstrap 95% CI; "
+        lines += [f"Paired test-F1 differences{label} (points; pairs share subset and seed; paired-bootstrap 95% CI; "
                   "Wilcoxon p, Holm-adjusted across sizes):", "",
                   markdown_table(["backbone", "size", "contrast", "pairs", "mean", "95% CI", "Holm p"], body), ""]
     return "\n".join(lines)

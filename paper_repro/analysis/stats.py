@@ -8,7 +8,6 @@ NaN CI, reported as such.
 """
 from __future__ import annotations
 
-import logging
 import warnings
 from typing import Any
 
@@ -25,7 +24,6 @@ from paper_repro.analysis.load import (
     method_order,
 )
 
-log = logging.getLogger(__name__)
 
 CONFIDENCE = 0.95
 N_BOOT = 10_000
@@ -154,10 +152,11 @@ def cell_values(df: pd.DataFrame, metric: str = "f1", split: str = "test") -> pd
         return pd.DataFrame(columns=columns)
     rows = rows[columns].dropna(subset=[metric])
     counts = rows.groupby(["method", *CELL_KEYS]).size()
-    if (counts > 1).any():
-        log.warning("%d cells have several runs in split %s; their %s is averaged", int((counts > 1).sum()),
-                    split, metric)
-    return rows.groupby(["method", *CELL_KEYS], as_index=False)[metric].mean()
+    if (counts > 1).any():  # e.g. a study that varies the learning rate: averaging would mix conditions
+        method, *key = counts[counts > 1].index[0]
+        raise ValueError(f"{int((counts > 1).sum())} cells (first: {method} at {dict(zip(CELL_KEYS, key))}) have "
+                         "several runs that differ in other settings (e.g. head_lr); analyse each setting separately")
+    return rows[["method", *CELL_KEYS, metric]].reset_index(drop=True)
 
 
 def f1_vs_size(df: pd.DataFrame, metric: str = "f1", split: str = "test") -> pd.DataFrame:

@@ -181,7 +181,9 @@ def run_cell(config: CellConfig) -> Path:
     def evaluate(split_name: str, loader, features: Features, split: Split, indices: list[int], state: TrainState, loss: float):
         tick = time.perf_counter()
         sentences = {i: split.sentences[i] for i in indices}
-        predicted, depth = predict(model, loader, accelerator, features, sentences, progress)
+        # depth-attention statistics are recorded once, at the final test evaluation
+        predicted, depth = predict(model, loader, accelerator, features, sentences, progress,
+                                   depth_weights=split_name == "test")
         metrics = score([list(split.sentences[i].tags) for i in indices], [predicted[i] for i in indices])
         seconds = time.perf_counter() - tick
         eval_seconds.append(seconds)

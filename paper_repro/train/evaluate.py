@@ -46,10 +46,12 @@ def predict(
     features: Features,
     sentences: dict[int, Sentence],
     progress: bool = False,
+    depth_weights: bool = True,
 ) -> tuple[dict[int, list[str]], dict[str, list[float]] | None]:
     """Predict tags for every sentence in `sentences` (keys: split indices) exactly once, across processes.
 
-    Returns the predicted tags per sentence and, when the head exposes `last_weights` [B, T, N], its mean
+    Returns the predicted tags per sentence and, when `depth_weights` is set and the head exposes
+    `last_weights` [B, T, N], its mean
     depth-attention weights per gold entity type (per word, averaged over the word's subwords).
     """
     from tqdm.auto import tqdm
@@ -66,7 +68,7 @@ def predict(
         ids = accelerator.pad_across_processes(batch["window_id"], dim=0, pad_index=-1)
         preds = accelerator.pad_across_processes(logits.argmax(-1), dim=1, pad_index=-1)
         gathered = [ids, accelerator.pad_across_processes(preds, dim=0, pad_index=-1)]
-        weights = getattr(head, "last_weights", None)
+        weights = getattr(head, "last_weights", None) if depth_weights else None
         if weights is not None:
             words = mean_pool(weights.float(), batch["word_index"], num_words)   # [B, W, N]
             masks = torch.stack(label_types(batch["labels"])).float()            # [G, B, W]

@@ -240,3 +240,12 @@ def test_completeness_lists_missing_cells(tmp_path):
     assert counts.loc["last", "n_cells"] == 2 and counts.loc["dwatt", "n_cells"] == 1
     assert comp["no_manifest"].empty
     assert stats.completeness(load.empty_results())["counts"].empty
+
+
+def test_runs_differing_in_another_setting_are_not_averaged(synth_study):
+    from paper_repro.analysis.load import load_results
+
+    df = load_results(synth_study)
+    other_rate = df[df["method"] == "dwatt"].assign(head_lr=1e-4, run_id=lambda d: d["run_id"] + "-lr")
+    with pytest.raises(ValueError, match="analyse each setting separately"):
+        stats.cell_values(pd.concat([df, other_rate]))
