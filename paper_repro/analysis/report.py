@@ -11,7 +11,7 @@ import argparse
 import datetime as _dt
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,16 @@ def _conditions(table: pd.DataFrame) -> list[tuple[Any, Any]]:
 
 
 # --------------------------------------------------------------------------------------------- sections
+def size_by_method(sub: pd.DataFrame, cell: Callable[[pd.DataFrame], str], missing: str) -> tuple[list[str], list]:
+    """Rows of a size × method table: `cell(rows of that size and method)`, or `missing` where there are none."""
+    methods = method_order(sub["method"].unique())
+    rows = []
+    for size in sorted(sub["size"].unique()):
+        at_size = sub[sub["size"] == size]
+        rows.append([size, *[cell(r) if len(r := at_size[at_size["method"] == m]) else missing for m in methods]])
+    return methods, rows
+
+
 def f1_section(table: pd.DataFrame) -> str:
     """Test F1 (points) mean ± 95% CI half-width (n) per size × method, one table per backbone × sampler."""
     if table.empty:
@@ -120,15 +130,8 @@ def f1_section(table: pd.DataFrame) -> str:
     out = []
     for backbone, sampler in _conditions(table):
         sub = table[(table["backbone"] == backbone) & (table["sampler"] == sampler)]
-        methods = method_order(sub["method"].unique())
-        rows = []
-        for size in sorted(sub["size"].unique()):
-            row = [size]
-            for m in methods:
-                r = sub[(sub["size"] == size) & (sub["method"] == m)]
-                row.append(f"{_pm(r['mean'].iloc[0], r['ci_half'].iloc[0])} (n={int(r['n'].iloc[0])})"
-                           if len(r) else "–")
-            rows.append(row)
+        methods, rows = size_by_method(
+            sub, lambda r: f"{_pm(r['mean'].iloc[0], r['ci_half'].iloc[0])} (n={int(r['n'].iloc[0])})", "–")
         out.append(f"**{backbone} · {sampler}** — test F1 (points), mean ± 95% t-CI half-width (n cells)\n\n"
                    + md_table(rows, ["size", *methods]))
     return "\n".join(out)
@@ -316,14 +319,8 @@ def completeness_section(comp: dict[str, pd.DataFrame], figures: dict[str, Any],
     else:
         for backbone, sampler in _conditions(counts):
             sub = counts[(counts["backbone"] == backbone) & (counts["sampler"] == sampler)]
-            methods = method_order(sub["method"].unique())
-            rows = []
-            for size in sorted(sub["size"].unique()):
-                row = [size]
-                for m in methods:
-                    r = sub[(sub["size"] == size) & (sub["method"] == m)]
-                    row.append(f"{int(r['n_cells'].iloc[0])} ({int(r['n_test'].iloc[0])} test)" if len(r) else "0")
-                rows.append(row)
+            methods, rows = size_by_method(
+                sub, lambda r: f"{int(r['n_cells'].iloc[0])} ({int(r['n_test'].iloc[0])} test)", "0")
             out.append(f"**{backbone} · {sampler}** — cells per method × size (cells with a test row)\n\n"
                        + md_table(rows, ["size", *methods]))
     missing = comp["missing"]
