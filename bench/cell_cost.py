@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             for position, variant in enumerate(common.alternating(args.variants, repeat)):
                 if variant == "peer":
                     peer = run_peer(config, test_limit=args.test_limit, single_lr=args.peer_single_lr)
-                    outcome = {**peer["timings"], **{k: peer[k] for k in ("f1_test", "f1_default_test", "f1_dev")}}
+                    outcome = {**peer["timings"], **{k: peer[k] for k in ("f1_test", "f1_strict_test", "f1_dev")}}
                     results.add(variant, "truncated_test_sentences", peer["truncated_test_sentences"], "sentences",
                                 repeat=repeat, seed=args.seed + repeat, position=position)
                 elif variant == "ours_cold":
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                         outcome = common.run_ours(config)
                 else:
                     outcome = common.run_ours(config)
-                outcome = {k: outcome[k] for k in (*PARTS, "evals", "f1_test", "f1_default_test", "f1_dev")}
+                outcome = {k: outcome[k] for k in (*PARTS, "evals", "f1_test", "f1_strict_test", "f1_dev")}
                 samples[variant].append(outcome)
                 results.add_many(variant, outcome, common.unit_of, repeat=repeat, seed=args.seed + repeat,
                                  position=position)

@@ -43,6 +43,7 @@ from paper_repro.config import CellConfig
 from paper_repro.data.conll import LABELS, Split
 from paper_repro.models.backbone import PREFIX_SPACE_MODEL_TYPES, resolve_backbone
 from paper_repro.train.cell import dev_indices, training_indices
+from paper_repro.config import resolve_steps
 from paper_repro.train.evaluate import eval_schedule
 
 if __package__ in (None, ""):
@@ -61,7 +62,7 @@ def as_columns(split: Split, indices: list[int]) -> dict[str, list]:
 
 
 def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -> dict:
-    """One peer cell; returns {"timings": {...}, "evals": [{split, step, f1, f1_default}], "f1_test", ...}."""
+    """One peer cell; returns {"timings": {...}, "evals": [{split, step, f1, f1_strict}], "f1_test", ...}."""
     started = time.perf_counter()
     times: dict[str, float] = {}
     train_cfg = config.train
@@ -138,10 +139,11 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
             {"params": [p for n, p in named if any(nd in n for nd in no_decay)], "weight_decay": 0.0, "lr": lr},
         ]
     optimizer = torch.optim.AdamW([g for g in optimizer_grouped_parameters if g["params"]], lr=train_cfg.backbone_lr)
-    max_train_steps = train_cfg.steps
+    # the cell's step rule and warmup, resolved on the peer's own training examples (one per sentence)
+    max_train_steps, warmup_steps = resolve_steps(train_cfg, len(processed["train"]))
     lr_scheduler = get_scheduler(
         name="linear", optimizer=optimizer,
-        num_warmup_steps=int(round(train_cfg.warmup_ratio * max_train_steps)), num_training_steps=max_train_steps,
+        num_warmup_steps=warmup_steps, num_training_steps=max_train_steps,
     )
     model, optimizer, train_dataloader, eval_dataloader, test_dataloader, lr_scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader, test_dataloader, lr_scheduler
@@ -178,13 +180,13 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
             preds, refs = get_labels(predictions_gathered, labels_gathered)
             all_predictions += preds
             all_references += refs
-        f1 = f1_score(all_references, all_predictions, mode="strict", scheme=IOB2, zero_division=0)
-        f1_default = f1_score(all_references, all_predictions, zero_division=0)
+        f1 = f1_score(all_references, all_predictions, zero_division=0)   # conlleval (default mode), as the cell
+        f1_strict = f1_score(all_references, all_predictions, mode="strict", scheme=IOB2, zero_division=0)
         model.train()
         eval_seconds.append(time.perf_counter() - tick)
-        evals.append({"split": split_name, "step": step, "f1": float(f1), "f1_default": float(f1_default)})
+        evals.append({"split": split_name, "step": step, "f1": float(f1), "f1_strict": float(f1_strict)})
 
-    eval_steps = set(eval_schedule(max_train_steps, train_cfg.eval_points))
+    eval_steps = set(eval_schedule(max_train_steps, train_cfg.eval_points, warmup_steps, train_cfg.eval_schedule))
     num_update_steps_per_epoch = len(train_dataloader)
     num_train_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
     completed_steps, train_seconds, last_loss = 0, 0.0, float("nan")
@@ -223,7 +225,7 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
     return {
         "timings": timings, "evals": evals, "train_loss": last_loss, "truncated_test_sentences": truncated,
         "f1_test": test[0]["f1"] if test else float("nan"),
-        "f1_default_test": test[0]["f1_default"] if test else float("nan"),
+        "f1_strict_test": test[0]["f1_strict"] if test else float("nan"),
         "f1_dev": dev[0]["f1"] if dev else float("nan"),
     }
 

@@ -64,6 +64,33 @@ def status_main(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def select_main(args: argparse.Namespace) -> int:
+    """Print (and write under results/<study>/) the lr-selection and budget-check tables of a staged study."""
+    from paper_repro.sweep import select
+    from paper_repro.sweep.grid import load_study
+
+    study = load_study(args.study, args.overrides)
+    if not study.stages:
+        print(f"paper-repro: error: {args.study}: the study has no stages (nothing is selected)", file=sys.stderr)
+        return 2
+    shown = 0
+    for stage in study.stages:
+        try:
+            if stage.check is not None:
+                print(f"== budget check (stage {stage.name})")
+                print(select.format_table(select.budget_check(study, stage.name)))
+                shown += 1
+            if stage.select is not None:
+                print(f"== selection of {stage.select['param']} for stage {stage.name} (from stage {stage.select['from']})")
+                print(select.format_table(select.compute_selection(study, stage.name).table()))
+                shown += 1
+        except select.SelectionPending as pending:
+            print(f"stage {stage.name}: {pending}")
+    for path in select.write_stage_tables(study):
+        print(f"wrote {path}")
+    return 0
+
+
 def report_main(argv: list[str]) -> int:
     from paper_repro.analysis.report import main as report
 
@@ -84,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="run a study grid (local or Slurm), skipping finished cells")
     add_sweep_arguments(sweep)
     sweep.set_defaults(run=sweep_main)
+
+    selectp = commands.add_parser("select", help="staged study: the lr-selection and budget-check tables (printed + csv)")
+    selectp.add_argument("study", help="study file, e.g. experiments/cpu_study.yaml")
+    selectp.add_argument("overrides", nargs="*", metavar="key=value", help="the overrides the sweep was given")
+    selectp.set_defaults(run=select_main)
 
     collect = commands.add_parser("collect", help="merge finished cells into results/<study>/results.parquet")
     collect.add_argument("study_dir")

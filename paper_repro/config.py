@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -35,6 +36,7 @@ class DataConfig:
     sampler: str = "sentences"           # "sentences" (N sentences) | "ktype" (K mentions per type) | "full"
     size: int = 100                      # N for `sentences`, K for `ktype`, ignored for `full`
     data_seed: int = 0                   # draws the subset; independent of `train.seed`
+    subset_version: int = 2              # 2: nested (one permutation per data_seed, size N = its first N); 1: independent draws (protocol v1)
     subset_dir: str | None = None        # None -> data/subsets/conll2003 in the checkout
     dev_subsample: int = 1000            # dev sentences scored at intermediate eval points (0 = all)
     dev_subsample_seed: int = 0          # fixed across cells so every method is scored on the same sentences
@@ -62,15 +64,20 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    seed: int = 0                        # init, dropout and batch order
-    steps: int = 200                     # fixed optimizer-step budget, the same for every method
+    seed: int = 0                        # head init, dropout and batch order (classifier init: own generator)
+    step_rule: str = "epochs"            # "epochs": max(steps, ceil(min_epochs x batches per epoch)); "fixed": `steps`
+    steps: int = 200                     # the floor of the "epochs" rule, or the whole budget under "fixed"
+    min_epochs: float = 5.0              # passes over the training windows the "epochs" rule guarantees
+    max_steps: int = 0                   # cap of the resolved budget (0 = none)
     batch_size: int = 8
     backbone_lr: float = 5e-5
     head_lr: float = 1e-3                # head + classifier; see README "Protocol" for why it is separate
     weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    warmup_steps: int = 20               # linear warmup, the same number of steps at every size
+    warmup_ratio: float = 0.0            # > 0: warmup = ratio x resolved budget instead (then warmup_steps must be 0)
     max_grad_norm: float = 1.0
-    eval_points: int = 5                 # log-spaced dev evaluations, the last one at `steps`
+    eval_schedule: str = "linear"        # "linear": dev evals evenly spaced after warmup, the last at the final step; "log" (v1)
+    eval_points: int = 8                 # dev evaluations per cell
     eval_batch_size: int = 64
     mixed_precision: str = "no"          # "no" | "bf16" (GPU autocast through Accelerate)
     deterministic: bool = False          # torch.use_deterministic_algorithms + seeded everything
@@ -79,13 +86,14 @@ class TrainConfig:
 @dataclass
 class CellConfig:
     study: str = "adhoc"
+    stage: str = ""                      # the study stage that runs this cell (e.g. "tune", "eval"); "" = none
     results_dir: str = "results"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     # keys that say where a result goes, not what is computed: kept out of the run id
-    NON_IDENTITY_KEYS: typing.ClassVar[tuple[str, ...]] = ("study", "results_dir", "data.data_dir", "data.subset_dir")
+    NON_IDENTITY_KEYS: typing.ClassVar[tuple[str, ...]] = ("study", "stage", "results_dir", "data.data_dir", "data.subset_dir")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,6 +126,28 @@ class CellConfig:
         """Short, readable, deterministic id: method-size-seeds plus a hash of the canonical config."""
         d, m, t = self.data, self.model, self.train
         return f"{m.head.name}-{d.sampler}{d.size}-d{d.data_seed}-s{t.seed}-{self.config_hash()[:12]}"
+
+
+def resolve_steps(train: TrainConfig, train_windows: int) -> tuple[int, int]:
+    """The cell's optimizer-step budget and warmup steps, resolved from the step rule and the training set size.
+
+    "epochs": max(train.steps, ceil(min_epochs x ceil(train_windows / batch_size))), capped by max_steps (> 0);
+    every method at a given size gets the same budget. "fixed": train.steps. Warmup: warmup_steps, or
+    round(warmup_ratio x budget) when warmup_ratio > 0.
+    """
+    if train.step_rule == "fixed":
+        steps = train.steps
+    elif train.step_rule == "epochs":
+        per_epoch = math.ceil(train_windows / train.batch_size)
+        steps = max(train.steps, math.ceil(train.min_epochs * per_epoch))
+    else:
+        raise ConfigError(f"train.step_rule: expected epochs or fixed, got {train.step_rule!r}")
+    if train.max_steps > 0:
+        steps = min(steps, train.max_steps)
+    warmup = round(train.warmup_ratio * steps) if train.warmup_ratio > 0 else train.warmup_steps
+    if warmup >= steps:
+        raise ConfigError(f"train: warmup ({warmup} steps) must be shorter than the budget ({steps} steps)")
+    return steps, warmup
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

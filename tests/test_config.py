@@ -132,3 +132,19 @@ def test_shipped_cell_config_round_trips():
     config = CellConfig.from_yaml(path)
     assert config.model.head.name == "dwatt" and config.train.head_lr == 1e-3
     assert CellConfig.from_dict(yaml.safe_load(config.to_yaml())).run_id == config.run_id
+
+
+def test_step_rule_resolves_per_training_set_size():
+    from paper_repro.config import TrainConfig, resolve_steps
+
+    rule = TrainConfig()  # epochs rule: max(200, ceil(5 epochs)), 20 warmup steps
+    assert resolve_steps(rule, 50) == (200, 20)            # 7 batches/epoch: the floor holds (28 epochs)
+    assert resolve_steps(rule, 500) == (315, 20)           # 63 batches x 5
+    assert resolve_steps(rule, 1000) == (625, 20)
+    assert resolve_steps(TrainConfig(max_steps=400), 1000) == (400, 20)
+    assert resolve_steps(TrainConfig(step_rule="fixed", steps=30, warmup_steps=5), 1000) == (30, 5)
+    assert resolve_steps(TrainConfig(warmup_steps=0, warmup_ratio=0.1), 1000) == (625, 62)
+    with pytest.raises(ConfigError, match="warmup"):
+        resolve_steps(TrainConfig(step_rule="fixed", steps=10), 100)
+    with pytest.raises(ConfigError, match="step_rule"):
+        resolve_steps(TrainConfig(step_rule="nope"), 100)

@@ -1,4 +1,9 @@
-"""Few-shot training subsets of CoNLL-03: deterministic samplers and index-only subset files."""
+"""Few-shot training subsets of CoNLL-03: deterministic samplers and index-only subset files.
+
+Version 1 draws every (sampler, size, data_seed) independently. Version 2 (protocol v2) walks one permutation
+of the training sentences per data_seed, so a seed's subsets share their order: ``sentences`` subsets are
+nested across sizes (50 within 100 within 200 ...) and ``ktype`` subsets grow with K along the same walk.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from pathlib import Path
 from paper_repro.data.conll import ENTITY_TYPES, DataError, Sentence, Split, entity_counts
 
 SAMPLERS = ("sentences", "ktype")
+SUBSET_VERSIONS = (1, 2)
 DEFAULT_SUBSET_DIR = Path(__file__).resolve().parents[2] / "data" / "subsets" / "conll2003"
 
 
@@ -25,6 +31,7 @@ class Subset:
     sampler: str
     size: int
     data_seed: int
+    version: int
     indices: list[int]
     entity_counts: dict[str, int]
     sha256: str
@@ -79,12 +86,65 @@ def sample_ktype(sentences: Sequence[Sentence], k: int, rng: random.Random) -> l
     return selected
 
 
-def subset_path(subset_dir: str | os.PathLike[str], sampler: str, size: int, data_seed: int) -> Path:
-    """``<subset_dir>/<sampler>-<size>-seed<data_seed>.json``."""
-    return Path(subset_dir) / f"{sampler}-{size}-seed{data_seed}.json"
+def permutation(n_sentences: int, data_seed: int) -> list[int]:
+    """The v2 order of ``range(n_sentences)``: one shuffle seeded only by ``data_seed``."""
+    order = list(range(n_sentences))
+    random.Random(f"perm-{data_seed}").shuffle(order)
+    return order
 
 
-def _subset_from_indices(train: Split, sampler: str, size: int, data_seed: int, indices: list[int]) -> Subset:
+def sample_sentences_v2(order: Sequence[int], size: int) -> list[int]:
+    """The first ``size`` indices of the permutation (so a smaller size is a prefix of a larger one)."""
+    if not 0 < size <= len(order):
+        raise DataError(f"sentences sampler: expected 1 <= size <= {len(order)} (pool size), found {size}")
+    return list(order[:size])
+
+
+def sample_ktype_v2(sentences: Sequence[Sentence], k: int, order: Sequence[int]) -> list[int]:
+    """Greedy K-mentions-per-type sampling along a fixed permutation, in permutation order.
+
+    A sentence is added if it holds a mention of a type still below ``k`` mentions (every mention of an added
+    sentence counts); the walk stops once every type has at least ``k``. Subsets of one seed share this order
+    and are nested across K, though not as prefixes like v2 ``sentences``: a sentence skipped at K has all its
+    types at >= K already, so it holds none of a type still below K, and the walk for K' > K therefore takes
+    every sentence the walk for K takes.
+    """
+    if k <= 0:
+        raise DataError(f"ktype sampler: expected K >= 1, found {k}")
+    selected: list[int] = []
+    selected_counts: Counter[str] = Counter()
+    for index in order:
+        if all(selected_counts[entity_type] >= k for entity_type in ENTITY_TYPES):
+            break
+        counts = entity_counts(sentences[index].tags)
+        if any(counts[entity_type] and selected_counts[entity_type] < k for entity_type in ENTITY_TYPES):
+            selected.append(index)
+            selected_counts.update(counts)
+    for entity_type in ENTITY_TYPES:
+        if selected_counts[entity_type] < k:
+            raise DataError(
+                f"ktype sampler: cannot reach K={k} {entity_type} mentions, the pool has {selected_counts[entity_type]}"
+            )
+    return selected
+
+
+def _check_version(version: int) -> None:
+    if isinstance(version, bool) or version not in SUBSET_VERSIONS:
+        raise DataError(f"expected a subset version in {SUBSET_VERSIONS}, found {version!r}")
+
+
+def subset_path(
+    subset_dir: str | os.PathLike[str], sampler: str, size: int, data_seed: int, version: int = 2
+) -> Path:
+    """``<subset_dir>/<sampler>-<size>-seed<data_seed>.json`` (v1) or ``<sampler>-v2-<size>-seed<data_seed>.json``."""
+    _check_version(version)
+    tag = "" if version == 1 else f"v{version}-"
+    return Path(subset_dir) / f"{sampler}-{tag}{size}-seed{data_seed}.json"
+
+
+def _subset_from_indices(
+    train: Split, sampler: str, size: int, data_seed: int, version: int, indices: list[int]
+) -> Subset:
     sentences = [train.sentences[index] for index in indices]
     totals: Counter[str] = Counter()
     for sentence in sentences:
@@ -93,37 +153,49 @@ def _subset_from_indices(train: Split, sampler: str, size: int, data_seed: int, 
         sampler=sampler,
         size=size,
         data_seed=data_seed,
+        version=version,
         indices=indices,
         entity_counts={entity_type: totals[entity_type] for entity_type in ENTITY_TYPES},
         sha256=content_sha256(sentences),
     )
 
 
-def create_subset(train: Split, sampler: str, size: int, data_seed: int) -> Subset:
-    """Sample a subset with an RNG seeded only by (sampler, size, data_seed)."""
-    rng = random.Random(f"{sampler}-{size}-{data_seed}")
-    if sampler == "sentences":
-        indices = sample_sentences(train.sentences, size, rng)
-    elif sampler == "ktype":
-        indices = sample_ktype(train.sentences, size, rng)
-    else:
+def create_subset(train: Split, sampler: str, size: int, data_seed: int, version: int = 2) -> Subset:
+    """Sample a subset: v1 with an RNG seeded only by (sampler, size, data_seed), v2 along ``permutation``."""
+    _check_version(version)
+    if sampler not in SAMPLERS:
         raise DataError(f"expected a sampler in {SAMPLERS}, found {sampler!r}")
-    return _subset_from_indices(train, sampler, size, data_seed, sorted(indices))
+    if version == 1:
+        rng = random.Random(f"{sampler}-{size}-{data_seed}")
+        if sampler == "sentences":
+            indices = sample_sentences(train.sentences, size, rng)
+        else:
+            indices = sample_ktype(train.sentences, size, rng)
+    else:
+        order = permutation(len(train.sentences), data_seed)
+        if sampler == "sentences":
+            indices = sample_sentences_v2(order, size)
+        else:
+            indices = sample_ktype_v2(train.sentences, size, order)
+    return _subset_from_indices(train, sampler, size, data_seed, version, sorted(indices))
 
 
-def _load_subset(path: Path, train: Split, sampler: str, size: int, data_seed: int) -> Subset:
+def _load_subset(path: Path, train: Split, sampler: str, size: int, data_seed: int, version: int) -> Subset:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         indices = [int(index) for index in record["indices"]]
         stored_sha256 = str(record["sha256"])
         stored_request = (record["sampler"], record["size"], record["data_seed"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        stored_version = record.get("version", 1)  # v1 files carry no version
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise DataError(f"{path}: expected a subset JSON file, could not read it ({error})") from None
+    if stored_version != version:
+        raise DataError(f"{path}: expected subset version {version}, found {stored_version!r}")
     if stored_request != (sampler, size, data_seed):
         raise DataError(f"{path}: expected subset {(sampler, size, data_seed)}, found {stored_request}")
     if not all(0 <= index < len(train.sentences) for index in indices):
         raise DataError(f"{path}: indices out of range for a train split of {len(train.sentences)} sentences")
-    subset = _subset_from_indices(train, sampler, size, data_seed, indices)
+    subset = _subset_from_indices(train, sampler, size, data_seed, version, indices)
     if subset.sha256 != stored_sha256:
         raise DataError(
             f"{path}: subset content sha256 mismatch, the train data differs from the one it was drawn from"
@@ -133,8 +205,11 @@ def _load_subset(path: Path, train: Split, sampler: str, size: int, data_seed: i
 
 def _write_subset(path: Path, train: Split, subset: Subset) -> None:
     selected = select(train, subset)
+    fields = asdict(subset)
+    if subset.version == 1:  # v1 files keep their original layout (no version key)
+        del fields["version"]
     record = {
-        **asdict(subset),
+        **fields,
         "train_sha256": train.sha256,
         "n_sentences": len(selected),
         "n_tokens": sum(len(sentence.tokens) for sentence in selected),
@@ -157,13 +232,14 @@ def load_or_create_subset(
     size: int,
     data_seed: int,
     subset_dir: str | os.PathLike[str] | None = None,
+    version: int = 2,
 ) -> Subset:
-    """Load the subset file if present (verifying its content hash against ``train``), else
+    """Load the subset file if present (verifying its version and content hash against ``train``), else
     sample it and write the file (indices and counts only, never text) atomically."""
-    path = subset_path(DEFAULT_SUBSET_DIR if subset_dir is None else subset_dir, sampler, size, data_seed)
+    path = subset_path(DEFAULT_SUBSET_DIR if subset_dir is None else subset_dir, sampler, size, data_seed, version)
     if path.exists():
-        return _load_subset(path, train, sampler, size, data_seed)
-    subset = create_subset(train, sampler, size, data_seed)
+        return _load_subset(path, train, sampler, size, data_seed, version)
+    subset = create_subset(train, sampler, size, data_seed, version)
     _write_subset(path, train, subset)
     return subset
 

@@ -1,9 +1,10 @@
 """Parameter budgets: match each fusion head's trainable parameters to one extra backbone layer.
 
-The target is the ``deeper`` head's count with k layers (default k=1). A head with a width knob is solved by
-integer search over the knob's lattice (``Head.knob_from_unit``: widths, round(γH) for ratios, multiples of
-heads) — counts are monotone in the knob, so bisection. Heads are built on the meta device to count, so
-solving is fast even for real-size configs.
+The target is the ``deeper`` head's count with k layers (default k=1); ``deeper_copy`` (like any subclass of
+the ``deeper`` head, differing only in initialisation) is the target architecture too. A head with a width
+knob is solved by integer search over the knob's lattice (``Head.knob_from_unit``: widths, round(γH) for
+ratios, multiples of heads) — counts are monotone in the knob, so bisection. Heads are built on the meta
+device to count, so solving is fast even for real-size configs.
 """
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ def budget_target(ctx: HeadContext, layers: int = 1) -> int:
     return head_param_count(TARGET_HEAD, ctx, layers=layers)
 
 
+def is_target(name: str) -> bool:
+    """Whether the head is the target architecture: ``deeper`` or a subclass (``deeper_copy``: another init)."""
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r}; known: {', '.join(sorted(HEADS))}")
+    return issubclass(HEADS[name], HEADS[TARGET_HEAD])
+
+
 def knob_of(name: str, **options) -> str | None:
     if name not in HEADS:
         raise ValueError(f"unknown head {name!r}; known: {', '.join(sorted(HEADS))}")
@@ -40,8 +48,8 @@ def knob_of(name: str, **options) -> str | None:
 
 
 def is_matchable(name: str, **options) -> bool:
-    """Whether the head can be brought to a budget: it has a width knob, or it is the target (deeper)."""
-    return name == TARGET_HEAD or knob_of(name, **options) is not None
+    """Whether the head can be brought to a budget: it has a width knob, or it is the target (deeper, deeper_copy)."""
+    return is_target(name) or knob_of(name, **options) is not None
 
 
 def _search(name: str, ctx: HeadContext, target: int, **options) -> tuple[dict, int]:
@@ -74,7 +82,7 @@ def _search(name: str, ctx: HeadContext, target: int, **options) -> tuple[dict, 
 def solve_knob(name: str, ctx: HeadContext, target: int, tolerance: float = 0.03, **options) -> dict:
     """The head's options with the knob value whose parameter count is closest to target.
 
-    Raises BudgetError if the head has no knob (except ``deeper``, checked as is) or the best count is
+    Raises BudgetError if the head has no knob (except the target heads, checked as is) or the best count is
     outside ±tolerance of target.
     """
     if not is_matchable(name, **options):
@@ -109,6 +117,8 @@ def budget_table(
             opts, params = dict(options), head_param_count(name, ctx, **options)
             if name == TARGET_HEAD:
                 note = "defines target"
+            elif is_target(name):
+                note = f"target architecture ({TARGET_HEAD}), other init"
             elif HEADS[name].knob is not None:
                 note = f"no width knob with {options}: cannot match"
             else:

@@ -3,13 +3,18 @@
 Every head maps ``layers [N, B, T, H]`` (z_1..z_N, z_N = last fused layer) and ``attention_mask [B, T]``
 (1 = real token) to token features ``[B, T, H]``. Which layers are fused (e.g. whether the embedding output
 is z_1) is the caller's choice; the head only sees ``ctx.num_fused = N``.
-Per-token heads (all but ``deeper`` and ``lstm``) ignore the mask: padding cannot affect real tokens.
+Per-token heads (all but ``deeper``, ``deeper_copy`` and ``lstm``) ignore the mask: padding cannot affect real tokens.
 
 Each head has a class attribute ``knob``: the name of its width option solved for the parameter budget
 (see ``paper_repro.models.budget``), or None. ``knob_for(**options)`` refines it for option combinations
 that remove the knob (concat with ``projection="linear"``); ``knob_from_unit(unit, ctx, **options)`` maps an
 integer search unit to the knob's value (a width, ``unit / H`` for a ratio, ``unit * heads`` for a width
 that must divide into heads).
+
+Weight decay is decided by parameter role (``paper_repro.models.tagger.no_decay``): biases, normalization
+modules and norm affines are recognised by name/type everywhere; any module may in addition declare
+``NO_DECAY``, a tuple of fnmatch patterns over the names of its *own* (direct, ``recurse=False``) parameters
+that take no weight decay (depth embeddings, mixing weights, scalar gains, grouped norm affines).
 
 Heads never import training code.
 """
@@ -63,6 +68,7 @@ class FusionHead(nn.Module):
 
     name: ClassVar[str]
     knob: ClassVar[str | None] = None
+    NO_DECAY: ClassVar[tuple[str, ...]] = ()  # fnmatch patterns over own parameter names: no weight decay
 
     @classmethod
     def knob_for(cls, **options) -> str | None:
@@ -139,6 +145,16 @@ class DeeperEncoder(FusionHead):
         return self.encoder(x, attention_mask=mask)[0]
 
 
+@register_head("deeper_copy")
+class DeeperEncoderCopy(DeeperEncoder):
+    """``deeper`` with ``init="copy_last"`` by default: the extra layer(s) start as copies of the backbone's
+    last encoder layer (``build_tagger`` calls ``init_from_backbone``). Same architecture, options and
+    parameter count as ``deeper``; the budget code treats every DeeperEncoder subclass as the target."""
+
+    def __init__(self, ctx: HeadContext, layers: int = 1, init: str = "copy_last"):
+        super().__init__(ctx, layers=layers, init=init)
+
+
 # ----------------------------------------------------------------------------------------------------------
 @register_head("concat")
 class ConcatProjection(FusionHead):
@@ -181,6 +197,8 @@ class GroupedBottleneck(nn.Module):
     U: [G, H, r] (+ bias [G, r]), LN_g affine [G, r], W: [G, r, H] (+ bias [G, H]); r = width.
     forward: x [G, ..., H] -> [G, ..., H] (group g applied to x[g]).
     """
+
+    NO_DECAY: ClassVar[tuple[str, ...]] = ("U_bias", "W_bias", "ln_weight", "ln_bias")
 
     def __init__(self, groups: int, hidden: int, width: int, eps: float = 1e-5):
         super().__init__()
@@ -225,6 +243,7 @@ class DWAtt(FusionHead):
     """
 
     knob = "gamma"
+    NO_DECAY: ClassVar[tuple[str, ...]] = ("depth_embedding", "value_ln_weight", "value_ln_bias")
 
     def __init__(self, ctx: HeadContext, gamma: float = 0.5, d_pos: int = 24, scale: bool = True):
         super().__init__()
@@ -270,6 +289,8 @@ class ScalarMix(FusionHead):
 
     No width knob: a "no budget" control.
     """
+
+    NO_DECAY: ClassVar[tuple[str, ...]] = ("w", "gamma")  # mixing logits and scalar gain
 
     def __init__(self, ctx: HeadContext, layer_start: int = 0):
         super().__init__()
@@ -329,6 +350,7 @@ class DepthAttention(FusionHead):
     """
 
     knob = "width"
+    NO_DECAY: ClassVar[tuple[str, ...]] = ("depth_embedding",)
     default_block_size: ClassVar[int] = 1
 
     def __init__(self, ctx: HeadContext, width: int | None = None, heads: int = 4, block_size: int | None = None):

@@ -1,6 +1,10 @@
 """The token tagger: backbone -> fused layers -> fusion head -> subword pooling -> dropout + linear classifier."""
 from __future__ import annotations
 
+import fnmatch
+import math
+import re
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -9,6 +13,52 @@ from paper_repro.config import HeadConfig, ModelConfig
 from paper_repro.models import budget
 from paper_repro.models.heads import HEADS, HeadContext, build_head
 from paper_repro.models.pooling import SubwordPooling
+
+
+_BIAS_NAME = re.compile(r"(^|_)bias(_|$)")      # bias, U_bias, value_ln_bias, LSTM's bias_ih_l0
+_NORM_AFFINE_NAME = re.compile(r"(^|_)ln(_|$)")  # ln_weight, ln_bias, value_ln_weight: LayerNorm affines
+
+
+def is_norm_module(module: nn.Module) -> bool:
+    """nn.LayerNorm (and subclasses), or any module whose class name contains "Norm" (GroupNorm, RMSNorm,
+    BatchNorm1d, a backbone's own T5LayerNorm-style classes)."""
+    return isinstance(module, nn.LayerNorm) or "Norm" in type(module).__name__
+
+
+def no_decay(name: str, module: nn.Module) -> bool:
+    """Whether parameter ``name`` owned directly by ``module`` (``module.named_parameters(recurse=False)``)
+    takes no weight decay. Decided by role, never by tensor rank:
+
+    - every parameter of a normalization module (``is_norm_module``: the backbone's LayerNorms too);
+    - biases: the name is ``bias`` or has a ``bias`` word (``U_bias``, ``bias_ih_l0``);
+    - norm affines held outside a norm module: the name has an ``ln`` word (``ln_weight``, ``value_ln_bias``);
+    - what the module declares in its ``NO_DECAY`` class attribute (fnmatch patterns over its own parameter
+      names; heads declare their depth embeddings, mixing weights and scalar gains there).
+
+    Everything else decays: weight matrices, the classifier weight, and the backbone's embedding tables (the
+    Hugging Face convention excludes only biases and LayerNorm weights).
+    """
+    if is_norm_module(module):
+        return True
+    if _BIAS_NAME.search(name) or _NORM_AFFINE_NAME.search(name):
+        return True
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in getattr(module, "NO_DECAY", ()))
+
+
+def split_by_decay(
+    roots: list[tuple[str, nn.Module]],
+) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
+    """The trainable parameters under the named ``roots`` as (decay, no_decay) lists of (qualified name,
+    parameter), each parameter once (a shared parameter is listed under its first owner)."""
+    decay, exempt, seen = [], [], set()
+    for root_name, root in roots:
+        for prefix, module in root.named_modules(prefix=root_name):
+            for name, param in module.named_parameters(recurse=False):
+                if not param.requires_grad or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                (exempt if no_decay(name, module) else decay).append((f"{prefix}.{name}" if prefix else name, param))
+    return decay, exempt
 
 
 class FusionTagger(nn.Module):
@@ -44,18 +94,20 @@ class FusionTagger(nn.Module):
     def parameter_groups(self, backbone_lr: float, head_lr: float, weight_decay: float) -> list[dict]:
         """AdamW groups: backbone vs head (head + pooling + classifier), each with/without weight decay.
 
-        Biases, norms and scalars (ndim < 2) get no weight decay.
+        Which parameters take no decay is decided by role (``no_decay``): biases, normalization parameters,
+        depth embeddings and mixing weights/scalar gains; not by tensor rank (DWAtt's grouped biases and
+        LayerNorm affines are 2-D). Each group also carries ``param_names``, the parameters' names in the tagger
+        (``named_parameters()``), in torch's own format for named parameter groups.
         """
         groups = []
-        for name, lr, modules in (
-            ("backbone", backbone_lr, [self.backbone]),
-            ("head", head_lr, [self.head, self.pooling, self.classifier]),
+        for name, lr, roots in (
+            ("backbone", backbone_lr, ["backbone"]),
+            ("head", head_lr, ["head", "pooling", "classifier"]),
         ):
-            params = [p for m in modules for p in m.parameters() if p.requires_grad]
-            decay = [p for p in params if p.ndim >= 2]
-            no_decay = [p for p in params if p.ndim < 2]
-            groups.append({"name": f"{name}", "params": decay, "lr": lr, "weight_decay": weight_decay})
-            groups.append({"name": f"{name}_no_decay", "params": no_decay, "lr": lr, "weight_decay": 0.0})
+            decay, exempt = split_by_decay([(root, getattr(self, root)) for root in roots])
+            for suffix, members, wd in (("", decay, weight_decay), ("_no_decay", exempt, 0.0)):
+                groups.append({"name": f"{name}{suffix}", "params": [p for _, p in members],
+                               "param_names": [n for n, _ in members], "lr": lr, "weight_decay": wd})
         return [g for g in groups if g["params"]]
 
 
@@ -80,8 +132,34 @@ def resolve_head_options(ctx: HeadContext, head_config: HeadConfig) -> tuple[dic
     return options, target
 
 
-def build_tagger(backbone: PreTrainedModel, model_config: ModelConfig, num_labels: int) -> tuple[FusionTagger, dict]:
-    """Build the tagger around a loaded backbone; returns it with its budget record for the manifest."""
+@torch.no_grad()
+def init_head_independent(tagger: FusionTagger, seed: int) -> None:
+    """Initialise the parameters every method shares (the classifier; the subword pooling) from a generator
+    of their own, so they are the same for every head at a given seed however much of the global RNG building
+    the head consumed. Order: classifier weight, classifier bias (``nn.Linear``'s default distributions).
+    The pooling's parameters are constant-initialised (attention pooling's scorer starts at zero: a mean),
+    so they draw nothing from the generator; any parameter added there must be initialised here, after the bias.
+    """
+    generator = torch.Generator().manual_seed(int(seed))  # drawn on the CPU in float32: the same on any device
+    weight, bias = tagger.classifier.weight, tagger.classifier.bias
+    drawn_weight = torch.empty(weight.shape, dtype=torch.float32)
+    nn.init.kaiming_uniform_(drawn_weight, a=math.sqrt(5), generator=generator)
+    bound = 1.0 / math.sqrt(weight.shape[1])
+    drawn_bias = torch.empty(bias.shape, dtype=torch.float32).uniform_(-bound, bound, generator=generator)
+    weight.copy_(drawn_weight)
+    bias.copy_(drawn_bias)
+
+
+def build_tagger(
+    backbone: PreTrainedModel, model_config: ModelConfig, num_labels: int, seed: int = 0
+) -> tuple[FusionTagger, dict]:
+    """Build the tagger around a loaded backbone; returns it with its budget record for the manifest.
+
+    The head is initialised from the global RNG (seed it before); the classifier from its own generator
+    seeded with ``seed`` (``init_head_independent``), so every method gets the same classifier at a seed.
+    Building consumes the global RNG by an amount that depends on the head: re-seed it afterwards if dropout
+    and batch order must match across methods.
+    """
     head_config = model_config.head
     ctx = head_context(backbone, head_config)
     options, target = resolve_head_options(ctx, head_config)
@@ -90,6 +168,7 @@ def build_tagger(backbone: PreTrainedModel, model_config: ModelConfig, num_label
         head.init_from_backbone(backbone)
     pooling = SubwordPooling(model_config.pooling, ctx.hidden_size)
     tagger = FusionTagger(backbone, head, pooling, num_labels, model_config.dropout, head_config.fuse_embeddings)
+    init_head_independent(tagger, seed)
     record = {
         "method": head_config.name,
         "options": options,

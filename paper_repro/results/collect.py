@@ -1,8 +1,9 @@
 """Merge a study's done cells into one table, and report a study's progress per axis.
 
 `collect(results/<study>)` reads every cell that has its done marker (a parquet without marker is a killed or
-running cell and is ignored), checks each file against CELL_SCHEMA (a mismatch is a SchemaError naming the
-file) and writes `results/<study>/results.parquet` atomically.
+running cell and is ignored), checks each file against CELL_SCHEMA, upgrading protocol v1 cells
+(CELL_SCHEMA_V1) through `upgrade_table` (any other schema is a SchemaError naming the file), and writes
+`results/<study>/results.parquet` (v2) atomically.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from paper_repro.results.schema import CELL_SCHEMA, SchemaError, check_schema
+from paper_repro.results.schema import CELL_SCHEMA, CELL_SCHEMA_V1, SchemaError, check_schema, upgrade_table
 from paper_repro.results.store import atomic_write_parquet
 
 AXES = ("backbone", "method", "size", "data_seed", "seed")
@@ -32,16 +33,23 @@ def done_run_ids(study_dir: str | Path) -> list[str]:
 
 
 def read_cell(study_dir: str | Path, run_id: str, columns: list[str] | None = None) -> pa.Table:
+    """A done cell's table in CELL_SCHEMA (v1 cells upgraded), or only `columns` of it (v2 names)."""
     path = Path(study_dir) / "cells" / f"{run_id}.parquet"
     try:
-        table = pq.read_table(path, columns=columns)
+        v1 = pq.read_schema(path).equals(CELL_SCHEMA_V1, check_metadata=False)
+        table = pq.read_table(path, columns=None if v1 else columns)  # a v1 cell is upgraded whole
     except (OSError, pa.ArrowInvalid) as error:
         raise SchemaError(f"{path}: unreadable parquet ({str(error).splitlines()[0]})") from None
-    if columns is None:
-        check_schema(table, str(path))
+    if columns is None or v1:
+        table = upgrade_table(table, str(path))  # v2 as is, v1 converted, else SchemaError
         ids = set(table.column("run_id").to_pylist())
         if ids - {run_id}:
             raise SchemaError(f"{path}: rows of run_id {sorted(ids - {run_id})[0]!r} in the file of {run_id}")
+        if columns is not None:
+            missing = sorted(set(columns) - set(table.schema.names))
+            if missing:
+                raise SchemaError(f"{path}: no columns {missing} in CELL_SCHEMA")
+            table = table.select(columns)
     return table
 
 
@@ -78,16 +86,20 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
         if loaded.study != study_dir.name:
             raise ValueError(f"{study}: study {loaded.study!r} does not match the directory {study_dir}")
         rows = []
-        for cell in loaded.expand():
-            axes = cell_axes(cell)
+        from paper_repro.sweep.select import selections_for
+
+        cells = loaded.expand(selections=selections_for(loaded))
+        waiting = len(loaded.expand(pending="placeholder")) - len(cells) if loaded.stages else 0
+        for cell in cells:
+            axes = {"stage": cell.stage, **cell_axes(cell)} if loaded.stages else cell_axes(cell)
             rid = cell.run_id
             state = ("done" if rid in done else
                      "running" if rid in claimed and claims.cell_claim_status(study_dir, rid) == "claimed" else
                      "failed" if rid in failures else "pending")
             rows.append({**axes, "size": _size_label(axes["sampler"], axes["size"]), "state": state})
-        extra = len(done - {c.run_id for c in loaded.expand()})
+        extra = len(done - {c.run_id for c in cells})
     else:
-        rows = []
+        rows, waiting = [], 0
         for rid in sorted(done):
             table = read_cell(study_dir, rid, columns=AXIS_COLUMNS)
             first = {k: table.column(k)[0].as_py() for k in AXIS_COLUMNS} if table.num_rows else {}
@@ -103,9 +115,11 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
     else:
         head += f", {len(claimed)} claimed, {len(failures - done)} failed"
     lines = [head]
+    if with_totals and waiting:
+        lines.append(f"{waiting} more cells wait for a selection from an earlier stage (not counted above)")
     if extra:
         lines.append(f"({extra} done cells in {study_dir} are not in {study})")
-    for axis in AXES:
+    for axis in (("stage",) if rows and "stage" in rows[0] else ()) + tuple(AXES):
         per: dict[Any, collections.Counter] = collections.defaultdict(collections.Counter)
         for r in rows:
             per[r[axis]][r["state"]] += 1

@@ -1,7 +1,8 @@
 """The long-format results schema: one row per (cell, eval point, split).
 
 Analysis reads only these columns; the loop writes only through `cell_table`. Per-type F1 columns follow
-the CoNLL-03 entity types. A table with other columns or types is refused (`SchemaError`).
+the CoNLL-03 entity types. CELL_SCHEMA is protocol v2; cells written under v1 (CELL_SCHEMA_V1) are read
+through `upgrade_table`. A table with other columns or types is refused (`SchemaError`).
 """
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ class SchemaError(ValueError):
     """Rows or files that do not match CELL_SCHEMA."""
 
 
+# protocol v2 (current)
 CELL_SCHEMA = pa.schema(
     [
         # what was run
         ("run_id", pa.string()),
         ("study", pa.string()),
+        ("stage", pa.string()),             # the study stage that produced the cell ("" if none)
+        ("protocol", pa.int64()),           # 2 (v1 cells read through `upgrade_table` say 1)
         ("backbone", pa.string()),
         ("method", pa.string()),
         ("pooling", pa.string()),
@@ -36,17 +40,22 @@ CELL_SCHEMA = pa.schema(
         ("backbone_lr", pa.float64()),
         ("head_lr", pa.float64()),
         ("steps_total", pa.int64()),
+        ("warmup_steps", pa.int64()),       # linear warmup steps (then linear decay to steps_total)
         ("batch_size", pa.int64()),
         # where on the training curve
         ("step", pa.int64()),
         ("examples_seen", pa.int64()),
         ("split", pa.string()),             # "dev" (subsample) | "test" (full, final step only)
         ("eval_sentences", pa.int64()),
-        # metrics (seqeval entity-level micro averages; `f1` is strict IOB2, `f1_default` the lenient mode)
+        # metrics (seqeval entity-level micro averages): `f1/precision/recall` in seqeval's default mode, which
+        # chunks by conlleval's rules (the F1 CoNLL-03 papers report); `*_strict` in strict IOB2 mode;
+        # per-type F1 in the default mode (NaN: type absent from gold and predictions)
         ("f1", pa.float64()),
         ("precision", pa.float64()),
         ("recall", pa.float64()),
-        ("f1_default", pa.float64()),
+        ("f1_strict", pa.float64()),
+        ("precision_strict", pa.float64()),
+        ("recall_strict", pa.float64()),
         *[(f"f1_{t}", pa.float64()) for t in ENTITY_TYPES],
         ("train_loss", pa.float64()),       # mean training loss since the previous eval point
         ("wall_clock_s", pa.float64()),     # training seconds elapsed at this eval point (eval time excluded)
@@ -60,6 +69,48 @@ CELL_SCHEMA = pa.schema(
         ("device", pa.string()),
     ]
 )
+
+# protocol v1 (older cells; read them through `upgrade_table`): no stage/protocol/warmup_steps (warmup was
+# round(0.1 * steps_total)); `f1/precision/recall` and per-type F1 in strict IOB2 mode, `f1_default` the default mode
+CELL_SCHEMA_V1 = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("study", pa.string()),
+        ("backbone", pa.string()),
+        ("method", pa.string()),
+        ("pooling", pa.string()),
+        ("fuse_embeddings", pa.bool_()),
+        ("head_params", pa.int64()),
+        ("budget_target", pa.int64()),
+        ("sampler", pa.string()),
+        ("size", pa.int64()),
+        ("data_seed", pa.int64()),
+        ("seed", pa.int64()),
+        ("backbone_lr", pa.float64()),
+        ("head_lr", pa.float64()),
+        ("steps_total", pa.int64()),
+        ("batch_size", pa.int64()),
+        ("step", pa.int64()),
+        ("examples_seen", pa.int64()),
+        ("split", pa.string()),
+        ("eval_sentences", pa.int64()),
+        ("f1", pa.float64()),
+        ("precision", pa.float64()),
+        ("recall", pa.float64()),
+        ("f1_default", pa.float64()),
+        *[(f"f1_{t}", pa.float64()) for t in ENTITY_TYPES],
+        ("train_loss", pa.float64()),
+        ("wall_clock_s", pa.float64()),
+        ("eval_s", pa.float64()),
+        ("git_sha", pa.string()),
+        ("git_dirty", pa.bool_()),
+        ("config_hash", pa.string()),
+        ("subset_sha256", pa.string()),
+        ("versions", pa.string()),
+        ("device", pa.string()),
+    ]
+)
+V1_WARMUP_RATIO = 0.1
 
 
 def fits(value: Any, arrow_type: pa.DataType) -> bool:
@@ -95,7 +146,45 @@ def cell_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def check_schema(table: pa.Table, source: str) -> None:
+    """Refuse a table whose schema is not exactly CELL_SCHEMA (v2)."""
     if not table.schema.equals(CELL_SCHEMA, check_metadata=False):
         diff = sorted(set(table.schema.names) ^ set(CELL_SCHEMA.names))
         detail = f"columns differ: {diff}" if diff else "column types differ"
         raise SchemaError(f"{source}: schema does not match CELL_SCHEMA ({detail})")
+
+
+def upgrade_table(table: pa.Table, source: str) -> pa.Table:
+    """A v2 table as is, a v1 table (CELL_SCHEMA_V1) converted to CELL_SCHEMA; anything else is a SchemaError.
+
+    v1 -> v2: `*_strict` <- v1 `f1/precision/recall`; `f1` <- v1 `f1_default`; `precision`/`recall` <- NaN (v1
+    did not store them); per-type F1 keep their v1 (strict-mode) values; `stage` "", `protocol` 1,
+    `warmup_steps` round(0.1 * steps_total).
+    """
+    if table.schema.equals(CELL_SCHEMA, check_metadata=False):
+        return table
+    if not table.schema.equals(CELL_SCHEMA_V1, check_metadata=False):
+        names = set(table.schema.names)
+        nearest = min((CELL_SCHEMA, CELL_SCHEMA_V1), key=lambda schema: len(names ^ set(schema.names)))
+        label = "CELL_SCHEMA" if nearest is CELL_SCHEMA else "CELL_SCHEMA_V1"
+        diff = sorted(names ^ set(nearest.names))
+        detail = f"columns differ from {label}: {diff}" if diff else f"column types differ from {label}"
+        raise SchemaError(f"{source}: schema does not match CELL_SCHEMA or CELL_SCHEMA_V1 ({detail})")
+    n = table.num_rows
+    column = table.column
+    nan = pa.chunked_array([np.full(n, np.nan)], pa.float64())
+    warmup = [int(round(V1_WARMUP_RATIO * steps)) for steps in column("steps_total").to_pylist()]  # as v1's loop
+    mapped = {
+        "stage": pa.chunked_array([[""] * n], pa.string()),
+        "protocol": pa.chunked_array([np.ones(n, dtype=np.int64)], pa.int64()),
+        "warmup_steps": pa.chunked_array([warmup], pa.int64()),
+        "f1": column("f1_default"),
+        "precision": nan,
+        "recall": nan,
+        "f1_strict": column("f1"),
+        "precision_strict": column("precision"),
+        "recall_strict": column("recall"),
+    }
+    columns = [mapped[name] if name in mapped else column(name) for name in CELL_SCHEMA.names]
+    upgraded = pa.Table.from_arrays(columns, schema=CELL_SCHEMA)
+    check_schema(upgraded, source)
+    return upgraded

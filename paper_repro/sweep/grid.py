@@ -16,7 +16,23 @@ A study file `experiments/<study>.yaml`:
     grids:                            # more sub-grids, unioned with `grid` (each: base, grid, include, exclude)
       - base: {model.backbone: mpnet-base}
         grid: {model.head.name: [last, dwatt], data.size: [100]}
+    ties: {train.seed: data.data_seed}  # the default: each cell's init seed is its data seed; `ties: {}` frees it
     launcher: {partition: gpu, time_min: 120, gpus_per_task: 1, ...}
+
+A staged study (protocol v2) replaces `grid`/`grids` by `stages`, run in order; each stage has the keys of a
+sub-grid (base, grid, grids, include, exclude) and optionally
+    select:                           # take a parameter from an earlier stage's dev results (sweep/select.py)
+      from: tune                      # the stage whose cells are compared (tuning seeds only)
+      param: train.head_lr            # the key set per cell
+      match: [model.backbone, model.head.name]   # keys a tuning cell must share with the cell
+      brackets:                       # which tuning size decides which cells: the first `apply` match wins
+        - {label: small, tune: {data.size: 100}, apply: {data.size: [50, 100, 200]}}
+      metric: f1                      # mean final dev value over the tuning cells, highest wins
+      tie_tolerance: 0.0              # values within this (F1 units) of the best count as tied
+      tie_break: lower                # tied: the lower (or higher) parameter value
+or
+    check: {param: train.min_epochs, metric: f1, max_gain: 0.01}   # a budget check (report only)
+`hypotheses:` (the pre-registered tests, read by paper_repro.analysis.hypotheses) is kept as given.
 
 Every expanded cell is built through `CellConfig.from_dict`, so unknown keys and wrong types are one-line
 `ConfigError`s naming the file and the place in it; methods, samplers and alias-looking backbones are checked
@@ -38,12 +54,14 @@ import yaml
 from paper_repro.config import CellConfig, ConfigError, build_dataclass, flatten, parse_override, set_dotted
 from paper_repro.models.backbone import ALIASES as BACKBONE_ALIASES
 
-FALLBACK_METHODS = ("last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
+FALLBACK_METHODS = ("last", "deeper", "deeper_copy", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
 FALLBACK_SAMPLERS = ("sentences", "ktype", "full")
 CHOICES = {  # documented value sets of CellConfig fields (config.py comments)
     "model.pooling": ("first", "mean", "attention"),
     "model.head.budget": ("deeper", "none"),
     "train.mixed_precision": ("no", "bf16"),
+    "train.step_rule": ("epochs", "fixed"),
+    "train.eval_schedule": ("linear", "log"),
 }
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -86,6 +104,16 @@ class StudyConfig:
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     source: str = "<study>"              # file it came from, for error messages
     overrides: dict[str, Any] = field(default_factory=dict)     # CLI key=value, applied to every cell last
+    stages: list["Stage"] = field(default_factory=list)        # staged studies (then `grids` is empty)
+    ties: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TIES))  # target key <- source key, per cell
+    hypotheses: dict[str, Any] = field(default_factory=dict)    # pre-registered tests (analysis reads them)
+
+    def stage(self, name: str) -> "Stage":
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        known = ", ".join(s.name for s in self.stages) or "none (this study has no stages)"
+        raise ConfigError(f"{self.source}: unknown stage {name!r} (stages: {known})")
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | dict[str, Any] = ()) -> "StudyConfig":
@@ -107,7 +135,7 @@ class StudyConfig:
 
         if not isinstance(raw, dict):
             raise fail("expected a mapping with study, base, grid/grids and launcher")
-        top = {"study", "base", "grid", "grids", "include", "exclude", "launcher"}
+        top = {"study", "base", "grid", "grids", "include", "exclude", "launcher", "stages", "ties", "hypotheses"}
         unknown = sorted(set(raw) - top)
         if unknown:
             raise fail(f"unknown study key {unknown[0]} (known: {', '.join(sorted(top))})")
@@ -127,6 +155,13 @@ class StudyConfig:
                     raise ConfigError(f"grids: expected a list of grids, got {extra!r}")
                 grids += [_subgrid(item, f"grids[{i}]") for i, item in enumerate(extra)]
             exclude = _list_of_mappings(raw.get("exclude"), "exclude")
+            stages = _stages(raw.get("stages"))
+            if stages and grids:
+                raise ConfigError("give either stages or grid/grids, not both")
+            ties = raw.get("ties", DEFAULT_TIES)
+            if not isinstance(ties, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ties.items()):
+                raise ConfigError(f"ties: expected a mapping of dotted keys, got {ties!r}")
+            hypotheses = _mapping(raw.get("hypotheses"), "hypotheses")
             launcher = raw.get("launcher") or {}
             if not isinstance(launcher, dict):
                 raise ConfigError(f"launcher: expected a mapping, got {launcher!r}")
@@ -138,7 +173,11 @@ class StudyConfig:
             overrides = {key: value for key, value in pairs}
         except ConfigError as error:
             raise fail(str(error)) from None
-        study = cls(name, base, grids, exclude, launcher, source, overrides)
+        study = cls(name, base, grids, exclude, launcher, source, overrides, stages, dict(ties), hypotheses)
+        try:
+            _check_ties(study)
+        except ConfigError as error:
+            raise fail(str(error)) from None
         base_tree = CellConfig().to_dict()
         try:
             _merge(base_tree, base)
@@ -147,12 +186,13 @@ class StudyConfig:
         base_tree["study"] = name
         _build(base_tree, {}, f"{source}: base")
         _build(base_tree, overrides, f"{source}: override {_fmt(overrides)}" if overrides else f"{source}: base")
-        study.expand()  # validate every cell now: errors surface at load time
+        study.expand(pending="placeholder")  # validate every cell now: errors surface at load time
         return study
 
     # ------------------------------------------------------------------------------------------------------
-    def expand(self) -> list[CellConfig]:
-        return expand(self)
+    def expand(self, stage: str | None = None, selections: dict[str, Any] | None = None,
+               pending: str = "skip") -> list[CellConfig]:
+        return expand(self, stage, selections, pending)
 
     @property
     def results_dir(self) -> str:
@@ -165,17 +205,45 @@ class StudyConfig:
         return _build(tree, {}, f"{self.source}: base")
 
 
-def expand(study: StudyConfig) -> list[CellConfig]:
-    """All cells of the study: sub-grids in file order, axes in file order (last axis fastest), then includes;
-    global excludes applied, CLI overrides applied last, duplicates (same run_id) dropped keeping the first."""
+def expand(study: StudyConfig, stage: str | None = None, selections: dict[str, Any] | None = None,
+           pending: str = "skip") -> list[CellConfig]:
+    """All cells of the study (or of one stage): stages in file order, sub-grids in file order, axes in file
+    order (last axis fastest), then includes; excludes applied, ties and CLI overrides applied last,
+    duplicates (same run_id) dropped keeping the first.
+
+    A stage with `select` needs its selection (`selections[stage]`, an object with `value_for(cell)`, built by
+    paper_repro.sweep.select): without one its cells are left out (`pending="skip"`), built with the base value
+    of the selected key (`"placeholder"`: for validation and counting only), or an error (`"error"`)."""
+    if pending not in ("skip", "placeholder", "error"):
+        raise ValueError(f"pending: expected skip, placeholder or error, got {pending!r}")
+    if not study.stages:
+        if stage is not None:
+            study.stage(stage)  # raises: no stages
+        return _expand_grids(study, study.grids, "", None)
+    cells: list[CellConfig] = []
+    for item in study.stages if stage is None else [study.stage(stage)]:
+        selection = (selections or {}).get(item.name)
+        if item.select is not None and selection is None:
+            if pending == "skip":
+                continue
+            if pending == "error":
+                raise ConfigError(f"{study.source}: stage {item.name} needs the selection from stage {item.select['from']}")
+        cells += _expand_grids(study, item.grids, item.name, selection if item.select is not None else None)
+    seen: set[str] = set()
+    unique = [c for c in cells if not (c.run_id in seen or seen.add(c.run_id))]
+    return unique
+
+
+def _expand_grids(study: StudyConfig, grids: list[SubGrid], stage: str, selection: Any) -> list[CellConfig]:
     base_tree = CellConfig().to_dict()
     _merge(base_tree, study.base)
     base_tree["study"] = study.study
-    if not study.grids:
+    base_tree["stage"] = stage
+    if not grids:
         raise ConfigError(f"{study.source}: empty study: give a `grid:` (or `grids:`) with at least one axis")
     cells: list[CellConfig] = []
     seen: set[str] = set()
-    for sub in study.grids:
+    for sub in grids:
         where = f"{study.source}: {sub.where}" + (f" ({sub.label})" if sub.label else "")
         tree = copy.deepcopy(base_tree)
         try:
@@ -196,7 +264,10 @@ def expand(study: StudyConfig) -> list[CellConfig]:
         if not sub.grid and not sub.include:
             raise ConfigError(f"{where}: empty grid: give at least one axis with values or one include")
         for combo in combos:
-            cell = _build(tree, {**combo, **study.overrides}, where, combo)
+            cell = _build(tree, {**combo, **study.overrides}, where, combo, study.ties)
+            if selection is not None:
+                key, value = selection.param, selection.value_for(cell)
+                cell = _build(tree, {**combo, **study.overrides, key: value}, where, combo, study.ties)
             flat = flatten(cell.to_dict())
             if any(_matches(flat, e) for e in sub.exclude + study.exclude):
                 continue
@@ -206,6 +277,119 @@ def expand(study: StudyConfig) -> list[CellConfig]:
     if not cells:
         raise ConfigError(f"{study.source}: empty grid: every cell is excluded")
     return cells
+
+
+@dataclass
+class Stage:
+    """One stage of a staged study: its sub-grids and, optionally, a parameter selection or a budget check."""
+
+    name: str
+    grids: list[SubGrid]
+    select: dict[str, Any] | None = None
+    check: dict[str, Any] | None = None
+
+
+SELECT_KEYS = {"from", "param", "match", "brackets", "metric", "split", "tie_tolerance", "tie_break"}
+
+
+def _stages(raw: Any) -> list[Stage]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"stages: expected a non-empty list of stages, got {raw!r}")
+    stages: list[Stage] = []
+    for i, item in enumerate(raw):
+        where = f"stages[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected a mapping with name, grid/grids and optionally select or check")
+        name = item.get("name")
+        if not isinstance(name, str) or not STUDY_NAME.match(name):
+            raise ConfigError(f"{where}.name: expected a name of letters, digits, '_', '.', '-', got {name!r}")
+        if any(s.name == name for s in stages):
+            raise ConfigError(f"{where}.name: duplicate stage {name!r}")
+        where = f"stages[{i}] ({name})"
+        unknown = sorted(set(item) - {"name", "base", "grid", "grids", "include", "exclude", "label", "select", "check"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]} (known: base, check, exclude, grid, grids, include, name, select)")
+        grids = []
+        if item.get("grid") is not None or item.get("include") is not None:
+            grids.append(_subgrid({k: item[k] for k in ("base", "grid", "include", "exclude", "label") if k in item}, where))
+        for j, sub in enumerate(item.get("grids") or []):
+            sub = dict(sub) if isinstance(sub, dict) else sub
+            if isinstance(sub, dict) and item.get("base"):
+                sub["base"] = {**item["base"], **(sub.get("base") or {})}
+            grids.append(_subgrid(sub, f"{where}.grids[{j}]"))
+        if not grids:
+            raise ConfigError(f"{where}: empty stage: give a grid (or grids)")
+        select = _mapping(item.get("select"), f"{where}.select") or None
+        check = _mapping(item.get("check"), f"{where}.check") or None
+        if select is not None:
+            _check_select(select, f"{where}.select", [s.name for s in stages])
+        if check is not None and not isinstance(check.get("param"), str):
+            raise ConfigError(f"{where}.check.param: expected the dotted key that the check varies")
+        stages.append(Stage(name, grids, select, check))
+    return stages
+
+
+def _check_select(select: dict[str, Any], where: str, earlier: list[str]) -> None:
+    unknown = sorted(set(select) - SELECT_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]} (known: {', '.join(sorted(SELECT_KEYS))})")
+    if select.get("from") not in earlier:
+        raise ConfigError(f"{where}.from: expected an earlier stage ({', '.join(earlier) or 'none'}), got {select.get('from')!r}")
+    known = flatten(CellConfig().to_dict())
+    param = select.get("param")
+    if param not in known:
+        raise ConfigError(f"{where}.param: unknown config key {param!r}")
+    match = select.get("match", [])
+    if not isinstance(match, list) or any(k not in known for k in match):
+        raise ConfigError(f"{where}.match: expected a list of config keys, got {match!r}")
+    brackets = select.get("brackets")
+    if not isinstance(brackets, list) or not brackets:
+        raise ConfigError(f"{where}.brackets: expected a list of {{label, tune, apply}}")
+    for j, bracket in enumerate(brackets):
+        if not isinstance(bracket, dict) or set(bracket) - {"label", "tune", "apply"} or not isinstance(bracket.get("label"), str):
+            raise ConfigError(f"{where}.brackets[{j}]: expected {{label: name, tune: {{key: value}}, apply: {{key: value or list}}}}")
+        for part in ("tune", "apply"):
+            pattern = _mapping(bracket.get(part), f"{where}.brackets[{j}].{part}")
+            for key in pattern:
+                if key not in known:
+                    raise ConfigError(f"{where}.brackets[{j}].{part}: unknown config key {key}")
+    if select.get("tie_break", "lower") not in ("lower", "higher"):
+        raise ConfigError(f"{where}.tie_break: expected lower or higher, got {select.get('tie_break')!r}")
+    tolerance = select.get("tie_tolerance", 0.0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
+        raise ConfigError(f"{where}.tie_tolerance: expected a number >= 0 (F1 units), got {tolerance!r}")
+
+
+DEFAULT_TIES = {"train.seed": "data.data_seed"}
+
+
+def _check_ties(study: StudyConfig) -> None:
+    """A tied key (default: train.seed <- data.data_seed) is set per cell; setting it anywhere is an error."""
+    known = flatten(CellConfig().to_dict())
+    for target, source in study.ties.items():
+        for key in (target, source):
+            if key not in known:
+                raise ConfigError(f"ties: unknown config key {key}")
+        grids = study.grids + [g for s in study.stages for g in s.grids]
+        places = [("base", study.base)] + [(f"{g.where} base", g.base) for g in grids] + \
+                 [(f"{g.where} grid", g.grid) for g in grids] + \
+                 [(f"{g.where} include", inc) for g in grids for inc in g.include] + [("override", study.overrides)]
+        for where, tree in places:
+            if target in _dotted_keys(tree):
+                raise ConfigError(f"{where}: {target} is tied to {source} (ties); remove it, or set `ties: {{}}` "
+                                  f"to give it yourself")
+
+
+def _dotted_keys(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, value in (tree or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "options" and "." not in key:
+            keys |= _dotted_keys(value, name + ".")
+        keys.add(name)
+    return keys
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -274,12 +458,16 @@ def _matches(flat: dict[str, Any], pattern: dict[str, Any]) -> bool:
     return all(key in flat and flat[key] == value for key, value in pattern.items())
 
 
-def _build(tree: dict[str, Any], combo: dict[str, Any], where: str, shown: dict[str, Any] | None = None) -> CellConfig:
+def _build(tree: dict[str, Any], combo: dict[str, Any], where: str, shown: dict[str, Any] | None = None,
+           ties: dict[str, str] | None = None) -> CellConfig:
     tree = copy.deepcopy(tree)
     label = f" cell {_fmt(shown)}" if shown else ""
     try:
         for key, value in combo.items():
             set_dotted(tree, key, value)
+        flat = flatten(tree)
+        for target, source in (ties or {}).items():
+            set_dotted(tree, target, flat[source])
         cell = CellConfig.from_dict(tree)
         validate_cell(cell)
     except ConfigError as error:
@@ -324,6 +512,17 @@ def validate_cell(cell: CellConfig) -> None:
     for key in ("train.steps", "train.batch_size", "train.eval_points", "train.eval_batch_size"):
         if flat[key] < 1:
             raise ConfigError(f"{key}: expected a positive integer, got {flat[key]}")
+    for key in ("train.warmup_steps", "train.max_steps"):
+        if flat[key] < 0:
+            raise ConfigError(f"{key}: expected an integer >= 0, got {flat[key]}")
+    if not 0.0 <= flat["train.warmup_ratio"] < 1.0:
+        raise ConfigError(f"train.warmup_ratio: expected 0 <= ratio < 1, got {flat['train.warmup_ratio']}")
+    if flat["train.warmup_ratio"] > 0 and flat["train.warmup_steps"] > 0:
+        raise ConfigError("train: give warmup_steps or warmup_ratio, not both (set warmup_steps=0 to use the ratio)")
+    if flat["train.min_epochs"] <= 0:
+        raise ConfigError(f"train.min_epochs: expected a positive number, got {flat['train.min_epochs']}")
+    if flat["data.subset_version"] not in (1, 2):
+        raise ConfigError(f"data.subset_version: expected 1 or 2, got {flat['data.subset_version']}")
     check_backbone(cell.model.backbone)
 
 

@@ -41,6 +41,7 @@ class SweepResult:
     skipped_claimed: list[str] = field(default_factory=list)  # a live claim elsewhere
     jobs: list[str] = field(default_factory=list)           # Slurm job ids submitted
     lost_tasks: list[str] = field(default_factory=list)     # Slurm tasks that died without a report
+    stopped_at: str | None = None                           # staged study: the stage that waits for an earlier one
 
     @property
     def ok(self) -> bool:
@@ -50,6 +51,11 @@ class SweepResult:
         for key in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed"):
             getattr(self, key).extend(other.get(key, []))
 
+    def merge_result(self, other: "SweepResult") -> None:
+        self.total += other.total
+        for key in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed", "jobs", "lost_tasks"):
+            getattr(self, key).extend(getattr(other, key))
+
     def summary(self) -> str:
         parts = [f"{len(self.ran)} ran", f"{len(self.failed)} failed", f"{len(self.skipped_done)} already done"]
         if self.skipped_failed:
@@ -58,6 +64,8 @@ class SweepResult:
             parts.append(f"{len(self.skipped_claimed)} claimed by other sweepers")
         if self.lost_tasks:
             parts.append(f"{len(self.lost_tasks)} Slurm tasks lost")
+        if self.stopped_at:
+            parts.append(f"stopped before stage {self.stopped_at} (its selection needs an earlier stage complete)")
         return f"{self.total} cells: " + ", ".join(parts)
 
 
@@ -441,8 +449,10 @@ def run_sweep(
     progress: bool = True,
     wait_timeout_s: float | None = None,
     poll_s: float = 5.0,
+    stage: str | None = None,
 ) -> SweepResult:
-    """Run (or submit, or just describe) the cells of shard `i` of `n` (cells i, i+n, i+2n, ... in expand order)."""
+    """Run (or submit, or just describe) the cells of shard `i` of `n` (cells i, i+n, i+2n, ... in expand order);
+    a staged study runs its stages in order (`stage`: only that one)."""
     if not isinstance(study, StudyConfig):
         study = load_study(study, overrides)
     elif overrides:
@@ -452,7 +462,22 @@ def run_sweep(
         raise ConfigError(f"shard {index}/{count}: expected 0 <= i < n")
     if launcher not in ("local", "slurm"):
         raise ConfigError(f"launcher {launcher!r}: expected local or slurm")
+    if study.stages:
+        return _run_stages(study, stage, shard=shard, launcher=launcher, force=force, retry_failed=retry_failed,
+                           dry_run=dry_run, wait=wait, steal_stale=steal_stale, stale_ttl_s=stale_ttl_s,
+                           runner=runner, progress=progress, wait_timeout_s=wait_timeout_s, poll_s=poll_s)
+    if stage is not None:
+        study.stage(stage)  # raises: the study has no stages
     all_cells = study.expand()
+    return _run_cell_list(study, all_cells, shard=shard, launcher=launcher, force=force, retry_failed=retry_failed,
+                          dry_run=dry_run, wait=wait, steal_stale=steal_stale, stale_ttl_s=stale_ttl_s,
+                          runner=runner, progress=progress, wait_timeout_s=wait_timeout_s, poll_s=poll_s)
+
+
+def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, launcher, force, retry_failed,
+                   dry_run, wait, steal_stale, stale_ttl_s, runner, progress, wait_timeout_s, poll_s,
+                   label: str = "") -> SweepResult:
+    index, count = shard
     cells = all_cells[index::count]
     since = time.time()
     if dry_run:
@@ -465,7 +490,37 @@ def run_sweep(
                             poll_s=poll_s, wait_timeout_s=wait_timeout_s)
     return run_cells(cells, runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,
                      stale_ttl_s=stale_ttl_s, accelerate_processes=study.launcher.accelerate_processes,
-                     since=since, progress=progress, desc=f"sweep {study.study}" + (f" [{index}/{count}]" if count > 1 else ""))
+                     since=since, progress=progress,
+                     desc=f"sweep {study.study}{label}" + (f" [{index}/{count}]" if count > 1 else ""))
+
+
+def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult:
+    """Run the stages in order (or one): a stage that selects from an earlier one starts only when that one is
+    complete; the selection and budget-check tables are written as soon as their inputs are."""
+    from paper_repro.sweep import select
+
+    total = SweepResult()
+    for item in study.stages if stage is None else [study.stage(stage)]:
+        selections = {}
+        if item.select is not None:
+            try:
+                selections[item.name] = select.compute_selection(study, item.name)
+            except select.SelectionPending as pending:
+                placeholder = study.expand(stage=item.name, pending="placeholder")
+                print(f"[sweep] stage {item.name}: {len(placeholder)} cells wait for their selection: {pending}")
+                if options["dry_run"]:
+                    print(estimate_cost(study.expand(pending="skip"), placeholder))
+                    continue
+                total.stopped_at = item.name
+                break
+        cells = study.expand(stage=item.name, selections=selections)
+        if options["dry_run"]:
+            print(f"== stage {item.name}")
+        result = _run_cell_list(study, cells, label=f" stage {item.name}", **options)
+        total.merge_result(result)
+        if not options["dry_run"]:
+            select.write_stage_tables(study)
+    return total
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -487,6 +542,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
                         help="run cells i, i+n, i+2n, ... (0-based)")
     parser.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    parser.add_argument("--stage", default=None, help="staged study: run only this stage (default: all, in order)")
     parser.add_argument("--force", action="store_true", help="rerun done cells too")
     parser.add_argument("--retry-failed", action="store_true", help="rerun cells whose last attempt failed")
     parser.add_argument("--wait", action="store_true", help="slurm: wait for the array and report its results")
@@ -524,7 +580,7 @@ def sweep_main(args: argparse.Namespace) -> int:
             args.study, shard=args.shard, launcher=args.launcher, force=args.force,
             retry_failed=args.retry_failed, dry_run=args.dry_run, wait=args.wait, overrides=args.overrides,
             steal_stale=args.steal_stale, stale_ttl_s=args.stale_ttl, runner=args.runner,
-            progress=not args.no_progress, wait_timeout_s=args.wait_timeout,
+            progress=not args.no_progress, wait_timeout_s=args.wait_timeout, stage=args.stage,
         )
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

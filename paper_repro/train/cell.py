@@ -15,7 +15,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from paper_repro.config import CellConfig, ConfigError
+from paper_repro.config import CellConfig, ConfigError, resolve_steps
 from paper_repro.data.conll import LABELS, Split, load_conll03, split_statistics
 from paper_repro.data.sampling import content_sha256, load_or_create_subset
 from paper_repro.models.backbone import Backbone, load_backbone
@@ -36,6 +36,7 @@ from paper_repro.train.features import (
 from paper_repro.train.loop import TrainState, make_optimizer, train
 
 SAMPLERS = ("sentences", "ktype", "full")
+PROTOCOL = 2   # the protocol version recorded with every cell (README "Protocol")
 
 
 @functools.lru_cache(maxsize=4)
@@ -71,9 +72,10 @@ def training_indices(config: CellConfig, train_split: Split) -> tuple[list[int],
     if data.sampler == "full":
         indices = list(range(len(train_split.sentences)))
         return indices, {"sampler": "full", "n_sentences": len(indices), "sha256": train_split.sha256 or content_sha256(train_split.sentences)}
-    subset = load_or_create_subset(train_split, data.sampler, data.size, data.data_seed, data.subset_dir)
+    subset = load_or_create_subset(train_split, data.sampler, data.size, data.data_seed, data.subset_dir,
+                                   version=data.subset_version)
     return subset.indices, {
-        "sampler": subset.sampler, "size": subset.size, "data_seed": subset.data_seed,
+        "sampler": subset.sampler, "size": subset.size, "data_seed": subset.data_seed, "version": subset.version,
         "n_sentences": len(subset.indices), "entity_counts": subset.entity_counts, "sha256": subset.sha256,
     }
 
@@ -120,7 +122,9 @@ def run_cell(config: CellConfig) -> Path:
     train_cfg, model_cfg = config.train, config.model
     if train_cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision)
+    # the scheduler is stepped once per optimizer step, not once per process (Accelerate's default would end
+    # the schedule at 1/num_processes of the budget)
+    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision, step_scheduler_with_optimizer=False)
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:  # e.g. torchrun on a CPU-only host: N copies racing on one cell
         raise RuntimeError(
@@ -144,10 +148,15 @@ def run_cell(config: CellConfig) -> Path:
     test_features = cached_features(test_split, tokenizer, max_length).select(list(range(len(test_split.sentences))))
     timings["tokenize_s"] = time.perf_counter() - tick
 
+    steps, warmup = resolve_steps(train_cfg, len(train_features.windows))
     set_seed(train_cfg.seed, deterministic=train_cfg.deterministic)
     torch.use_deterministic_algorithms(train_cfg.deterministic)  # set_seed never turns it off: not for the next cell
-    model, budget_record = build_tagger(copy.deepcopy(pristine.model), model_cfg, num_labels=len(LABELS))
-    optimizer, scheduler = make_optimizer(model, train_cfg)
+    # the classifier and pooling are initialised from their own generator (same init for every method); the
+    # global RNG is re-seeded after the head is built, so dropout masks and batch order do not depend on it
+    model, budget_record = build_tagger(copy.deepcopy(pristine.model), model_cfg, num_labels=len(LABELS),
+                                        seed=train_cfg.seed)
+    set_seed(train_cfg.seed, deterministic=train_cfg.deterministic)
+    optimizer, scheduler = make_optimizer(model, train_cfg, steps, warmup)
     collator = Collator(tokenizer.pad_token_id)
     order = torch.Generator().manual_seed(train_cfg.seed)
     train_loader = torch.utils.data.DataLoader(
@@ -165,12 +174,13 @@ def run_cell(config: CellConfig) -> Path:
     device = provenance.device_description(accelerator.device, accelerator.num_processes)
     head_cfg = model_cfg.head
     fixed_columns = {
-        "run_id": config.run_id, "study": config.study, "backbone": model_cfg.backbone, "method": head_cfg.name,
+        "run_id": config.run_id, "study": config.study, "stage": config.stage, "protocol": PROTOCOL,
+        "backbone": model_cfg.backbone, "method": head_cfg.name,
         "pooling": model_cfg.pooling, "fuse_embeddings": head_cfg.fuse_embeddings,
         "head_params": budget_record["head_params"], "budget_target": budget_record["target"],
         "sampler": config.data.sampler, "size": config.data.size, "data_seed": config.data.data_seed,
         "seed": train_cfg.seed, "backbone_lr": train_cfg.backbone_lr, "head_lr": train_cfg.head_lr,
-        "steps_total": train_cfg.steps, "batch_size": train_cfg.batch_size,
+        "steps_total": steps, "warmup_steps": warmup, "batch_size": train_cfg.batch_size,
         "git_sha": git_sha, "git_dirty": git_dirty, "config_hash": config.config_hash(),
         "subset_sha256": subset_record["sha256"], "versions": json.dumps(versions, sort_keys=True), "device": device,
     }
@@ -196,12 +206,13 @@ def run_cell(config: CellConfig) -> Path:
 
     def on_eval(state: TrainState, loss: float) -> None:
         evaluate("dev", dev_loader, dev_features, splits["valid"], dev_idx, state, loss)
-        if state.step == train_cfg.steps:
+        if state.step == steps:
             evaluate("test", test_loader, test_features, test_split, list(range(len(test_split.sentences))), state, loss)
 
-    steps = eval_schedule(train_cfg.steps, train_cfg.eval_points)
-    state = train(model, optimizer, scheduler, train_loader, accelerator, train_cfg, steps, on_eval, progress)
-    timings.update(train_s=state.train_seconds, eval_s=eval_seconds, step_time_s=state.train_seconds / train_cfg.steps)
+    eval_steps = eval_schedule(steps, train_cfg.eval_points, warmup, train_cfg.eval_schedule)
+    state = train(model, optimizer, scheduler, train_loader, accelerator, train_cfg, steps, eval_steps, on_eval,
+                  progress)
+    timings.update(train_s=state.train_seconds, eval_s=eval_seconds, step_time_s=state.train_seconds / steps)
     timings["total_s"] = time.perf_counter() - started
 
     head = accelerator.unwrap_model(model).head
@@ -218,7 +229,10 @@ def run_cell(config: CellConfig) -> Path:
             "train_windows": len(train_features.windows), "lost_words_train_subset": train_features.lost_words,
             "lost_words_test": test_features.lost_words, "truncated_words_test": test_features.truncated_words,
         },
-        "eval_steps": steps,
+        "steps": {"rule": train_cfg.step_rule, "total": steps, "warmup": warmup,
+                  "train_windows": len(train_features.windows),
+                  "epochs": steps * train_cfg.batch_size / max(1, len(train_features.windows))},
+        "eval_steps": eval_steps,
         "timings": timings,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "versions": versions,

@@ -1,7 +1,9 @@
-"""Evaluation: the log-spaced eval schedule, window predictions -> sentence tags, and seqeval scores.
+"""Evaluation: the eval schedule, window predictions -> sentence tags, and seqeval scores.
 
-Headline metric: entity-level micro F1 in seqeval's strict IOB2 mode (an entity counts only with an exact
-B-/I- span); seqeval's default (lenient, conlleval-like) mode is recorded beside it as `f1_default`.
+Headline metric (protocol v2): entity-level micro P/R/F1 in seqeval's default mode, which chunks tags by
+conlleval's rules (an I-X after O or after another type starts an entity) and so equals the conlleval F1 that
+CoNLL-03 papers report. Strict IOB2 scores (an entity counts only with an exact B-/I- span) are recorded beside
+it as `*_strict`; per-type F1 is in the default mode.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import math
 import numpy as np
 import torch
 from accelerate import Accelerator
-from seqeval.metrics import classification_report, f1_score
+from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
 from paper_repro.data.conll import ENTITY_TYPES, LABELS, Sentence
@@ -18,15 +20,29 @@ from paper_repro.models.pooling import SubwordPooling
 from paper_repro.train.features import IGNORE_INDEX, Features
 
 DEPTH_GROUPS = (*ENTITY_TYPES, "O", "ALL")
+EVAL_SCHEDULES = ("linear", "log")
 
 
-def eval_schedule(steps: int, points: int) -> list[int]:
-    """`points` log-spaced optimizer steps from ~1% of the budget to `steps` (always included)."""
+def eval_schedule(steps: int, points: int, warmup: int = 0, kind: str = "linear") -> list[int]:
+    """Optimizer steps to evaluate at, sorted and unique, always ending at `steps`.
+
+    "linear": `points` steps evenly spaced after the warmup, warmup + i * (steps - warmup) / points for
+    i = 1..points, rounded half up (never inside the warmup); "log" (old configs): `points` log-spaced steps
+    from ~1% of the budget to `steps`, regardless of the warmup.
+    """
     if points < 1:
         raise ValueError(f"train.eval_points must be >= 1, got {points}")
-    first = max(1, round(steps * 0.01))
-    grid = np.geomspace(first, steps, num=points) if points > 1 else np.array([steps])
-    return sorted({int(round(s)) for s in grid} | {steps})
+    if kind not in EVAL_SCHEDULES:
+        raise ValueError(f"eval schedule kind must be one of {EVAL_SCHEDULES}, got {kind!r}")
+    if not 0 <= warmup < steps:
+        raise ValueError(f"eval schedule: expected 0 <= warmup < steps, got warmup {warmup} for {steps} steps")
+    if kind == "log":
+        first = max(1, round(steps * 0.01))
+        grid = np.geomspace(first, steps, num=points) if points > 1 else np.array([steps])
+        return sorted({int(round(s)) for s in grid} | {steps})
+    span = steps - warmup
+    grid = {warmup + max(1, (2 * i * span + points) // (2 * points)) for i in range(1, points + 1)}
+    return sorted(grid)
 
 
 def label_types(labels: torch.Tensor) -> list[torch.Tensor]:
@@ -110,16 +126,17 @@ def predict(
 
 
 def score(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
-    """seqeval entity-level micro P/R/F1 (strict IOB2), lenient F1, and strict F1 per entity type."""
-    report = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
-    micro = report["micro avg"]
-    metrics = {
-        "f1": float(micro["f1-score"]),
-        "precision": float(micro["precision"]),
-        "recall": float(micro["recall"]),
-        "f1_default": float(f1_score(gold, predicted, zero_division=0)),
-    }
+    """seqeval entity-level micro P/R/F1 in the default (conlleval) mode and in strict IOB2 mode, and
+    default-mode F1 per entity type (NaN for a type absent from both gold and predictions)."""
+    default = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    strict = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    metrics = {}
+    for suffix, report in (("", default), ("_strict", strict)):
+        micro = report["micro avg"]
+        metrics[f"f1{suffix}"] = float(micro["f1-score"])
+        metrics[f"precision{suffix}"] = float(micro["precision"])
+        metrics[f"recall{suffix}"] = float(micro["recall"])
     for entity_type in ENTITY_TYPES:
-        row = report.get(entity_type)
+        row = default.get(entity_type)
         metrics[f"f1_{entity_type}"] = float(row["f1-score"]) if row else math.nan
     return metrics

@@ -35,13 +35,31 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
 
 
-def make_optimizer(model, config: TrainConfig) -> tuple[torch.optim.Optimizer, object]:
+def make_optimizer(model, config: TrainConfig, steps: int, warmup: int) -> tuple[torch.optim.Optimizer, object]:
+    """Fused AdamW over the model's parameter groups and a linear schedule: `warmup` steps up, then down to 0
+    at `steps` (the cell's resolved budget, `config.resolve_steps`). The scheduler is meant to be stepped once
+    per optimizer step, so the Accelerator must be built with `step_scheduler_with_optimizer=False`."""
     groups = model.parameter_groups(config.backbone_lr, config.head_lr, config.weight_decay)
     # the fused kernel (CPU and CUDA) is ~3x faster than the per-tensor loop on a 22M-parameter encoder
     optimizer = torch.optim.AdamW(groups, fused=True)
-    warmup = int(round(config.warmup_ratio * config.steps))
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, config.steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, steps)
     return optimizer, scheduler
+
+
+def check_scheduler(scheduler, accelerator: Accelerator) -> None:
+    """Refuse a scheduler that Accelerate would step once per process per optimizer step.
+
+    A scheduler prepared by an Accelerator built with ``step_scheduler_with_optimizer=True`` (the default) and
+    ``split_batches=False`` runs ``num_processes`` scheduler steps per ``scheduler.step()``: with 2 processes
+    the linear schedule would reach 0 at half the budget. With ``step_scheduler_with_optimizer=False`` the
+    prepared scheduler steps exactly once per call, i.e. once per optimizer step in every process.
+    """
+    if accelerator.num_processes > 1 and getattr(scheduler, "step_with_optimizer", False) \
+            and not getattr(scheduler, "split_batches", False):
+        raise ValueError(
+            f"the scheduler would step {accelerator.num_processes} times per optimizer step; "
+            "build the Accelerator with step_scheduler_with_optimizer=False"
+        )
 
 
 def train(
@@ -51,16 +69,18 @@ def train(
     loader: torch.utils.data.DataLoader,
     accelerator: Accelerator,
     config: TrainConfig,
+    steps: int,
     eval_steps: list[int],
     on_eval: Callable[[TrainState, float], None],
     progress: bool = False,
 ) -> TrainState:
-    """Run `config.steps` optimizer steps, cycling over `loader`; call `on_eval(state, mean_loss)` at each eval step."""
+    """Run `steps` optimizer steps, cycling over `loader`; call `on_eval(state, mean_loss)` at each eval step."""
+    check_scheduler(scheduler, accelerator)
     state = TrainState()
     pending = sorted(eval_steps)
     model.train()
-    bar = tqdm(total=config.steps, desc="train", leave=False, disable=not progress)
-    while state.step < config.steps:
+    bar = tqdm(total=steps, desc="train", leave=False, disable=not progress)
+    while state.step < steps:
         for batch in loader:
             started = time.perf_counter()
             num_words = batch["labels"].shape[1]
@@ -72,7 +92,8 @@ def train(
             if config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
-            scheduler.step()
+            if not accelerator.optimizer_step_was_skipped:  # fp16 overflow only: as Accelerate's wrapper does
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
             state.examples_seen += len(batch["window_id"]) * accelerator.num_processes
@@ -84,7 +105,7 @@ def train(
                 losses = accelerator.reduce(torch.stack(state.loss_since_eval), reduction="mean")
                 on_eval(state, float(losses.mean()))
                 state.loss_since_eval = []
-            if state.step >= config.steps:
+            if state.step >= steps:
                 break
     bar.close()
     return state

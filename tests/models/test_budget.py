@@ -9,6 +9,7 @@ from paper_repro.models.budget import (
     count_trainable,
     head_param_count,
     is_matchable,
+    is_target,
     solve_knob,
 )
 from paper_repro.models.heads import HEADS, HeadContext, build_head
@@ -92,8 +93,20 @@ def test_budget_table_rows():
         assert rows[name]["matched"] and abs(rows[name]["deviation"]) <= 0.03
         assert rows[name]["knob"] == HEADS[name].knob
     assert rows["deeper"]["note"] == "defines target" and rows["deeper"]["matched"]
+    assert rows["deeper_copy"]["matched"] and rows["deeper_copy"]["deviation"] == 0 and rows["deeper_copy"]["knob"] is None
     assert rows["scalarmix"]["note"].startswith("no width knob") and not rows["scalarmix"]["matched"]
     assert rows["last"]["params"] == 0
     assert not rows["concat/linear"]["matched"] and rows["concat/linear"]["knob"] is None
     only = budget_table(ctx, target, {"scalarmix": {"layer_start": 1}})
     assert len(only) == 1 and only[0]["params"] == ctx.num_fused - 1 + 1
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_deeper_copy_is_the_target_architecture(kind):
+    ctx = ctx_for(kind)
+    target = budget_target(ctx)
+    assert is_target("deeper") and is_target("deeper_copy") and not is_target("dwatt")
+    assert is_matchable("deeper_copy")
+    assert head_param_count("deeper_copy", ctx) == target
+    assert head_param_count("deeper_copy", ctx, layers=2) == budget_target(ctx, layers=2)
+    assert solve_knob("deeper_copy", ctx, target) == {}

@@ -34,7 +34,7 @@ KINDS = sorted(CONFIGS)
 
 
 def test_registry_and_errors():
-    assert set(HEADS) >= {"last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block"}
+    assert set(HEADS) >= {"last", "deeper", "deeper_copy", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block"}
     with pytest.raises(ValueError, match="known: .*dwatt"):
         build_head("nope", ctx_for())
     with pytest.raises(TypeError):
@@ -52,7 +52,7 @@ def test_output_shape(name, kind):
 
 
 def expected_grad_layers(name, n=N, layer_start=0):
-    if name in ("last", "deeper"):
+    if name in ("last", "deeper", "deeper_copy"):
         return {n - 1}
     if name == "scalarmix":
         return set(range(layer_start, n))
@@ -197,6 +197,21 @@ def test_deeper_copy_last_equals_backbone_last_layer_bert():
         torch.testing.assert_close(head(x, MASK)[0, :3], ref[0], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_deeper_copy_is_deeper_with_copy_last_default(kind):
+    torch.manual_seed(3)
+    backbone = AutoModel.from_config(CONFIGS[kind]).eval()
+    head = make("deeper_copy", kind)
+    assert head.init == "copy_last" and isinstance(head, HEADS["deeper"])
+    assert make("deeper_copy", kind, init="random").init == "random"
+    plain = make("deeper", kind)
+    assert [(n, p.shape) for n, p in head.named_parameters()] == [(n, p.shape) for n, p in plain.named_parameters()]
+    head.init_from_backbone(backbone)
+    src = backbone.encoder.layer[-1].state_dict()
+    for k, v in head.encoder.layer[0].state_dict().items():
+        torch.testing.assert_close(v, src[k])
+
+
 # ---------------------------------------------------------------------------------------------------- lstm
 def test_lstm_zero_at_padding():
     out = make("lstm", hidden=7)(layers_input(), MASK)
@@ -219,3 +234,15 @@ def test_attnres_block_summaries():
     s = head.summarize(x)
     torch.testing.assert_close(s, torch.stack([x[0:2].mean(0), x[2:4].mean(0), x[4]]))
     assert make("attnres", width=8, heads=2).block_size == 1
+
+
+# ------------------------------------------------------------------------------------------------ no decay
+@pytest.mark.parametrize("name", ALL)
+def test_no_decay_patterns_name_own_parameters(name):
+    """Every NO_DECAY pattern a module declares matches one of its own (direct) parameters: no stale names."""
+    import fnmatch
+
+    for module in make(name).modules():
+        own = [n for n, _ in module.named_parameters(recurse=False)]
+        for pattern in getattr(module, "NO_DECAY", ()):
+            assert fnmatch.filter(own, pattern), (type(module).__name__, pattern, own)

@@ -1,4 +1,5 @@
-"""Tests for paper_repro.results.schema: cell_table refuses rows that do not fit CELL_SCHEMA."""
+"""Tests for paper_repro.results.schema: cell_table refuses rows that do not fit CELL_SCHEMA (v2), and
+upgrade_table converts protocol v1 tables (CELL_SCHEMA_V1) to v2."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,34 @@ import pyarrow as pa
 import pytest
 
 from conftest import schema_row
-from paper_repro.results.schema import CELL_SCHEMA, ENTITY_TYPES, SchemaError, cell_table, check_schema
+from paper_repro.results.schema import (
+    CELL_SCHEMA,
+    CELL_SCHEMA_V1,
+    ENTITY_TYPES,
+    SchemaError,
+    cell_table,
+    check_schema,
+    upgrade_table,
+)
+
+V1_NAMES = [
+    "run_id", "study", "backbone", "method", "pooling", "fuse_embeddings", "head_params", "budget_target",
+    "sampler", "size", "data_seed", "seed", "backbone_lr", "head_lr", "steps_total", "batch_size",
+    "step", "examples_seen", "split", "eval_sentences",
+    "f1", "precision", "recall", "f1_default", "f1_PER", "f1_LOC", "f1_ORG", "f1_MISC",
+    "train_loss", "wall_clock_s", "eval_s",
+    "git_sha", "git_dirty", "config_hash", "subset_sha256", "versions", "device",
+]
+V2_NAMES = [
+    "run_id", "study", "stage", "protocol", "backbone", "method", "pooling", "fuse_embeddings", "head_params",
+    "budget_target", "sampler", "size", "data_seed", "seed", "backbone_lr", "head_lr", "steps_total",
+    "warmup_steps", "batch_size",
+    "step", "examples_seen", "split", "eval_sentences",
+    "f1", "precision", "recall", "f1_strict", "precision_strict", "recall_strict",
+    "f1_PER", "f1_LOC", "f1_ORG", "f1_MISC",
+    "train_loss", "wall_clock_s", "eval_s",
+    "git_sha", "git_dirty", "config_hash", "subset_sha256", "versions", "device",
+]
 
 
 def test_valid_rows():
@@ -24,6 +52,16 @@ def test_valid_rows():
 def test_per_type_columns_follow_entity_types():
     assert ENTITY_TYPES == ("PER", "LOC", "ORG", "MISC")
     assert {f"f1_{t}" for t in ENTITY_TYPES} <= set(CELL_SCHEMA.names)
+
+
+def test_column_order_v2_and_v1():
+    assert CELL_SCHEMA.names == V2_NAMES
+    assert CELL_SCHEMA_V1.names == V1_NAMES
+    assert "f1_default" not in CELL_SCHEMA.names
+    types = {"stage": pa.string(), "protocol": pa.int64(), "warmup_steps": pa.int64(), "f1_strict": pa.float64()}
+    assert all(CELL_SCHEMA.field(name).type == t for name, t in types.items())
+    # every column both schemas share has the same type
+    assert all(CELL_SCHEMA.field(n).type == CELL_SCHEMA_V1.field(n).type for n in set(V1_NAMES) & set(V2_NAMES))
 
 
 def test_missing_and_extra_columns():
@@ -59,3 +97,57 @@ def test_check_schema():
     retyped = table.set_column(table.schema.get_field_index("step"), "step", pa.array([1.0]))
     with pytest.raises(SchemaError, match="column types differ"):
         check_schema(retyped, "t")
+
+
+def v1_row(**values) -> dict:
+    """One CELL_SCHEMA_V1 row, every metric distinct so that the v1 -> v2 mapping is visible."""
+    defaults = {pa.string(): "x", pa.bool_(): True, pa.int64(): 3, pa.float64(): 0.125}
+    row = {field.name: defaults[field.type] for field in CELL_SCHEMA_V1}
+    row.update(split="dev", step=10, steps_total=200, f1=0.61, precision=0.62, recall=0.63, f1_default=0.64,
+               f1_PER=0.71, f1_LOC=0.72, f1_ORG=0.73, f1_MISC=float("nan"))
+    row.update(values)
+    return row
+
+
+def test_upgrade_v2_is_returned_as_is():
+    table = cell_table([schema_row(), schema_row(step=20)])
+    assert upgrade_table(table, "v2") is table
+    assert upgrade_table(CELL_SCHEMA.empty_table(), "v2").num_rows == 0
+
+
+def test_upgrade_v1_maps_every_column():
+    rows = [v1_row(), v1_row(step=20, steps_total=30, f1=0.2, f1_default=0.3), v1_row(steps_total=1000),
+            v1_row(steps_total=44, split="test")]
+    v1 = pa.Table.from_pylist(rows, schema=CELL_SCHEMA_V1)
+    with pytest.raises(SchemaError, match="columns differ"):
+        check_schema(v1, "v1")                       # check_schema stays strict: v2 only
+    table = upgrade_table(v1, "v1")
+    check_schema(table, "upgraded")
+    assert table.schema.equals(CELL_SCHEMA) and table.num_rows == 4
+    col = lambda name: table.column(name).to_pylist()  # noqa: E731
+    assert col("f1") == [0.64, 0.3, 0.64, 0.64]                     # <- v1 f1_default
+    assert col("f1_strict") == [0.61, 0.2, 0.61, 0.61]              # <- v1 f1
+    assert col("precision_strict") == [0.62] * 4 and col("recall_strict") == [0.63] * 4
+    assert all(math.isnan(v) for v in col("precision") + col("recall"))   # v1 had no default-mode P/R
+    assert col("f1_PER") == [0.71] * 4 and col("f1_LOC") == [0.72] * 4 and col("f1_ORG") == [0.73] * 4
+    assert all(math.isnan(v) for v in col("f1_MISC"))
+    assert col("stage") == [""] * 4 and col("protocol") == [1] * 4
+    assert col("warmup_steps") == [20, 3, 100, 4]                  # round(0.1 * steps_total)
+    shared = [name for name in V1_NAMES if name in V2_NAMES and name not in
+              ("f1", "precision", "recall", *[f"f1_{t}" for t in ENTITY_TYPES])]
+    for name in shared:                                            # everything else is carried over unchanged
+        assert col(name) == v1.column(name).to_pylist(), name
+    assert col("split") == ["dev", "dev", "dev", "test"] and col("step") == [10, 20, 10, 10]
+    empty = upgrade_table(CELL_SCHEMA_V1.empty_table(), "empty v1")
+    assert empty.schema.equals(CELL_SCHEMA) and empty.num_rows == 0
+
+
+def test_upgrade_refuses_other_schemas_naming_the_source():
+    v1 = pa.Table.from_pylist([v1_row()], schema=CELL_SCHEMA_V1)
+    with pytest.raises(SchemaError, match=r"^cells/a.parquet: .*CELL_SCHEMA_V1: \['extra'\]"):
+        upgrade_table(v1.append_column("extra", pa.array([1])), "cells/a.parquet")
+    with pytest.raises(SchemaError, match=r"^cells/b.parquet: .*from CELL_SCHEMA: \['f1_strict'\]"):
+        upgrade_table(cell_table([schema_row()]).drop_columns(["f1_strict"]), "cells/b.parquet")
+    retyped = v1.set_column(v1.schema.get_field_index("step"), "step", pa.array([1.0]))
+    with pytest.raises(SchemaError, match=r"^cells/c.parquet: .*column types differ from CELL_SCHEMA_V1"):
+        upgrade_table(retyped, "cells/c.parquet")

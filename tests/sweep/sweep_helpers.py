@@ -30,7 +30,8 @@ def tiny_study(study: str, results_dir: str | Path, *, backbone: str = "minilm-l
         "results_dir": str(results_dir),
         "model": {"backbone": str(backbone), "max_length": 64},
         "data": {"sampler": "sentences", "size": 8, "dev_subsample": 0},
-        "train": {"steps": steps, "eval_points": 2, "batch_size": 4, "eval_batch_size": 16, "deterministic": True},
+        "train": {"step_rule": "fixed", "steps": steps, "warmup_steps": 1, "eval_points": 2, "batch_size": 4,
+                  "eval_batch_size": 16, "deterministic": True},
     }
     if data_dir is not None:
         base["data"]["data_dir"] = str(data_dir)
@@ -62,29 +63,30 @@ def tiny_real_setup(root: str | Path, study: str = "tiny") -> dict[str, Path]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-def fake_rows(config) -> list[dict[str, Any]]:
-    """Schema-valid rows with metrics derived from the config hash (deterministic, distinct per cell)."""
-    from paper_repro.results.schema import CELL_SCHEMA, ENTITY_TYPES
+def fake_rows(config, f1: float | None = None) -> list[dict[str, Any]]:
+    """Schema-valid rows with metrics derived from the config hash (deterministic, distinct per cell), or `f1`."""
+    from paper_repro.results.schema import CELL_SCHEMA
 
     h = int(hashlib.sha256(config.config_hash().encode()).hexdigest()[:8], 16)
-    f1 = (h % 1000) / 1000
+    f1 = (h % 1000) / 1000 if f1 is None else f1
     common = {
-        "run_id": config.run_id, "study": config.study, "backbone": config.model.backbone,
+        "run_id": config.run_id, "study": config.study, "stage": config.stage, "protocol": 2,
+        "backbone": config.model.backbone,
         "method": config.model.head.name, "pooling": config.model.pooling,
         "fuse_embeddings": config.model.head.fuse_embeddings, "head_params": 0, "budget_target": 0,
         "sampler": config.data.sampler, "size": config.data.size, "data_seed": config.data.data_seed,
         "seed": config.train.seed, "backbone_lr": config.train.backbone_lr, "head_lr": config.train.head_lr,
-        "steps_total": config.train.steps, "batch_size": config.train.batch_size,
+        "steps_total": config.train.steps, "warmup_steps": 1, "batch_size": config.train.batch_size,
         "git_sha": "0" * 40, "git_dirty": False, "config_hash": config.config_hash(), "subset_sha256": "0" * 64,
         "versions": "{}", "device": "cpu",
     }
+    metrics = {name: f1 for name in CELL_SCHEMA.names if name.startswith(("f1", "precision", "recall"))}
     rows = []
     for step, split in ((config.train.steps, "dev"), (config.train.steps, "test")):
         rows.append({**common, "step": step, "examples_seen": step * config.train.batch_size, "split": split,
-                     "eval_sentences": 10, "f1": f1, "precision": f1, "recall": f1, "f1_default": f1,
-                     **{f"f1_{t}": f1 for t in ENTITY_TYPES}, "train_loss": 1.0 - f1, "wall_clock_s": 0.1,
+                     "eval_sentences": 10, **metrics, "train_loss": 1.0 - f1, "wall_clock_s": 0.1,
                      "eval_s": 0.01})
-    assert set(rows[0]) == set(CELL_SCHEMA.names)
+    assert set(rows[0]) == set(CELL_SCHEMA.names), set(rows[0]) ^ set(CELL_SCHEMA.names)
     return rows
 
 
@@ -141,7 +143,7 @@ def wait_for(predicate, timeout_s: float, what: str) -> None:
 
 
 def metrics(table):
-    cols = ["run_id", "split", "step", "f1", "precision", "recall", "f1_default", "train_loss"]
+    cols = ["run_id", "split", "step", "f1", "precision", "recall", "f1_strict", "train_loss"]
     return sorted(zip(*(table.column(c).to_pylist() for c in cols)))
 
 

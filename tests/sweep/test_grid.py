@@ -20,21 +20,34 @@ BASE = {"study": "t", "base": {"model": {"backbone": "minilm-l6"}, "train": {"st
 
 
 def test_shipped_studies_expand_to_the_documented_counts():
-    counts = {name: len(load_study(REPO / "experiments" / f"{name}.yaml").expand())
-              for name in ("smoke", "cpu_study", "paper", "cpu_pilot", "lr_probe")}
-    assert counts == {"smoke": 8, "cpu_study": 8 * 5 * 5 + 8 * 2 * 5 + 4 * 2 * 3, "paper": 3 * 8 * (5 * 5 + 5),
-                      "cpu_pilot": 4 * 3 * 3, "lr_probe": 2 * 2 * 3}
-    smoke = load_study(REPO / "experiments" / "smoke.yaml").expand()
-    assert {c.study for c in smoke} == {"smoke"}
+    def counts(name):
+        loaded = load_study(REPO / "experiments" / f"{name}.yaml")
+        if not loaded.stages:
+            return len(loaded.expand())
+        return {s.name: len(loaded.expand(stage=s.name, pending="placeholder")) for s in loaded.stages}
+
+    assert counts("cpu_pilot") == 4 * 3 * 3 and counts("lr_probe") == 2 * 2 * 3
+    assert counts("smoke") == {"tune": 4, "eval": 8}
+    assert counts("cpu_study") == {  # the header of experiments/cpu_study.yaml
+        "budget_check": 8, "tune": 60, "eval": 200, "eval_ktype": 80, "tune_family": 48, "eval_family": 64,
+        "eval_mpnet": 40}
+    assert counts("paper") == {"tune": 324, "eval": 1080 + 81}
+    cpu = load_study(REPO / "experiments" / "cpu_study.yaml")
+    tune = cpu.expand(stage="tune")
+    assert {c.data.data_seed for c in tune} == {100, 101}           # tuning seeds are never reported
+    evaluated = cpu.expand(stage="eval", pending="placeholder")
+    assert {c.data.data_seed for c in evaluated} == set(range(8))
+    assert all(c.train.seed == c.data.data_seed for c in tune + evaluated)
+    assert {c.model.head.name for c in evaluated} == {"last", "deeper", "deeper_copy", "concat", "dwatt"}
+    assert {(c.train.step_rule, c.train.eval_schedule, c.data.subset_version) for c in evaluated} == {("epochs", "linear", 2)}
+    smoke = load_study(REPO / "experiments" / "smoke.yaml").expand(pending="placeholder")
     assert {(c.train.steps, c.train.eval_points, c.data.dev_subsample, c.model.backbone) for c in smoke} == {
         (30, 3, 200, "minilm-l6")}
-    paper = load_study(REPO / "experiments" / "paper.yaml").expand()
+    paper = load_study(REPO / "experiments" / "paper.yaml").expand(pending="placeholder")
     assert {c.train.mixed_precision for c in paper} == {"bf16"}
-    cpu = load_study(REPO / "experiments" / "cpu_study.yaml").expand()
-    mpnet = [c for c in cpu if c.model.backbone == "mpnet-base"]
-    assert {c.model.head.name for c in mpnet} == {"last", "deeper", "concat", "dwatt"}
-    assert {c.data.size for c in mpnet} == {100, 1000} and {c.data.data_seed for c in mpnet} == {0, 1, 2}
-    assert {(c.data.sampler, c.data.size) for c in cpu if c.data.sampler == "ktype"} == {("ktype", 5), ("ktype", 10)}
+    assert {c.train.min_epochs for c in paper if c.data.sampler == "full"} == {3.0}
+    pilot = load_study(REPO / "experiments" / "cpu_pilot.yaml").expand()   # v1, superseded: settings pinned
+    assert {(c.train.step_rule, c.train.steps, c.train.seed, c.data.subset_version) for c in pilot} == {("fixed", 200, 0, 1)}
 
 
 def test_cartesian_product_order_and_dedup():

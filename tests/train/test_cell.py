@@ -15,7 +15,7 @@ from paper_repro.results.store import cell_paths, is_done
 from paper_repro.train.cell import depth_item_names, run_cell
 from paper_repro.train.evaluate import DEPTH_GROUPS, eval_schedule
 
-METRICS = ["f1", "precision", "recall", "f1_default", "f1_PER", "f1_LOC", "f1_ORG", "f1_MISC"]
+METRICS = ["f1", "precision", "recall", "f1_strict", "precision_strict", "recall_strict", "f1_PER", "f1_LOC", "f1_ORG", "f1_MISC"]
 
 
 def run(config: CellConfig):
@@ -36,14 +36,17 @@ def dwatt_cell(tiny_cell_config, tmp_path_factory):
 def test_rows_and_schema(dwatt_cell, tiny_conll_dir):
     config, table, df, manifest = dwatt_cell
     assert table.schema.equals(CELL_SCHEMA, check_metadata=False)
-    steps = eval_schedule(6, 3)
-    assert steps == [1, 2, 6]
+    steps = eval_schedule(6, 3, 1)       # linear after the 1 warmup step
+    assert steps == [3, 4, 6]
     assert manifest["eval_steps"] == steps
-    assert list(zip(df.step, df.split)) == [(1, "dev"), (2, "dev"), (6, "dev"), (6, "test")]  # test only at the end
+    assert manifest["steps"]["total"] == 6 and manifest["steps"]["warmup"] == 1
+    assert list(zip(df.step, df.split)) == [(3, "dev"), (4, "dev"), (6, "dev"), (6, "test")]  # test only at the end
+    assert (df.protocol == 2).all() and (df.stage == "").all() and (df.warmup_steps == 1).all()
+    assert (df.steps_total == 6).all()
     assert (df.run_id == config.run_id).all() and (df.study == "tiny").all() and (df.method == "dwatt").all()
     assert (df.config_hash == config.config_hash()).all()
     assert df.eval_sentences.tolist() == [15, 15, 15, 15]     # every dev/test sentence, long ones included
-    assert df.examples_seen.tolist() == [4, 8, 24, 24]
+    assert df.examples_seen.tolist() == [12, 16, 24, 24]
     assert df.wall_clock_s.is_monotonic_increasing and (df.eval_s > 0).all()
     assert df.train_loss.map(math.isfinite).all()
     for metric in METRICS:
@@ -113,7 +116,7 @@ def test_deterministic_cells_repeat(tiny_cell_config, tmp_path):
         torch.use_deterministic_algorithms(False)
     assert a[METRICS + ["train_loss"]].equals(b[METRICS + ["train_loss"]])
     # the next non-deterministic cell does not inherit the global switch
-    run(tiny_cell_config(tmp_path / "c", "train.steps=1", "train.eval_points=1"))
+    run(tiny_cell_config(tmp_path / "c", "train.steps=2", "train.eval_points=1"))
     assert not torch.are_deterministic_algorithms_enabled()
 
 
@@ -126,11 +129,11 @@ def test_seed_and_data_seed(tiny_cell_config, tmp_path):
     assert d1[1].subset_sha256.iloc[0] != s0[1].subset_sha256.iloc[0]
     assert len({s0[1].run_id.iloc[0], s1[1].run_id.iloc[0], d1[1].run_id.iloc[0]}) == 3
     assert not s0[1].train_loss.equals(s1[1].train_loss)                    # but training differs
-    assert sorted(p.name for p in (tmp_path / "subsets").iterdir()) == ["sentences-16-seed0.json", "sentences-16-seed1.json"]
+    assert sorted(p.name for p in (tmp_path / "subsets").iterdir()) == ["sentences-v2-16-seed0.json", "sentences-v2-16-seed1.json"]
 
 
 def test_dev_subsample_and_samplers(tiny_cell_config, tmp_path):
-    _, df, manifest = run(tiny_cell_config(tmp_path, "data.dev_subsample=5", "train.steps=2"))
+    _, df, manifest = run(tiny_cell_config(tmp_path, "data.dev_subsample=5", "train.steps=3"))
     assert df[df.split == "dev"].eval_sentences.tolist() == [5, 5]
     assert df[df.split == "test"].eval_sentences.tolist() == [15]
     assert manifest["dev_subsample"]["n_sentences"] == 5
@@ -146,7 +149,7 @@ def test_dev_subsample_and_samplers(tiny_cell_config, tmp_path):
 def test_every_head_runs(tiny_cell_config, tmp_path, head):
     config = tiny_cell_config(tmp_path, f"model.head.name={head}", "train.steps=3", "model.pooling=mean")
     table, df, manifest = run(config)
-    assert table.num_rows == len(eval_schedule(3, 2)) + 1
+    assert table.num_rows == len(eval_schedule(3, 2, 1)) + 1
     assert df[METRICS[:4]].map(math.isfinite).all().all()
     assert manifest["budget"]["method"] == head
     if manifest["budget"]["target"] and head not in ("last", "scalarmix"):

@@ -1,8 +1,13 @@
-"""Evaluation across processes: 2 CPU processes (gloo, `torch.distributed.run`) predict exactly what 1 does.
+"""Evaluation and training across processes: 2 CPU processes (gloo, `torch.distributed.run`).
 
-The eval loader's batches are length-grouped and of unequal size, and Accelerate evens out the last round of
-batches by repeating early ones: every window must still be predicted exactly once, and no repeated window
-may count twice (tags, entity counts, depth-attention weights).
+Evaluation: 2 processes predict exactly what 1 does. The eval loader's batches are length-grouped and of
+unequal size, and Accelerate evens out the last round of batches by repeating early ones: every window must
+still be predicted exactly once, and no repeated window may count twice (tags, entity counts, depth-attention
+weights).
+
+Training: under 2 processes the learning rate follows the single-process schedule over the whole step budget
+(Accelerate's default scheduler wrapper would step it twice per optimizer step and reach 0 at half the
+budget), and both processes end with identical weights.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import get_linear_schedule_with_warmup
 
 from paper_repro.config import CellConfig, apply_overrides
 from paper_repro.data.conll import LABELS, entity_counts, load_conll03
@@ -90,7 +96,8 @@ def test_two_processes_depth_weights_like_one(predictions):
 
 
 def test_two_process_cell(tiny_cell_config, tmp_path):
-    config = tiny_cell_config(tmp_path, "model.head.name=dwatt", "model.max_length=12", "train.eval_batch_size=3", "train.steps=3")
+    config = tiny_cell_config(tmp_path, "model.head.name=dwatt", "model.max_length=12", "train.eval_batch_size=3",
+                              "train.step_rule=fixed", "train.steps=3", "train.warmup_steps=1")
     path = tmp_path / "cell.yaml"
     path.write_text(config.to_yaml())
     # what `accelerate launch --cpu` sets: without it Accelerate would not join the processes on a CPU host
@@ -114,3 +121,44 @@ def test_unjoined_processes_refuse_the_cell(tiny_cell_config, tmp_path):
     done = launch(["cell", str(path)], 2, check=False, ACCELERATE_USE_CPU="no")
     assert done.returncode != 0 and "accelerate launch --cpu" in done.stderr
     assert not (tmp_path / "results").exists()
+
+
+TRAIN_STEPS, TRAIN_WARMUP = 10, 3
+
+
+def single_process_schedule(steps: int, warmup: int) -> list[float]:
+    """The lr factor after each of `steps` optimizer steps, one scheduler step per optimizer step."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = get_linear_schedule_with_warmup(optimizer, warmup, steps)
+    factors = []
+    for _ in range(steps):
+        optimizer.step()
+        schedule.step()
+        factors.append(optimizer.param_groups[0]["lr"])
+    return factors
+
+
+def test_two_process_training_follows_the_single_process_schedule(tiny_backbone_dir, tiny_conll_dir, tmp_path):
+    launch(["train", str(tiny_backbone_dir), str(tiny_conll_dir), str(tmp_path), str(TRAIN_STEPS), str(TRAIN_WARMUP)],
+           2, ACCELERATE_USE_CPU="yes")
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    factors = single_process_schedule(TRAIN_STEPS, TRAIN_WARMUP)
+    assert factors[-1] == 0 and all(f > 0 for f in factors[:-1])  # 0 only after the last step
+    for record in ranks:
+        assert record["num_processes"] == 2 and record["steps"] == TRAIN_STEPS
+        assert record["scheduler_steps"] == TRAIN_STEPS  # once per optimizer step, not once per process
+        assert len(record["lrs"]) == TRAIN_STEPS
+        assert len(set(record["initial_lrs"])) == 2  # backbone and head peaks
+        for after_step, lrs in zip(factors, record["lrs"]):
+            assert lrs == pytest.approx([peak * after_step for peak in record["initial_lrs"]], rel=1e-9, abs=1e-15)
+        assert all(lr > 0 for lr in record["lrs"][TRAIN_STEPS // 2])  # still training at half the budget
+        # Accelerate's default wrapper, for contrast: two schedule steps per call, which train() refuses
+        assert record["default_steps_per_call"] == 2
+        assert "step_scheduler_with_optimizer=False" in record["default_refused"]
+    # both processes hold the same weights, changed by training on different shards of the data
+    assert ranks[0]["initial_hash"] == ranks[1]["initial_hash"] != ranks[0]["final_hash"]
+    assert ranks[0]["final_hash"] == ranks[1]["final_hash"]
+    weights = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0)

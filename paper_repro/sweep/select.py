@@ -1,0 +1,193 @@
+"""Stage outputs that later stages or the report use: per-method parameter selection on tuning cells, and the
+step-budget check.
+
+Selection (a stage's `select:` block, see paper_repro.sweep.grid): for a cell of the selecting stage, the first
+bracket whose `apply` pattern matches it names the tuning cells (the source stage's cells that match the
+bracket's `tune` pattern and share the cell's `match` keys); each value of `param` among them is scored by the
+mean final dev `metric` over its tuning cells, and the highest wins. Values within `tie_tolerance` of the best
+are tied; the pre-registered `tie_break` (lower / higher value) decides. Only dev results of the source stage
+(tuning seeds) are read: never test rows, never the evaluated cells.
+
+The selection table (every value's dev score per method and bracket) is written to
+`<results_dir>/<study>/selection.csv`; the budget check to `budget_check.csv`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from paper_repro.config import CellConfig, ConfigError, flatten
+from paper_repro.results import store
+from paper_repro.results.collect import read_cell
+from paper_repro.sweep.grid import StudyConfig, _matches
+
+
+class SelectionPending(ConfigError):
+    """The source stage is not complete: the selection cannot be made yet."""
+
+
+def _pattern_matches(flat: dict[str, Any], pattern: dict[str, Any]) -> bool:
+    return all(key in flat and (flat[key] in value if isinstance(value, list) else flat[key] == value)
+               for key, value in pattern.items())
+
+
+def final_dev(cell: CellConfig, metric: str = "f1", split: str = "dev") -> float:
+    """The cell's `metric` at its last `split` evaluation (read from its parquet)."""
+    table = read_cell(Path(cell.results_dir) / cell.study, cell.run_id, columns=["split", "step", metric]).to_pandas()
+    rows = table[table["split"] == split]
+    if rows.empty:
+        raise ConfigError(f"cell {cell.run_id}: no {split} rows")
+    return float(rows.sort_values("step")[metric].iloc[-1])
+
+
+def source_scores(study: StudyConfig, stage: str, metric: str, split: str) -> list[tuple[dict[str, Any], float]]:
+    """(flat config, final dev metric) of every cell of `stage`; SelectionPending if any is not done."""
+    cells = study.expand(stage=stage)
+    missing = [c for c in cells if not store.is_done(c.results_dir, c.study, c.run_id)]
+    if missing:
+        raise SelectionPending(f"{study.source}: stage {stage} is not complete ({len(cells) - len(missing)} of "
+                               f"{len(cells)} cells done, e.g. {missing[0].run_id} pending): run it first")
+    return [(flatten(c.to_dict()), final_dev(c, metric, split)) for c in cells]
+
+
+@dataclass
+class Selection:
+    """The chosen value of `param` per (match keys, bracket), and the table behind it."""
+
+    stage: str
+    param: str
+    spec: dict[str, Any]
+    scores: list[tuple[dict[str, Any], float]]
+    chosen: dict[tuple, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def bracket_of(self, flat: dict[str, Any]) -> dict[str, Any]:
+        for bracket in self.spec["brackets"]:
+            if _pattern_matches(flat, bracket.get("apply") or {}):
+                return bracket
+        raise ConfigError(f"stage {self.stage}: no select bracket applies to cell "
+                          f"{ {k: flat[k] for k in ('model.head.name', 'data.sampler', 'data.size')} }")
+
+    def value_for(self, cell: CellConfig) -> Any:
+        flat = flatten(cell.to_dict())
+        bracket = self.bracket_of(flat)
+        match = {key: flat[key] for key in self.spec.get("match", [])}
+        key = (*match.values(), bracket["label"])
+        if key not in self.chosen:
+            self.chosen[key] = self._choose(match, bracket)
+        return self.chosen[key]
+
+    def _choose(self, match: dict[str, Any], bracket: dict[str, Any]) -> Any:
+        tune = bracket.get("tune") or {}
+        by_value: dict[Any, list[float]] = {}
+        for flat, score in self.scores:
+            if _matches(flat, match) and _pattern_matches(flat, tune):
+                by_value.setdefault(flat[self.param], []).append(score)
+        if not by_value:
+            raise ConfigError(f"stage {self.stage}: no tuning cell of stage {self.spec['from']} for "
+                              f"{match} in bracket {bracket['label']} ({tune})")
+        means = {value: sum(s) / len(s) for value, s in by_value.items()}
+        best = max(means.values())
+        tolerance = float(self.spec.get("tie_tolerance", 0.0))
+        tied = sorted(v for v, m in means.items() if m >= best - tolerance - 1e-12)
+        chosen = tied[0] if self.spec.get("tie_break", "lower") == "lower" else tied[-1]
+        for value in sorted(means):
+            self.rows.append({**{k.split(".")[-1]: v for k, v in match.items()}, "bracket": bracket["label"],
+                              "tuned_at": ", ".join(f"{k.split('.')[-1]}={v}" for k, v in tune.items()),
+                              self.param.split(".")[-1]: value, "n": len(by_value[value]),
+                              "dev_f1_mean": means[value], "selected": value == chosen})
+        return chosen
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+
+def compute_selection(study: StudyConfig, stage: str) -> Selection:
+    """The selection for `stage` (which has a `select:` block) from its source stage's done cells; every
+    (match keys, bracket) the stage's cells need is resolved, so the table is complete."""
+    spec = study.stage(stage).select
+    if spec is None:
+        raise ConfigError(f"{study.source}: stage {stage} selects nothing")
+    scores = source_scores(study, spec["from"], spec.get("metric", "f1"), spec.get("split", "dev"))
+    selection = Selection(stage, spec["param"], spec, scores)
+    for cell in study.expand(stage=stage, pending="placeholder"):
+        selection.value_for(cell)
+    return selection
+
+
+def selections_for(study: StudyConfig) -> dict[str, Selection]:
+    """Every stage selection that can be made now (stages whose source is incomplete are left out)."""
+    found: dict[str, Selection] = {}
+    for stage in study.stages:
+        if stage.select is None:
+            continue
+        try:
+            found[stage.name] = compute_selection(study, stage.name)
+        except SelectionPending:
+            continue
+    return found
+
+
+def budget_check(study: StudyConfig, stage: str) -> pd.DataFrame:
+    """The step-budget check: per (backbone, method) and value of the check's `param` (e.g. min_epochs 1x vs
+    2x), the mean final dev metric over the stage's cells; the rule stands where the larger budget gains less
+    than `max_gain` (F1 units) over the smallest."""
+    spec = study.stage(stage).check
+    if spec is None:
+        raise ConfigError(f"{study.source}: stage {stage} has no check")
+    param, metric = spec["param"], spec.get("metric", "f1")
+    max_gain = float(spec.get("max_gain", 0.01))
+    scores = source_scores(study, stage, metric, spec.get("split", "dev"))
+    frame = pd.DataFrame([{"backbone": f["model.backbone"], "method": f["model.head.name"],
+                           "size": f["data.size"], "budget": f[param], "dev": s} for f, s in scores])
+    rows = []
+    for (backbone, method, size), group in frame.groupby(["backbone", "method", "size"], sort=False):
+        means = group.groupby("budget")["dev"].agg(["mean", "count"]).sort_index()
+        base = means["mean"].iloc[0]
+        for budget, row in means.iterrows():
+            gain = row["mean"] - base
+            verdict = "" if budget == means.index[0] else ("rule stands" if gain < max_gain else "rule too short")
+            rows.append({"backbone": backbone, "method": method, "size": size, "budget": f"{param.split('.')[-1]}={budget}",
+                         "dev_f1_mean": row["mean"], "n": int(row["count"]), "gain_points": 100 * gain,
+                         "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def write_stage_tables(study: StudyConfig) -> list[Path]:
+    """Write selection.csv / budget_check.csv for every stage whose inputs are complete; returns the paths."""
+    out_dir = Path(study.results_dir) / study.study
+    written: list[Path] = []
+    selection_frames = []
+    for stage in study.stages:
+        try:
+            if stage.select is not None:
+                frame = compute_selection(study, stage.name).table()
+                selection_frames.append(frame.assign(stage=stage.name))
+            if stage.check is not None:
+                path = out_dir / "budget_check.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                budget_check(study, stage.name).to_csv(path, index=False, float_format="%.6g")
+                written.append(path)
+        except SelectionPending:
+            continue
+    if selection_frames:
+        path = out_dir / "selection.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.concat(selection_frames, ignore_index=True).to_csv(path, index=False, float_format="%.6g")
+        written.append(path)
+    return written
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """A plain-text table for the terminal."""
+    if frame.empty:
+        return "(empty)"
+    shown = frame.copy()
+    for column in shown.columns:
+        if shown[column].dtype.kind == "f":
+            shown[column] = shown[column].map(lambda v: "nan" if math.isnan(v) else f"{v:.4g}")
+    return shown.to_string(index=False)

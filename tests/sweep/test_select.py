@@ -1,0 +1,128 @@
+"""Staged studies: the lr selection reads only the tuning stage's dev rows, applies brackets and the
+pre-registered tie rule, and the selecting stage's cells carry the chosen value; the budget check's verdict."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sweep_helpers import fake_rows
+
+from paper_repro.config import ConfigError
+from paper_repro.results import store
+from paper_repro.results.schema import cell_table
+from paper_repro.sweep import select
+from paper_repro.sweep.grid import StudyConfig
+from paper_repro.sweep.launch import run_sweep
+
+# dev F1 of a tuning cell: (method, size, head_lr) -> value; the test rows get the opposite ranking, so a
+# selection that read test rows would pick the other lr
+DEV = {("last", 20, 1e-4): 0.50, ("last", 20, 1e-3): 0.60, ("dwatt", 20, 1e-4): 0.70, ("dwatt", 20, 1e-3): 0.65,
+       ("last", 40, 1e-4): 0.80, ("last", 40, 1e-3): 0.7995, ("dwatt", 40, 1e-4): 0.60, ("dwatt", 40, 1e-3): 0.90}
+
+
+def staged(results_dir, tie_tolerance=0.001, tie_break="lower") -> StudyConfig:
+    raw = {
+        "study": "staged",
+        "base": {"results_dir": str(results_dir), "model": {"backbone": "minilm-l6"},
+                 "train": {"step_rule": "fixed", "steps": 5, "warmup_steps": 1}},
+        "stages": [
+            {"name": "check", "check": {"param": "train.min_epochs", "max_gain": 0.01},
+             "grid": {"model.head.name": ["last"], "data.size": [40], "train.min_epochs": [5.0, 10.0],
+                      "data.data_seed": [100, 101]}},
+            {"name": "tune", "grid": {"model.head.name": ["last", "dwatt"], "data.size": [20, 40],
+                                      "train.head_lr": [1e-4, 1e-3], "data.data_seed": [100, 101]}},
+            {"name": "eval",
+             "select": {"from": "tune", "param": "train.head_lr", "match": ["model.backbone", "model.head.name"],
+                        "brackets": [{"label": "small", "tune": {"data.size": 20}, "apply": {"data.size": [10, 20]}},
+                                     {"label": "large", "tune": {"data.size": 40}, "apply": {"data.size": [40]}}],
+                        "tie_tolerance": tie_tolerance, "tie_break": tie_break},
+             "grid": {"model.head.name": ["last", "dwatt"], "data.size": [10, 20, 40], "data.data_seed": [0, 1]}},
+        ],
+    }
+    return StudyConfig.from_dict(raw, source="staged.yaml")
+
+
+def write_fake(cell, dev: float, test: float) -> None:
+    rows = fake_rows(cell, dev)
+    rows[1] = {**fake_rows(cell, test)[1]}
+    store.write_cell(cell.results_dir, cell.study, cell.run_id, cell_table(rows), {"config": cell.to_dict()})
+
+
+def run_tuning(study: StudyConfig) -> None:
+    for cell in study.expand(stage="tune"):
+        dev = DEV[(cell.model.head.name, cell.data.size, cell.train.head_lr)] + (0.01 if cell.data.data_seed == 101 else 0)
+        write_fake(cell, dev, 1.0 - dev)
+
+
+def test_stages_expand_with_ties_and_wait_for_their_selection(tmp_path):
+    study = staged(tmp_path)
+    assert [len(study.expand(stage=s.name, pending="placeholder")) for s in study.stages] == [4, 16, 12]
+    assert {c.stage for c in study.expand(stage="tune")} == {"tune"}
+    assert all(c.train.seed == c.data.data_seed for c in study.expand(pending="placeholder"))
+    assert study.expand(stage="eval") == []                     # no selection yet: skipped
+    with pytest.raises(ConfigError, match="needs the selection from stage tune"):
+        study.expand(stage="eval", pending="error")
+    with pytest.raises(select.SelectionPending, match="0 of 16 cells done"):
+        select.compute_selection(study, "eval")
+
+
+def test_selection_uses_dev_rows_brackets_and_the_tie_rule(tmp_path):
+    study = staged(tmp_path)
+    run_tuning(study)
+    selection = select.compute_selection(study, "eval")
+    chosen = {(c.model.head.name, c.data.size): c.train.head_lr
+              for c in study.expand(stage="eval", selections={"eval": selection})}
+    assert chosen == {("last", 10): 1e-3, ("last", 20): 1e-3, ("dwatt", 10): 1e-4, ("dwatt", 20): 1e-4,
+                      # last at 40: 0.8050 vs 0.8045 mean dev, within the 0.001 tolerance -> the lower lr
+                      ("last", 40): 1e-4, ("dwatt", 40): 1e-3}
+    table = selection.table()
+    assert len(table) == 8 and table["selected"].sum() == 4
+    row = table[(table["name"] == "last") & (table["bracket"] == "large") & (table["head_lr"] == 1e-3)].iloc[0]
+    assert row["n"] == 2 and row["dev_f1_mean"] == pytest.approx(0.8045)
+    # higher tie break, or no tolerance: last at 40 takes 1e-4 (the strictly better mean) either way
+    strict = select.compute_selection(staged(tmp_path, tie_tolerance=0.0), "eval")
+    assert strict.chosen[("minilm-l6", "last", "large")] == 1e-4
+    higher = select.compute_selection(staged(tmp_path, tie_break="higher"), "eval")
+    assert higher.chosen[("minilm-l6", "last", "large")] == 1e-3
+
+
+def test_budget_check_verdict_and_stage_tables(tmp_path):
+    study = staged(tmp_path)
+    for cell in study.expand(stage="check"):
+        write_fake(cell, 0.70 if cell.train.min_epochs == 5.0 else 0.705, 0.0)
+    table = select.budget_check(study, "check")
+    assert list(table["verdict"]) == ["", "rule stands"]
+    assert table["gain_points"].iloc[1] == pytest.approx(0.5)
+    run_tuning(study)
+    written = select.write_stage_tables(study)
+    assert sorted(p.name for p in written) == ["budget_check.csv", "selection.csv"]
+    assert len(pd.read_csv(tmp_path / "staged" / "selection.csv")) == 8
+
+
+def test_sweep_runs_stages_in_order_and_stops_before_a_pending_selection(tmp_path):
+    study = staged(tmp_path)
+    result = run_sweep(study, stage="check", runner="sweep_helpers:fake_run_cell", progress=False)
+    assert len(result.ran) == 4 and result.stopped_at is None
+    result = run_sweep(study, runner="sweep_helpers:fake_run_cell", progress=False)
+    # check done already; tune runs, except its 2 cells that equal check cells (last, 40, lr 1e-3, min_epochs 5:
+    # the same run_id, run once); then eval's selection is made from the (fake) tuning results
+    assert len(result.skipped_done) == 4 + 2 and len(result.ran) == 16 - 2 + 12
+    assert (tmp_path / "staged" / "selection.csv").exists()
+
+
+def test_bad_stage_blocks_are_one_line_errors():
+    base = {"study": "s", "base": {"model": {"backbone": "minilm-l6"}}}
+    bad = [
+        ({"stages": [{"name": "a", "grid": {"data.size": [1]}}], "grid": {"data.size": [1]}}, "either stages or grid"),
+        ({"stages": [{"name": "a", "grid": {"data.size": [1]}, "select": {"from": "zzz"}}]}, "expected an earlier stage"),
+        ({"stages": [{"name": "a", "grid": {"data.size": [1]}},
+                     {"name": "b", "grid": {"data.size": [1]}, "select": {"from": "a", "param": "train.nope"}}]},
+         "unknown config key"),
+        ({"stages": [{"name": "a", "grid": {"data.size": [1]}}, {"name": "a", "grid": {"data.size": [2]}}]}, "duplicate stage"),
+        ({"grid": {"train.seed": [0, 1]}}, "train.seed is tied to data.data_seed"),
+    ]
+    for extra, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            StudyConfig.from_dict({**base, **extra}, source="s.yaml")
+    # `ties: {}` frees the init seed
+    free = StudyConfig.from_dict({**base, "ties": {}, "grid": {"train.seed": [0, 1]}}, source="s.yaml")
+    assert [c.train.seed for c in free.expand()] == [0, 1]
