@@ -1,6 +1,8 @@
 """Reading a study's results (parquet) and manifests (json); method order and colours shared by every figure.
 
-Analysis reads files only: it never imports torch or model code.
+Analysis reads files only: it never imports torch or model code. Protocol-v1 tables (older committed studies)
+are upgraded to the v2 schema on load (`paper_repro.results.schema.upgrade_table`): their strict-IOB2 `f1`
+becomes `f1_strict`, their `f1_default` becomes `f1`, `stage` is "" and `protocol` 1.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from paper_repro.results.schema import CELL_SCHEMA, ENTITY_TYPES
+from paper_repro.results.schema import CELL_SCHEMA, CELL_SCHEMA_V1, ENTITY_TYPES, upgrade_table
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +25,12 @@ CELL_KEYS = ("backbone", "sampler", "size", "data_seed", "seed")   # what pairs 
 GROUP_KEYS = ("backbone", "sampler", "size")                       # one few-shot condition
 TYPE_COLUMNS = tuple(f"f1_{t}" for t in ENTITY_TYPES)
 
-METHOD_ORDER = ("last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
+METHOD_ORDER = ("last", "deeper", "deeper_copy", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
 # Fixed colours (colour-blind friendly Okabe-Ito + two extras); baselines are neutral greys.
 METHOD_COLORS: dict[str, str] = {
     "last": "#7f7f7f",
     "deeper": "#404040",
+    "deeper_copy": "#8B7355",   # the deeper baseline initialised from the backbone's last layer: a warm neutral
     "concat": "#E69F00",
     "dwatt": "#0072B2",
     "scalarmix": "#009E73",
@@ -71,6 +74,41 @@ def empty_results() -> pd.DataFrame:
     return CELL_SCHEMA.empty_table().to_pandas()
 
 
+def study_stages(df: pd.DataFrame) -> list[str]:
+    """The non-empty `stage` values of a results frame, in first-seen order ([] for an unstaged study)."""
+    if df.empty or "stage" not in df:
+        return []
+    values = df["stage"].dropna().astype(str)
+    return list(dict.fromkeys(v for v in values if v))
+
+
+def select_stage(df: pd.DataFrame, stage: str | None = "eval") -> pd.DataFrame:
+    """The rows of one study stage. A study without stages (every `stage` is "", or no such column) is
+    returned whole; a staged study keeps only `stage` rows (none if that stage has no cells yet), so that
+    e.g. tuning cells never reach headline tables or tests. `stage=None` keeps everything."""
+    if stage is None or not study_stages(df):
+        return df
+    return df[df["stage"] == stage].reset_index(drop=True)
+
+
+def protocols(df: pd.DataFrame) -> list[int]:
+    """The distinct `protocol` values of a results frame, sorted (a frame without the column counts as v1)."""
+    if df.empty:
+        return []
+    if "protocol" not in df:
+        return [1]
+    return sorted(int(p) for p in df["protocol"].dropna().unique())
+
+
+V1_LABEL = ("protocol v1 (superseded): fixed 200 steps, one head lr, strict-IOB2 `f1` (now `f1_strict`; `f1` "
+            "here is v1's default-mode `f1_default`, per-type F1 stay strict); descriptive only.")
+
+
+def has_v1(df: pd.DataFrame) -> bool:
+    """Whether any row comes from a protocol-v1 cell (superseded: descriptive only, no verdicts)."""
+    return 1 in protocols(df)
+
+
 def _read_parquet(path: Path) -> pa.Table | None:
     try:
         return pq.read_table(path)
@@ -80,17 +118,24 @@ def _read_parquet(path: Path) -> pa.Table | None:
 
 
 def _align(table: pa.Table, source: Path) -> pa.Table | None:
-    """Cast to CELL_SCHEMA when the columns match (tolerates type widening); else skip with a warning."""
+    """The table in CELL_SCHEMA (v2), or None (skipped with a warning).
+
+    A table with CELL_SCHEMA's (or CELL_SCHEMA_V1's) columns is first cast to it (tolerates type widening),
+    then goes through `upgrade_table`, which turns a protocol-v1 table into v2 and refuses what is neither."""
     if table.schema.equals(CELL_SCHEMA, check_metadata=False):
         return table
-    if set(table.schema.names) != set(CELL_SCHEMA.names):
-        diff = sorted(set(table.schema.names) ^ set(CELL_SCHEMA.names))
-        log.warning("skipping %s: columns differ from CELL_SCHEMA: %s", source, diff)
-        return None
+    for schema in (CELL_SCHEMA, CELL_SCHEMA_V1):
+        if set(table.schema.names) == set(schema.names) and not table.schema.equals(schema, check_metadata=False):
+            try:
+                table = table.select(schema.names).cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+                log.warning("skipping %s: cannot cast to its schema: %s", source, error)
+                return None
     try:
-        return table.select(CELL_SCHEMA.names).cast(CELL_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
-        log.warning("skipping %s: cannot cast to CELL_SCHEMA: %s", source, error)
+        return upgrade_table(table, str(source))
+    except (ValueError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+        # SchemaError is a ValueError
+        log.warning("skipping %s: not a v1 or v2 results table: %s", source, error)
         return None
 
 

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("png", "pdf")
 DPI = 150
-FIGURE_NAMES = ("f1_vs_size", "gains", "step_efficiency", "budget", "depth_attention", "per_type", "cost")
+FIGURE_NAMES = ("f1_vs_size", "gains", "pairs", "step_efficiency", "budget", "depth_attention", "per_type", "cost")
+FUSION_METHODS = ("dwatt", "concat")
+# (method or "fusion", baseline): the panels of the every-pair figure; "fusion" = each of FUSION_METHODS
+PAIR_CONTRASTS = (("fusion", "deeper"), ("fusion", "deeper_copy"), ("fusion", "last"), ("dwatt", "concat"))
 PAPER_LABEL_POINTS = "paper's claim: +3.68–9.73 F1 points"
 PAPER_LABEL_REL = "paper's claim read as relative: +3.68–9.73 %"
 
@@ -161,7 +164,7 @@ def _f1_vs_size(df: pd.DataFrame, out_dir: Path, name: str = "f1_vs_size") -> li
                     if (g["n"] < 2).any():
                         notes.append(m)
                 _set_size_axis(ax, sub["size"], sampler)
-                ax.set_ylabel("test F1 (points, strict IOB2)")
+                ax.set_ylabel("test F1 (points)")
                 if notes:
                     _note(ax, f"n=1 (no CI): {', '.join(notes)}")
         _legend(fig, axes)
@@ -211,19 +214,96 @@ def _gains(df: pd.DataFrame, out_dir: Path, baselines=("deeper", "last"), name: 
                         _note(ax, f"1 pair (no CI): {', '.join(single)}")
             _legend(fig, axes, ncol=4)
             _caption(fig, f"Paired gain over baselines — {backbone} · {sampler}",
-                     f"mean difference ± paired-bootstrap 95% CI, pairs per point: {_range(cond['n_pairs'])}\nshaded: "
+                     f"mean difference ± paired 95% CI (t-interval below {stats.MIN_BOOT_PAIRS} pairs, else "
+                     f"bootstrap), pairs per point: {_range(cond['n_pairs'])}\nshaded: "
                      f"the paper's claimed 3.68–9.73 (unit unstated) read as F1 points (top) and as % relative (bottom)")
             paths += _save(fig, out_dir, f"{name}__{_slug(backbone)}__{_slug(sampler)}")
     return paths
 
 
+# --------------------------------------------------------------------------------------------- (2b) every pair
+def expand_contrasts(methods, contrasts=PAIR_CONTRASTS,
+                     fusion=FUSION_METHODS) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(panel title, [(method, baseline), ...]) per contrast: "fusion" stands for each fusion head present."""
+    present = set(methods)
+    panels = []
+    for method, baseline in contrasts:
+        members = [m for m in (fusion if method == "fusion" else (method,)) if m in present]
+        title = f"{method} − {baseline}" if method != "fusion" else f"fusion ({'/'.join(fusion)}) − {baseline}"
+        panels.append((title, [(m, baseline) for m in members if baseline in present]))
+    return panels
+
+
+def _in_pairs(frame: pd.DataFrame, members: list[tuple[str, str]]) -> pd.Series:
+    """Rows of `frame` whose (method, baseline) is one of `members`."""
+    wanted = set(members)
+    return pd.Series([(m, b) in wanted for m, b in zip(frame["method"], frame["baseline"])], index=frame.index,
+                     dtype=bool)
+
+
+def _pairs(df: pd.DataFrame, out_dir: Path, name: str = "every_pair", metric: str = "f1",
+           contrasts=PAIR_CONTRASTS) -> list[Path]:
+    cells = stats.cell_values(df, metric, "test")
+    if cells.empty:
+        raise NothingToPlot("no test rows")
+    panels = expand_contrasts(cells["method"].unique(), contrasts)
+    wanted = [pair for _, members in panels for pair in members]
+    diffs = stats.all_pair_differences(cells, metric, wanted)
+    if diffs.empty:
+        raise NothingToPlot(f"no pairs for any of {[f'{m} − {b}' for m, b in contrasts]}")
+    summary = pd.concat([stats.paired_from_cells(cells, metric, m, b) for m, b in wanted], ignore_index=True)
+    rng = np.random.default_rng(0)   # jitter only; fixed so the figure is reproducible
+    paths = []
+    for backbone, sampler in _conditions(diffs):
+        cond = diffs[(diffs["backbone"] == backbone) & (diffs["sampler"] == sampler)]
+        csum = summary[(summary["backbone"] == backbone) & (summary["sampler"] == sampler)]
+        with _style():
+            fig, axes = _grid(1, len(panels), w=4.4, h=3.8, sharey=True)
+            for c, (title, members) in enumerate(panels):
+                ax = axes[0, c]
+                ax.axhline(0, color="0.3", lw=0.8)
+                ax.set_title(title)
+                sub = cond[_in_pairs(cond, members)]
+                if sub.empty:
+                    _note(ax, "no pairs")
+                    ax.set_xlabel(_size_label(sampler))
+                    continue
+                for i, (m, b) in enumerate(members):
+                    g = sub[(sub["method"] == m) & (sub["baseline"] == b)]
+                    if g.empty:
+                        continue
+                    x = _dodge(g["size"].to_numpy(float), i, len(members), 0.08)
+                    jitter = np.exp(rng.uniform(-0.025, 0.025, size=len(g)))
+                    ax.scatter(x * jitter, g["diff"].to_numpy(float) * 100, s=12, alpha=0.55, color=method_color(m),
+                               edgecolors="none", label=m, zorder=2)
+                    srow = csum[(csum["method"] == m) & (csum["baseline"] == b)].sort_values("size")
+                    sx = _dodge(srow["size"].to_numpy(float), i, len(members), 0.08)
+                    sy = srow["mean_diff"].to_numpy(float) * 100
+                    yerr = np.vstack([np.nan_to_num((srow["mean_diff"] - srow["ci_lo"]).to_numpy(float)) * 100,
+                                      np.nan_to_num((srow["ci_hi"] - srow["mean_diff"]).to_numpy(float)) * 100])
+                    ax.errorbar(sx, sy, yerr=yerr, fmt="_", ms=14, mew=2.2, lw=1.6, capsize=3,
+                                color=method_color(m), zorder=3)
+                _set_size_axis(ax, sub["size"], sampler)
+                shown = "F1" if metric == "f1" else metric
+                ax.set_ylabel(f"test {shown} difference (points)" if c == 0 else "")
+                methods_ci = sorted(set(csum[_in_pairs(csum, members)]["ci_method"]) - {""})
+                _note(ax, f"pairs per size: {_range(sub.groupby(['method', 'size']).size())}"
+                      + (f"; CI: {', '.join(methods_ci)}" if methods_ci else ""))
+            _legend(fig, axes)
+            _caption(fig, f"Every paired difference — {backbone} · {sampler}",
+                     f"dots: one (data_seed, seed) pair each; bar: mean ± 95% CI (paired t below "
+                     f"{stats.MIN_BOOT_PAIRS} pairs, else bootstrap)")
+            paths += _save(fig, out_dir, f"{name}__{_slug(backbone)}__{_slug(sampler)}")
+    return paths
+
+
 # --------------------------------------------------------------------------------------------- (3) step efficiency
-def _step_efficiency(df: pd.DataFrame, out_dir: Path, frac: float = 0.9, reference: str = "last",
-                     name: str = "step_efficiency") -> list[Path]:
+def _step_efficiency(df: pd.DataFrame, out_dir: Path, targets=stats.STEP_TARGETS, frac: float | None = None,
+                     reference: str = "last", name: str = "step_efficiency", scale: str = "linear") -> list[Path]:
     curves = stats.dev_curves(df)
     if curves.empty:
         raise NothingToPlot("no dev rows")
-    cells = stats.step_efficiency_cells(df, frac, reference)
+    cells = stats.step_efficiency_cells(df, targets, frac=frac, reference=reference, scale=scale)
     paths = []
     for backbone, sampler in _conditions(curves):
         cond = curves[(curves["backbone"] == backbone) & (curves["sampler"] == sampler)]
@@ -238,7 +318,7 @@ def _step_efficiency(df: pd.DataFrame, out_dir: Path, frac: float = 0.9, referen
                 sub = cond[cond["size"] == size]
                 for m in methods:
                     g = sub[sub["method"] == m].sort_values("step")
-                    g = g[g["step"] > 0]
+                    g = g[g["step"] > 0] if scale == "log" else g
                     if g.empty:
                         continue
                     y, half = g["mean"].to_numpy(float) * 100, g["ci_half"].to_numpy(float) * 100
@@ -246,13 +326,18 @@ def _step_efficiency(df: pd.DataFrame, out_dir: Path, frac: float = 0.9, referen
                     if np.isfinite(half).any():
                         ax.fill_between(g["step"], y - np.nan_to_num(half), y + np.nan_to_num(half),
                                         color=method_color(m), alpha=0.15, lw=0)
-                ref = cells[(cells["backbone"] == backbone) & (cells["sampler"] == sampler)
-                            & (cells["size"] == size) & (cells["method"] == reference)]["target"]
-                if len(ref) and np.isfinite(ref).any():
-                    ax.axhline(float(ref.mean()) * 100, color="0.4", ls="--", lw=1,
-                               label=f"{int(frac * 100)}% of {reference}'s final dev F1")
-                ax.set_xscale("log")
-                ax.set_xlabel("optimizer step (log scale)")
+                at = cells[(cells["backbone"] == backbone) & (cells["sampler"] == sampler) & (cells["size"] == size)]
+                if frac is not None:
+                    ref = at[at["method"] == reference]["target"]
+                    if len(ref) and np.isfinite(ref).any():
+                        ax.axhline(float(ref.mean()) * 100, color="0.4", ls="--", lw=1,
+                                   label=f"{frac * 100:g}% of {reference}'s final dev F1")
+                else:
+                    for t in targets:
+                        ax.axhline(float(t) * 100, color="0.3", ls="--", lw=0.9, label="dev-F1 targets", zorder=1)
+                if scale == "log":
+                    ax.set_xscale("log")
+                ax.set_xlabel("optimizer step" + (" (log scale)" if scale == "log" else ""))
                 ax.set_ylabel("dev F1 (points)" if k % ncols == 0 else "")
                 n = int(sub["n"].max()) if len(sub) else 0
                 ax.set_title(f"size {size} (n≤{n})")
@@ -450,10 +535,19 @@ def plot_gains(df: pd.DataFrame, out_dir: str | Path, baselines=("deeper", "last
     return _paths(_safe("gains", lambda: _gains(df, Path(out_dir), baselines, paired=paired)))
 
 
-def plot_step_efficiency(df: pd.DataFrame, out_dir: str | Path, frac: float = 0.9,
-                         reference: str = "last") -> list[Path]:
-    """(3) Dev F1 vs optimizer step per method, one panel per size."""
-    return _paths(_safe("step_efficiency", lambda: _step_efficiency(df, Path(out_dir), frac, reference)))
+def plot_pairs(df: pd.DataFrame, out_dir: str | Path, metric: str = "f1", contrasts=PAIR_CONTRASTS) -> list[Path]:
+    """(2b) Every pair's test difference per size (a dot per pair, mean and 95% CI bar), one panel per
+    contrast (fusion − deeper, fusion − deeper_copy, fusion − last, dwatt − concat), one figure per backbone x
+    sampler."""
+    return _paths(_safe("pairs", lambda: _pairs(df, Path(out_dir), metric=metric, contrasts=contrasts)))
+
+
+def plot_step_efficiency(df: pd.DataFrame, out_dir: str | Path, targets=stats.STEP_TARGETS,
+                         frac: float | None = None, reference: str = "last", scale: str = "linear") -> list[Path]:
+    """(3) Dev F1 vs optimizer step per method, one panel per size, with the fixed dev-F1 targets (or, with
+    `frac`, the relative target frac x `reference`'s final dev F1)."""
+    return _paths(_safe("step_efficiency",
+                        lambda: _step_efficiency(df, Path(out_dir), targets, frac, reference, scale=scale)))
 
 
 def plot_budget(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
@@ -478,15 +572,17 @@ def plot_cost(df: pd.DataFrame, manifests: list[dict[str, Any]], out_dir: str | 
 
 
 def make_all_figures(
-    df: pd.DataFrame, manifests: list[dict[str, Any]], out_dir: str | Path, frac: float = 0.9,
-    reference: str = "last", paired: pd.DataFrame | None = None,
+    df: pd.DataFrame, manifests: list[dict[str, Any]], out_dir: str | Path, targets=stats.STEP_TARGETS,
+    frac: float | None = None, reference: str = "last", paired: pd.DataFrame | None = None, scale: str = "linear",
 ) -> dict[str, list[Path] | str]:
     """All figures; value = written paths, or the reason the figure was skipped."""
     out = Path(out_dir)
     return {
         "f1_vs_size": _safe("f1_vs_size", lambda: _f1_vs_size(df, out)),
         "gains": _safe("gains", lambda: _gains(df, out, paired=paired)),
-        "step_efficiency": _safe("step_efficiency", lambda: _step_efficiency(df, out, frac, reference)),
+        "pairs": _safe("pairs", lambda: _pairs(df, out)),
+        "step_efficiency": _safe("step_efficiency",
+                                 lambda: _step_efficiency(df, out, targets, frac, reference, scale=scale)),
         "budget": _safe("budget", lambda: _budget(df, out)),
         "depth_attention": _safe("depth_attention", lambda: _depth(manifests, df, out)),
         "per_type": _safe("per_type", lambda: _per_type(df, out)),

@@ -313,35 +313,51 @@ def study_section(study_dir: Path) -> str:
 
 
 LEARNING_RATES = ["backbone_lr", "head_lr"]
+HEADLINE_STAGE = "eval"
 
 
-def results_section(study_dir: Path) -> str:
+def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
     """Test F1 vs size per method and the paired gains of each head over `deeper` and `last`, from parquet.
 
-    A study that varies the learning rates (e.g. `lr_probe`) gets one block per (backbone lr, head lr):
-    methods are only compared at the same rates.
+    A staged study (protocol v2) shows its `stage` cells only (default "eval": tuning cells never enter). A
+    study that ran the same cells at several learning rates (e.g. `lr_probe`) gets one block per (backbone lr,
+    head lr): methods are only compared at the same rates. Protocol-v1 cells are labelled superseded.
     """
-    from paper_repro.analysis.load import load_results
+    from paper_repro.analysis.load import load_results, select_stage, study_stages
 
-    df = load_results(study_dir)
+    df_all = load_results(study_dir)
     report = f" ([REPORT]({study_dir}/REPORT.md))" if (study_dir / "REPORT.md").exists() else ""
     lines = [f"### Study `{study_dir.name}`{report}", ""]
-    if df.empty:
+    if df_all.empty:
         return "\n".join(lines + ["_No done cells yet._", ""])
-    rates = df[LEARNING_RATES].drop_duplicates()
-    if len(rates) == 1:
+    df = select_stage(df_all, stage)
+    if study_stages(df_all):
+        lines += [f"Stage `{stage}` only (the study's stages: {', '.join(study_stages(df_all))}).", ""]
+        if df.empty:
+            return "\n".join(lines + [f"_No cells of stage `{stage}` yet._", ""])
+    if not _repeated_cells(df):
         return "\n".join(lines + [results_block(df, "")])
+    rates = df[LEARNING_RATES].drop_duplicates()
     for backbone_lr, head_lr in sorted(rates.itertuples(index=False)):
         subset = df[(df["backbone_lr"] == backbone_lr) & (df["head_lr"] == head_lr)]
         lines.append(results_block(subset, f" at backbone lr {backbone_lr:g}, head lr {head_lr:g}"))
     return "\n".join(lines)
 
 
+def _repeated_cells(df: pd.DataFrame) -> bool:
+    """Whether some (method, cell keys) was run more than once (at other learning rates): then the tables are
+    split by rate. A protocol-v2 eval stage with one selected lr per method and bracket is not split."""
+    from paper_repro.analysis.load import CELL_KEYS
+
+    runs = df.drop_duplicates("run_id")
+    return bool(runs.duplicated(["method", *CELL_KEYS]).any())
+
+
 def results_block(df: pd.DataFrame, label: str) -> str:
     from paper_repro.analysis import stats
-    from paper_repro.analysis.load import method_order
+    from paper_repro.analysis.load import V1_LABEL, has_v1, method_order
 
-    lines = []
+    lines = [f"_{V1_LABEL}_", ""] if has_v1(df) else []
     table = stats.f1_vs_size(df)
     for (backbone, sampler), group in table.groupby(["backbone", "sampler"], sort=True):
         methods = method_order(group["method"].unique())
@@ -350,17 +366,22 @@ def results_block(df: pd.DataFrame, label: str) -> str:
             cells = {r.method: f"{100 * r.mean:.1f} ± {100 * r.ci_half:.1f} ({r.n})" if r.n > 1 else
                      f"{100 * r.mean:.1f} (1)" for r in at_size.itertuples()}
             body.append([str(size), *[cells.get(m, "–") for m in methods]])
-        lines += [f"Test F1 (strict, points), mean ± 95% CI half-width (cells) — {backbone}, `{sampler}` sampler{label}:",
-                  "", markdown_table(["size", *[f"`{m}`" for m in methods]], body), ""]
+        lines += [f"Test F1 (seqeval default mode, points), mean ± 95% CI half-width (cells) — {backbone}, "
+                  f"`{sampler}` sampler{label}:", "", markdown_table(["size", *[f"`{m}`" for m in methods]], body), ""]
     paired = stats.all_paired(df)
     if len(paired):
-        body = [[r.backbone, str(r.size), f"`{r.method}` − `{r.baseline}`", str(r.n_pairs),
-                 f"{100 * r.mean_diff:+.1f}", f"[{100 * r.ci_lo:+.1f}, {100 * r.ci_hi:+.1f}]",
-                 f"{r.p_wilcoxon_holm:.3g}"] for r in paired.itertuples()]
-        lines += [f"Paired test-F1 differences{label} (points; pairs share subset and seed; paired-bootstrap 95% CI; "
-                  "Wilcoxon p, Holm-adjusted across sizes):", "",
-                  markdown_table(["backbone", "size", "contrast", "pairs", "mean", "95% CI", "Holm p"], body), ""]
+        body = [[r.backbone, str(r.size), f"`{r.method}` − `{r.baseline}`", str(r.n_pairs), str(r.n_positive),
+                 f"{100 * r.mean_diff:+.1f}", _ci_text(r.ci_lo, r.ci_hi), r.ci_method or "–",
+                 "–" if _nan(r.p_wilcoxon_holm) else f"{r.p_wilcoxon_holm:.3g}"] for r in paired.itertuples()]
+        lines += [f"Paired test-F1 differences{label} (points; pairs share subset and seed; 95% CI: paired t below "
+                  f"{stats.MIN_BOOT_PAIRS} pairs, else paired bootstrap; Wilcoxon p, Holm-adjusted across sizes):", "",
+                  markdown_table(["backbone", "size", "contrast", "pairs", "pairs > 0", "mean", "95% CI", "CI",
+                                  "Holm p"], body), ""]
     return "\n".join(lines)
+
+
+def _ci_text(lo: float, hi: float) -> str:
+    return "–" if _nan(lo) or _nan(hi) else f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
 def build_results_section(studies: Sequence[Path]) -> str:

@@ -1,14 +1,20 @@
 """REPORT.md for a study: tables, figures, what the numbers support, and what is missing.
 
-    python -m paper_repro.analysis.report results/<study> [--out-dir DIR] [--execute-notebooks]
+    python -m paper_repro.analysis.report results/<study> [--study experiments/<study>.yaml] [--stage eval]
+        [--out-dir DIR] [--execute-notebooks]
 
 Writes `<out>/REPORT.md`, figures under `<out>/figures/` and the tables as CSV under `<out>/tables/`
 (`<out>` = the study directory unless --out-dir). Anything taken from the paper is marked "(paper's claim)".
+
+A staged study (protocol v2) is reported on one stage only (default: the hypotheses block's `stage`, else
+"eval"): tuning and budget-check cells never enter the headline tables, figures or tests. The pre-registered
+hypotheses come from the study YAML (`--study`, default `experiments/<study>.yaml` when it exists); the
+lr selection and budget check from `<study_dir>/selection.csv` and `budget_check.csv` when present. Tables
+built from protocol-v1 cells carry V1_LABEL and no verdicts. The text is deterministic (no timestamps).
 """
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -18,16 +24,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from paper_repro.analysis import plots, stats
+from paper_repro.analysis import hypotheses, plots, stats
 from paper_repro.analysis.load import (
     ENTITY_TYPES,
     GROUP_KEYS,
     RESULTS_FILE,
+    V1_LABEL,
     done_cell_parquets,
+    has_v1,
     load_manifests,
     load_results,
     method_order,
     resolve_study_dir,
+    select_stage,
+    study_stages,
 )
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,9 @@ PAPER_CLAIMS = (
     f"{PAPER} DWAtt outperforms Concat on larger data sizes.",
 )
 MAX_MISSING_ROWS = 60
+DEFAULT_STAGE = "eval"
+SELECTION_FILE = "selection.csv"
+BUDGET_CHECK_FILE = "budget_check.csv"
 
 
 # --------------------------------------------------------------------------------------------- formatting
@@ -137,10 +150,17 @@ def f1_section(table: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def gains_section(paired: pd.DataFrame) -> str:
-    """Paired gains table per baseline."""
+def _v1(v1: bool) -> str:
+    return f"_{V1_LABEL}_\n\n" if v1 else ""
+
+
+def gains_section(paired: pd.DataFrame, v1: bool = False) -> str:
+    """Paired gains table per baseline: pairs, pairs with method > baseline, mean gain with its 95% CI and
+    how it was computed (`t` below stats.MIN_BOOT_PAIRS pairs, else `bootstrap`), relative gain, Wilcoxon and
+    t-test p (raw and Holm across sizes). With `v1` (protocol-v1 cells) the paper-band yes/no columns are
+    left out and the table is labelled superseded."""
     if paired.empty:
-        return "_No paired cells (a baseline or the test split is missing)._\n"
+        return _v1(v1) + "_No paired cells (a baseline or the test split is missing)._\n"
     out = []
     lo, hi = stats.PAPER_GAIN_RANGE
     for baseline in paired["baseline"].unique():
@@ -148,20 +168,26 @@ def gains_section(paired: pd.DataFrame) -> str:
         rows = []
         for _, r in sub.iterrows():
             pts, rel = r["mean_diff"] * 100, r["rel_gain"] * 100
-            rows.append([
-                r["backbone"], r["sampler"], r["size"], r["method"], r["n_pairs"],
-                _pts(r["mean_diff"], 2), _ci(r["ci_lo"], r["ci_hi"], 2), _num(r["rel_gain"], 1, 100),
-                _ci(r["rel_ci_lo"], r["rel_ci_hi"], 1), _p(r["p_wilcoxon"]), _p(r["p_wilcoxon_holm"]),
-                _p(r["p_ttest"]), _p(r["p_ttest_holm"]),
-                "yes" if stats.in_paper_band(pts) else "no", "yes" if stats.in_paper_band(rel) else "no",
-            ])
+            row = [
+                r["backbone"], r["sampler"], r["size"], r["method"], r["n_pairs"], r["n_positive"],
+                _pts(r["mean_diff"], 2), _ci(r["ci_lo"], r["ci_hi"], 2), r["ci_method"] or "–",
+                _num(r["rel_gain"], 1, 100), _ci(r["rel_ci_lo"], r["rel_ci_hi"], 1), _p(r["p_wilcoxon"]),
+                _p(r["p_wilcoxon_holm"]), _p(r["p_ttest"]), _p(r["p_ttest_holm"]),
+            ]
+            if not v1:
+                row += ["yes" if stats.in_paper_band(pts) else "no", "yes" if stats.in_paper_band(rel) else "no"]
+            rows.append(row)
+        header = ["backbone", "sampler", "size", "method", "pairs", f"pairs > {baseline}", "gain (pts)",
+                  "95% CI (pts)", "CI method", "gain (% rel.)", "95% CI (% rel.)", "Wilcoxon p", "Holm p",
+                  "t-test p", "Holm p (t)"]
+        if not v1:
+            header += [f"in {lo}–{hi} (pts) {PAPER}", f"in {lo}–{hi} (% rel.) {PAPER}"]
         out.append(
             f"**Gain over `{baseline}`** (test F1; method − {baseline}, paired on backbone/sampler/size/data_seed/"
-            f"seed; CI: paired bootstrap, {stats.N_BOOT} resamples; Holm across sizes within backbone × sampler)\n\n"
-            + md_table(rows, ["backbone", "sampler", "size", "method", "pairs", "gain (pts)", "95% CI (pts)",
-                              "gain (% rel.)", "95% CI (% rel.)", "Wilcoxon p", "Holm p", "t-test p",
-                              "Holm p (t)", f"in {lo}–{hi} (pts) {PAPER}", f"in {lo}–{hi} (% rel.) {PAPER}"]))
-    return "\n".join(out)
+            f"seed; 95% CI: paired t-interval below {stats.MIN_BOOT_PAIRS} pairs (`t`), else paired percentile "
+            f"bootstrap with {stats.N_BOOT} resamples (`bootstrap`); Holm across sizes within backbone × sampler; "
+            f"exploratory: the pre-registered tests are in their own section)\n\n" + md_table(rows, header))
+    return _v1(v1) + "\n".join(out)
 
 
 def _sizes_text(sizes: list[Any]) -> str:
@@ -211,7 +237,7 @@ def findings(paired: pd.DataFrame, step_paired: pd.DataFrame | None = None,
             neg = g[g["ci_hi"] < 0]["size"].tolist()
             lines.append(
                 f"**Step efficiency, {method} vs {baseline}** ({backbone} · {sampler}): normalized area under the "
-                f"dev-F1-vs-log-step curve higher (paired 95% CI above 0) at {len(pos)}/{len(g)} sizes "
+                f"dev-F1-vs-step curve higher (paired 95% CI above 0) at {len(pos)}/{len(g)} sizes "
                 f"({_sizes_text(pos)})" + (f", lower at {_sizes_text(neg)}" if neg else "") + ".")
     if dwatt_vs_concat is not None and len(dwatt_vs_concat):
         for (backbone, sampler), g in dwatt_vs_concat.groupby(["backbone", "sampler"], sort=False):
@@ -226,19 +252,90 @@ def findings(paired: pd.DataFrame, step_paired: pd.DataFrame | None = None,
     return lines
 
 
-def step_section(table: pd.DataFrame, frac: float, reference: str) -> str:
+def step_section(table: pd.DataFrame, frac: float | None = None, reference: str = "last",
+                 scale: str = "linear", v1: bool = False) -> str:
+    """Steps to each dev-F1 target (censored cells counted at their full budget) and normalized AUC."""
     if table.empty:
-        return "_No dev rows: step efficiency cannot be computed._\n"
-    rows = [[r["backbone"], r["sampler"], r["size"], r["method"], r["n"], _pm(r["final_dev"], r["final_dev_ci"]),
-             f"{r['n_reached']}/{r['n']}", _num(r["steps_to_reach_median"], 0),
-             _pm(r["steps_to_reach_mean"], r["steps_to_reach_ci"], 0, 1.0), _pm(r["auc"], r["auc_ci"])]
+        return _v1(v1) + "_No dev rows: step efficiency cannot be computed._\n"
+    axis = "log(step)" if scale == "log" else "step"
+    rows = [[r["backbone"], r["sampler"], r["size"], r["method"], r["target_name"], r["n"],
+             _pm(r["final_dev"], r["final_dev_ci"]), f"{r['n_reached']}/{r['n']}", r["n_censored"],
+             _num(r["steps_to_reach_median"], 0), _pm(r["steps_to_reach_mean"], r["steps_to_reach_ci"], 0, 1.0),
+             _pm(r["auc"], r["auc_ci"])]
             for _, r in table.iterrows()]
-    return (f"Target: {int(frac * 100)}% of `{reference}`'s final dev F1 in the same backbone/sampler/size/"
-            f"data_seed/seed; steps interpolated linearly in log(step) between eval points, over the cells that "
-            f"reach it. AUC: area under dev F1 vs log(step), divided by the log-step span (= mean F1 over the "
-            f"log-step grid, points).\n\n"
-            + md_table(rows, ["backbone", "sampler", "size", "method", "n", "final dev F1 (pts)", "reached",
-                              "median steps", "mean steps ± CI", "norm. AUC (pts)"]))
+    if frac is not None:
+        target = (f"Target: {frac * 100:g}% of `{reference}`'s final dev F1 in the same backbone/sampler/size/"
+                  f"data_seed/seed (relative option; cells without a `{reference}` cell have no target).")
+    else:
+        target = ("Targets: fixed absolute dev F1 (" + ", ".join(sorted(set(table["target_name"]), key=str))
+                  + ").")
+    return (_v1(v1) + f"{target} Steps interpolated linearly in {axis} between eval points; a cell that never "
+            "reaches a target counts as its full step budget and is censored (column `censored`; with censored "
+            "cells the mean and median are lower bounds). AUC: area under dev F1 vs "
+            f"{axis}, divided by its span (= mean dev F1 over the {axis} range, points).\n\n"
+            + md_table(rows, ["backbone", "sampler", "size", "method", "target", "n", "final dev F1 (pts)",
+                              "reached", "censored", "median steps", "mean steps ± CI", "norm. AUC (pts)"]))
+
+
+def hypotheses_section(table: pd.DataFrame, block: hypotheses.HypothesisBlock | None, source: str = "",
+                       v1: bool = False) -> str:
+    """The pre-registered tests of the study YAML, one row per test (x backbone x sampler)."""
+    if block is None:
+        return f"_No `hypotheses:` block{f' in `{source}`' if source else ''}: nothing was pre-registered._\n"
+    stage = f"stage `{block.stage}`" if block.stage is not None else "every stage"
+    intro = (f"From `{source}`: one-sided tests (a > b), {len(block.tests)} declared, on the {block.split} split, "
+             f"metric `{block.metric}`, cells of {stage}; sign-flip permutation p (exact when 2^n ≤ "
+             f"{hypotheses.N_PERMUTATIONS}), Holm across all rows of the block at α = {block.alpha}"
+             + ("; protocol-v1 cells get no verdict. " if v1 else "; refuted = the opposite one-sided test is "
+                "significant after its own Holm adjustment. ")
+             + "Estimate in F1 points "
+             "(pooled: mean over sizes of the per-size mean gain; interaction: mean over seeds of gain(small) − "
+             "gain(large)) with a descriptive 95% t-interval.\n\n")
+    rows = [[r["id"], r["claim"], r["kind"], r["backbone"] or "–", r["sampler"] or "–", r["contrast"], r["sizes"],
+             r["pairs_per_size"], f"{r['n_positive']}/{r['n']} {r['unit']}", _num(r["estimate"], 2, 1.0),
+             _ci(r["ci_lo"], r["ci_hi"], 2, 1.0), _p(r["p"]), _p(r["min_p"]), _p(r["p_holm"]),
+             _p(r["p_opposite_holm"]), r["verdict"]] for _, r in table.iterrows()]
+    return (_v1(v1) + intro + md_table(rows, ["id", "claim", "kind", "backbone", "sampler", "contrast", "sizes",
+                                             "pairs per size", "a > b", "estimate (pts)", "95% t-CI (pts)", "p",
+                                             "min attainable p", "Holm p", "Holm p (opposite)", "verdict"]))
+
+
+def pairs_section(diffs: pd.DataFrame, v1: bool = False) -> str:
+    """Per contrast and size: the number of pairs, how many favour the method, and the spread of the pair
+    differences (min / median / max, points). Every pair is in tables/every_pair.csv."""
+    if diffs.empty:
+        return _v1(v1) + "_No pairs for the contrasts fusion − deeper, fusion − deeper_copy, fusion − last, " \
+                         "dwatt − concat._\n"
+    rows = []
+    for (backbone, sampler, method, baseline, size), g in diffs.groupby(
+            ["backbone", "sampler", "method", "baseline", "size"], sort=False):
+        d = g["diff"].to_numpy(float)
+        rows.append([backbone, sampler, f"{method} − {baseline}", size, len(d), int((d > 0).sum()),
+                     _pts(d.min(), 2), _pts(np.median(d), 2), _pts(d.max(), 2)])
+    return (_v1(v1) + "Every (data_seed, seed) pair of test F1 differences; the figure shows each pair as a dot "
+            "with the mean and its 95% CI. All pairs: `tables/every_pair.csv`.\n\n"
+            + md_table(rows, ["backbone", "sampler", "contrast", "size", "pairs", "pairs > 0", "min (pts)",
+                              "median (pts)", "max (pts)"]))
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return "–" if not np.isfinite(value) else f"{value:.4g}"
+    return _cell(value)
+
+
+def csv_section(path: Path, what: str) -> str | None:
+    """A CSV written by the sweep (selection.csv, budget_check.csv) as a markdown table; None if absent."""
+    if not path.exists():
+        return None
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        return f"_`{path.name}` unreadable: {error}_\n"
+    rows = [[_csv_value(v) for v in row] for row in table.itertuples(index=False, name=None)]
+    return f"{what} (`{path.name}`, as written by the sweep).\n\n" + md_table(rows, [str(c) for c in table.columns])
 
 
 def per_type_section(table: pd.DataFrame) -> str:
@@ -346,23 +443,78 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
     table.to_csv(path, index=False)
 
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _shown_path(path: Path) -> str:
+    """A path as the report shows it: relative to the checkout when inside it (deterministic), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(CHECKOUT))
+    except ValueError:
+        return str(path)
+
+
+def default_study_yaml(study: Path) -> Path | None:
+    """`experiments/<study name>.yaml` (relative to the working directory, else to the checkout), if it exists."""
+    for root in (Path("."), CHECKOUT):
+        candidate = root / "experiments" / f"{study.name}.yaml"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def stage_note(df_all: pd.DataFrame, stage: str | None, df: pd.DataFrame) -> str:
+    """What the report covers when the study has stages ("" when it has none)."""
+    stages = study_stages(df_all)
+    if not stages or stage is None:
+        return ""
+    counts = df_all.groupby("stage")["run_id"].nunique()
+    listed = ", ".join(f"`{s}` ({int(counts.get(s, 0))} cells)" for s in stages)
+    text = (f"Study stages: {listed}. Everything below except the lr-selection and budget-check tables uses stage "
+            f"`{stage}` only: cells of the other stages never enter headline tables, figures or tests.")
+    if df.empty:
+        text += f" **No cells of stage `{stage}` yet.**"
+    return text + "\n"
+
+
 def build_report(
     study_dir: str | Path, out_dir: str | Path | None = None, execute_notebooks: bool = False,
-    frac: float = 0.9, reference: str = "last", baselines: Sequence[str] = BASELINES, n_boot: int = stats.N_BOOT,
-    figures: bool = True,
+    targets: Sequence[float] = stats.STEP_TARGETS, frac: float | None = None, reference: str = "last",
+    baselines: Sequence[str] = BASELINES, n_boot: int = stats.N_BOOT, figures: bool = True,
+    study_yaml: str | Path | None = None, stage: str | None = None, scale: str = "linear",
 ) -> Path:
     """Write `<out>/REPORT.md`, `<out>/figures/*.png|pdf` and `<out>/tables/*.csv`; return the REPORT.md path.
 
-    `out` defaults to the study directory. With `execute_notebooks`, the notebooks in `analysis/` are run
-    headless on this study into `<out>/notebooks/` (failures are reported, not raised). `figures=False` writes
-    the tables only (faster)."""
+    `out` defaults to the study directory. `study_yaml` (default `experiments/<study>.yaml` if it exists)
+    supplies the pre-registered hypotheses. `stage` picks the cells of a staged study (default: the
+    hypotheses block's stage, else "eval"; ignored for unstaged studies). Step efficiency uses the fixed dev-F1
+    `targets`, or with `frac` the relative target frac x `reference`'s final dev F1; `scale` "linear" or
+    "log" steps. With `execute_notebooks`, the notebooks in `analysis/` are run headless on this study into
+    `<out>/notebooks/` (failures are reported, not raised). `figures=False` writes the tables only (faster)."""
     study = resolve_study_dir(study_dir)
-    df = load_results(study)
-    manifests = load_manifests(study)
+    df_all = load_results(study)
+    manifests_all = load_manifests(study)
     out = Path(out_dir) if out_dir is not None else study
     figures_dir = out / "figures"
     tables_dir = out / "tables"
     out.mkdir(parents=True, exist_ok=True)
+
+    yaml_path = Path(study_yaml) if study_yaml is not None else default_study_yaml(study)
+    block, hyp = None, pd.DataFrame(columns=hypotheses.HYPOTHESIS_COLUMNS)
+    hyp_note = ""
+    if yaml_path is not None:
+        try:
+            block, hyp = hypotheses.evaluate_study_hypotheses(df_all, yaml_path)
+        except (OSError, ValueError) as error:   # a malformed block is reported, the rest of the report stands
+            hyp_note = f"_Hypotheses not evaluated: {type(error).__name__}: {error}_\n"
+    if stage is None:
+        stage = block.stage if block is not None and block.stage is not None else DEFAULT_STAGE
+    df = select_stage(df_all, stage)
+    staged = bool(study_stages(df_all))
+    runs = set(df["run_id"]) if len(df) else set()
+    manifests = [m for m in manifests_all if m.get("run_id") in runs] if staged else manifests_all
+    v1 = has_v1(df)
+    label = _v1(v1)
 
     f1 = stats.f1_vs_size(df)
     cells = stats.cell_values(df)
@@ -370,9 +522,11 @@ def build_report(
     paired = stats.all_paired_cells(cells, "f1", tuple(baselines), n_boot=n_boot)
     dvc = (stats.paired_from_cells(cells, "f1", "dwatt", "concat", n_boot=n_boot)
            if {"dwatt", "concat"} <= set(methods) else pd.DataFrame(columns=stats.PAIRED_COLUMNS))
-    step_cells = stats.step_efficiency_cells(df, frac, reference)
-    step_table = stats.step_efficiency(df, frac, reference)
-    step_paired = stats.all_paired_cells(step_cells.dropna(subset=["auc"]), "auc", ("deeper",), n_boot=n_boot)
+    contrasts = [pair for _, members in plots.expand_contrasts(methods) for pair in members]
+    every_pair = stats.all_pair_differences(cells, "f1", contrasts)
+    step_cells = stats.step_efficiency_cells(df, targets, frac=frac, reference=reference, scale=scale)
+    step_table = stats.step_efficiency(df, targets, frac=frac, reference=reference, scale=scale)
+    step_paired = stats.all_paired_cells(stats.step_auc_cells(step_cells), "auc", ("deeper",), n_boot=n_boot)
     step_paired = step_paired[step_paired["method"] != "last"].reset_index(drop=True)
     per_type = stats.per_type_table(df)
     budget = stats.budget_table(df, manifests)
@@ -380,15 +534,15 @@ def build_report(
     weights = stats.depth_weights(manifests, df)
     comp = stats.completeness(df, manifests)
 
-    for name, table in {"f1_vs_size": f1, "paired_gains": paired, "dwatt_vs_concat": dvc,
-                        "step_efficiency": step_table, "step_efficiency_cells": step_cells,
+    for name, table in {"f1_vs_size": f1, "paired_gains": paired, "dwatt_vs_concat": dvc, "every_pair": every_pair,
+                        "hypotheses": hyp, "step_efficiency": step_table, "step_efficiency_cells": step_cells,
                         "auc_paired_vs_deeper": step_paired, "per_type": per_type, "budget": budget, "cost": cost,
                         "completeness": comp["counts"], "missing_cells": comp["missing"]}.items():
         _write_csv(table, tables_dir / f"{name}.csv")
 
     if figures:
-        figs = plots.make_all_figures(df, manifests, figures_dir, frac=frac, reference=reference,
-                                      paired=paired if len(paired) else None)
+        figs = plots.make_all_figures(df, manifests, figures_dir, targets=targets, frac=frac, reference=reference,
+                                      paired=paired if len(paired) else None, scale=scale)
     else:
         figs = {name: "figures not requested" for name in plots.FIGURE_NAMES}
 
@@ -408,59 +562,102 @@ def build_report(
     source = (f"`{RESULTS_FILE}`" if (study / RESULTS_FILE).exists()
               else f"{len(done_cell_parquets(study))} done cell files")
     n_cells = df["run_id"].nunique() if len(df) else 0
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if v1:
+        supports = (f"_{V1_LABEL}_ These cells were run under a superseded protocol: the tables describe them, "
+                    "and no conclusion is drawn.\n")
+    else:
+        supports = ("Exploratory (not pre-registered; per-size intervals, Holm across sizes only):\n\n"
+                    + "\n".join(f"- {line}" for line in findings(paired, step_paired, dvc)) + "\n")
+    yaml_shown = _shown_path(yaml_path) if yaml_path is not None else ""
     sections = [
         f"# Report — study `{study.name}`\n",
-        f"Generated {now} by `paper_repro.analysis.report` from {source}: {len(df)} rows, {n_cells} cells, "
+        f"Generated by `paper_repro.analysis.report` from {source}: {len(df)} rows, {n_cells} cells, "
         f"{len(manifests)} manifests; methods: {', '.join(methods) or 'none'}.\n",
-        "Conventions: F1 is strict-IOB2 entity micro F1 shown in points (100 × F1). Means are over cells "
-        "(data_seed × seed); 95% CIs are t-intervals (n = 1: no CI, shown as a bare mean). Paired comparisons "
-        "pair cells on backbone/sampler/size/data_seed/seed at the test split. Anything from the paper is marked "
-        f"{PAPER}.\n",
+        stage_note(df_all, stage, df),
+        label.rstrip("\n") + "\n" if label else "",
+        "Conventions: F1 is seqeval's default-mode (conlleval) entity micro F1 (`f1`) shown in points "
+        "(100 × F1); strict IOB2 is `f1_strict` in the CSV tables. Means are over cells (data_seed × seed); 95% "
+        "CIs of means are t-intervals (n = 1: no CI, shown as a bare mean). Paired comparisons pair cells on "
+        f"backbone/sampler/size/data_seed/seed at the test split. Anything from the paper is marked {PAPER}.\n",
         "## Claims under test\n",
         "\n".join(f"- {c}" for c in PAPER_CLAIMS) + "\n",
+        "## Pre-registered hypotheses\n",
+        hyp_note or hypotheses_section(hyp, block, yaml_shown, v1=v1 or (
+            block is not None and has_v1(hypotheses.hypothesis_cells(df_all, block)))),
         "## What the data supports\n",
-        "\n".join(f"- {line}" for line in findings(paired, step_paired, dvc)) + "\n",
+        supports,
         "## 1. Test F1 vs few-shot size\n",
-        f1_section(f1),
+        label + f1_section(f1),
         _figure_links(figs["f1_vs_size"], out, "F1 vs size"),
         "## 2. Paired gains over the baselines\n",
-        gains_section(paired),
+        gains_section(paired, v1=v1),
         _figure_links(figs["gains"], out, "gains"),
-        "## 3. Step efficiency\n",
-        step_section(step_table, frac, reference),
+        "## 3. Every pair\n",
+        pairs_section(every_pair, v1=v1),
+        _figure_links(figs["pairs"], out, "every pair"),
+        "## 4. Step efficiency\n",
+        step_section(step_table, frac, reference, scale, v1=v1),
         _figure_links(figs["step_efficiency"], out, "step efficiency"),
-        "## 4. Parameter budget\n",
-        budget_section(budget),
+    ]
+    for heading, path, what in (("Learning-rate selection", study / SELECTION_FILE,
+                                 "Head learning rate per backbone × method × size bracket, chosen on the tuning "
+                                 "stage's mean final dev F1"),
+                                ("Budget check", study / BUDGET_CHECK_FILE,
+                                 "Whether a larger step budget would still have gained dev F1")):
+        rendered = csv_section(path, what)
+        if rendered is not None:
+            sections += [f"## {heading}\n", rendered]
+    sections += [
+        "## 5. Parameter budget\n",
+        label + budget_section(budget),
         _figure_links(figs["budget"], out, "budget"),
-        "## 5. Depth attention and ScalarMix weights\n",
+        "## 6. Depth attention and ScalarMix weights\n",
         depth_section(weights),
         _figure_links(figs["depth_attention"], out, "depth attention"),
-        "## 6. Per-type F1\n",
-        per_type_section(per_type),
+        "## 7. Per-type F1\n",
+        label + per_type_section(per_type),
         _figure_links(figs["per_type"], out, "per-type F1"),
-        "## 7. Cost\n",
-        cost_section(cost),
+        "## 8. Cost\n",
+        label + cost_section(cost),
         _figure_links(figs["cost"], out, "cost"),
-        "## 8. Completeness\n",
+        "## 9. Completeness\n",
         completeness_section(comp, figs, len(manifests)),
         "## Notebooks\n",
         notebook_note,
         f"Tables as CSV: `{os.path.relpath(tables_dir, out)}/`.\n",
     ]
     report = out / "REPORT.md"
-    report.write_text("\n".join(sections))
+    report.write_text("\n".join(part for part in sections if part))
     log.info("wrote %s", report)
     return report
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from error
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one target")
+    return values
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paper-repro report", description=__doc__.splitlines()[0])
     parser.add_argument("study_dir", help="results/<study>")
+    parser.add_argument("--study", default=None, metavar="PATH",
+                        help="study YAML with the `hypotheses:` block (default: experiments/<study>.yaml if it exists)")
+    parser.add_argument("--stage", default=None,
+                        help="the stage of a staged study to report (default: the hypotheses' stage, else eval)")
     parser.add_argument("--out-dir", default=None, help="where REPORT.md, figures/ and tables/ go (default: study dir)")
     parser.add_argument("--execute-notebooks", action="store_true", help="also run analysis/*.ipynb headless")
-    parser.add_argument("--frac", type=float, default=0.9, help="steps-to-reach target fraction (default 0.9)")
-    parser.add_argument("--reference", default="last", help="method whose final dev F1 defines the target")
+    parser.add_argument("--targets", type=_floats, default=stats.STEP_TARGETS,
+                        help="fixed dev-F1 targets for steps-to-target, comma-separated F1 in [0, 1] (default "
+                             + ",".join(str(t) for t in stats.STEP_TARGETS) + ")")
+    parser.add_argument("--frac", type=float, default=None,
+                        help="relative option instead of --targets: target = FRAC x the reference's final dev F1")
+    parser.add_argument("--reference", default="last", help="with --frac: the method whose final dev F1 is the target")
+    parser.add_argument("--log-steps", action="store_true", help="steps-to-target and AUC over log(step)")
     parser.add_argument("--n-boot", type=int, default=stats.N_BOOT, help="bootstrap resamples")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     parser.add_argument("-q", "--quiet", action="store_true")
@@ -473,8 +670,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     matplotlib.use("Agg")
     if not resolve_study_dir(args.study_dir).exists():
         parser.error(f"study directory not found: {args.study_dir}")
-    path = build_report(args.study_dir, args.out_dir, execute_notebooks=args.execute_notebooks, frac=args.frac,
-                        reference=args.reference, n_boot=args.n_boot, figures=not args.no_figures)
+    if args.study is not None and not Path(args.study).exists():
+        parser.error(f"study YAML not found: {args.study}")
+    path = build_report(args.study_dir, args.out_dir, execute_notebooks=args.execute_notebooks,
+                        targets=args.targets, frac=args.frac, reference=args.reference, n_boot=args.n_boot,
+                        figures=not args.no_figures, study_yaml=args.study, stage=args.stage,
+                        scale="log" if args.log_steps else "linear")
     print(path)
     return 0
 

@@ -1,5 +1,6 @@
-"""Statistics over seeds: means with t-intervals, paired method-vs-baseline differences (bootstrap CI, Wilcoxon,
-paired t, Holm across sizes), step efficiency, per-type F1, budget and cost tables.
+"""Statistics over seeds: means with t-intervals, paired method-vs-baseline differences (t-interval below 10
+pairs, else bootstrap; Wilcoxon, paired t, Holm across sizes), step efficiency, per-type F1, budget and cost
+tables. The pre-registered hypothesis tests live in `paper_repro.analysis.hypotheses`.
 
 Conventions: F1 values stay in [0, 1] in every table (figures and the report show F1 points = 100 x F1).
 A "cell" is one (backbone, sampler, size, data_seed, seed, method) run; two methods are paired on
@@ -26,6 +27,7 @@ from paper_repro.analysis.load import (
 
 
 CONFIDENCE = 0.95
+MIN_BOOT_PAIRS = 10   # below this many pairs a percentile bootstrap is ~[min, max] of the pairs: use the t-interval
 N_BOOT = 10_000
 BOOT_SEED = 20240520
 PAPER_GAIN_RANGE = (3.68, 9.73)   # (paper's claim) layer-fusion F1 gain on few-shot CoNLL-03; unit not stated
@@ -166,43 +168,106 @@ def f1_vs_size(df: pd.DataFrame, metric: str = "f1", split: str = "test") -> pd.
 
 # --------------------------------------------------------------------------------------------- paired
 PAIRED_COLUMNS = [
-    *GROUP_KEYS, "method", "baseline", "n_pairs", "mean_method", "mean_baseline", "mean_diff", "ci_lo", "ci_hi",
-    "rel_gain", "rel_ci_lo", "rel_ci_hi", "p_wilcoxon", "p_ttest", "p_wilcoxon_holm", "p_ttest_holm",
-    "min_p_wilcoxon", "n_positive",
+    *GROUP_KEYS, "method", "baseline", "n_pairs", "n_positive", "mean_method", "mean_baseline", "mean_diff",
+    "ci_lo", "ci_hi", "ci_method", "rel_gain", "rel_ci_lo", "rel_ci_hi", "p_wilcoxon", "p_ttest",
+    "p_wilcoxon_holm", "p_ttest_holm", "min_p_wilcoxon",
 ]
+PAIR_COLUMNS = [*GROUP_KEYS, "data_seed", "seed", "method", "baseline", "a", "b", "diff"]
+
+
+def paired_t_ci(a: Any, b: Any, confidence: float = CONFIDENCE) -> dict[str, float]:
+    """Paired t-interval for mean(a - b) (scipy's t quantile, sd of the differences, n - 1 df); the relative
+    interval divides it by mean(b), i.e. treats the baseline mean as fixed (an approximation that ignores its
+    own uncertainty; NaN unless mean(b) > 0). n < 2 -> NaN; identical differences -> a zero-width interval."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = a - b
+    nan = float("nan")
+    out = {"ci_lo": nan, "ci_hi": nan, "rel_ci_lo": nan, "rel_ci_hi": nan}
+    if d.size < 2:
+        return out
+    mean, sem = float(d.mean()), float(sps.sem(d))
+    if sem == 0:
+        lo = hi = mean
+    else:
+        lo, hi = (float(x) for x in sps.t.interval(confidence, d.size - 1, loc=mean, scale=sem))
+    out.update(ci_lo=lo, ci_hi=hi)
+    mean_b = float(b.mean())
+    if mean_b > 0:   # F1 and AUC are non-negative; a zero baseline mean has no relative gain
+        out.update(rel_ci_lo=lo / mean_b, rel_ci_hi=hi / mean_b)
+    return out
+
+
+def paired_ci(a: Any, b: Any, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
+              confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """The interval for mean(a - b) that n pairs can support, with the method used (`ci_method`): the paired
+    t-interval below MIN_BOOT_PAIRS pairs (a percentile bootstrap of 3-5 pairs is just about [min, max] of the
+    differences, far too narrow), the paired percentile bootstrap from MIN_BOOT_PAIRS pairs on."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size < MIN_BOOT_PAIRS:
+        return {**paired_t_ci(a, b, confidence), "ci_method": "t"}
+    return {**bootstrap_ci(a, b, n_boot=n_boot, seed=seed, confidence=confidence), "ci_method": "bootstrap"}
+
+
+def _joined_pairs(cells: pd.DataFrame, value: str, method: str, baseline: str,
+                  pair_on: tuple[str, ...] = CELL_KEYS) -> pd.DataFrame:
+    a = cells[cells["method"] == method].set_index(list(pair_on))[value]
+    b = cells[cells["method"] == baseline].set_index(list(pair_on))[value]
+    joined = pd.concat({"a": a, "b": b}, axis=1, join="inner").dropna().reset_index()
+    return joined.sort_values(list(pair_on), kind="stable").reset_index(drop=True)
+
+
+def pair_differences(cells: pd.DataFrame, value: str, method: str, baseline: str,
+                     pair_on: tuple[str, ...] = CELL_KEYS) -> pd.DataFrame:
+    """EVERY pair behind a paired comparison, long format (for plotting): the cell keys, method, baseline,
+    a (the method's value), b (the baseline's) and diff = a - b; one row per pair, sorted by the keys."""
+    if cells.empty:
+        return pd.DataFrame(columns=PAIR_COLUMNS)
+    joined = _joined_pairs(cells, value, method, baseline, pair_on)
+    joined = joined.assign(method=method, baseline=baseline, diff=joined["a"] - joined["b"])
+    return joined[[c for c in PAIR_COLUMNS if c in joined]].reset_index(drop=True)
+
+
+def all_pair_differences(cells: pd.DataFrame, value: str,
+                         contrasts: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> pd.DataFrame:
+    """pair_differences for every (method, baseline) of `contrasts` whose methods are both present."""
+    parts = [pair_differences(cells, value, m, b) for m, b in contrasts]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PAIR_COLUMNS)
 
 
 def paired_from_cells(
     cells: pd.DataFrame, value: str, method: str, baseline: str, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
     confidence: float = CONFIDENCE, by: tuple[str, ...] = GROUP_KEYS, pair_on: tuple[str, ...] = CELL_KEYS,
 ) -> pd.DataFrame:
-    """Paired differences method - baseline of a per-cell `value`, per `by` group; Holm across the sizes of
-    each (backbone, sampler)."""
+    """Paired differences method - baseline of a per-cell `value`, per `by` group: n pairs, n_positive (pairs
+    with method > baseline), mean difference with the interval of `paired_ci` (`ci_method` "t" below
+    MIN_BOOT_PAIRS pairs, else "bootstrap"), Wilcoxon and t-test p; Holm across the sizes of each
+    (backbone, sampler)."""
     if cells.empty:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
-    a = cells[cells["method"] == method].set_index(list(pair_on))[value]
-    b = cells[cells["method"] == baseline].set_index(list(pair_on))[value]
-    joined = pd.concat({"a": a, "b": b}, axis=1, join="inner").dropna().reset_index()
+    joined = _joined_pairs(cells, value, method, baseline, pair_on)
     rows = []
     for key, group in joined.groupby(list(by), sort=True):
         key = key if isinstance(key, tuple) else (key,)
         av, bv = group["a"].to_numpy(float), group["b"].to_numpy(float)
         d = av - bv
         p_w, p_t = _paired_tests(d)
-        boot = bootstrap_ci(av, bv, n_boot=n_boot, seed=seed, confidence=confidence)
+        ci = paired_ci(av, bv, n_boot=n_boot, seed=seed, confidence=confidence)
         mean_b = float(bv.mean())
         rows.append({
             **dict(zip(by, key)), "method": method, "baseline": baseline, "n_pairs": int(d.size),
-            "mean_method": float(av.mean()), "mean_baseline": mean_b, "mean_diff": float(d.mean()),
-            "ci_lo": boot["ci_lo"], "ci_hi": boot["ci_hi"],
+            "n_positive": int((d > 0).sum()), "mean_method": float(av.mean()), "mean_baseline": mean_b,
+            "mean_diff": float(d.mean()), "ci_lo": ci["ci_lo"], "ci_hi": ci["ci_hi"],
+            "ci_method": ci["ci_method"] if d.size >= 2 else "",
             "rel_gain": float(d.mean() / mean_b) if mean_b != 0 else float("nan"),
-            "rel_ci_lo": boot["rel_ci_lo"], "rel_ci_hi": boot["rel_ci_hi"],
+            "rel_ci_lo": ci["rel_ci_lo"], "rel_ci_hi": ci["rel_ci_hi"],
             "p_wilcoxon": p_w, "p_ttest": p_t, "min_p_wilcoxon": min_wilcoxon_p(int(np.count_nonzero(d))),
-            "n_positive": int((d > 0).sum()),
         })
     out = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
     family = [k for k in by if k != "size"]
     for col in ("p_wilcoxon", "p_ttest"):
+        if out.empty:
+            continue
         if family:
             out[f"{col}_holm"] = out.groupby(family, dropna=False)[col].transform(lambda s: holm(s.to_numpy()))
         else:
@@ -215,9 +280,10 @@ def paired_differences(
     n_boot: int = N_BOOT, seed: int = BOOT_SEED, confidence: float = CONFIDENCE,
 ) -> pd.DataFrame:
     """`method` - `baseline` on the final `split` `metric`, paired on (backbone, sampler, size, data_seed,
-    seed), one row per (backbone, sampler, size): mean difference, paired-bootstrap 95% CI (also for the
-    relative gain diff / baseline mean), Wilcoxon signed-rank p and paired t-test p, both Holm-adjusted
-    across the sizes of each (backbone, sampler)."""
+    seed), one row per (backbone, sampler, size): n pairs, n_positive, mean difference, 95% CI (paired t below
+    MIN_BOOT_PAIRS pairs, paired bootstrap from there; `ci_method` says which; also for the relative gain
+    diff / baseline mean), Wilcoxon signed-rank p and paired t-test p, both Holm-adjusted across the sizes
+    of each (backbone, sampler)."""
     return paired_from_cells(cell_values(df, metric, split), metric, method, baseline, n_boot, seed, confidence)
 
 
@@ -269,98 +335,165 @@ def dev_curves(df: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
     return summarize(dev, [*GROUP_KEYS, "method", "step"], metric)
 
 
-def steps_to_reach_curve(steps: Any, values: Any, target: float) -> float:
-    """First step at which the curve reaches `target`, linearly interpolated in log(step) between the last
-    eval point below and the first at/above it; the first eval step if it already reaches it; NaN if never.
-    Points with step <= 0 are ignored (no log)."""
+STEP_TARGETS = (0.5, 0.6, 0.7)   # fixed absolute dev-F1 targets (F1 units)
+STEP_SCALES = ("linear", "log")
+
+
+def _curve(steps: Any, values: Any, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """Finite points sorted by step (step >= 0; step > 0 on the log scale), duplicate steps averaged."""
+    if scale not in STEP_SCALES:
+        raise ValueError(f"scale must be one of {STEP_SCALES}, got {scale!r}")
     s, v = np.asarray(steps, float), np.asarray(values, float)
-    keep = (s > 0) & np.isfinite(v)
+    keep = np.isfinite(s) & np.isfinite(v) & ((s > 0) if scale == "log" else (s >= 0))
     s, v = s[keep], v[keep]
+    if s.size == 0:
+        return s, v
+    uniq, inverse = np.unique(s, return_inverse=True)
+    return uniq, np.bincount(inverse, weights=v) / np.bincount(inverse)
+
+
+def steps_to_reach_curve(steps: Any, values: Any, target: float, scale: str = "linear") -> float:
+    """First step at which the curve reaches `target`, interpolated between the last eval point below it and
+    the first at/above it (linearly in step, or in log(step) with scale="log", where steps <= 0 are ignored);
+    the first eval step if that already reaches it; NaN if never (see `steps_to_target` for the censored
+    version) or if `target` is NaN."""
+    s, v = _curve(steps, values, scale)
     if s.size == 0 or not np.isfinite(target):
         return float("nan")
-    order = np.argsort(s, kind="stable")
-    s, v = s[order], v[order]
     hit = np.flatnonzero(v >= target)
     if hit.size == 0:
         return float("nan")
     k = int(hit[0])
     if k == 0:
         return float(s[0])
-    x0, x1 = np.log(s[k - 1]), np.log(s[k])
     frac = (target - v[k - 1]) / (v[k] - v[k - 1])
-    return float(np.exp(x0 + frac * (x1 - x0)))
+    if scale == "log":
+        x0, x1 = np.log(s[k - 1]), np.log(s[k])
+        return float(np.exp(x0 + frac * (x1 - x0)))
+    return float(s[k - 1] + frac * (s[k] - s[k - 1]))
 
 
-def normalized_auc(steps: Any, values: Any) -> float:
-    """Area under the curve over log(step), divided by the log-step span: the curve's mean over log-steps,
-    in the units of `values`. Needs >= 2 eval points with step > 0, else NaN."""
-    s, v = np.asarray(steps, float), np.asarray(values, float)
-    keep = (s > 0) & np.isfinite(v)
-    s, v = s[keep], v[keep]
-    if np.unique(s).size < 2:
+def steps_to_target(steps: Any, values: Any, target: float, budget: float | None = None,
+                    scale: str = "linear") -> tuple[float, bool]:
+    """(steps, censored): steps_to_reach_curve, or - when the curve never reaches `target` - the full budget
+    (`budget`, else the last eval step) with censored = True. A NaN target gives (NaN, False)."""
+    if not np.isfinite(target):
+        return float("nan"), False
+    reached = steps_to_reach_curve(steps, values, target, scale)
+    if np.isfinite(reached):
+        return reached, False
+    s, _ = _curve(steps, values, scale)
+    if budget is not None and np.isfinite(budget) and budget > 0:
+        return float(budget), True
+    return (float(s[-1]) if s.size else float("nan")), True
+
+
+def normalized_auc(steps: Any, values: Any, scale: str = "linear") -> float:
+    """Area under the curve over the step axis (linear steps by default, log(step) with scale="log"),
+    divided by the span of that axis: the curve's mean over the steps, in the units of `values`. Needs >= 2
+    distinct eval steps (> 0 on the log scale), else NaN."""
+    s, v = _curve(steps, values, scale)
+    if s.size < 2:
         return float("nan")
-    order = np.argsort(s, kind="stable")
-    x, v = np.log(s[order]), v[order]
+    x = np.log(s) if scale == "log" else s
     return float(np.trapezoid(v, x) / (x[-1] - x[0]))
 
 
-STEP_CELL_COLUMNS = [*CELL_KEYS, "method", "final_dev", "target", "steps_to_reach", "auc"]
+def _target_name(target: float | None, frac: float | None, reference: str) -> str:
+    if frac is not None:
+        return f"{frac * 100:g}% of {reference}"
+    return f"F1 {target * 100:g}"
+
+
+STEP_CELL_COLUMNS = [*CELL_KEYS, "method", "final_dev", "steps_total", "target_name", "target", "steps_to_reach",
+                     "censored", "auc"]
 
 
 def step_efficiency_cells(
-    df: pd.DataFrame, frac: float = 0.9, reference: str = "last", metric: str = "f1"
+    df: pd.DataFrame, targets: Any = STEP_TARGETS, metric: str = "f1", frac: float | None = None,
+    reference: str = "last", scale: str = "linear",
 ) -> pd.DataFrame:
-    """Per cell: final dev value, the target (frac x the `reference` method's final dev value of the same
-    backbone/sampler/size/data_seed/seed), steps to reach it (NaN if never, or no reference cell) and the
-    normalized AUC over log-steps."""
+    """Per cell and target (long format): final dev value, the target, steps to reach it and the normalized
+    AUC of the dev curve (the same for every target of a cell).
+
+    Targets are FIXED absolute dev values (`targets`, default STEP_TARGETS = 0.5/0.6/0.7 F1). A cell that
+    never reaches a target counts as its full budget (`steps_total`) and is flagged `censored`: no cell is
+    dropped. With `frac` (the relative option, not the default) the one target is frac x the `reference`
+    method's final dev value of the same backbone/sampler/size/data_seed/seed (NaN target, NaN steps and not
+    censored when that reference cell is missing). Interpolation and AUC are over linear steps (v2 evaluates
+    at linear steps after warm-up); scale="log" gives the older log-step versions."""
     dev = df[df["split"] == "dev"].dropna(subset=[metric])
     if dev.empty:
         return pd.DataFrame(columns=STEP_CELL_COLUMNS)
+    budget = dev.groupby(["method", *CELL_KEYS])["steps_total"].max() if "steps_total" in dev else None
     dev = dev.groupby(["method", *CELL_KEYS, "step"], as_index=False)[metric].mean()
-    curves = {key: g for key, g in dev.groupby(["method", *CELL_KEYS], sort=True)}
-    targets = {}
-    for key, g in curves.items():
-        if key[0] == reference:
-            targets[key[1:]] = frac * float(g.sort_values("step")[metric].iloc[-1])
+    curves = {key: g.sort_values("step") for key, g in dev.groupby(["method", *CELL_KEYS], sort=True)}
+    if frac is not None:
+        ref = {key[1:]: frac * float(g[metric].iloc[-1]) for key, g in curves.items() if key[0] == reference}
+        plan = [(_target_name(None, frac, reference), None)]
+    else:
+        ref = {}
+        plan = [(_target_name(float(t), None, reference), float(t)) for t in targets]
     rows = []
     for key, g in curves.items():
-        g = g.sort_values("step")
-        target = targets.get(key[1:], float("nan"))
-        rows.append({
-            **dict(zip(CELL_KEYS, key[1:])), "method": key[0], "final_dev": float(g[metric].iloc[-1]),
-            "target": target, "steps_to_reach": steps_to_reach_curve(g["step"], g[metric], target),
-            "auc": normalized_auc(g["step"], g[metric]),
-        })
+        total = float(budget.loc[key]) if budget is not None else float("nan")
+        auc = normalized_auc(g["step"], g[metric], scale)
+        for name, target in plan:
+            target = ref.get(key[1:], float("nan")) if target is None else target
+            steps, censored = steps_to_target(g["step"], g[metric], target, total, scale)
+            rows.append({
+                **dict(zip(CELL_KEYS, key[1:])), "method": key[0], "final_dev": float(g[metric].iloc[-1]),
+                "steps_total": total, "target_name": name, "target": target, "steps_to_reach": steps,
+                "censored": bool(censored), "auc": auc,
+            })
     return pd.DataFrame(rows, columns=STEP_CELL_COLUMNS)
 
 
 STEP_SUMMARY_COLUMNS = [
-    *GROUP_KEYS, "method", "n", "final_dev", "final_dev_ci", "n_reached", "steps_to_reach_mean",
-    "steps_to_reach_median", "steps_to_reach_ci", "auc", "auc_ci",
+    *GROUP_KEYS, "method", "target_name", "target", "n", "final_dev", "final_dev_ci", "n_reached", "n_censored",
+    "steps_to_reach_mean", "steps_to_reach_median", "steps_to_reach_ci", "auc", "auc_ci",
 ]
 
 
 def step_efficiency(
-    df: pd.DataFrame, frac: float = 0.9, reference: str = "last", metric: str = "f1"
+    df: pd.DataFrame, targets: Any = STEP_TARGETS, metric: str = "f1", frac: float | None = None,
+    reference: str = "last", scale: str = "linear",
 ) -> pd.DataFrame:
-    """Per (backbone, sampler, size, method): final dev mean +- CI half-width, how many cells reached
-    frac x reference's final dev, mean/median steps-to-reach over the cells that reached it (+- CI), and
-    normalized AUC mean +- CI."""
-    cells = step_efficiency_cells(df, frac, reference, metric)
+    """Per (backbone, sampler, size, method, target): final dev mean +- CI half-width, how many cells reached
+    the target (`n_reached`) and how many never did (`n_censored`, counted at their full budget), mean
+    (+- CI) and median steps-to-target over all cells with a target (censored ones at the budget, so with
+    n_censored > 0 the mean and median are lower bounds), and the normalized AUC mean +- CI. Arguments as
+    in step_efficiency_cells."""
+    cells = step_efficiency_cells(df, targets, metric, frac, reference, scale)
     if cells.empty:
         return pd.DataFrame(columns=STEP_SUMMARY_COLUMNS)
+    order = {name: i for i, name in enumerate(dict.fromkeys(cells["target_name"]))}
     rows = []
-    for key, g in cells.groupby([*GROUP_KEYS, "method"], sort=True):
-        reached = g["steps_to_reach"].dropna()
-        fd, st, au = mean_ci(g["final_dev"]), mean_ci(reached), mean_ci(g["auc"])
+    for key, g in cells.groupby([*GROUP_KEYS, "method", "target_name"], sort=True):
+        steps = g["steps_to_reach"].dropna()
+        fd, st, au = mean_ci(g["final_dev"]), mean_ci(steps), mean_ci(g["auc"])
+        targets_g = g["target"].dropna()
         rows.append({
-            **dict(zip([*GROUP_KEYS, "method"], key)), "n": len(g), "final_dev": fd["mean"],
-            "final_dev_ci": fd["ci_half"], "n_reached": int(reached.size),
-            "steps_to_reach_mean": st["mean"],
-            "steps_to_reach_median": float(reached.median()) if reached.size else float("nan"),
+            **dict(zip([*GROUP_KEYS, "method", "target_name"], key)),
+            "target": float(targets_g.mean()) if targets_g.size else float("nan"), "n": len(g),
+            "final_dev": fd["mean"], "final_dev_ci": fd["ci_half"],
+            "n_reached": int((~g["censored"] & g["steps_to_reach"].notna()).sum()),
+            "n_censored": int(g["censored"].sum()), "steps_to_reach_mean": st["mean"],
+            "steps_to_reach_median": float(steps.median()) if steps.size else float("nan"),
             "steps_to_reach_ci": st["ci_half"], "auc": au["mean"], "auc_ci": au["ci_half"],
         })
-    return _order_methods(pd.DataFrame(rows, columns=STEP_SUMMARY_COLUMNS), list(GROUP_KEYS))
+    table = pd.DataFrame(rows, columns=STEP_SUMMARY_COLUMNS)
+    table["_t"] = table["target_name"].map(order)
+    table = table.sort_values("_t", kind="stable").drop(columns="_t")   # targets in the order given
+    return _order_methods(table, list(GROUP_KEYS))
+
+
+def step_auc_cells(step_cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell (the AUC does not depend on the target) from step_efficiency_cells' output, for
+    paired AUC comparisons."""
+    if step_cells.empty:
+        return step_cells
+    return step_cells.drop_duplicates(["method", *CELL_KEYS]).dropna(subset=["auc"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------- per type

@@ -7,7 +7,8 @@ Test F1 of `last` at size index j, data_seed ds, seed s:  0.60 + 0.05 j + 0.01 (
     scalarmix = last exactly                   (no gain)
     attnres   = last + symmetric noise (mean 0)
 Dev curves: f(step) = final_dev * (log(step) / log(steps_total)), final_dev = test F1; the last eval point is
-steps_total. Per-type F1 = overall F1 + type offset.
+steps_total. Per-type F1 = overall F1 + type offset. Rows are protocol v2 (CELL_SCHEMA): `f1` is the headline
+(default-mode) F1, `f1_strict` = f1 - 0.01; `stage` defaults to "" (an unstaged study).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paper_repro.results.schema import ENTITY_TYPES, cell_table
+from paper_repro.results.schema import CELL_SCHEMA_V1, ENTITY_TYPES, cell_table
 from paper_repro.results.store import write_cell
 
 SIZES = (50, 100, 200)
@@ -49,14 +50,15 @@ def method_f1(method: str, j: int, ds: int, s: int) -> float:
 
 
 def row(run_id: str, method: str, size: int, ds: int, s: int, step: int, split: str, f1: float,
-        backbone: str = "minilm-l6", sampler: str = "sentences") -> dict:
+        backbone: str = "minilm-l6", sampler: str = "sentences", stage: str = "", protocol: int = 2) -> dict:
     r = {
-        "run_id": run_id, "study": "synth", "backbone": backbone, "method": method, "pooling": "first",
+        "run_id": run_id, "study": "synth", "stage": stage, "protocol": protocol, "backbone": backbone, "method": method, "pooling": "first",
         "fuse_embeddings": False, "head_params": {"last": 0, "scalarmix": 7}.get(method, 1_180_000),
         "budget_target": 1_185_000, "sampler": sampler, "size": size, "data_seed": ds, "seed": s,
-        "backbone_lr": 5e-5, "head_lr": 1e-3, "steps_total": STEPS_TOTAL, "batch_size": 8, "step": step,
+        "backbone_lr": 5e-5, "head_lr": 1e-3, "steps_total": STEPS_TOTAL, "warmup_steps": 20, "batch_size": 8, "step": step,
         "examples_seen": 8 * step, "split": split, "eval_sentences": 1000 if split == "dev" else 3453,
-        "f1": f1, "precision": f1, "recall": f1, "f1_default": f1,
+        "f1": f1, "precision": f1, "recall": f1, "f1_strict": f1 - 0.01, "precision_strict": f1 - 0.01,
+        "recall_strict": f1 - 0.01,
         "train_loss": 1.0 / step, "wall_clock_s": 0.05 * step * (1.5 if method == "dwatt" else 1.0),
         "eval_s": 1.0, "git_sha": "0" * 40, "git_dirty": False, "config_hash": "h", "subset_sha256": "s",
         "versions": "{}", "device": "cpu",
@@ -64,6 +66,18 @@ def row(run_id: str, method: str, size: int, ds: int, s: int, step: int, split: 
     for t in ENTITY_TYPES:
         r[f"f1_{t}"] = min(1.0, max(0.0, f1 + TYPE_OFFSETS[t]))
     return r
+
+
+def v1_rows(rows: list[dict]) -> list[dict]:
+    """The same rows as protocol v1 wrote them (CELL_SCHEMA_V1: strict `f1`, `f1_default`, no stage/protocol)."""
+    out = []
+    for r in rows:
+        v1 = {k: v for k, v in r.items() if k not in ("stage", "protocol", "warmup_steps")}
+        v1.update(f1=r["f1_strict"], precision=r["precision_strict"], recall=r["recall_strict"], f1_default=r["f1"])
+        for k in ("f1_strict", "precision_strict", "recall_strict"):
+            del v1[k]
+        out.append({name: v1[name] for name in CELL_SCHEMA_V1.names})
+    return out
 
 
 def cell_rows(run_id: str, method: str, size: int, ds: int, s: int, final: float, with_dev: bool = True,
@@ -99,13 +113,17 @@ def manifest(run_id: str, method: str, size: int, ds: int, s: int, backbone: str
 
 
 def write_study(results_dir: Path, study: str = "synth", methods=tuple(METHOD_OFFSETS), sizes=SIZES,
-                data_seeds=DATA_SEEDS, seeds=SEEDS, with_dev: bool = True, with_manifest: bool = True) -> Path:
+                data_seeds=DATA_SEEDS, seeds=SEEDS, with_dev: bool = True, with_manifest: bool = True,
+                stage: str = "", offset: float = 0.0) -> Path:
+    """Write the synthetic cells (through the real store). `stage` tags every cell (run ids get a `-<stage>`
+    suffix when it is set); `offset` is added to every F1 (to tell stages apart)."""
     for j, size in enumerate(sizes):
         for ds in data_seeds:
             for s in seeds:
                 for method in methods:
-                    run_id = f"{method}-n{size}-d{ds}-s{s}"
-                    rows = cell_rows(run_id, method, size, ds, s, method_f1(method, j, ds, s), with_dev=with_dev)
+                    run_id = f"{method}-n{size}-d{ds}-s{s}" + (f"-{stage}" if stage else "")
+                    rows = cell_rows(run_id, method, size, ds, s, method_f1(method, j, ds, s) + offset,
+                                     with_dev=with_dev, stage=stage)
                     man = manifest(run_id, method, size, ds, s) if with_manifest else {}
                     write_cell(results_dir, study, run_id, cell_table(rows), man)
     if not with_manifest:

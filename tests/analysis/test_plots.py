@@ -20,6 +20,7 @@ def test_full_study_writes_every_figure(synth_report):
         "f1_vs_size", "gain_vs_baselines__minilm-l6__sentences", "step_efficiency__minilm-l6__sentences",
         "budget", "depth_attention__dwatt__minilm-l6__sentences", "depth_attention__attnres__minilm-l6__sentences",
         "scalarmix_weights__scalarmix__minilm-l6__sentences", "per_type_f1__minilm-l6__sentences", "cost",
+        "every_pair__minilm-l6__sentences",
     }
     assert expected <= names
     for name in expected:
@@ -39,7 +40,7 @@ def test_partial_results_do_not_crash(tmp_path, caplog):
     assert result["step_efficiency"] == "no dev rows"
     assert "depth_attention" in result and isinstance(result["depth_attention"], str)
     assert "skipped" in caplog.text
-    for key in ("f1_vs_size", "gains", "budget", "per_type", "cost"):
+    for key in ("f1_vs_size", "gains", "pairs", "budget", "per_type", "cost"):
         assert isinstance(result[key], list) and _pngs(result[key]), (key, result[key])
         assert all(p.stat().st_size > MIN_PNG_BYTES for p in _pngs(result[key]))
 
@@ -48,6 +49,7 @@ def test_public_functions_return_empty_list_on_nothing(tmp_path):
     df = load.empty_results()
     assert plots.plot_f1_vs_size(df, tmp_path) == []
     assert plots.plot_gains(df, tmp_path) == []
+    assert plots.plot_pairs(df, tmp_path) == []
     assert plots.plot_step_efficiency(df, tmp_path) == []
     assert plots.plot_budget(df, tmp_path) == []
     assert plots.plot_depth_attention([], tmp_path, df=df) == []
@@ -76,3 +78,29 @@ def test_depth_figures_single_method(tmp_path, method):
     study = write_study(tmp_path, "d", methods=(method,), sizes=(50,), data_seeds=(0,), seeds=(0,))
     paths = plots.plot_depth_attention(load.load_manifests(study), tmp_path / "f", df=load.load_results(study))
     assert len(_pngs(paths)) == 1
+
+
+def test_every_pair_figure_panels_and_contrasts(tmp_path):
+    """deeper_copy, concat and deeper present: all four contrast panels have pairs; missing ones say so."""
+    study = write_study(tmp_path, "e", methods=("last", "deeper", "deeper_copy", "concat", "dwatt"), sizes=(50, 100),
+                        data_seeds=(0,), seeds=(0, 1, 2))
+    df = load.load_results(study)
+    panels = plots.expand_contrasts(df["method"].unique())
+    assert [title for title, _ in panels] == [
+        "fusion (dwatt/concat) − deeper", "fusion (dwatt/concat) − deeper_copy", "fusion (dwatt/concat) − last",
+        "dwatt − concat"]
+    assert panels[1][1] == [("dwatt", "deeper_copy"), ("concat", "deeper_copy")]
+    paths = _pngs(plots.plot_pairs(df, tmp_path / "f"))
+    assert [p.name for p in paths] == ["every_pair__minilm-l6__sentences.png"]
+    assert paths[0].stat().st_size > MIN_PNG_BYTES
+    only = df[df["method"].isin(["last", "dwatt"])]
+    assert [m for _, m in plots.expand_contrasts(only["method"].unique())] == [[], [], [("dwatt", "last")], []]
+    assert _pngs(plots.plot_pairs(only, tmp_path / "g"))
+    assert load.method_color("deeper_copy") == load.METHOD_COLORS["deeper_copy"]
+
+
+def test_step_efficiency_figure_relative_and_log_options(tmp_path):
+    study = write_study(tmp_path, "r", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1))
+    df = load.load_results(study)
+    assert _pngs(plots.plot_step_efficiency(df, tmp_path / "a", targets=(0.55,)))
+    assert _pngs(plots.plot_step_efficiency(df, tmp_path / "b", frac=0.9, reference="last", scale="log"))

@@ -12,6 +12,33 @@ def test_results_section_between_markers(synth_study, tmp_path):
     section = text[text.index(readme_tables.RESULTS_BEGIN):text.index(readme_tables.RESULTS_END)]
     assert "STALE" not in section and text.endswith(f"{readme_tables.END}\n")
     assert "`dwatt` − `last`" in section and "`dwatt` − `deeper`" in section
-    # the planted dwatt gain over last is +5 F1 points (± small noise) at every size (conftest.METHOD_OFFSETS)
-    gains = [float(line.split("|")[5]) for line in section.splitlines() if "`dwatt` − `last`" in line]
+    # the planted dwatt gain over last is +5 F1 points (± small noise) at every size (conftest.METHOD_OFFSETS);
+    # column 6 now (a `pairs > 0` column follows `pairs`), then the CI and how it was computed
+    rows = [line.split("|") for line in section.splitlines() if "`dwatt` − `last`" in line]
+    gains = [float(cells[6]) for cells in rows]
     assert len(gains) == 3 and all(abs(gain - 5.0) <= 0.2 for gain in gains)
+    assert all(cells[5].strip() == "10" and cells[8].strip() == "bootstrap" for cells in rows)
+    assert "protocol v1" not in section
+
+
+def test_results_section_stage_and_v1_label(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from paper_repro.results.schema import CELL_SCHEMA_V1
+
+    from .conftest import cell_rows, v1_rows, write_study
+
+    study = write_study(tmp_path, "st", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1, 2),
+                        stage="tune", offset=-0.3)
+    text = readme_tables.results_section(study)
+    assert "Stage `eval` only" in text and "_No cells of stage `eval` yet._" in text and "| 50 |" not in text
+    write_study(tmp_path, "st", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1, 2), stage="eval")
+    text = readme_tables.results_section(study)
+    assert "| 50 | 59.0 ± 2.5 (3) | 64.2 ± 2.4 (3) |" in text and "| 30." not in text and "| t |" in text
+    old = tmp_path / "old"
+    old.mkdir()
+    rows = cell_rows("a", "last", 50, 0, 0, 0.6) + cell_rows("b", "dwatt", 50, 0, 0, 0.65)
+    pq.write_table(pa.Table.from_pylist(v1_rows(rows), schema=CELL_SCHEMA_V1), old / "results.parquet")
+    text = readme_tables.results_section(old)
+    assert "_protocol v1 (superseded): fixed 200 steps, one head lr, strict-IOB2 `f1`" in text

@@ -8,7 +8,7 @@ from scipy import stats as sps
 from paper_repro.analysis import load, stats
 from paper_repro.results.schema import CELL_SCHEMA, cell_table
 
-from .conftest import DATA_SEEDS, SEEDS, STEPS_TOTAL, cell_rows, last_f1, method_f1, write_study
+from .conftest import DATA_SEEDS, DEV_STEPS, SEEDS, STEPS_TOTAL, cell_rows, last_f1, method_f1, v1_rows, write_study
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +61,47 @@ def test_load_manifests_sets_run_id_and_skips_bad_json(tmp_path):
 
 def test_method_order_and_colors():
     assert load.method_order(["zeta", "dwatt", "last", "alpha", "deeper"]) == ["last", "deeper", "dwatt", "alpha", "zeta"]
+    assert load.method_order(["dwatt", "deeper_copy", "last", "deeper"]) == ["last", "deeper", "deeper_copy", "dwatt"]
     assert set(load.METHOD_ORDER) <= set(load.METHOD_COLORS)
     assert len(set(load.METHOD_COLORS.values())) == len(load.METHOD_COLORS)
     assert load.method_color("zeta") == load.method_color("zeta")
+
+
+def test_v1_tables_are_upgraded_on_load(tmp_path, caplog):
+    """Committed v1 studies keep loading: strict `f1` -> `f1_strict`, `f1_default` -> `f1`, stage "", protocol 1."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from paper_repro.results.schema import CELL_SCHEMA_V1
+
+    v2 = cell_rows("a", "last", 50, 0, 0, 0.6)
+    (tmp_path / "old").mkdir()
+    pq.write_table(pa.Table.from_pylist(v1_rows(v2), schema=CELL_SCHEMA_V1), tmp_path / "old" / "results.parquet")
+    df = load.load_results(tmp_path / "old")
+    assert list(df.columns) == CELL_SCHEMA.names and len(df) == len(v2)
+    assert (df["protocol"] == 1).all() and (df["stage"] == "").all()
+    assert df["f1"].to_numpy() == pytest.approx([r["f1"] for r in v2])
+    assert df["f1_strict"].to_numpy() == pytest.approx([r["f1_strict"] for r in v2])
+    assert load.has_v1(df) and load.protocols(df) == [1] and load.study_stages(df) == []
+    # neither v1 nor v2: skipped with a warning, not an error
+    bad = pa.Table.from_pylist(v1_rows(v2), schema=CELL_SCHEMA_V1).append_column("extra", pa.array([1] * len(v2)))
+    pq.write_table(bad, tmp_path / "old" / "results.parquet")
+    assert load.load_results(tmp_path / "old").empty and "skipping" in caplog.text
+
+
+def test_select_stage(tmp_path):
+    study = write_study(tmp_path, "st", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1),
+                        stage="tune", offset=-0.3)
+    write_study(tmp_path, "st", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1), stage="eval")
+    df = load.load_results(study)
+    assert set(load.study_stages(df)) == {"tune", "eval"}
+    eval_df = load.select_stage(df, "eval")
+    assert set(eval_df["stage"]) == {"eval"} and eval_df["run_id"].nunique() == 4
+    assert load.select_stage(df, "budget_check").empty
+    assert len(load.select_stage(df, None)) == len(df)
+    unstaged = write_study(tmp_path, "un", methods=("last",), sizes=(50,), data_seeds=(0,), seeds=(0,))
+    plain = load.load_results(unstaged)
+    assert load.study_stages(plain) == [] and len(load.select_stage(plain, "eval")) == len(plain)
 
 
 # ------------------------------------------------------------------ basics
@@ -151,6 +189,37 @@ def test_paired_single_seed_and_missing_baseline(tmp_path):
     assert stats.all_paired(df)["baseline"].unique().tolist() == ["last"]
 
 
+def test_ci_method_t_below_ten_pairs_bootstrap_from_ten(tmp_path, df):
+    # 10 pairs per size in the full synthetic study -> bootstrap
+    assert (stats.paired_differences(df, "dwatt", "last", n_boot=500)["ci_method"] == "bootstrap").all()
+    study = write_study(tmp_path, "few", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=SEEDS)
+    few = load.load_results(study)
+    p = stats.paired_differences(few, "dwatt", "last").iloc[0]
+    assert p["n_pairs"] == 5 and p["ci_method"] == "t" and p["n_positive"] == 5
+    d = np.array([method_f1("dwatt", 0, 0, s) - last_f1(0, 0, s) for s in SEEDS])
+    lo, hi = sps.t.interval(0.95, 4, loc=d.mean(), scale=sps.sem(d))
+    assert (p["ci_lo"], p["ci_hi"]) == pytest.approx((lo, hi))
+    assert (p["rel_ci_lo"], p["rel_ci_hi"]) == pytest.approx((lo / p["mean_baseline"], hi / p["mean_baseline"]))
+    # a 5-pair percentile bootstrap is about [min, max] of the pair means: narrower than the t-interval
+    boot = stats.bootstrap_ci(d, np.zeros_like(d))
+    assert boot["ci_hi"] - boot["ci_lo"] < p["ci_hi"] - p["ci_lo"]
+    assert stats.paired_ci(np.ones(3), np.zeros(3))["ci_method"] == "t"
+    assert stats.paired_ci(np.arange(10.0), np.zeros(10), n_boot=200)["ci_method"] == "bootstrap"
+
+
+def test_pair_differences_long_format(df):
+    cells = stats.cell_values(df)
+    pairs = stats.pair_differences(cells, "f1", "attnres", "last")
+    assert list(pairs.columns) == stats.PAIR_COLUMNS and len(pairs) == 30
+    assert pairs["diff"].to_numpy() == pytest.approx((pairs["a"] - pairs["b"]).to_numpy())
+    summary = stats.paired_from_cells(cells, "f1", "attnres", "last")
+    assert pairs.groupby("size")["diff"].mean().to_numpy() == pytest.approx(summary["mean_diff"].to_numpy())
+    assert pairs.groupby("size")["diff"].apply(lambda d: int((d > 0).sum())).tolist() == summary["n_positive"].tolist()
+    both = stats.all_pair_differences(cells, "f1", [("dwatt", "deeper"), ("dwatt", "deeper_copy")])
+    assert set(both["baseline"]) == {"deeper"} and len(both) == 30          # absent baseline: no rows, no error
+    assert stats.pair_differences(cells.iloc[0:0], "f1", "dwatt", "last").empty
+
+
 def test_comparison_pairs_skips_mirrored_baselines():
     pairs = stats.comparison_pairs(["last", "deeper", "dwatt"], ("deeper", "last"))
     assert pairs == [("dwatt", "deeper"), ("deeper", "last"), ("dwatt", "last")]
@@ -159,23 +228,83 @@ def test_comparison_pairs_skips_mirrored_baselines():
 # ------------------------------------------------------------------ step efficiency
 def test_steps_to_reach_known_curve():
     steps, values = [1, 10, 100, 1000], [0.0, 0.3, 0.6, 0.9]
-    assert stats.steps_to_reach_curve(steps, values, 0.81) == pytest.approx(10**2.7)
-    assert stats.steps_to_reach_curve(steps, values, 0.6) == pytest.approx(100)
-    assert stats.steps_to_reach_curve(steps, values, -1.0) == 1
-    assert math.isnan(stats.steps_to_reach_curve(steps, values, 0.95))
-    assert stats.steps_to_reach_curve([0, 10, 100], [0.5, 0.2, 0.6], 0.4) == pytest.approx(10 ** 1.5)
+    # log-step interpolation is now an option (scale="log"); v2 evaluates at linear steps, so linear is the default
+    assert stats.steps_to_reach_curve(steps, values, 0.81, scale="log") == pytest.approx(10**2.7)
+    assert stats.steps_to_reach_curve(steps, values, 0.6, scale="log") == pytest.approx(100)
+    assert stats.steps_to_reach_curve(steps, values, -1.0, scale="log") == 1
+    assert math.isnan(stats.steps_to_reach_curve(steps, values, 0.95, scale="log"))
+    assert stats.steps_to_reach_curve([0, 10, 100], [0.5, 0.2, 0.6], 0.4, scale="log") == pytest.approx(10 ** 1.5)
     assert math.isnan(stats.steps_to_reach_curve(steps, values, float("nan")))
+    # linear: 0.81 lies 70% of the way from 0.6 (step 100) to 0.9 (step 1000)
+    assert stats.steps_to_reach_curve(steps, values, 0.81) == pytest.approx(100 + 0.7 * 900)
+    assert stats.steps_to_reach_curve([0, 10, 100], [0.5, 0.2, 0.6], 0.4) == 0     # step 0 counts on a linear axis
+    with pytest.raises(ValueError, match="scale"):
+        stats.steps_to_reach_curve(steps, values, 0.5, scale="sqrt")
+
+
+def test_steps_to_target_censors_at_the_budget():
+    steps, values = [10, 20, 30], [0.2, 0.4, 0.45]
+    assert stats.steps_to_target(steps, values, 0.3, budget=30) == (pytest.approx(15.0), False)
+    assert stats.steps_to_target(steps, values, 0.5, budget=40) == (40.0, True)
+    assert stats.steps_to_target(steps, values, 0.5) == (30.0, True)              # no budget: the last eval step
+    steps_nan, censored = stats.steps_to_target(steps, values, float("nan"), budget=30)
+    assert math.isnan(steps_nan) and not censored
 
 
 def test_normalized_auc_known_curve():
-    # linear in log(step): mean over the log grid = mean of the end points
-    assert stats.normalized_auc([1, 10, 100], [0.0, 0.5, 1.0]) == pytest.approx(0.5)
-    assert stats.normalized_auc([10, 100], [0.4, 0.4]) == pytest.approx(0.4)
+    # log option (the former default): linear in log(step) -> mean over the log grid = mean of the end points
+    assert stats.normalized_auc([1, 10, 100], [0.0, 0.5, 1.0], scale="log") == pytest.approx(0.5)
+    assert stats.normalized_auc([10, 100], [0.4, 0.4], scale="log") == pytest.approx(0.4)
     assert math.isnan(stats.normalized_auc([100], [0.4]))
+    # linear (default): trapezoid over steps / span
+    assert stats.normalized_auc([0, 50, 100], [0.0, 1.0, 1.0]) == pytest.approx(0.75)
+    assert stats.normalized_auc([1, 10, 100], [0.0, 0.5, 1.0]) == pytest.approx(
+        np.trapezoid([0.0, 0.5, 1.0], [1, 10, 100]) / 99)
 
 
-def test_step_efficiency_cells_on_synthetic_curves(df):
-    cells = stats.step_efficiency_cells(df, frac=0.9, reference="last")
+def _curve(final):
+    steps = np.array(DEV_STEPS, float)
+    return steps, final * np.log(steps) / math.log(STEPS_TOTAL)
+
+
+def test_step_efficiency_cells_fixed_targets(df):
+    cells = stats.step_efficiency_cells(df)
+    assert len(cells) == 180 * 3 and list(cells["target_name"].unique()) == ["F1 50", "F1 60", "F1 70"]
+    assert set(cells["target"]) == {0.5, 0.6, 0.7}
+    row = cells[(cells["method"] == "dwatt") & (cells["size"] == 50) & (cells["data_seed"] == 1)
+                & (cells["seed"] == 3)].set_index("target")
+    f = method_f1("dwatt", 0, 1, 3)                              # about 0.665
+    steps, values = _curve(f)
+    for target in (0.5, 0.6):                                    # reached: linear interpolation between eval points
+        assert f > target and not row.loc[target, "censored"]
+        assert row.loc[target, "steps_to_reach"] == pytest.approx(np.interp(target, values, steps))
+    assert f < 0.7 and row.loc[0.7, "censored"] and row.loc[0.7, "steps_to_reach"] == STEPS_TOTAL
+    assert row["auc"].to_numpy() == pytest.approx([np.trapezoid(values, steps) / (STEPS_TOTAL - 2)] * 3)
+    logged = stats.step_efficiency_cells(df, targets=(0.5,), scale="log")
+    r = logged[(logged["method"] == "dwatt") & (logged["size"] == 50) & (logged["data_seed"] == 1)
+               & (logged["seed"] == 3)].iloc[0]
+    assert r["steps_to_reach"] == pytest.approx(math.exp(0.5 / f * math.log(STEPS_TOTAL)))   # exact in log-step
+    # nothing is dropped: every cell has a number of steps, censored or not
+    assert cells["steps_to_reach"].notna().all()
+
+
+def test_step_efficiency_summary_counts_censored(df):
+    summary = stats.step_efficiency(df)
+    last50 = summary[(summary["method"] == "last") & (summary["size"] == 50)].set_index("target_name")
+    # last at size 50 has final F1 0.58-0.625: nobody reaches 0.7, every cell counts as the full budget
+    assert last50.loc["F1 70", "n_censored"] == 10 and last50.loc["F1 70", "n_reached"] == 0
+    assert last50.loc["F1 70", "steps_to_reach_mean"] == STEPS_TOTAL
+    assert last50.loc["F1 50", "n_censored"] == 0 and last50.loc["F1 50", "n_reached"] == 10
+    assert (summary["n_reached"] + summary["n_censored"] == summary["n"]).all()
+    d = summary[summary["target_name"] == "F1 60"].set_index(["size", "method"])["steps_to_reach_median"]
+    assert (d.xs("dwatt", level="method") < d.xs("deeper", level="method")).all()
+    assert summary.groupby(["size", "method"])["target_name"].apply(list).map(
+        lambda names: names == ["F1 50", "F1 60", "F1 70"]).all()
+
+
+def test_step_efficiency_relative_option(df):
+    cells = stats.step_efficiency_cells(df, frac=0.9, reference="last", scale="log")
+    assert set(cells["target_name"]) == {"90% of last"}
     last = cells[cells["method"] == "last"]
     # f(step) = F log(step) / log(200): 90% of F is reached at 200 ** 0.9, exactly (linear in log-step)
     assert last["steps_to_reach"].to_numpy() == pytest.approx([STEPS_TOTAL**0.9] * len(last))
@@ -185,11 +314,7 @@ def test_step_efficiency_cells_on_synthetic_curves(df):
     assert row["target"] == pytest.approx(0.9 * f_last)
     assert row["steps_to_reach"] == pytest.approx(math.exp(0.9 * f_last / f_dwatt * math.log(STEPS_TOTAL)))
     assert row["auc"] == pytest.approx(f_dwatt * (math.log(2) / math.log(STEPS_TOTAL) + 1) / 2)
-    summary = stats.step_efficiency(df)
-    s = summary[(summary["method"] == "dwatt")]
-    assert (s["n_reached"] == 10).all()
-    d = summary.set_index(["size", "method"])["steps_to_reach_median"]
-    assert (d.xs("dwatt", level="method") < d.xs("deeper", level="method")).all()
+    assert (stats.step_efficiency(df, frac=0.9)["n_reached"] == 10).all()
 
 
 def test_step_efficiency_without_dev_rows_or_reference(tmp_path):
@@ -197,8 +322,12 @@ def test_step_efficiency_without_dev_rows_or_reference(tmp_path):
     df = load.load_results(study)
     assert stats.step_efficiency(df).empty and stats.dev_curves(df).empty
     study = write_study(tmp_path, "t", methods=("dwatt",), sizes=(50,), data_seeds=(0,), seeds=(0,))
-    cells = stats.step_efficiency_cells(load.load_results(study))
-    assert cells["steps_to_reach"].isna().all() and cells["auc"].notna().all()
+    df = load.load_results(study)
+    # fixed targets need no reference method (the relative option does: no `last` cell -> no target)
+    assert stats.step_efficiency_cells(df)["steps_to_reach"].notna().all()
+    cells = stats.step_efficiency_cells(df, frac=0.9)
+    assert cells["steps_to_reach"].isna().all() and not cells["censored"].any() and cells["auc"].notna().all()
+    assert stats.step_auc_cells(stats.step_efficiency_cells(df))["method"].tolist() == ["dwatt"]
 
 
 # ------------------------------------------------------------------ tables

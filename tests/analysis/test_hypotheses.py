@@ -1,0 +1,187 @@
+"""Pre-registered hypothesis tests on hand-built frames: the verdicts, exact p-values and Holm across the block."""
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paper_repro.analysis import hypotheses as H
+from paper_repro.analysis import stats
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def frame(diffs: dict[int, list[float]], a: str = "dwatt", b: str = "deeper", base: float = 0.6,
+          backbone: str = "minilm-l6", sampler: str = "sentences", stage: str = "eval", protocol: int = 2,
+          data_seed: int = 0) -> pd.DataFrame:
+    """Long-format test rows: at each size, pair k (seed k) has a - b = diffs[size][k] (NaN: no `a` cell)."""
+    rows = []
+    for size, ds in diffs.items():
+        for k, d in enumerate(ds):
+            for method, value in ((b, base + 0.01 * k), (a, base + 0.01 * k + d)):
+                if np.isnan(value):
+                    continue
+                rows.append({"run_id": f"{method}-{backbone}-{sampler}-{size}-{data_seed}-{k}-{stage}",
+                             "method": method, "backbone": backbone, "sampler": sampler, "size": size,
+                             "data_seed": data_seed, "seed": k, "split": "test", "step": 100, "f1": value,
+                             "stage": stage, "protocol": protocol})
+    return pd.DataFrame(rows)
+
+
+def block(*tests: dict, **top) -> H.HypothesisBlock:
+    return H.parse_hypotheses({**top, "tests": list(tests)})
+
+
+def pooled(id="H1", a="dwatt", b="deeper", sizes=(50,), **kw) -> dict:
+    return {"id": id, "kind": "pooled", "a": a, "b": b, "sizes": list(sizes), "claim": "a beats b", **kw}
+
+
+def interaction(id="H2", a="dwatt", b="deeper", small=(50, 100), large=(500,), **kw) -> dict:
+    return {"id": id, "kind": "interaction", "a": a, "b": b, "small": list(small), "large": list(large), **kw}
+
+
+SIZES = (50, 100, 200, 500, 1000)
+
+
+def test_clear_effect_supported_reversed_refuted_noise_inconclusive():
+    rng = np.random.default_rng(1)
+    clear = {s: list(0.03 + rng.normal(0, 0.005, 5)) for s in SIZES}          # 25 pairs, +3 points each
+    reversed_ = {s: [-d for d in v] for s, v in clear.items()}
+    noise = {s: [0.01, -0.01, 0.02, -0.02, 0.0] for s in SIZES}              # symmetric around 0
+    df = pd.concat([frame(clear, "dwatt", "deeper"), frame(reversed_, "concat", "deeper"),
+                    frame(noise, "scalarmix", "deeper")])
+    b = block(pooled("H1a", "dwatt", sizes=SIZES), pooled("H1b", "concat", sizes=SIZES),
+              pooled("H1x", "scalarmix", sizes=SIZES))
+    t = H.evaluate_hypotheses(df, b).set_index("id")
+    assert list(t.columns) == [c for c in H.HYPOTHESIS_COLUMNS if c != "id"]
+    assert t["verdict"].to_dict() == {"H1a": "supported", "H1b": "refuted", "H1x": "inconclusive"}
+    assert t.loc["H1a", "n"] == 25 and t.loc["H1a", "n_positive"] == 25 and t.loc["H1b", "n_positive"] == 0
+    assert t.loc["H1a", "estimate"] == pytest.approx(100 * np.mean([np.mean(v) for v in clear.values()]))
+    assert t.loc["H1a", "ci_lo"] < t.loc["H1a", "estimate"] < t.loc["H1a", "ci_hi"]
+    assert t.loc["H1a", "statistic"] == pytest.approx(t.loc["H1a", "estimate"] / 100)
+    assert not t.loc["H1a", "exact"]                       # 2^25 > 100000: seeded random sign flips
+    assert t.loc["H1a", "p"] == pytest.approx(1 / (H.N_PERMUTATIONS + 1))
+    assert t.loc["H1x", "estimate"] == pytest.approx(0.0, abs=1e-9) and t.loc["H1x", "p"] > 0.3
+    assert t.loc["H1a", "pairs_per_size"] == "50:5 100:5 200:5 500:5 1000:5"
+    again = H.evaluate_hypotheses(df, b).set_index("id")   # seeded: identical
+    pd.testing.assert_frame_equal(t, again)
+
+
+def test_exact_permutation_p_by_hand():
+    # 3 pairs, all positive: only the observed sign pattern reaches the observed mean -> p = 1/8
+    t = H.evaluate_hypotheses(frame({50: [0.01, 0.02, 0.03]}), block(pooled())).iloc[0]
+    assert t["exact"] and t["p"] == pytest.approx(1 / 8) and t["min_p"] == pytest.approx(1 / 8)
+    assert t["p_opposite"] == pytest.approx(1.0)
+    # mixed signs: sums of (±0.3, ±0.1, ±0.2) >= 0.4 (the observed 0.3 - 0.1 + 0.2) are 0.6 and 0.4 -> 2/8
+    d = np.array([0.3, -0.1, 0.2])
+    assert H.sign_flip_test(d)["p"] == pytest.approx(2 / 8)
+    sums = [np.dot(sign, d) for sign in itertools.product((1, -1), repeat=3)]
+    assert H.sign_flip_test(d, alternative="less")["p"] == pytest.approx(np.mean(np.array(sums) <= 0.4 + 1e-12))
+    # pooled statistic = mean over sizes of the per-size mean: (0.1 + 0.4) / 2, sizes weigh the same
+    t = H.evaluate_hypotheses(frame({50: [0.1, 0.1], 100: [0.4]}), block(pooled(sizes=(50, 100)))).iloc[0]
+    assert t["estimate"] == pytest.approx(25.0) and t["p"] == pytest.approx(1 / 8)
+    assert np.isnan(t["ci_lo"])                            # a size with one pair: no t-interval
+
+
+def test_interaction_uses_complete_seeds_only():
+    diffs = {50: [0.05, 0.04, 0.06, 0.05], 100: [0.03, 0.05, 0.04, 0.02], 500: [0.0, 0.01, -0.01, np.nan]}
+    t = H.evaluate_hypotheses(frame(diffs), block(interaction(small=(50, 100), large=(500,)))).iloc[0]
+    # seed 3 has no pair at 500 -> 3 units; d = mean(small) - large per unit
+    d = [(0.05 + 0.03) / 2 - 0.0, (0.04 + 0.05) / 2 - 0.01, (0.06 + 0.04) / 2 + 0.01]
+    assert t["n"] == 3 and t["unit"] == "seeds" and t["n_positive"] == 3
+    assert t["estimate"] == pytest.approx(100 * np.mean(d)) and t["p"] == pytest.approx(1 / 8)
+    assert t["pairs_per_size"] == "50:4 100:4 500:3 (3 complete units)"
+    ci = stats.mean_ci(d)
+    assert (t["ci_lo"], t["ci_hi"]) == pytest.approx((100 * ci["ci_lo"], 100 * ci["ci_hi"]))
+    assert t["verdict"] == "inconclusive"                  # 3 units cannot go below p = 1/8
+    assert "(dwatt − deeper) at 50/100 − (dwatt − deeper) at 500" == t["contrast"]
+
+
+def test_holm_across_the_whole_block_only():
+    df = pd.concat([frame({50: [0.01, 0.02, 0.03]}, "dwatt"), frame({50: [0.01, 0.02, -0.03]}, "concat"),
+                    frame({s: [0.05] * 6 for s in (50, 100, 200)}, "lstm")])
+    b = block(pooled("A", "dwatt"), pooled("B", "concat"), pooled("C", "lstm", sizes=(50, 100, 200)))
+    t = H.evaluate_hypotheses(df, b).set_index("id")
+    assert t["p_holm"].to_numpy() == pytest.approx(stats.holm(t["p"].to_numpy()))
+    assert t["p_opposite_holm"].to_numpy() == pytest.approx(stats.holm(t["p_opposite"].to_numpy()))
+    # 18 identical positive pairs: p = 1/2^18 via random flips ~ 1/100001; Holm multiplies the smallest by 3
+    assert t.loc["C", "p_holm"] == pytest.approx(3 * t.loc["C", "p"])
+    assert t.loc["C", "verdict"] == "supported"
+    assert t.loc["A", "p_holm"] == pytest.approx(min(1.0, 2 * 1 / 8))
+    # the same test alone is not adjusted
+    alone = H.evaluate_hypotheses(df, block(pooled("A", "dwatt"))).iloc[0]
+    assert alone["p_holm"] == pytest.approx(alone["p"])
+
+
+def test_backbones_samplers_and_not_run():
+    df = pd.concat([frame({50: [0.01, 0.02, 0.03]}, backbone="minilm-l6"),
+                    frame({50: [0.01, 0.02, 0.03]}, backbone="mpnet-base")])
+    t = H.evaluate_hypotheses(df, block(pooled("H1"), pooled("H9", "dwatt", "deeper_copy")))
+    assert t[["id", "backbone"]].values.tolist() == [["H1", "minilm-l6"], ["H1", "mpnet-base"],
+                                                     ["H9", "minilm-l6"], ["H9", "mpnet-base"]]
+    assert (t[t["id"] == "H9"]["verdict"] == "not run").all() and (t[t["id"] == "H9"]["n"] == 0).all()
+    # not-run rows do not count towards Holm: 2 run rows with p = 1/8 -> 1/4
+    assert t[t["id"] == "H1"]["p_holm"].to_numpy() == pytest.approx([0.25, 0.25])
+    one = H.evaluate_hypotheses(df, block(pooled("H1", backbone="mpnet-base")))
+    assert one["backbone"].tolist() == ["mpnet-base"]
+    top = H.evaluate_hypotheses(df, block(pooled("H1"), backbone="minilm-l6", sampler="sentences"))
+    assert top[["backbone", "sampler"]].values.tolist() == [["minilm-l6", "sentences"]]
+    missing = H.evaluate_hypotheses(df, block(pooled("H1", backbone="roberta")))
+    assert missing["verdict"].tolist() == ["not run"]
+    empty = H.evaluate_hypotheses(df.iloc[0:0], block(pooled("H1")))
+    assert empty["verdict"].tolist() == ["not run"]
+
+
+def test_only_the_declared_stage_and_no_verdict_for_v1():
+    eval_ = frame({s: [0.03, 0.04, 0.05, 0.03, 0.04] for s in SIZES}, stage="eval")
+    tune = frame({s: [-0.5] * 5 for s in SIZES}, stage="tune")              # must never enter
+    b = block(pooled("H1", sizes=SIZES))
+    t = H.evaluate_hypotheses(pd.concat([eval_, tune]), b).iloc[0]
+    assert t["n"] == 25 and t["verdict"] == "supported" and t["estimate"] > 0
+    tuned = H.evaluate_hypotheses(pd.concat([eval_, tune]), block(pooled("H1", sizes=SIZES), stage="tune")).iloc[0]
+    assert tuned["verdict"] == "refuted"
+    unstaged = frame({s: [0.03] * 5 for s in SIZES}, stage="")
+    assert H.evaluate_hypotheses(unstaged, b)["verdict"].tolist() == ["not run"]   # stage eval: strict
+    v1 = frame({s: [0.03, 0.04, 0.05, 0.03, 0.04] for s in SIZES}, stage="", protocol=1)
+    t = H.evaluate_hypotheses(v1, block(pooled("H1", sizes=SIZES), stage=None)).iloc[0]
+    assert t["n"] == 25 and t["verdict"] == H.V1_VERDICT and np.isfinite(t["p"])
+
+
+def test_parse_errors_and_yaml(tmp_path):
+    with pytest.raises(H.HypothesisError, match="kind"):
+        block({"id": "X", "kind": "mixed", "a": "a", "b": "b"})
+    with pytest.raises(H.HypothesisError, match="needs `sizes`"):
+        block({"id": "X", "kind": "pooled", "a": "a", "b": "b"})
+    with pytest.raises(H.HypothesisError, match="disjoint"):
+        block(interaction(small=(50,), large=(50,)))
+    with pytest.raises(H.HypothesisError, match="duplicate"):
+        block(pooled("X"), pooled("X"))
+    with pytest.raises(H.HypothesisError, match="unknown keys"):
+        H.parse_hypotheses({"alpha": 0.05, "tests": [], "famliy": "x"})
+    with pytest.raises(H.HypothesisError, match="alpha"):
+        H.parse_hypotheses({"alpha": 5, "tests": []})
+    path = tmp_path / "study.yaml"
+    path.write_text("study: x\nhypotheses:\n  alpha: 0.01\n  tests:\n"
+                    "    - {id: H1, kind: pooled, a: dwatt, b: deeper, sizes: [50]}\n")
+    b = H.read_hypotheses(path)
+    assert b.alpha == 0.01 and b.stage == "eval" and b.split == "test" and b.metric == "f1"
+    assert b.tests[0].contrast == "dwatt − deeper"
+    path.write_text("study: x\n")
+    assert H.read_hypotheses(path) is None
+    assert H.evaluate_study_hypotheses(frame({50: [0.1]}), path)[1].empty
+
+
+@pytest.mark.parametrize("name", ["cpu_study", "paper"])
+def test_committed_study_blocks_parse(name):
+    path = CHECKOUT / "experiments" / f"{name}.yaml"
+    if not path.exists():
+        pytest.skip(f"{path} not in this checkout")
+    b = H.read_hypotheses(path)
+    if b is None:
+        pytest.skip(f"{path} has no hypotheses block")
+    assert b.stage == "eval" and len(b.tests) >= 1
+    table = H.evaluate_hypotheses(frame({50: [0.01]}), b)        # one dwatt - deeper pair at 50
+    assert len(table) == len(b.tests) and set(table["verdict"]) <= {"not run", "inconclusive"}
+    h1a = table.set_index("id").loc["H1a"]
+    assert h1a["n"] == 1 and h1a["p"] == pytest.approx(0.5) and h1a["verdict"] == "inconclusive"
