@@ -48,12 +48,18 @@ def _style():
         yield
 
 
+# byte-stable figures: no creation date, no software version in the files (a rerun on unchanged results
+# rewrites identical bytes, so `run_all.sh` does not dirty the tree)
+FIXED_METADATA = {"pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
+                  "png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+
+
 def _save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in FORMATS:
         path = out_dir / f"{name}.{fmt}"
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata=FIXED_METADATA[fmt])
         paths.append(path)
     return paths
 

@@ -104,3 +104,23 @@ def test_step_efficiency_figure_relative_and_log_options(tmp_path):
     df = load.load_results(study)
     assert _pngs(plots.plot_step_efficiency(df, tmp_path / "a", targets=(0.55,)))
     assert _pngs(plots.plot_step_efficiency(df, tmp_path / "b", frac=0.9, reference="last", scale="log"))
+
+
+def test_figures_are_byte_stable(tmp_path):
+    """The same figure saved twice (a second apart) gives identical bytes: no dates or versions in PNG/PDF."""
+    import hashlib
+    import time
+
+    import matplotlib.pyplot as plt
+
+    from paper_repro.analysis.plots import _save
+
+    digests = []
+    for _ in range(2):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+        paths = _save(fig, tmp_path, "stable")
+        plt.close(fig)
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in paths])
+        time.sleep(1.1)
+    assert digests[0] == digests[1]
