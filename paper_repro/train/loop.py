@@ -4,6 +4,8 @@ The same code runs on CPU, one GPU, or several processes under `accelerate launc
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -62,6 +64,15 @@ def check_scheduler(scheduler, accelerator: Accelerator) -> None:
         )
 
 
+def log_line(state: TrainState, steps: int, loss: float, optimizer) -> None:
+    """One plain progress line on stderr (flushed): step, loss, head lr, steps/s, ETA of the training steps."""
+    rate = state.step / state.train_seconds if state.train_seconds > 0 else float("nan")
+    eta = (steps - state.step) / rate if rate > 0 else float("nan")
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    print(f"[train] step {state.step}/{steps} loss {loss:.4f} lr {max(lrs):.3g} {rate:.2f} steps/s "
+          f"eta {eta:.0f}s", file=sys.stderr, flush=True)
+
+
 def train(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -73,13 +84,22 @@ def train(
     eval_steps: list[int],
     on_eval: Callable[[TrainState, float], None],
     progress: bool = False,
+    log_every: int | None = None,
 ) -> TrainState:
-    """Run `steps` optimizer steps, cycling over `loader`; call `on_eval(state, mean_loss)` at each eval step."""
+    """Run `steps` optimizer steps, cycling over `loader`; call `on_eval(state, mean_loss)` at each eval step.
+
+    `progress` (a terminal): a tqdm bar. Otherwise (Slurm, redirected output) the main process logs one plain
+    line every `log_every` steps (default $PAPER_REPRO_LOG_EVERY or 50; 0 = silent) and at the last step:
+    step, mean loss since the last line, lr of the head group, steps/s and ETA — no `\r` frames in logs."""
     check_scheduler(scheduler, accelerator)
     state = TrainState()
     pending = sorted(eval_steps)
     model.train()
     bar = tqdm(total=steps, desc="train", leave=False, disable=not progress)
+    if log_every is None:
+        log_every = int(os.environ.get("PAPER_REPRO_LOG_EVERY", "50"))
+    log = not progress and log_every > 0 and accelerator.is_main_process
+    logged_losses: list[torch.Tensor] = []
     while state.step < steps:
         for batch in loader:
             started = time.perf_counter()
@@ -100,6 +120,11 @@ def train(
             state.loss_since_eval.append(loss.detach())
             state.train_seconds += time.perf_counter() - started
             bar.update(1)
+            if log:
+                logged_losses.append(loss.detach())
+                if state.step % log_every == 0 or state.step == steps:
+                    log_line(state, steps, float(torch.stack(logged_losses).mean()), optimizer)
+                    logged_losses = []
             if pending and state.step == pending[0]:
                 pending.pop(0)
                 losses = accelerator.reduce(torch.stack(state.loss_since_eval), reduction="mean")

@@ -170,3 +170,16 @@ def test_check_scheduler_refuses_a_per_process_scheduler():
     check_scheduler(wrap(step_with_optimizer=True, split_batches=True), two)
     check_scheduler(wrap(step_with_optimizer=True), one)
     check_scheduler(get_linear_schedule_with_warmup(optimizer, 1, 4), two)  # unprepared: stepped as called
+
+
+def test_plain_progress_lines_off_a_terminal(backbone, train_features, capsys):
+    """Without a TTY (progress=False) the loop logs one line every `log_every` steps and at the end, no \\r."""
+    config = TrainConfig(steps=5, batch_size=4, warmup_steps=1)
+    accelerator, model, optimizer, loader, scheduler = setup(backbone, train_features, config)
+    train(model, optimizer, scheduler, loader, accelerator, config, config.steps, [5], lambda s, loss: None,
+          progress=False, log_every=2)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("[train]")]
+    assert [line.split()[2] for line in lines] == ["2/5", "4/5", "5/5"]
+    assert all("loss" in line and "steps/s" in line and "eta" in line for line in lines)
+    assert "\r" not in err
