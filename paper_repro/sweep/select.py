@@ -54,6 +54,11 @@ def source_scores(study: StudyConfig, stage: str, metric: str, split: str) -> li
     return [(flatten(c.to_dict()), final_dev(c, metric, split)) for c in cells]
 
 
+def column_name(key: str) -> str:
+    """Table column for a dotted config key: model.head.name -> method, else the last part."""
+    return {"model.head.name": "method", "data.data_seed": "data_seed"}.get(key, key.split(".")[-1])
+
+
 @dataclass
 class Selection:
     """The chosen value of `param` per (match keys, bracket), and the table behind it."""
@@ -96,7 +101,7 @@ class Selection:
         tied = sorted(v for v, m in means.items() if m >= best - tolerance - 1e-12)
         chosen = tied[0] if self.spec.get("tie_break", "lower") == "lower" else tied[-1]
         for value in sorted(means):
-            self.rows.append({**{k.split(".")[-1]: v for k, v in match.items()}, "bracket": bracket["label"],
+            self.rows.append({**{column_name(k): v for k, v in match.items()}, "bracket": bracket["label"],
                               "tuned_at": ", ".join(f"{k.split('.')[-1]}={v}" for k, v in tune.items()),
                               self.param.split(".")[-1]: value, "n": len(by_value[value]),
                               "dev_f1_mean": means[value], "selected": value == chosen})

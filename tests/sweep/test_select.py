@@ -76,7 +76,7 @@ def test_selection_uses_dev_rows_brackets_and_the_tie_rule(tmp_path):
                       ("last", 40): 1e-4, ("dwatt", 40): 1e-3}
     table = selection.table()
     assert len(table) == 8 and table["selected"].sum() == 4
-    row = table[(table["name"] == "last") & (table["bracket"] == "large") & (table["head_lr"] == 1e-3)].iloc[0]
+    row = table[(table["method"] == "last") & (table["bracket"] == "large") & (table["head_lr"] == 1e-3)].iloc[0]
     assert row["n"] == 2 and row["dev_f1_mean"] == pytest.approx(0.8045)
     # higher tie break, or no tolerance: last at 40 takes 1e-4 (the strictly better mean) either way
     strict = select.compute_selection(staged(tmp_path, tie_tolerance=0.0), "eval")
