@@ -1,29 +1,46 @@
-"""`paper-repro` command line: cell | sweep | collect | status | report | budget | data | fetch-models."""
+"""`paper-repro` command line: cell | config | sweep | select | collect | status | report | budget | data | fetch-models."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 
-def cell_main(args: argparse.Namespace) -> int:
+def load_cell_config(args: argparse.Namespace):
+    """The cell config of `--config` + overrides, validated like a sweep's cells (ConfigError: exit 2)."""
     from paper_repro.config import CellConfig, apply_overrides
-    from paper_repro.train.cell import run_cell
+    from paper_repro.validate import validate_cell
 
     config = CellConfig.from_yaml(args.config, args.overrides) if args.config else apply_overrides(CellConfig(), args.overrides)
+    validate_cell(config)
+    return config
+
+
+def cell_main(args: argparse.Namespace) -> int:
+    config = load_cell_config(args)  # before importing torch: a bad value fails in a second
+    from paper_repro.train.cell import run_cell
+
     path = run_cell(config)
     if str(path) != ".":
         print(path)
     return 0
 
 
-def budget_main(args: argparse.Namespace) -> int:
-    from transformers import AutoConfig
+def config_main(args: argparse.Namespace) -> int:
+    """Print the (default, or `--config` + overrides) cell config as YAML with each field's comment."""
+    from paper_repro.config import commented_yaml
 
-    from paper_repro.models.backbone import resolve_backbone
+    print(commented_yaml(load_cell_config(args)))
+    return 0
+
+
+def budget_main(args: argparse.Namespace) -> int:
+    from paper_repro.models.backbone import load_backbone_config
     from paper_repro.models.budget import budget_table, budget_target, format_budget_table
     from paper_repro.models.heads import HeadContext
+    from paper_repro.validate import check_backbone
 
-    config = AutoConfig.from_pretrained(resolve_backbone(args.backbone))
+    check_backbone(args.backbone)
+    config = load_backbone_config(args.backbone)
     ctx = HeadContext(config.hidden_size, config.num_hidden_layers + int(args.fuse_embeddings), config)
     print(f"backbone {args.backbone}: {config.num_hidden_layers} layers, hidden {config.hidden_size}")
     print(format_budget_table(budget_table(ctx, budget_target(ctx, layers=args.layers), tolerance=args.tolerance)))
@@ -48,6 +65,12 @@ def fetch_models_main(args: argparse.Namespace) -> int:
 
 def sweep_main(args: argparse.Namespace) -> int:
     from paper_repro.sweep.launch import sweep_main as run
+
+    return run(args)
+
+
+def verify_main(args: argparse.Namespace) -> int:
+    from paper_repro.sweep.verify import verify_main as run
 
     return run(args)
 
@@ -97,14 +120,32 @@ def report_main(argv: list[str]) -> int:
     return report(argv)
 
 
+def config_keys_help() -> str:
+    """The `cell --help` epilog: every config key with its default and comment (from paper_repro/config.py)."""
+    from paper_repro.config import config_reference
+
+    rows = "\n".join(f"  {row}" for row in config_reference())
+    return ("config keys (key=default  # meaning); `paper-repro config` prints them as a YAML file to start from:\n"
+            f"{rows}\n\nvalues are YAML: only true/false are booleans, so train.mixed_precision=no is the text \"no\"")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paper-repro", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    cell = commands.add_parser("cell", help="train and evaluate one study cell")
+    cell = commands.add_parser(
+        "cell", help="train and evaluate one study cell", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=config_keys_help(),
+    )
     cell.add_argument("--config", help="cell YAML (CellConfig fields); defaults when omitted")
     cell.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
     cell.set_defaults(run=cell_main)
+
+    configp = commands.add_parser("config", help="print the cell config (defaults, or --config + overrides) as "
+                                  "commented YAML, validated like `cell`")
+    configp.add_argument("--config", help="cell YAML (CellConfig fields); defaults when omitted")
+    configp.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
+    configp.set_defaults(run=config_main)
 
     from paper_repro.sweep.launch import add_sweep_arguments
 
@@ -116,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     selectp.add_argument("study", help="study file, e.g. experiments/cpu_study.yaml")
     selectp.add_argument("overrides", nargs="*", metavar="key=value", help="the overrides the sweep was given")
     selectp.set_defaults(run=select_main)
+
+    from paper_repro.sweep.verify import add_verify_arguments
+
+    verifyp = commands.add_parser("verify", help="re-run committed cells from their manifests and compare the metrics")
+    add_verify_arguments(verifyp)
+    verifyp.set_defaults(run=verify_main)
 
     collect = commands.add_parser("collect", help="merge finished cells into results/<study>/results.parquet")
     collect.add_argument("study_dir")

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
+import io
 import json
 import math
 import re
+import tokenize
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +28,37 @@ class ConfigError(ValueError):
 
 # YAML 1.1 (PyYAML) reads `1e-3` and `1.0e5` as strings; a float field takes them as numbers
 EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+# the words YAML 1.1 reads as booleans besides true/false; a bool field still takes them (old files), a str
+# field keeps them as text (`train.mixed_precision: no` is "no")
+YAML11_BOOL_WORDS = {w: value for word, value in (("yes", True), ("no", False), ("on", True), ("off", False))
+                     for w in (word, word.capitalize(), word.upper())}
+BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """SafeLoader whose only booleans are true/false (True, TRUE, false, ...): YAML 1.1's yes/no/on/off stay
+    strings, so `mixed_precision: no` is the text the user wrote. Used for every config and study file."""
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver(BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse config/study YAML with `ConfigLoader` (booleans only true/false)."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def yaml_error_text(error: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: the problem and where."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 @dataclass
@@ -107,10 +141,21 @@ class CellConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] = ()) -> "CellConfig":
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            raw = load_yaml(Path(path).read_text()) or {}
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read config file ({error.strerror or error})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: cannot read config file (not UTF-8 text)") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: invalid YAML ({yaml_error_text(error)})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-        return apply_overrides(cls.from_dict(raw), overrides)
+        try:
+            config = cls.from_dict(raw)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+        return apply_overrides(config, overrides)
 
     def identity(self) -> dict[str, Any]:
         """The config without its non-identity keys: what determines the computation."""
@@ -190,8 +235,13 @@ def check_type(value: Any, annotation: Any, key: str) -> Any:
         return float(value)
     if annotation is float and isinstance(value, str) and EXPONENT_FLOAT.fullmatch(value.strip()):
         return float(value)
+    if annotation is bool and isinstance(value, str) and value in YAML11_BOOL_WORDS:
+        return YAML11_BOOL_WORDS[value]
     if annotation is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation is str and isinstance(value, bool):
+        raise ConfigError(f"{key}: expected str, got {value!r} (quote the value: unquoted no/yes/on/off are "
+                          f"booleans in YAML 1.1)")
     if annotation is int and isinstance(value, bool):
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if isinstance(annotation, type) and not isinstance(value, annotation):
@@ -217,12 +267,45 @@ def build_dataclass(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     return cls(**values)
 
 
+def field_annotation(key: str, cls: type = None) -> Any:
+    """The type annotation of a dotted CellConfig key (`train.mixed_precision` -> str); None if unknown."""
+    node: Any = CellConfig if cls is None else cls
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node):
+            return None
+        hints = typing.get_type_hints(node)
+        if part not in hints or typing.get_origin(hints[part]) is typing.ClassVar:
+            return None
+        node = hints[part]
+    return node
+
+
+def takes_text(annotation: Any) -> bool:
+    """Whether a field of this annotation takes a string (str, str | None)."""
+    if annotation is str:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return str in typing.get_args(annotation)
+    return False
+
+
 def parse_override(item: str) -> tuple[str, Any]:
-    """`train.steps=100` -> ("train.steps", 100); values are parsed as YAML scalars/lists/mappings."""
+    """`train.steps=100` -> ("train.steps", 100); values are parsed as YAML scalars/lists/mappings, with booleans
+    only true/false. A str field takes the text as typed: `train.mixed_precision=no` is "no", `study=2024` is
+    "2024" (`null` still means None for a field that allows it)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r}: expected key=value")
     key, text = item.split("=", 1)
-    return key.strip(), yaml.safe_load(text) if text.strip() else None
+    key = key.strip()
+    if not text.strip():
+        return key, None
+    try:
+        value = load_yaml(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {item!r}: invalid YAML value ({yaml_error_text(error)})") from None
+    if value is not None and not isinstance(value, (str, list, dict)) and takes_text(field_annotation(key)):
+        value = text.strip()
+    return key, value
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
@@ -242,3 +325,63 @@ def apply_overrides(config: CellConfig, overrides: list[str] | dict[str, Any]) -
     for key, value in pairs:
         set_dotted(tree, key, value)
     return CellConfig.from_dict(tree)
+
+
+# ---------------------------------------------------------------------------------------------- reference
+def field_comments(cls: type) -> dict[str, str]:
+    """{field: the comment after its definition in this file}; {} when the source is not available."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    comments: dict[int, str] = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments[token.start[0]] = token.string.lstrip("#").strip()
+    except (tokenize.TokenError, IndentationError):
+        return {}
+    found: dict[str, str] = {}
+    for number, line in enumerate(source.splitlines(), start=1):
+        match = re.match(r"\s+(\w+)\s*:", line)
+        if match and number in comments and match.group(1) in {f.name for f in dataclasses.fields(cls)}:
+            found[match.group(1)] = comments[number]
+    return found
+
+
+def _yaml_scalar(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9)
+    return text.removesuffix("\n...\n").strip()
+
+
+def commented_yaml(config: Any = None, indent: int = 0) -> str:
+    """The config as YAML with each field's comment from config.py (reads back with `CellConfig.from_yaml`)."""
+    config = CellConfig() if config is None else config
+    comments = field_comments(type(config))
+    lines: list[str] = []
+    pad = " " * indent
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        comment = f"  # {comments[item.name]}" if item.name in comments else ""
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{pad}{item.name}:{comment}")
+            lines.append(commented_yaml(value, indent + 2))
+        else:
+            lines.append(f"{pad}{item.name}: {_yaml_scalar(value)}{comment}")
+    return "\n".join(lines)
+
+
+def config_reference(config: Any = None, prefix: str = "") -> list[str]:
+    """`dotted.key = default  # comment` for every CellConfig field (the `cell --help` listing)."""
+    config = CellConfig() if config is None else config
+    comments = field_comments(type(config))
+    rows: list[str] = []
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if dataclasses.is_dataclass(value):
+            rows += config_reference(value, f"{prefix}{item.name}.")
+        else:
+            comment = f"  # {comments[item.name]}" if item.name in comments else ""
+            shown = value if isinstance(value, str) and value.strip() == value and value else _yaml_scalar(value)
+            rows.append(f"{prefix}{item.name}={shown}{comment}")
+    return rows

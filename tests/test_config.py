@@ -148,3 +148,97 @@ def test_step_rule_resolves_per_training_set_size():
         resolve_steps(TrainConfig(step_rule="fixed", steps=10), 100)
     with pytest.raises(ConfigError, match="step_rule"):
         resolve_steps(TrainConfig(step_rule="nope"), 100)
+
+
+# ------------------------------------------------------------------ YAML 1.1 booleans (issue "what a user hits first")
+# pinned before the change: reading `no`/`yes` as text must not move the id of any existing config
+DEFAULT_HASH = "5da6f7773ab0e61baa102787fa889f153d215c6adb6631b2798802d076104b18"
+CELL_YAML_HASH = "e678e55f4e83918c2e8412863029762b2f34f9afde27e3b2df894b11b662346f"
+
+
+def test_config_hashes_unchanged():
+    assert CellConfig().config_hash() == DEFAULT_HASH
+    assert CellConfig().run_id == "last-sentences100-d0-s0-5da6f7773ab0"
+    config = CellConfig.from_yaml(Path(__file__).resolve().parents[1] / "experiments" / "cell.yaml")
+    assert config.config_hash() == CELL_YAML_HASH and config.run_id == "dwatt-sentences100-d0-s0-e678e55f4e83"
+
+
+@pytest.mark.parametrize("text", ["no", "No", "NO", "yes", "on", "off", "Off"])
+def test_str_field_takes_the_text_typed(text):
+    # `paper-repro cell train.mixed_precision=no` failed with "expected str, got False"
+    assert parse_override(f"train.mixed_precision={text}") == ("train.mixed_precision", text)
+    assert override(f"train.mixed_precision={text}").train.mixed_precision == text
+
+
+def test_str_field_keeps_numbers_and_dates_as_typed():
+    config = override("study=2024", "model.backbone=1.50", "model.head.name=007", "stage=2024-01-01")
+    assert (config.study, config.model.backbone, config.model.head.name, config.stage) == ("2024", "1.50", "007", "2024-01-01")
+    assert override("data.data_dir=off").data.data_dir == "off"          # str | None: text too
+    assert override("data.data_dir=null").data.data_dir is None          # ... and null is still None
+    assert override("data.data_dir=~").data.data_dir is None
+
+
+def test_number_and_bool_fields_still_parse():
+    config = override("train.steps=100", "train.head_lr=1e-3", "train.min_epochs=2", "model.head.fuse_embeddings=true",
+                      "train.deterministic=False")
+    assert (config.train.steps, config.train.head_lr, config.train.min_epochs) == (100, 1e-3, 2.0)
+    assert config.model.head.fuse_embeddings is True and config.train.deterministic is False
+    # a bool field still takes YAML 1.1's words (files written for the old loader keep their meaning)
+    assert override("train.deterministic=yes").train.deterministic is True
+    assert override("train.deterministic=off").train.deterministic is False
+    with pytest.raises(ConfigError, match="train.deterministic: expected true/false, got 'maybe'"):
+        override("train.deterministic=maybe")
+    with pytest.raises(ConfigError, match="train.steps: expected int"):
+        override("train.steps=no")
+
+
+def test_yaml_file_no_is_text(tmp_path):
+    path = tmp_path / "cell.yaml"
+    path.write_text("train:\n  mixed_precision: no\n  deterministic: yes\nmodel:\n  head:\n    fuse_embeddings: on\n")
+    config = CellConfig.from_yaml(path)
+    assert config.train.mixed_precision == "no"
+    assert config.train.deterministic is True and config.model.head.fuse_embeddings is True
+    assert config.run_id == override("train.deterministic=true", "model.head.fuse_embeddings=true").run_id
+
+
+def test_config_loader_leaves_safe_loader_alone():
+    from paper_repro.config import load_yaml
+
+    assert load_yaml("a: no\nb: true\nc: FALSE\nd: 1e-3\ne: 3\n") == {"a": "no", "b": True, "c": False, "d": "1e-3", "e": 3}
+    assert yaml.safe_load("a: no") == {"a": False}  # the global SafeLoader is not changed
+
+
+def test_override_with_invalid_yaml_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"override 'model.head.options=\{d_pos: 8': invalid YAML value"):
+        parse_override("model.head.options={d_pos: 8")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read config file"),
+    ("train: [1, 2\n", "invalid YAML"),
+    ("train:\n  steps: 5\n\tbatch_size: 2\n", "invalid YAML"),
+])
+def test_unreadable_config_file_is_one_config_error(tmp_path, content, message):
+    path = tmp_path / "cell.yaml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as error:
+        CellConfig.from_yaml(path)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_commented_yaml_round_trips(tmp_path):
+    from paper_repro.config import commented_yaml, config_reference, flatten
+
+    config = override("train.mixed_precision=bf16", "model.head.name=dwatt", "model.head.options.d_pos=16",
+                      "data.data_dir=/x y")
+    text = commented_yaml(config)
+    assert "  mixed_precision: bf16  # " in text and "pooling: first  # subword -> word pooling" in text
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert CellConfig.from_yaml(path) == config
+    path.write_text(commented_yaml())
+    assert CellConfig.from_yaml(path) == CellConfig()
+    rows = config_reference()
+    assert [row.split("=", 1)[0] for row in rows] == list(flatten(CellConfig().to_dict()))
+    assert "train.mixed_precision=no  # \"no\" | \"bf16\" (GPU autocast through Accelerate)" in rows

@@ -1,6 +1,6 @@
 """Pre-registered hypothesis tests: declared in the study YAML, evaluated once on the study's results.
 
-The study file carries a `hypotheses:` block (read with `yaml.safe_load`; nothing else of the file is used):
+The study file carries a `hypotheses:` block (read with the project's YAML loader, `paper_repro.config.load_yaml`, as the sweep reads it; nothing else of the file is used):
 
     hypotheses:
       alpha: 0.05
@@ -53,11 +53,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats as sps
 
 from paper_repro.analysis import stats
 from paper_repro.analysis.load import has_v1
+from paper_repro.config import load_yaml
 
 KINDS = ("pooled", "interaction")
 N_PERMUTATIONS = 100_000
@@ -172,7 +172,7 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
 
 def read_hypotheses(path: str | Path) -> HypothesisBlock | None:
     """The study YAML's `hypotheses:` block, or None when the file has none (a missing file is an error)."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    raw = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict) or not raw.get("hypotheses"):
         return None
     return parse_hypotheses(raw["hypotheses"])

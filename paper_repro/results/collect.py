@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -173,10 +174,22 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 
 def collect_main(args: argparse.Namespace) -> int:
+    """0: written; 1: a cell file is unreadable or of another schema; 2: no study directory / no finished cells
+    (nothing is written then)."""
+    study_dir = Path(args.study_dir)
+    problem = _not_a_study(study_dir)
+    if problem is None and not done_run_ids(study_dir):
+        partial = len(list((study_dir / "cells").glob("*.parquet"))) if (study_dir / "cells").is_dir() else 0
+        problem = (f"{study_dir}: no finished cells to collect"
+                   + (f" ({partial} parquet files without a done marker: running or killed cells)" if partial else "")
+                   + "; nothing written")
+    if problem is not None:
+        print(f"paper-repro: error: {problem}", file=sys.stderr)
+        return 2
     try:
-        path = collect(args.study_dir, getattr(args, "output", None))
+        path = collect(study_dir, getattr(args, "output", None))
     except (SchemaError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"paper-repro: error: {error}", file=sys.stderr)
         return 1
     rows = pq.read_metadata(path).num_rows
     print(f"{path}: {len(done_run_ids(args.study_dir))} cells, {rows} rows")
@@ -189,12 +202,38 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
+STUDY_FOLDERS = ("cells", "claims", "failures")
+
+
+def _not_a_study(study_dir: Path) -> str | None:
+    """Why `study_dir` is not a study's results folder (None if it is one): missing, or none of cells/, claims/,
+    failures/ in it (then the study folders below it are named, e.g. for `results` instead of `results/smoke`)."""
+    if not study_dir.exists():
+        siblings = sorted(p.name for p in study_dir.parent.iterdir()
+                          if p.is_dir() and any((p / f).is_dir() for f in STUDY_FOLDERS)) if study_dir.parent.is_dir() else []
+        close = difflib.get_close_matches(study_dir.name, siblings, n=1)
+        hint = f" (did you mean {study_dir.parent / close[0]}?)" if close else ""
+        return f"{study_dir}: no such study directory{hint}"
+    if not study_dir.is_dir():
+        return f"{study_dir}: not a directory"
+    if not any((study_dir / f).is_dir() for f in STUDY_FOLDERS):
+        below = sorted(p.name for p in study_dir.iterdir() if p.is_dir() and any((p / f).is_dir() for f in STUDY_FOLDERS))
+        hint = f" (studies in it: {', '.join(below[:8])}{' ...' if len(below) > 8 else ''})" if below else ""
+        return f"{study_dir}: not a study's results folder (no cells/, claims/ or failures/ in it){hint}"
+    return None
+
+
 def status_main(args: argparse.Namespace) -> int:
+    """0: printed; 2: not a study folder (without --study), a bad study file or an unreadable cell."""
     from paper_repro.config import ConfigError
 
+    problem = None if args.study else _not_a_study(Path(args.study_dir))
+    if problem is not None:  # (with --study, a folder the sweep has not created yet is fine: all cells pending)
+        print(f"paper-repro: error: {problem}", file=sys.stderr)
+        return 2
     try:
         print(status(args.study_dir, args.study))
     except (ConfigError, SchemaError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"paper-repro: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -13,22 +13,46 @@ import torch
 
 PACKAGES = ("paper-repro", "torch", "transformers", "accelerate", "datasets", "seqeval", "pyarrow", "numpy")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+TRACKED = ("paper_repro", "experiments")   # the paths whose uncommitted changes make a cell `git_dirty`
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=True, timeout=20
+    ).stdout
 
 
 @functools.lru_cache(maxsize=1)
 def git_state() -> tuple[str, bool]:
-    """(commit sha, dirty flag) of the checkout the package runs from; ("unknown", False) outside git."""
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=True, timeout=20
-        ).stdout.strip()
-
+    """(commit sha, dirty flag) of the checkout the package runs from; ("unknown", False) outside git.
+    Dirty: uncommitted changes to tracked files under paper_repro/ or experiments/."""
     try:
-        sha = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "paper_repro", "experiments"))
+        sha = _git("rev-parse", "HEAD").strip()
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", *TRACKED).strip())
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
     return sha, dirty
+
+
+@functools.lru_cache(maxsize=1)
+def git_diff() -> str | None:
+    """What a dirty checkout changes, for `cells/<run_id>.diff`: `git diff HEAD` of paper_repro/ and
+    experiments/ after a header naming the commit and the untracked files under paper_repro/ (listed, not
+    included). None when the checkout is clean or not a git repository. `git apply` reads the file as is
+    (the header lines come before the first `diff --git`)."""
+    sha, dirty = git_state()
+    if not dirty:
+        return None
+    try:
+        diff = _git("diff", "HEAD", "--no-color", "--no-ext-diff", "--", *TRACKED)
+        untracked = _git("ls-files", "--others", "--exclude-standard", "--", "paper_repro").splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    header = [f"# uncommitted changes of {REPO_ROOT.name} at {sha}: git diff HEAD -- {' '.join(TRACKED)}"]
+    if untracked:
+        header.append("# untracked files under paper_repro/ (not in this diff):")
+        header += [f"#   {path}" for path in untracked]
+    return "\n".join(header) + "\n" + diff
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,16 +33,17 @@ sub-grid (base, grid, grids, include, exclude) and optionally
 or
     check: {param: train.min_epochs, metric: f1, max_gain: 0.01}   # a budget check (report only)
 `hypotheses:` (the pre-registered tests, read by paper_repro.analysis.hypotheses) is kept as given.
+The file is read with `paper_repro.config.ConfigLoader`: the only booleans are true/false, so `no`, `yes`, `on`,
+`off` stay text (`train.mixed_precision: no` is "no"; a bool field still takes them).
 
 Every expanded cell is built through `CellConfig.from_dict`, so unknown keys and wrong types are one-line
 `ConfigError`s naming the file and the place in it; methods, samplers and alias-looking backbones are checked
-against what the code knows. `expand` returns cells in a deterministic order with duplicates (same run_id)
+against what the code knows (`paper_repro.validate.validate_cell`, the checks `paper-repro cell` runs). `expand` returns cells in a deterministic order with duplicates (same run_id)
 removed.
 """
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -51,18 +52,11 @@ from typing import Any
 
 import yaml
 
-from paper_repro.config import CellConfig, ConfigError, build_dataclass, flatten, parse_override, set_dotted
-from paper_repro.models.backbone import ALIASES as BACKBONE_ALIASES
-
-FALLBACK_METHODS = ("last", "deeper", "deeper_copy", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
-FALLBACK_SAMPLERS = ("sentences", "ktype", "full")
-CHOICES = {  # documented value sets of CellConfig fields (config.py comments)
-    "model.pooling": ("first", "mean", "attention"),
-    "model.head.budget": ("deeper", "none"),
-    "train.mixed_precision": ("no", "bf16"),
-    "train.step_rule": ("epochs", "fixed"),
-    "train.eval_schedule": ("linear", "log"),
-}
+from paper_repro.config import (CellConfig, ConfigError, build_dataclass, flatten, load_yaml, parse_override,
+                                 set_dotted, yaml_error_text)
+# the value checks live in paper_repro.validate (shared with `paper-repro cell` and run_cell); re-exported here
+from paper_repro.validate import (CHOICES, FALLBACK_METHODS, FALLBACK_SAMPLERS, check_backbone,  # noqa: F401
+                                  known_methods, known_samplers, validate_cell)
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -119,11 +113,13 @@ class StudyConfig:
     def from_yaml(cls, path: str | Path, overrides: list[str] | dict[str, Any] = ()) -> "StudyConfig":
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = load_yaml(path.read_text())
         except OSError as error:
-            raise ConfigError(f"{path}: cannot read study file ({error.strerror})") from None
+            raise ConfigError(f"{path}: cannot read study file ({error.strerror or error})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: cannot read study file (not UTF-8 text)") from None
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: invalid YAML ({str(error).splitlines()[0]})") from None
+            raise ConfigError(f"{path}: invalid YAML ({yaml_error_text(error)})") from None
         return cls.from_dict(raw, source=str(path), overrides=overrides)
 
     @classmethod
@@ -477,77 +473,6 @@ def _build(tree: dict[str, Any], combo: dict[str, Any], where: str, shown: dict[
 
 def _fmt(combo: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={v}" for k, v in combo.items()) + "}"
-
-
-def known_methods() -> tuple[str, ...]:
-    try:
-        from paper_repro.models.heads import HEADS
-    except ImportError:
-        return FALLBACK_METHODS
-    return tuple(sorted(HEADS)) or FALLBACK_METHODS
-
-
-def known_samplers() -> tuple[str, ...]:
-    try:
-        from paper_repro.data.sampling import SAMPLERS
-    except ImportError:
-        return FALLBACK_SAMPLERS
-    return tuple(SAMPLERS) + tuple(s for s in ("full",) if s not in SAMPLERS)
-
-
-def validate_cell(cell: CellConfig) -> None:
-    """Value checks beyond types: method, sampler, backbone and the documented choice sets."""
-    methods = known_methods()
-    if cell.model.head.name not in methods:
-        raise ConfigError(f"model.head.name: unknown method {cell.model.head.name!r}{_hint(cell.model.head.name, methods)} (known: {', '.join(methods)})")
-    samplers = known_samplers()
-    if cell.data.sampler not in samplers:
-        raise ConfigError(f"data.sampler: unknown sampler {cell.data.sampler!r}{_hint(cell.data.sampler, samplers)} (known: {', '.join(samplers)})")
-    if cell.data.sampler != "full" and cell.data.size < 1:
-        raise ConfigError(f"data.size: expected a positive size for sampler {cell.data.sampler}, got {cell.data.size}")
-    flat = flatten(cell.to_dict())
-    for key, choices in CHOICES.items():
-        if flat[key] not in choices:
-            raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {flat[key]!r}")
-    for key in ("train.steps", "train.batch_size", "train.eval_points", "train.eval_batch_size"):
-        if flat[key] < 1:
-            raise ConfigError(f"{key}: expected a positive integer, got {flat[key]}")
-    for key in ("train.warmup_steps", "train.max_steps"):
-        if flat[key] < 0:
-            raise ConfigError(f"{key}: expected an integer >= 0, got {flat[key]}")
-    if not 0.0 <= flat["train.warmup_ratio"] < 1.0:
-        raise ConfigError(f"train.warmup_ratio: expected 0 <= ratio < 1, got {flat['train.warmup_ratio']}")
-    if flat["train.warmup_ratio"] > 0 and flat["train.warmup_steps"] > 0:
-        raise ConfigError("train: give warmup_steps or warmup_ratio, not both (set warmup_steps=0 to use the ratio)")
-    if flat["train.min_epochs"] <= 0:
-        raise ConfigError(f"train.min_epochs: expected a positive number, got {flat['train.min_epochs']}")
-    if flat["data.subset_version"] not in (1, 2):
-        raise ConfigError(f"data.subset_version: expected 1 or 2, got {flat['data.subset_version']}")
-    check_backbone(cell.model.backbone)
-
-
-def check_backbone(name: str) -> None:
-    """Aliases pass; a local-looking path must exist; a bare name close to an alias is a typo, not a hub id."""
-    if name in BACKBONE_ALIASES:
-        return
-    if not name.strip():
-        raise ConfigError("model.backbone: empty backbone name")
-    if name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists():
-        if not Path(name).expanduser().exists():
-            raise ConfigError(f"model.backbone: local backbone path {name} does not exist")
-        return
-    if "/" not in name:
-        close = difflib.get_close_matches(name.lower().replace("_", "-"), BACKBONE_ALIASES, n=1, cutoff=0.75)
-        if close:
-            raise ConfigError(
-                f"model.backbone: unknown backbone alias {name!r} (did you mean {close[0]}? aliases: "
-                f"{', '.join(BACKBONE_ALIASES)}; otherwise give a hub id or a local path)"
-            )
-
-
-def _hint(value: str, options: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(value), options, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def load_study(path: str | Path, overrides: list[str] | dict[str, Any] = ()) -> StudyConfig:

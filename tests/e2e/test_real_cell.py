@@ -26,7 +26,8 @@ def test_real_minilm_cell(real_data_dir, minilm_available, tmp_path):
     config = apply_overrides(CellConfig(), {
         "study": "e2e", "results_dir": str(tmp_path / "results"), "data.data_dir": str(real_data_dir),
         "data.subset_dir": str(tmp_path / "subsets"),   # never write subset files into the checkout from a test
-        "model.backbone": "minilm-l6", "data.size": 50, "train.steps": 100, "train.eval_points": 2,
+        "model.backbone": "minilm-l6", "data.size": 50, "train.step_rule": "fixed", "train.steps": 100,
+        "train.eval_points": 2,
         "data.dev_subsample": 300,
     })
     from paper_repro.train.cell import run_cell
@@ -39,7 +40,7 @@ def test_real_minilm_cell(real_data_dir, minilm_available, tmp_path):
     table = pq.read_table(path)
     assert table.schema.equals(CELL_SCHEMA, check_metadata=False)
     df = table.to_pandas()
-    assert list(zip(df.step, df.split, df.eval_sentences)) == [(1, "dev", 300), (100, "dev", 300), (100, "test", 3453)]
+    assert list(zip(df.step, df.split, df.eval_sentences)) == [(60, "dev", 300), (100, "dev", 300), (100, "test", 3453)]
     manifest = json.loads(paths["manifest"].read_text())
     assert manifest["data"]["train"]["sentences"] == 14041 and manifest["subset"]["n_sentences"] == 50
     assert manifest["features"]["lost_words_test"] == 0
@@ -59,8 +60,8 @@ def test_real_minilm_cell(real_data_dir, minilm_available, tmp_path):
         (["cell", "train.steps=abc"], "train.steps: expected int"),
         (["cell", "train.stepz=3"], "unknown config key train.stepz"),
         (["cell", "train.steps"], "expected key=value"),
-        (["cell", "model.head.name=dwat"], "model.head.name: unknown value 'dwat' (known: "),
-        (["cell", "data.sampler=kshot"], "data.sampler: unknown value 'kshot'"),
+        (["cell", "model.head.name=dwat"], "model.head.name: unknown method 'dwat' (did you mean dwatt?) (known: "),
+        (["cell", "data.sampler=kshot"], "data.sampler: unknown sampler 'kshot'"),
         (["cell", "model.pooling=max"], "model.pooling: unknown value 'max'"),
     ],
 )
@@ -83,7 +84,8 @@ def test_cli_unknown_backbone(tiny_conll_dir, tmp_path, capsys):
             f"results_dir={tmp_path}", f"data.subset_dir={tmp_path}", "data.size=4"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("paper-repro: error: backbone ")
+    # caught by the same check as a sweep's, before anything is loaded
+    assert err.count("\n") == 1 and err.startswith("paper-repro: error: model.backbone: local backbone path ")
 
 
 def test_cli_cell_runs_and_prints_path(tiny_cell_config, tmp_path, capsys):

@@ -82,3 +82,22 @@ def test_atomic_write_cleans_up_on_failure(tmp_path):
     atomic_write_json({"b": 1, "a": [1, 2]}, tmp_path / "x.json")
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": [1, 2], "b": 1}
     assert not leftovers(tmp_path)
+
+
+def test_write_cell_with_a_diff(tmp_path):
+    import hashlib
+
+    table = cell_table([schema_row(run_id="r1")])
+    diff = "# header\ndiff --git a/x b/x\n+1\n"
+    write_cell(tmp_path, "s", "r1", table, {"run_id": "r1", "git": {"sha": "abc", "dirty": True}}, diff=diff)
+    paths = cell_paths(tmp_path, "s", "r1")
+    assert paths["diff"] == tmp_path / "s" / "cells" / "r1.diff" and paths["diff"].read_text() == diff
+    manifest = json.loads(paths["manifest"].read_text())
+    assert manifest["git"] == {"sha": "abc", "dirty": True, "diff_file": "r1.diff",
+                               "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()}
+    times = [paths[k].stat().st_mtime_ns for k in ("parquet", "diff", "manifest", "done")]
+    assert times == sorted(times) and is_done(tmp_path, "s", "r1") and not leftovers(tmp_path)
+    # rewritten without a diff (a clean checkout): the old diff is removed
+    write_cell(tmp_path, "s", "r1", table, {"run_id": "r1", "git": {"sha": "def", "dirty": False}})
+    assert not paths["diff"].exists()
+    assert json.loads(paths["manifest"].read_text())["git"] == {"sha": "def", "dirty": False}

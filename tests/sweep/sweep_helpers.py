@@ -116,12 +116,14 @@ FAKE_RUNNER = "sweep_helpers:fake_run_cell"   # importable with subprocess_env()
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for sweep subprocesses: tests/sweep and tests on PYTHONPATH (for FAKE_RUNNER), few threads."""
+    """Environment for sweep subprocesses: tests/sweep and tests on PYTHONPATH (for FAKE_RUNNER), few threads, and
+    PAPER_REPRO_ALLOW_DIRTY=1 (the tests run from a development checkout, which `sweep` refuses when dirty)."""
     env = dict(os.environ)
     paths = [str(HERE), str(HERE.parent)]
     env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("PAPER_REPRO_ALLOW_DIRTY", "1")
     env.update(extra)
     return env
 

@@ -159,3 +159,28 @@ def test_yaml_errors(tmp_path):
 def test_expand_function_equals_method():
     s = study({**BASE, "grid": {"data.size": [20, 50]}})
     assert [c.run_id for c in expand(s)] == [c.run_id for c in s.expand()]
+
+
+def test_yaml11_words_in_study_files_and_overrides(tmp_path):
+    # `no` in a study file or a sweep override is the text "no" for a str field (was the boolean False)
+    path = tmp_path / "s.yaml"
+    path.write_text("study: s\nbase:\n  train: {mixed_precision: no, deterministic: yes}\n"
+                    "grid:\n  train.mixed_precision: [no, bf16]\n")
+    cells = load_study(path).expand()
+    assert [c.train.mixed_precision for c in cells] == ["no", "bf16"]
+    assert all(c.train.deterministic is True for c in cells)
+    assert {c.train.mixed_precision for c in load_study(path, ["train.mixed_precision=no"]).expand()} == {"no"}
+    with pytest.raises(ConfigError, match="train.mixed_precision: fp16 is not supported"):
+        load_study(path, ["train.mixed_precision=fp16"])
+
+
+def test_validation_is_the_shared_one():
+    from paper_repro import validate
+    from paper_repro.sweep import grid
+    from paper_repro.train import cell
+
+    assert grid.validate_cell is validate.validate_cell and grid.CHOICES is validate.CHOICES
+    from paper_repro.config import CellConfig
+
+    with pytest.raises(ConfigError, match="did you mean minilm-l6"):
+        cell.check_choices(CellConfig.from_dict({"model": {"backbone": "minilm_l6"}}))

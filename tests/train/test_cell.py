@@ -64,7 +64,8 @@ def test_manifest(dwatt_cell):
         assert key in manifest, key
     assert CellConfig.from_dict(manifest["config"]).run_id == config.run_id == manifest["run_id"]
     assert CellConfig.from_dict(manifest["config"]) == config
-    assert set(manifest["git"]) == {"sha", "dirty"}
+    assert set(manifest["git"]) - {"diff_file", "diff_sha256"} == {"sha", "dirty"}
+    assert ("diff_file" in manifest["git"]) == manifest["git"]["dirty"]  # a dirty checkout's cell keeps its diff
     assert {"load_s", "tokenize_s", "train_s", "eval_s", "step_time_s", "total_s"} <= set(manifest["timings"])
     assert len(manifest["timings"]["eval_s"]) == 4
     subset = manifest["subset"]
@@ -154,3 +155,37 @@ def test_every_head_runs(tiny_cell_config, tmp_path, head):
     assert manifest["budget"]["method"] == head
     if manifest["budget"]["target"] and head not in ("last", "scalarmix"):
         assert abs(manifest["budget"]["deviation"]) <= config.model.head.budget_tolerance
+
+
+def test_run_cell_validates_like_the_sweep(tiny_cell_config, tmp_path):
+    from paper_repro.config import ConfigError
+
+    # fp16 used to train on CPU and be recorded; a backbone typo used to go to the hub
+    for item, message in [("train.mixed_precision=fp16", "fp16 is not supported"),
+                          ("model.backbone=minilm_l6", "did you mean minilm-l6?"),
+                          ("model.head.options.scale=off", "model.head.options.scale: expected true/false")]:
+        config = tiny_cell_config(tmp_path, item, "model.head.name=dwatt")
+        with pytest.raises(ConfigError, match=message):
+            run_cell(config)
+    assert not (tmp_path / "results").exists()
+
+
+def test_dirty_checkout_writes_the_diff(tiny_cell_config, tmp_path, monkeypatch):
+    import hashlib
+
+    from paper_repro.results import manifest as provenance
+
+    diff = "# uncommitted changes\ndiff --git a/paper_repro/x.py b/paper_repro/x.py\n+changed\n"
+    monkeypatch.setattr(provenance, "git_state", lambda: ("a" * 40, True))
+    monkeypatch.setattr(provenance, "git_diff", lambda: diff)
+    config = tiny_cell_config(tmp_path, "train.steps=2")
+    _, df, manifest = run(config)
+    paths = cell_paths(config.results_dir, config.study, config.run_id)
+    assert paths["diff"].read_text() == diff and paths["diff"].parent == paths["manifest"].parent
+    assert manifest["git"] == {"sha": "a" * 40, "dirty": True, "diff_file": f"{config.run_id}.diff",
+                               "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()}
+    assert df.git_dirty.all()
+    # rerun from a clean checkout: the stale diff goes
+    monkeypatch.setattr(provenance, "git_state", lambda: ("b" * 40, False))
+    _, _, manifest = run(config)
+    assert manifest["git"] == {"sha": "b" * 40, "dirty": False} and not paths["diff"].exists()

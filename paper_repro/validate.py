@@ -1,0 +1,126 @@
+"""Value checks of a cell config beyond its types, shared by `paper-repro cell`, `run_cell` and the sweep.
+
+`validate_cell` checks the method, sampler and backbone names (with a "did you mean" hint), the documented
+choice sets (`CHOICES`), positive counts and the head options. It is a `ConfigError` (the CLI's exit 2) before
+anything is loaded. The heads and samplers registries are imported lazily (they pull in torch): importing this
+module is as light as `paper_repro.config`.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from pathlib import Path
+
+from paper_repro.config import CellConfig, ConfigError, flatten
+
+FALLBACK_METHODS = ("last", "deeper", "deeper_copy", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
+FALLBACK_SAMPLERS = ("sentences", "ktype", "full")
+CHOICES = {  # documented value sets of CellConfig fields (config.py comments); fp16 is not one of them
+    "model.pooling": ("first", "mean", "attention"),
+    "model.head.budget": ("deeper", "none"),
+    "train.mixed_precision": ("no", "bf16"),
+    "train.step_rule": ("epochs", "fixed"),
+    "train.eval_schedule": ("linear", "log"),
+}
+
+
+def known_methods() -> tuple[str, ...]:
+    try:
+        from paper_repro.models.heads import HEADS
+    except ImportError:
+        return FALLBACK_METHODS
+    return tuple(sorted(HEADS)) or FALLBACK_METHODS
+
+
+def known_samplers() -> tuple[str, ...]:
+    try:
+        from paper_repro.data.sampling import SAMPLERS
+    except ImportError:
+        return FALLBACK_SAMPLERS
+    return tuple(SAMPLERS) + tuple(s for s in ("full",) if s not in SAMPLERS)
+
+
+def validate_cell(cell: CellConfig) -> None:
+    """Value checks beyond types: method, sampler, backbone, head options and the documented choice sets."""
+    methods = known_methods()
+    if cell.model.head.name not in methods:
+        raise ConfigError(f"model.head.name: unknown method {cell.model.head.name!r}{_hint(cell.model.head.name, methods)} (known: {', '.join(methods)})")
+    samplers = known_samplers()
+    if cell.data.sampler not in samplers:
+        raise ConfigError(f"data.sampler: unknown sampler {cell.data.sampler!r}{_hint(cell.data.sampler, samplers)} (known: {', '.join(samplers)})")
+    if cell.data.sampler != "full" and cell.data.size < 1:
+        raise ConfigError(f"data.size: expected a positive size for sampler {cell.data.sampler}, got {cell.data.size}")
+    flat = flatten(cell.to_dict())
+    if flat["train.mixed_precision"] == "fp16":
+        raise ConfigError("train.mixed_precision: fp16 is not supported (expected no or bf16; bf16 autocast needs "
+                          "a GPU or CPU that supports it)")
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"{key}: unknown value {flat[key]!r}{_hint(flat[key], choices)} "
+                              f"(known: {', '.join(choices)})")
+    for key in ("train.steps", "train.batch_size", "train.eval_points", "train.eval_batch_size"):
+        if flat[key] < 1:
+            raise ConfigError(f"{key}: expected a positive integer, got {flat[key]}")
+    for key in ("train.warmup_steps", "train.max_steps"):
+        if flat[key] < 0:
+            raise ConfigError(f"{key}: expected an integer >= 0, got {flat[key]}")
+    if not 0.0 <= flat["train.warmup_ratio"] < 1.0:
+        raise ConfigError(f"train.warmup_ratio: expected 0 <= ratio < 1, got {flat['train.warmup_ratio']}")
+    if flat["train.warmup_ratio"] > 0 and flat["train.warmup_steps"] > 0:
+        raise ConfigError("train: give warmup_steps or warmup_ratio, not both (set warmup_steps=0 to use the ratio)")
+    if flat["train.min_epochs"] <= 0:
+        raise ConfigError(f"train.min_epochs: expected a positive number, got {flat['train.min_epochs']}")
+    if flat["data.subset_version"] not in (1, 2):
+        raise ConfigError(f"data.subset_version: expected 1 or 2, got {flat['data.subset_version']}")
+    check_head_options(cell.model.head.name, cell.model.head.options)
+    check_backbone(cell.model.backbone)
+
+
+def check_head_options(name: str, options: dict) -> None:
+    """Options the head's constructor does not take, and a non-boolean for a boolean option, are errors here
+    (not a TypeError, or a truthy string like "off", deep inside a run)."""
+    try:
+        from paper_repro.models.heads import HEADS
+    except ImportError:
+        return
+    if name not in HEADS:
+        return
+    try:
+        parameters = list(inspect.signature(HEADS[name].__init__).parameters.values())[2:]  # self, ctx
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    by_name = {p.name: p for p in parameters}
+    for key, value in options.items():
+        if key not in by_name:
+            raise ConfigError(f"model.head.options.{key}: head {name} has no option {key!r}"
+                              f"{_hint(key, tuple(by_name))} (options: {', '.join(by_name) or 'none'})")
+        if by_name[key].annotation in (bool, "bool") and not isinstance(value, bool):
+            raise ConfigError(f"model.head.options.{key}: expected true/false, got {value!r}")
+
+
+def check_backbone(name: str) -> None:
+    """Aliases pass; a local-looking path must exist; a bare name close to an alias is a typo, not a hub id."""
+    from paper_repro.models.backbone import ALIASES as BACKBONE_ALIASES
+
+    if name in BACKBONE_ALIASES:
+        return
+    if not name.strip():
+        raise ConfigError("model.backbone: empty backbone name")
+    if name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists():
+        if not Path(name).expanduser().exists():
+            raise ConfigError(f"model.backbone: local backbone path {name} does not exist")
+        return
+    if "/" not in name:
+        close = difflib.get_close_matches(name.lower().replace("_", "-"), BACKBONE_ALIASES, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(
+                f"model.backbone: unknown backbone alias {name!r} (did you mean {close[0]}? aliases: "
+                f"{', '.join(BACKBONE_ALIASES)}; otherwise give a hub id or a local path)"
+            )
+
+
+def _hint(value: object, options: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(value), options, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
