@@ -102,13 +102,22 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
+def free_port() -> int:
+    """A TCP port free on this host now: array tasks sharing a node must not all rendezvous on 29500."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _accelerate_run(cell: CellConfig, processes: int) -> None:
     """Run one cell under `accelerate launch` in a subprocess; its output is streamed, the tail kept."""
     sdir = study_dir_of(cell)
     config_path = sdir / "slurm" / "cells" / f"{cell.run_id}.yaml"
     store.atomic_write_bytes(config_path, cell.to_yaml().encode())
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
-               "--num_machines", "1", "--mixed_precision", cell.train.mixed_precision, "--dynamo_backend", "no",
+               "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", cell.train.mixed_precision, "--dynamo_backend", "no",
                "-m", "paper_repro.cli", "cell", "--config", str(config_path)]
     tail: collections.deque[str] = collections.deque(maxlen=60)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:

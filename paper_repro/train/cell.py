@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import set_seed
 
 from paper_repro.config import CellConfig, resolve_steps
@@ -102,6 +103,15 @@ def depth_item_names(head: torch.nn.Module, layer_names: list[str]) -> list[str]
     return [group[0] if len(group) == 1 else f"{group[0]}-{group[-1]}" for group in blocks.values()]
 
 
+def per_device_batch(batch_size: int, processes: int) -> int:
+    """`train.batch_size` is the global batch (what the run_id records): each of `processes` processes takes an
+    equal share, so the optimisation does not change with the number of processes."""
+    if batch_size % processes:
+        raise ConfigError(f"train.batch_size {batch_size} does not divide over {processes} processes "
+                          f"(it is the global batch; give a multiple of {processes})")
+    return batch_size // processes
+
+
 def show_progress(accelerator: Accelerator) -> bool:
     return accelerator.is_main_process and sys.stderr.isatty()
 
@@ -116,6 +126,11 @@ def run_cell(config: CellConfig) -> Path:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # the scheduler is stepped once per optimizer step, not once per process (Accelerate's default would end
     # the schedule at 1/num_processes of the budget)
+    # Accelerate keeps its state process-wide: a sweep process running cells of different mixed precision would
+    # fail at the second cell ("AcceleratorState has already been initialized"). Forget the previous cell's
+    # accelerator state (not the process group: PartialState stays).
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision, step_scheduler_with_optimizer=False)
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:  # e.g. torchrun on a CPU-only host: N copies racing on one cell
@@ -152,7 +167,8 @@ def run_cell(config: CellConfig) -> Path:
     collator = Collator(tokenizer.pad_token_id)
     order = torch.Generator().manual_seed(train_cfg.seed)
     train_loader = torch.utils.data.DataLoader(
-        WindowDataset(train_features), batch_size=train_cfg.batch_size, shuffle=True, generator=order,
+        WindowDataset(train_features), batch_size=per_device_batch(train_cfg.batch_size, accelerator.num_processes),
+        shuffle=True, generator=order,
         collate_fn=collator,
     )
     dev_loader = eval_loader(dev_features, train_cfg.eval_batch_size, collator)

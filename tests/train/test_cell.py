@@ -189,3 +189,12 @@ def test_dirty_checkout_writes_the_diff(tiny_cell_config, tmp_path, monkeypatch)
     monkeypatch.setattr(provenance, "git_state", lambda: ("b" * 40, False))
     _, _, manifest = run(config)
     assert manifest["git"] == {"sha": "b" * 40, "dirty": False} and not paths["diff"].exists()
+
+
+def test_cells_of_different_mixed_precision_in_one_process(tiny_cell_config, tmp_path):
+    """A sweep runs many cells in one process: a grid over mixed precision must not fail at the second cell."""
+    _, plain, _ = run(tiny_cell_config(tmp_path, "train.steps=2", "train.mixed_precision=no"))
+    _, bf16, manifest = run(tiny_cell_config(tmp_path, "train.steps=2", "train.mixed_precision=bf16"))
+    _, again, _ = run(tiny_cell_config(tmp_path / "again", "train.steps=2", "train.mixed_precision=no"))
+    assert manifest["config"]["train"]["mixed_precision"] == "bf16"
+    assert plain[METRICS + ["train_loss"]].equals(again[METRICS + ["train_loss"]])  # state reset, not leaked
