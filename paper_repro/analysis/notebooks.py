@@ -25,7 +25,10 @@ class NotebookError(RuntimeError):
 
 
 def notebooks_dir() -> Path:
-    return PACKAGE_ROOT / "analysis"
+    """`analysis/` of the checkout (paper_repro.paths.project_root: also right for a non-editable install)."""
+    from paper_repro.paths import project_root
+
+    return project_root() / "analysis"
 
 
 def inject_parameters(nb: Any, parameters: dict[str, Any]) -> Any:
@@ -81,10 +84,11 @@ def run_notebooks(
         path = source / name
         nb = nbformat.read(path, as_version=4)
         inject_parameters(nb, params)
+        root = source.parent
         client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
-                                resources={"metadata": {"path": str(PACKAGE_ROOT)}})
+                                resources={"metadata": {"path": str(root)}})
         try:
-            client.execute(env=env, cwd=str(PACKAGE_ROOT))
+            client.execute(env=env, cwd=str(root))
         except CellExecutionError as error:
             text = _ANSI.sub("", str(error)).strip()
             last = text.splitlines()[-1] if text else type(error).__name__

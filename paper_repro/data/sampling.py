@@ -21,7 +21,11 @@ from paper_repro.data.conll import ENTITY_TYPES, DataError, Sentence, Split, ent
 
 SAMPLERS = ("sentences", "ktype")
 SUBSET_VERSIONS = (1, 2)
-DEFAULT_SUBSET_DIR = Path(__file__).resolve().parents[2] / "data" / "subsets" / "conll2003"
+def default_subset_dir() -> Path:
+    """`data/subsets/conll2003` of the checkout (paper_repro.paths.project_root)."""
+    from paper_repro.paths import project_root
+
+    return project_root() / "data" / "subsets" / "conll2003"
 
 
 @dataclass
@@ -236,7 +240,7 @@ def load_or_create_subset(
 ) -> Subset:
     """Load the subset file if present (verifying its version and content hash against ``train``), else
     sample it and write the file (indices and counts only, never text) atomically."""
-    path = subset_path(DEFAULT_SUBSET_DIR if subset_dir is None else subset_dir, sampler, size, data_seed, version)
+    path = subset_path(default_subset_dir() if subset_dir is None else subset_dir, sampler, size, data_seed, version)
     if path.exists():
         return _load_subset(path, train, sampler, size, data_seed, version)
     subset = create_subset(train, sampler, size, data_seed, version)

@@ -22,7 +22,7 @@ from paper_repro.data.conll import (
     read_conll,
 )
 from paper_repro.data.sampling import (
-    DEFAULT_SUBSET_DIR,
+    default_subset_dir,
     SAMPLERS,
     SUBSET_VERSIONS,
     content_sha256,
@@ -199,7 +199,7 @@ def test_subset_path_and_default_dir(tmp_path: Path) -> None:
     assert subset_path(tmp_path, "ktype", 5, 3) == tmp_path / "ktype-v2-5-seed3.json"
     with pytest.raises(DataError, match="subset version"):
         subset_path(tmp_path, "ktype", 5, 3, version=3)
-    assert DEFAULT_SUBSET_DIR == Path(__file__).resolve().parents[2] / "data" / "subsets" / "conll2003"
+    assert default_subset_dir() == Path(__file__).resolve().parents[2] / "data" / "subsets" / "conll2003"
 
 
 V1_KEYS = {
@@ -285,14 +285,14 @@ def test_real_conll03_v2_nested(real_train: Split) -> None:
 
 @pytest.mark.slow
 def test_committed_v1_files_still_load_unchanged(real_train: Split) -> None:
-    files = sorted(DEFAULT_SUBSET_DIR.glob("*.json"))
-    assert files, f"no committed subset files under {DEFAULT_SUBSET_DIR}"
+    files = sorted(p for p in default_subset_dir().glob("*.json") if "-v2-" not in p.name)  # the v1 files
+    assert files, f"no committed subset files under {default_subset_dir()}"
     for path in files:
         before = path.read_bytes()
         record = json.loads(before)
         assert "version" not in record
         sampler, size, seed = record["sampler"], record["size"], record["data_seed"]
-        assert path == subset_path(DEFAULT_SUBSET_DIR, sampler, size, seed, version=1)
+        assert path == subset_path(default_subset_dir(), sampler, size, seed, version=1)
         subset = load_or_create_subset(real_train, sampler, size, seed, version=1)
         assert subset.version == 1 and subset.indices == record["indices"]
         assert path.read_bytes() == before
