@@ -6,6 +6,7 @@ cache folder (else the hub id). Any other name is a hub id or a local path. Neve
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
@@ -214,11 +215,36 @@ def load_backbone(name: str) -> Backbone:
     """Load encoder (without its pooler: token features only) and tokenizer."""
     source = resolve_backbone(name)
     try:
-        try:
-            model = AutoModel.from_pretrained(source, add_pooling_layer=False)
-        except TypeError:  # encoders without a pooler argument
-            model = AutoModel.from_pretrained(source)
+        with quiet_transformers():
+            try:
+                model, info = AutoModel.from_pretrained(source, add_pooling_layer=False, output_loading_info=True)
+            except TypeError:  # encoders without a pooler argument
+                model, info = AutoModel.from_pretrained(source, output_loading_info=True)
         tokenizer = load_tokenizer(source)
     except OSError as error:
         raise unavailable(name, source, error) from error
+    # transformers' load report (printed per cell, ANSI-coloured) is silenced; what matters in it is checked:
+    # an encoder weight missing from the checkpoint would be randomly initialised. Unexpected keys (the pooler
+    # or a task head of the checkpoint) are dropped by design.
+    missing = [key for key in info.get("missing_keys", ()) if "pooler" not in key]
+    if missing:
+        raise BackboneError(f"{source}: checkpoint lacks encoder weights {missing[:3]} "
+                            f"({len(missing)} in all): they would be random")
     return Backbone(name=name, source=source, model=model, tokenizer=tokenizer)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers at error verbosity and without its progress bars, for the duration (restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
