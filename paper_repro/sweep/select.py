@@ -138,9 +138,10 @@ def selections_for(study: StudyConfig) -> dict[str, Selection]:
 
 
 def budget_check(study: StudyConfig, stage: str) -> pd.DataFrame:
-    """The step-budget check: per (backbone, method) and value of the check's `param` (e.g. min_epochs 1x vs
-    2x), the mean final dev metric over the stage's cells; the rule stands where the larger budget gains less
-    than `max_gain` (F1 units) over the smallest."""
+    """The step-budget check: per (backbone, method, size) and value of the check's `param` (e.g. min_epochs),
+    the mean final dev metric over the stage's cells, and its gain over the rule's value (`rule`, default the
+    smallest value). Each larger budget gets a verdict: the rule stands where it gains less than `max_gain`
+    (F1 units) over the rule; values below the rule are shown for the record (e.g. a rule found too short)."""
     spec = study.stage(stage).check
     if spec is None:
         raise ConfigError(f"{study.source}: stage {stage} has no check")
@@ -149,13 +150,17 @@ def budget_check(study: StudyConfig, stage: str) -> pd.DataFrame:
     scores = source_scores(study, stage, metric, spec.get("split", "dev"))
     frame = pd.DataFrame([{"backbone": f["model.backbone"], "method": f["model.head.name"],
                            "size": f["data.size"], "budget": f[param], "dev": s} for f, s in scores])
+    rule = spec.get("rule", frame["budget"].min())
+    if rule not in set(frame["budget"]):
+        raise ConfigError(f"{study.source}: stage {stage}: check.rule {rule} is not among the values of {param}")
     rows = []
     for (backbone, method, size), group in frame.groupby(["backbone", "method", "size"], sort=False):
         means = group.groupby("budget")["dev"].agg(["mean", "count"]).sort_index()
-        base = means["mean"].iloc[0]
+        base = means["mean"].loc[rule] if rule in means.index else float("nan")
         for budget, row in means.iterrows():
             gain = row["mean"] - base
-            verdict = "" if budget == means.index[0] else ("rule stands" if gain < max_gain else "rule too short")
+            verdict = ("the rule" if budget == rule else "below the rule" if budget < rule
+                       else "rule stands" if gain < max_gain else "rule too short")
             rows.append({"backbone": backbone, "method": method, "size": size, "budget": f"{param.split('.')[-1]}={budget}",
                          "dev_f1_mean": row["mean"], "n": int(row["count"]), "gain_points": 100 * gain,
                          "verdict": verdict})

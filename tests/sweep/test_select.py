@@ -90,7 +90,7 @@ def test_budget_check_verdict_and_stage_tables(tmp_path):
     for cell in study.expand(stage="check"):
         write_fake(cell, 0.70 if cell.train.min_epochs == 5.0 else 0.705, 0.0)
     table = select.budget_check(study, "check")
-    assert list(table["verdict"]) == ["", "rule stands"]
+    assert list(table["verdict"]) == ["the rule", "rule stands"]
     assert table["gain_points"].iloc[1] == pytest.approx(0.5)
     run_tuning(study)
     written = select.write_stage_tables(study)
