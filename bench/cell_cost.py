@@ -6,9 +6,12 @@ Variants (`--variants`, run in alternating order over repeats: A B, B A, A B, ..
              (primed once, untimed, before the first repeat);
   ours_cold  run_cell as the first cell of a fresh sweep process: process caches cleared and an empty
              on-disk feature cache (imports and the OS file cache stay warm for every variant);
-  peer       the peer loop: reads, tokenizes and loads the model in every run.
+  peer       the peer loop: reads, tokenizes and loads the model in every run;
+  ours_fast  `ours` with speed switches (`--fast-overrides`; numerics-changing config fields, off by default;
+             default: bf16 autocast training, bf16 evaluation, frozen word embeddings); its F1 is compared to the
+             peer's like the others (bench/switch_f1.py measures each switch's F1 against the plain cell).
 Repeat r trains with seed `--seed + r` in every variant. The headline is the median over repeats of the
-per-repeat time ratio ours / peer (target <= 0.5) at equal test F1 (mean over repeats, within +-1 point).
+per-repeat time ratio ours / peer (target <= 0.35) at equal test F1 (mean over repeats, within +-1 point).
 
   python bench/cell_cost.py                                       # minilm-l6, 100 sentences, 200 steps, 3 repeats
   python bench/cell_cost.py --steps 4 --size 20 --dev 50 --test-limit 100 --repeats 1   # validation only
@@ -24,9 +27,12 @@ from bench import common  # noqa: E402
 from bench.peer_loop import run_peer  # noqa: E402
 
 BENCH = "cell_cost"
-VARIANTS = ("ours", "ours_cold", "peer")
+VARIANTS = ("ours", "ours_cold", "peer", "ours_fast")
+# the switches whose test F1 stayed within 0.25 point of the plain cell on every seed (bench/switch_f1.py, 3 seeds);
+# length buckets (train.length_bucket_tokens) cost 0.9 point on average there and are left out
+FAST_OVERRIDES = "train.mixed_precision=bf16,train.eval_precision=bf16,train.freeze_word_embeddings=true"
 PARTS = ("total_s", "load_s", "tokenize_s", "train_s", "eval_s", "other_s", "step_time_s")
-TIME_TARGET = 0.5      # ours <= 0.5 x peer
+TIME_TARGET = 0.35     # ours <= 0.35 x peer (issue "Cells at the hardware's pace"; was 0.5)
 F1_TOLERANCE = 1.0     # points
 
 
@@ -34,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = common.make_parser(__doc__.splitlines()[0])
     parser.add_argument("--variants", type=common.str_list, default=["ours", "ours_cold", "peer"],
                         help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--fast-overrides", type=common.str_list, default=common.str_list(FAST_OVERRIDES),
+                        help="key=value overrides of the ours_fast variant (comma-separated)")
     parser.add_argument("--peer-single-lr", action="store_true",
                         help="peer with one learning rate (backbone_lr) for all parameters, as the HF script")
     args = parser.parse_args(argv)
@@ -48,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[str, list[dict]] = {v: [] for v in args.variants}
     with common.cells_dir(args.keep_cells) as folder:
         base = common.cell_config(args, folder, BENCH)
-        if "ours" in args.variants:
+        if "ours" in args.variants or "ours_fast" in args.variants:
             common.prime_caches(base)  # untimed: the state a sweep's earlier cells leave behind
         for repeat in range(args.repeats):
             config = common.cell_config(args, folder, BENCH, train__seed=args.seed + repeat)
@@ -58,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                     outcome = {**peer["timings"], **{k: peer[k] for k in ("f1_test", "f1_strict_test", "f1_dev")}}
                     results.add(variant, "truncated_test_sentences", peer["truncated_test_sentences"], "sentences",
                                 repeat=repeat, seed=args.seed + repeat, position=position)
+                elif variant == "ours_fast":
+                    from paper_repro.config import apply_overrides
+
+                    outcome = common.run_ours(apply_overrides(config, args.fast_overrides))
                 elif variant == "ours_cold":
                     with common.cold_caches():
                         outcome = common.run_ours(config)

@@ -165,10 +165,14 @@ def make_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
 
 
 def setup(args: argparse.Namespace) -> None:
-    """Apply --threads and install --test-limit; call once after parsing."""
+    """Apply --threads and install --test-limit; tune the allocator as run_cell does (train/allocator.py, so steps
+    timed outside a cell run as they do inside one); call once after parsing."""
+    from paper_repro.train.allocator import keep_large_buffers
+
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     install_test_limit(args.test_limit)
+    keep_large_buffers()
 
 
 def bench_cache_dir() -> Path:
@@ -338,12 +342,18 @@ def cells_dir(keep: bool):
 # ----------------------------------------------------------------------------------------------------------
 # training steps outside a cell (head overhead, floor)
 def train_batches(config: CellConfig, train_features: features.Features, count: int, pad_token_id: int) -> list[dict]:
-    """`count` collated training batches, drawn as run_cell's train loader draws them (shuffled, cycled)."""
+    """`count` collated training batches, drawn as run_cell's train loader draws them (shuffled, cycled; length
+    buckets with `train.length_bucket_tokens` > 0)."""
     order = torch.Generator().manual_seed(config.train.seed)
     loader = torch.utils.data.DataLoader(
         features.WindowDataset(train_features), batch_size=config.train.batch_size, shuffle=True, generator=order,
         collate_fn=features.Collator(pad_token_id),
     )
+    if config.train.length_bucket_tokens > 0:
+        loader = torch.utils.data.DataLoader(
+            features.WindowDataset(train_features), collate_fn=features.Collator(pad_token_id),
+            batch_sampler=features.LengthBucketBatchSampler(train_features, config.train.batch_size,
+                                                            config.train.length_bucket_tokens, generator=order))
     batches: list[dict] = []
     while len(batches) < count:
         for batch in loader:
@@ -363,9 +373,18 @@ def build_trainable(pristine_model, config: CellConfig, steps: int):
     from paper_repro.models.tagger import build_tagger
     from paper_repro.train.loop import make_optimizer
 
+    try:  # a fresh Accelerate state, as run_cell (a bench may build models of different mixed precision)
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
+    except (ImportError, AttributeError):
+        pass
     accelerator = Accelerator(mixed_precision=config.train.mixed_precision, step_scheduler_with_optimizer=False)
     model, record = build_tagger(copy.deepcopy(pristine_model), config.model, num_labels=len(LABELS),
                                  seed=config.train.seed)
+    if getattr(config.train, "freeze_word_embeddings", False):       # as run_cell
+        model.backbone.get_input_embeddings().weight.requires_grad_(False)
     optimizer, scheduler = make_optimizer(model, config.train, steps, min(config.train.warmup_steps, steps - 1))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     return model, optimizer, scheduler, accelerator, record

@@ -8,6 +8,7 @@ training loop, forward + backward + clip + AdamW, warm-up excluded) is reported 
 FlopCounterMode counts matmul-like ops only (mm, bmm, addmm, attention), so the floor is a lower bound.
 
   python bench/floor.py --backbone minilm-l6
+  python bench/floor.py --set train.length_bucket_tokens=8 --variant last+bucket8   # a speed switch on
   python bench/floor.py --size 20 --steps 3 --warmup 1 --mm-size 512 --repeats 1   # validation only
 """
 from __future__ import annotations
@@ -66,16 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="steps before timing (per repeat)")
     parser.add_argument("--mm-size", type=int, default=2048)
     parser.add_argument("--mm-repeats", type=int, default=10)
+    parser.add_argument("--set", type=common.str_list, default=[], dest="overrides",
+                        help="config overrides key=value,... (e.g. train.length_bucket_tokens=8: the batches and the "
+                             "FLOPs follow them)")
+    parser.add_argument("--variant", default=None, help="name of the rows (default: the head)")
     args = parser.parse_args(argv)
     common.setup(args)
+    variant = args.variant or args.head
     results = common.Results(BENCH, args, size=args.size, batch_size=args.batch_size, head=args.head,
-                             timed_steps=args.steps, warmup=args.warmup)
+                             timed_steps=args.steps, warmup=args.warmup, overrides=",".join(args.overrides))
     print(f"[{BENCH}] {common.describe_machine()}")
 
     from paper_repro.train import cell, features
 
     with common.cells_dir(args.keep_cells) as folder:
         config = common.cell_config(args, folder, BENCH, model__head__name=args.head)
+        if args.overrides:
+            config = common.apply_overrides(config, args.overrides)
         data = config.data
         splits = cell.load_splits(data.data_dir, data.hub_id, data.convert_iob1, data.strict_iob2)
         pristine = cell.pristine_backbone(config.model.backbone)
@@ -91,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         total_flops = sum(f for f, _ in flops)
         backbone_flops = sum(b for _, b in flops)
         for i, (f, b) in enumerate(flops):
-            results.add(args.head, "step_flops", f, "FLOP", step=i, tokens=int(timed[i]["attention_mask"].sum()))
-            results.add(args.head, "backbone_step_flops", b, "FLOP", step=i)
+            results.add(variant, "step_flops", f, "FLOP", step=i, tokens=int(timed[i]["attention_mask"].sum()))
+            results.add(variant, "backbone_step_flops", b, "FLOP", step=i)
 
         rates, step_totals = [], []
         for repeat in range(args.repeats):
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = common.timed_train_steps(model, optimizer, scheduler, accelerator, config, batches)[args.warmup:]
             step_totals.append(sum(seconds))
             for i, s in enumerate(seconds):
-                results.add(args.head, "step_s", s, "s", repeat=repeat, step=i)
+                results.add(variant, "step_s", s, "s", repeat=repeat, step=i)
             print(f"[{BENCH}] repeat {repeat}: matmul {max(rates[-args.mm_repeats:]) / 1e9:.1f} GFLOP/s (best), "
                   f"{len(seconds)} steps in {sum(seconds):.2f}s")
             del model, optimizer, scheduler
@@ -127,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     units = {"matmul_gflops_best": "GFLOP/s", "matmul_gflops_median": "GFLOP/s", "step_gflop": "GFLOP",
              "backbone_step_gflop": "GFLOP", "achieved_gflops": "GFLOP/s", "x_floor": "x", "x_backbone_floor": "x"}
     for metric, value in summary.items():
-        results.summary(args.head, metric, value, units.get(metric, "s"))
+        results.summary(variant, metric, value, units.get(metric, "s"))
     print()
-    print(common.format_table([{"head": args.head, **summary}]))
+    print(common.format_table([{"head": variant, **summary}]))
     print(f"floor = counted forward+backward FLOPs per step / best measured fp32 matmul rate ({args.mm_size}^2 mm); "
           f"measured = mean step time (median of {args.repeats} repeats, {len(timed)} steps each, warm-up excluded)")
     results.write(args.out)

@@ -6,7 +6,9 @@ budget), run `--warmup` + `--steps` optimizer steps of the product's training lo
 of the few-shot subset (forward + backward + clip + AdamW; the warm-up steps are not counted), then
 `--eval-passes` passes of the product's `predict` over the dev subsample (length-grouped batches).
 Per repeat, a head's ratio is its median step time over `last`'s; the headline is the median of those ratios
-over repeats (eval: `last`'s sentences/s over the head's). Targets: dwatt <= 1.10x, every head <= 1.15x.
+over repeats (eval: `last`'s sentences/s over the head's). Targets: dwatt <= 1.10x, every head <= 1.15x; and
+(issue "Cells at the hardware's pace") every budget-matched head's step at most `deeper`'s (`step_time_ratio_deeper`
+<= 1, reported when `deeper` runs).
 `--profile` runs torch.profiler on each head that misses a target (and on `last`, to compare) and prints
 the top ops; `--profile-heads` profiles the named heads whatever their ratios.
 
@@ -148,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             results.summary(head, "head_params", params[head], "params")
             results.summary(head, "step_s", row["step_ms"] / 1000, "s")
             results.summary(head, "step_time_ratio", row["step_x_last"], "x last")
+            if "deeper" in steps:
+                deeper_ratios = [common.median(steps[head][r]) / common.median(steps["deeper"][r])
+                                 for r in range(args.repeats)]
+                row["step_x_deeper"] = common.median(deeper_ratios)
+                results.summary(head, "step_time_ratio_deeper", row["step_x_deeper"], "x deeper")
             ok = row["step_x_last"] <= target_of(head)
             if args.eval_passes > 0:
                 eval_ratios = [common.median(evals["last"][r]) / common.median(evals[head][r]) for r in range(args.repeats)]

@@ -11,12 +11,21 @@ Part 2 (`--slurm`): sweep throughput on the local Slurm node with 1 vs 2 concurr
 parallelism and `OMP_NUM_THREADS` set to it. Needs SLURM_CONF and a working `sinfo`; skipped with a note
 otherwise.
 
+Part 3 (`--local-parallel 1,2`): sweep throughput on this machine without Slurm: K concurrent worker processes
+(K from the list), each with usable CPUs / K torch threads (OMP_NUM_THREADS / MKL_NUM_THREADS set likewise), share
+`--parallel-cells` cells (seeds `--seed`...); each worker is a fresh process that primes its caches (as a sweeper's
+first cell) and runs its cells one after another. Reported per K: cells/hour over the wall clock (worker start-up
+included) and in steady state (the workers' cell times only), and the mean cell time. This answers "two
+concurrent 1-thread sweepers or one 2-thread sweeper?" on a 2-CPU machine.
+
   python bench/scaling.py
   python bench/scaling.py --slurm              # with SLURM_CONF of the local node exported
+  python bench/scaling.py --no-local --local-parallel 1,2 --parallel-cells 4 --steps 60 --dev 300
   python bench/scaling.py --sizes 10,20 --steps-list 2,4 --size 10 --steps 4 --dev 30 --test-limit 50 --repeats 1
 """
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -200,6 +209,90 @@ def slurm_part(args, results) -> None:
     print(common.format_table(table))
 
 
+# ----------------------------------------------------------------------------------------------------------
+WORKER_ARGS = ("backbone", "data_dir", "size", "steps", "batch_size", "eval_batch_size", "eval_points", "dev",
+               "test_limit", "max_length")
+
+
+def worker_part(args) -> None:
+    """One local sweeper (`--worker-seeds`): prime caches, run its cells, write their timings to `--worker-out`."""
+    import json
+
+    started = time.perf_counter()
+    timings = []
+    with common.cells_dir(False) as folder:
+        common.prime_caches(common.cell_config(args, folder, BENCH))
+        ready = time.perf_counter() - started
+        for seed in args.worker_seeds:
+            outcome = common.run_ours(common.cell_config(args, folder, BENCH, train__seed=seed))
+            timings.append({"seed": seed, "total_s": outcome["total_s"], "train_s": outcome["train_s"],
+                            "eval_s": outcome["eval_s"], "f1_test": outcome["f1_test"]})
+    Path(args.worker_out).write_text(json.dumps({"startup_s": ready, "cells": timings,
+                                                 "threads": __import__("torch").get_num_threads()}))
+
+
+def local_parallel_part(args, results) -> None:
+    import json
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    seeds = [args.seed + i for i in range(args.parallel_cells)]
+    rates: dict[int, list[float]] = {k: [] for k in args.local_parallel}
+    steady: dict[int, list[float]] = {k: [] for k in args.local_parallel}
+    for repeat in range(args.repeats):
+        for position, workers in enumerate(common.alternating(args.local_parallel, repeat)):
+            threads = max(1, cpus // workers)
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+            folder = Path(tempfile.mkdtemp(prefix="paper_repro_bench_parallel_"))
+            procs, outs = [], []
+            started = time.perf_counter()
+            for w in range(workers):
+                out = folder / f"worker{w}.json"
+                mine = seeds[w::workers]
+                command = [sys.executable, str(Path(__file__).resolve()), "--no-local", "--threads", str(threads),
+                           "--worker-seeds", ",".join(map(str, mine)), "--worker-out", str(out)]
+                for name in WORKER_ARGS:
+                    command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+                procs.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL))
+                outs.append(out)
+            codes = [p.wait() for p in procs]
+            wall = time.perf_counter() - started
+            if any(codes):
+                raise RuntimeError(f"local workers failed (exit codes {codes})")
+            reports = [json.loads(o.read_text()) for o in outs]
+            shutil.rmtree(folder, ignore_errors=True)
+            cell_times = [c["total_s"] for r in reports for c in r["cells"]]
+            per_hour = len(cell_times) / wall * 3600
+            steady_rate = sum(len(r["cells"]) / sum(c["total_s"] for c in r["cells"]) for r in reports) * 3600
+            rates[workers].append(per_hour)
+            steady[workers].append(steady_rate)
+            variant = f"local-p{workers}"
+            kw = dict(repeat=repeat, position=position, parallelism=workers, threads_per_worker=threads,
+                      size=args.size, steps=args.steps)
+            results.add(variant, "sweep_wall_s", wall, "s", **kw)
+            results.add(variant, "cells_per_hour", per_hour, "cells/h", **kw)
+            results.add(variant, "steady_cells_per_hour", steady_rate, "cells/h", **kw)
+            results.add(variant, "cell_total_s_mean", sum(cell_times) / len(cell_times), "s", **kw)
+            results.add(variant, "startup_s_mean", sum(r["startup_s"] for r in reports) / len(reports), "s", **kw)
+            print(f"[{BENCH}] repeat {repeat}: {workers} worker(s) x {threads} thread(s): {len(cell_times)} cells in "
+                  f"{wall:.0f}s = {per_hour:.1f} cells/h (steady {steady_rate:.1f}), mean cell "
+                  f"{sum(cell_times) / len(cell_times):.1f}s", flush=True)
+    table = []
+    reference = common.median(rates[args.local_parallel[0]])
+    for workers in args.local_parallel:
+        at = dict(parallelism=workers, threads_per_worker=max(1, cpus // workers), size=args.size, steps=args.steps)
+        rate, rate_steady = common.median(rates[workers]), common.median(steady[workers])
+        results.summary(f"local-p{workers}", "cells_per_hour", rate, "cells/h", **at)
+        results.summary(f"local-p{workers}", "steady_cells_per_hour", rate_steady, "cells/h", **at)
+        results.summary(f"local-p{workers}", "speedup", rate / reference, f"x p{args.local_parallel[0]}", **at)
+        table.append({"workers": workers, "threads_each": at["threads_per_worker"], "cells_per_hour": rate,
+                      "steady_cells_per_hour": rate_steady, "speedup": rate / reference})
+    print()
+    print(common.format_table(table))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = common.make_parser(__doc__.splitlines()[0], repeats=2)
     parser.add_argument("--sizes", type=common.int_list, default=[50, 100, 200, 500, 1000],
@@ -215,14 +308,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slurm-time-min", type=int, default=60)
     parser.add_argument("--slurm-partition", default=None)
     parser.add_argument("--slurm-timeout", type=float, default=3600, help="seconds to wait for one sweep")
+    parser.add_argument("--local-parallel", type=common.int_list, default=[],
+                        help="concurrent local worker processes to compare, e.g. 1,2 (part 3)")
+    parser.add_argument("--parallel-cells", type=int, default=4, help="cells per local sweep (seeds of the base cell)")
+    parser.add_argument("--worker-seeds", type=common.int_list, default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     common.setup(args)
+    if args.worker_seeds:
+        worker_part(args)
+        return 0
     results = common.Results(BENCH, args, batch_size=args.batch_size, dev=args.dev, test_limit=args.test_limit)
     print(f"[{BENCH}] {common.describe_machine()}")
     if not args.no_local:
         scaling_part(args, results)
     if args.slurm:
         slurm_part(args, results)
+    if args.local_parallel:
+        local_parallel_part(args, results)
     if results.rows:
         results.write(args.out)
     else:

@@ -6,6 +6,7 @@ keys: `train.steps=100`, `model.head.name=dwatt`. Unknown keys and wrong types a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import io
@@ -93,6 +94,7 @@ class ModelConfig:
     window_stride_words: int = 0         # reserved context overlap between windows (0 = disjoint windows)
     pooling: str = "first"               # subword -> word pooling: first | mean | attention
     dropout: float = 0.1                 # before the classifier
+    finetune: str = "full"               # "full": the encoder trains too; "frozen": only head + pooling + classifier, on cached hidden states
     head: HeadConfig = field(default_factory=HeadConfig)
 
 
@@ -115,6 +117,12 @@ class TrainConfig:
     eval_batch_size: int = 64
     mixed_precision: str = "no"          # "no" | "bf16" (GPU autocast through Accelerate)
     deterministic: bool = False          # torch.use_deterministic_algorithms + seeded everything
+    log_with: str = "none"               # experiment tracker through Accelerate: none | tensorboard | wandb | mlflow (not in the run id)
+    # speed switches (issue "Cells at the hardware's pace"), off by default; they change the numerics, so a cell that
+    # sets one gets another run id (omitted from the hash at their default: OMITTED_AT_DEFAULT)
+    length_bucket_tokens: int = 0        # > 0: training batches of similar-length windows (length buckets this many subwords wide; each window once per epoch, batches in random order); 0: the shuffled loader
+    freeze_word_embeddings: bool = False # keep the backbone's word-embedding table fixed (no gradient, no AdamW update: ~half of MiniLM's parameters)
+    eval_precision: str = "fp32"         # "fp32" | "bf16": predict with a bf16 copy of the model (CPU: ~1.8x sentences/s; training precision: mixed_precision)
 
 
 @dataclass
@@ -127,7 +135,12 @@ class CellConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     # keys that say where a result goes, not what is computed: kept out of the run id
-    NON_IDENTITY_KEYS: typing.ClassVar[tuple[str, ...]] = ("study", "stage", "results_dir", "data.data_dir", "data.subset_dir")
+    NON_IDENTITY_KEYS: typing.ClassVar[tuple[str, ...]] = ("study", "stage", "results_dir", "data.data_dir", "data.subset_dir",
+                                                            "train.log_with")
+    # keys omitted from the hash at their default: keys added after cells were run, left out of the identity
+    # while they hold their default value, so that no existing run id moved (any other value enters the hash)
+    OMITTED_AT_DEFAULT: typing.ClassVar[tuple[str, ...]] = ("model.finetune", "train.length_bucket_tokens",
+                                                            "train.freeze_word_embeddings", "train.eval_precision")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -158,9 +171,12 @@ class CellConfig:
         return apply_overrides(config, overrides)
 
     def identity(self) -> dict[str, Any]:
-        """The config without its non-identity keys: what determines the computation."""
+        """The config without its non-identity keys, and without the `OMITTED_AT_DEFAULT` keys that hold their
+        default value: what determines the computation."""
         flat = flatten(self.to_dict())
-        return {k: v for k, v in flat.items() if k not in self.NON_IDENTITY_KEYS}
+        defaults = default_values()
+        return {k: v for k, v in flat.items() if k not in self.NON_IDENTITY_KEYS
+                and not (k in self.OMITTED_AT_DEFAULT and v == defaults[k])}
 
     def config_hash(self) -> str:
         canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
@@ -171,6 +187,12 @@ class CellConfig:
         """Short, readable, deterministic id: method-size-seeds plus a hash of the canonical config."""
         d, m, t = self.data, self.model, self.train
         return f"{m.head.name}-{d.sampler}{d.size}-d{d.data_seed}-s{t.seed}-{self.config_hash()[:12]}"
+
+
+@functools.lru_cache(maxsize=1)
+def default_values() -> typing.Mapping[str, Any]:
+    """The default CellConfig, flattened (dotted key -> value); read-only."""
+    return types.MappingProxyType(flatten(CellConfig().to_dict()))
 
 
 def resolve_steps(train: TrainConfig, train_windows: int) -> tuple[int, int]:

@@ -17,10 +17,13 @@ FALLBACK_METHODS = ("last", "deeper", "deeper_copy", "concat", "dwatt", "scalarm
 FALLBACK_SAMPLERS = ("sentences", "ktype", "full")
 CHOICES = {  # documented value sets of CellConfig fields (config.py comments); fp16 is not one of them
     "model.pooling": ("first", "mean", "attention"),
+    "model.finetune": ("full", "frozen"),
     "model.head.budget": ("deeper", "none"),
     "train.mixed_precision": ("no", "bf16"),
+    "train.log_with": ("none", "tensorboard", "wandb", "mlflow"),
     "train.step_rule": ("epochs", "fixed"),
     "train.eval_schedule": ("linear", "log"),
+    "train.eval_precision": ("fp32", "bf16"),
 }
 
 
@@ -61,13 +64,18 @@ def validate_cell(cell: CellConfig) -> None:
     for key in ("train.steps", "train.batch_size", "train.eval_points", "train.eval_batch_size"):
         if flat[key] < 1:
             raise ConfigError(f"{key}: expected a positive integer, got {flat[key]}")
-    for key in ("train.warmup_steps", "train.max_steps"):
+    for key in ("train.warmup_steps", "train.max_steps", "train.length_bucket_tokens"):
         if flat[key] < 0:
             raise ConfigError(f"{key}: expected an integer >= 0, got {flat[key]}")
     if not 0.0 <= flat["train.warmup_ratio"] < 1.0:
         raise ConfigError(f"train.warmup_ratio: expected 0 <= ratio < 1, got {flat['train.warmup_ratio']}")
     if flat["train.warmup_ratio"] > 0 and flat["train.warmup_steps"] > 0:
         raise ConfigError("train: give warmup_steps or warmup_ratio, not both (set warmup_steps=0 to use the ratio)")
+    if flat.get("model.finetune", "full") != "full":   # the speed switches act on the encoder a full cell trains
+        for key, off in (("train.freeze_word_embeddings", False), ("train.eval_precision", "fp32")):
+            if flat[key] != off:
+                raise ConfigError(f"{key}: applies to model.finetune=full only (got {flat[key]!r} with "
+                                  f"model.finetune={flat['model.finetune']})")
     if flat["train.min_epochs"] <= 0:
         raise ConfigError(f"train.min_epochs: expected a positive number, got {flat['train.min_epochs']}")
     if flat["data.subset_version"] not in (1, 2):

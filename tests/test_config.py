@@ -242,3 +242,117 @@ def test_commented_yaml_round_trips(tmp_path):
     rows = config_reference()
     assert [row.split("=", 1)[0] for row in rows] == list(flatten(CellConfig().to_dict()))
     assert "train.mixed_precision=no  # \"no\" | \"bf16\" (GPU autocast through Accelerate)" in rows
+
+
+# ------------------------------------------------------------------ keys omitted from the hash at their default
+# (issue "A frozen-backbone track"): pinned before `model.finetune` was added. Every cell of the committed study
+# files (selected stages built with the base head lr) keeps its run id.
+REPO = Path(__file__).resolve().parents[1]
+PINNED_STUDY_IDS = {  # study file: (cells, sha256 of the run ids joined by newlines, a few of them)
+    # computed by the code before `model.finetune` (commit 15c66bd) on the study file with the 10-epoch rule
+    "cpu_study.yaml": (500, "66ec9452c08389519ad4cd5a1b4c0dd3681b6b14ec3ca6dcc850f970c2df21ea",
+                       ["last-sentences1000-d100-s100-e33042beb65c", "last-sentences1000-d100-s100-a8be3e83f82c",
+                        "dwatt-sentences100-d7-s7-c094dc9ce5e3", "dwatt-sentences1000-d3-s3-ebfbae3c8dbd"]),
+    "smoke.yaml": (12, "d9402b395941e98f0397dbf7874624c911507ea4f0646a2a34248c3f39ff8ee4",
+                   ["last-sentences20-d100-s100-853b411e4523", "dwatt-sentences20-d100-s100-240c2477601e",
+                    "last-sentences50-d0-s0-f526b67683e9", "dwatt-sentences50-d1-s1-4045ddda1bf9"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_STUDY_IDS))
+def test_study_run_ids_unchanged(name):
+    import hashlib
+
+    from paper_repro.sweep.grid import expand, load_study
+
+    count, digest, some = PINNED_STUDY_IDS[name]
+    cells = expand(load_study(REPO / "experiments" / name), pending="placeholder")
+    ids = [cell.run_id for cell in cells]
+    assert len(ids) == count
+    assert set(some) <= set(ids)
+    assert hashlib.sha256("\n".join(ids).encode()).hexdigest() == digest
+    assert all(cell.model.finetune == "full" for cell in cells)
+
+
+def test_committed_cells_keep_their_run_ids():
+    """The committed smoke cells' manifests (written before `model.finetune`) rebuild their run ids."""
+    import json
+
+    manifests = sorted((REPO / "results" / "smoke" / "cells").glob("*.manifest.json"))
+    if not manifests:
+        pytest.skip("no committed smoke cells")
+    for path in manifests:
+        manifest = json.loads(path.read_text())
+        assert "finetune" not in manifest["config"]["model"]
+        assert CellConfig.from_dict(manifest["config"]).run_id == manifest["run_id"], path.name
+
+
+def test_omitted_at_default_keys():
+    assert "model.finetune" in CellConfig.OMITTED_AT_DEFAULT
+    base = CellConfig()
+    assert base.model.finetune == "full" and "model.finetune" not in base.identity()
+    frozen = override("model.finetune=frozen")
+    assert frozen.identity()["model.finetune"] == "frozen"
+    assert frozen.run_id != base.run_id and frozen.run_id.startswith("last-sentences100-d0-s0-")
+    assert override("model.finetune=full").run_id == base.run_id        # the default, given explicitly
+    # every omitted key is a real key with a default, and never a non-identity key
+    from paper_repro.config import default_values, field_annotation
+
+    for key in CellConfig.OMITTED_AT_DEFAULT:
+        assert field_annotation(key) is not None and key in default_values()
+        assert key not in CellConfig.NON_IDENTITY_KEYS
+
+
+def test_finetune_choices():
+    from paper_repro.validate import CHOICES, validate_cell
+
+    assert CHOICES["model.finetune"] == ("full", "frozen")
+    validate_cell(override("model.finetune=frozen"))
+    with pytest.raises(ConfigError, match=r"model.finetune: unknown value 'freeze' \(did you mean frozen\?\)"):
+        validate_cell(override("model.finetune=freeze"))
+
+
+# ------------------------------------------------------------------ speed switches (issue "Cells at the hardware's pace")
+# pinned with the code before the switches (commit aa0d964, whose study file has the 10-epoch rule): the run ids
+# of cpu_study's `tune` stage (60 cells), sorted, joined by "\n"
+TUNE_IDS_SHA256 = "380d0393a54bd7c2f315819129ce3a56d99667580c2785090ef5a992d9e187c8"
+SPEED_SWITCHES = {"train.length_bucket_tokens": (0, 8), "train.freeze_word_embeddings": (False, True),
+                  "train.eval_precision": ("fp32", "bf16")}
+
+
+def test_tune_stage_run_ids_unchanged_by_the_speed_switches():
+    import hashlib
+
+    from paper_repro.sweep.grid import load_study
+
+    cells = load_study(REPO / "experiments" / "cpu_study.yaml").expand("tune")
+    ids = sorted(cell.run_id for cell in cells)
+    assert len(ids) == 60
+    assert hashlib.sha256("\n".join(ids).encode()).hexdigest() == TUNE_IDS_SHA256
+    assert "concat-sentences100-d100-s100-0648ec0c38ae" in ids
+
+
+@pytest.mark.parametrize("key", sorted(SPEED_SWITCHES))
+def test_speed_switches_enter_the_hash_only_when_set(key):
+    default, on = SPEED_SWITCHES[key]
+    assert key in CellConfig.OMITTED_AT_DEFAULT
+    base = CellConfig()
+    assert key not in base.identity()
+    assert override(f"{key}={default}".lower()).run_id == base.run_id          # the default, given explicitly
+    switched = override(f"{key}={on}".lower())
+    assert switched.identity()[key] == on and switched.run_id != base.run_id
+
+
+def test_speed_switch_values_are_validated():
+    from paper_repro.validate import CHOICES, validate_cell
+
+    assert CHOICES["train.eval_precision"] == ("fp32", "bf16")
+    validate_cell(override("train.length_bucket_tokens=8", "train.eval_precision=bf16",
+                           "train.freeze_word_embeddings=true"))
+    with pytest.raises(ConfigError, match="train.eval_precision: unknown value 'fp16'"):
+        validate_cell(override("train.eval_precision=fp16"))
+    with pytest.raises(ConfigError, match="train.length_bucket_tokens"):
+        validate_cell(override("train.length_bucket_tokens=-2"))
+    for switch in ("train.eval_precision=bf16", "train.freeze_word_embeddings=true"):
+        with pytest.raises(ConfigError, match="applies to model.finetune=full only"):
+            validate_cell(override("model.finetune=frozen", switch))

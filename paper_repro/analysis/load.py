@@ -2,7 +2,8 @@
 
 Analysis reads files only: it never imports torch or model code. Protocol-v1 tables (older committed studies)
 are upgraded to the v2 schema on load (`paper_repro.results.schema.upgrade_table`): their strict-IOB2 `f1`
-becomes `f1_strict`, their `f1_default` becomes `f1`, `stage` is "" and `protocol` 1.
+becomes `f1_strict`, their `f1_default` becomes `f1`, `stage` is "" and `protocol` 1. Cells written before the
+`finetune` column (every one fine-tuned the encoder) read as `finetune` "full".
 """
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from paper_repro.results.schema import CELL_SCHEMA, CELL_SCHEMA_V1, ENTITY_TYPES, upgrade_table
+from paper_repro.results.schema import (
+    CELL_SCHEMA,
+    CELL_SCHEMA_V1,
+    CELL_SCHEMA_V2_NO_FINETUNE,
+    ENTITY_TYPES,
+    upgrade_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +127,11 @@ def _read_parquet(path: Path) -> pa.Table | None:
 def _align(table: pa.Table, source: Path) -> pa.Table | None:
     """The table in CELL_SCHEMA (v2), or None (skipped with a warning).
 
-    A table with CELL_SCHEMA's (or CELL_SCHEMA_V1's) columns is first cast to it (tolerates type widening),
+    A table with CELL_SCHEMA's (or CELL_SCHEMA_V2_NO_FINETUNE's, CELL_SCHEMA_V1's) columns is first cast to it (tolerates type widening),
     then goes through `upgrade_table`, which turns a protocol-v1 table into v2 and refuses what is neither."""
     if table.schema.equals(CELL_SCHEMA, check_metadata=False):
         return table
-    for schema in (CELL_SCHEMA, CELL_SCHEMA_V1):
+    for schema in (CELL_SCHEMA, CELL_SCHEMA_V2_NO_FINETUNE, CELL_SCHEMA_V1):
         if set(table.schema.names) == set(schema.names) and not table.schema.equals(schema, check_metadata=False):
             try:
                 table = table.select(schema.names).cast(schema)

@@ -11,9 +11,12 @@ from transformers import PreTrainedModel
 
 from paper_repro.config import HeadConfig, ModelConfig
 from paper_repro.models import budget
-from paper_repro.models.heads import HEADS, HeadContext, build_head
+from paper_repro.models.heads import HEADS, DeeperEncoder, HeadContext, LastLayer, build_head
 from paper_repro.models.pooling import SubwordPooling
 
+
+# heads whose forward reads only layers[-1]: the tagger passes them the last hidden state alone
+LAST_LAYER_HEADS = (LastLayer, DeeperEncoder)
 
 _BIAS_NAME = re.compile(r"(^|_)bias(_|$)")      # bias, U_bias, value_ln_bias, LSTM's bias_ih_l0
 _NORM_AFFINE_NAME = re.compile(r"(^|_)ln(_|$)")  # ln_weight, ln_bias, value_ln_weight: LayerNorm affines
@@ -84,9 +87,27 @@ class FusionTagger(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, word_index: torch.Tensor, num_words: int
     ) -> torch.Tensor:
-        """input_ids, attention_mask, word_index [B, T] -> logits [B, W, C]."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        layers = torch.stack(hidden.hidden_states[self.first_fused :])          # [N, B, T, H]
+        """input_ids, attention_mask, word_index [B, T] -> logits [B, W, C].
+
+        A head that reads only the last layer (`last`, `deeper`, `deeper_copy`: `LAST_LAYER_HEADS`) gets a [1, B, T, H]
+        view of it: the backbone keeps no other hidden state and nothing is stacked (the same values and gradients).
+        """
+        if isinstance(self.head, LAST_LAYER_HEADS):
+            last = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            tokens = self.head(last.unsqueeze(0), attention_mask)                 # [B, T, H]
+        else:
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            layers = torch.stack(hidden.hidden_states[self.first_fused :])      # [N, B, T, H]
+            tokens = self.head(layers, attention_mask)                            # [B, T, H]
+        words = self.pooling(tokens, word_index, num_words)                       # [B, W, H]
+        return self.classifier(self.dropout(words))                               # [B, W, C]
+
+    def forward_from_layers(
+        self, layers: torch.Tensor, attention_mask: torch.Tensor, word_index: torch.Tensor, num_words: int
+    ) -> torch.Tensor:
+        """`forward` from the fused layers on: layers [N, B, T, H] (what `forward` stacks from the backbone's
+        hidden states), attention_mask, word_index [B, T] -> logits [B, W, C]. The frozen track
+        (`model.finetune: frozen`, paper_repro/train/layer_cache.py) feeds it cached hidden states."""
         tokens = self.head(layers, attention_mask)                                # [B, T, H]
         words = self.pooling(tokens, word_index, num_words)                       # [B, W, H]
         return self.classifier(self.dropout(words))                               # [B, W, C]

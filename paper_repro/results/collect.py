@@ -2,7 +2,8 @@
 
 `collect(results/<study>)` reads every cell that has its done marker (a parquet without marker is a killed or
 running cell and is ignored), checks each file against CELL_SCHEMA, upgrading protocol v1 cells
-(CELL_SCHEMA_V1) through `upgrade_table` (any other schema is a SchemaError naming the file), and writes
+(CELL_SCHEMA_V1) and v2 cells written before the `finetune` column through `upgrade_table` (any other schema
+is a SchemaError naming the file), and writes
 `results/<study>/results.parquet` (v2) atomically.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from paper_repro.results.schema import CELL_SCHEMA, CELL_SCHEMA_V1, SchemaError, check_schema, upgrade_table
+from paper_repro.results.schema import CELL_SCHEMA, SchemaError, check_schema, upgrade_table
 from paper_repro.results.store import atomic_write_parquet
 
 AXES = ("backbone", "method", "size", "data_seed", "seed")
@@ -34,14 +35,14 @@ def done_run_ids(study_dir: str | Path) -> list[str]:
 
 
 def read_cell(study_dir: str | Path, run_id: str, columns: list[str] | None = None) -> pa.Table:
-    """A done cell's table in CELL_SCHEMA (v1 cells upgraded), or only `columns` of it (v2 names)."""
+    """A done cell's table in CELL_SCHEMA (older cells upgraded), or only `columns` of it (v2 names)."""
     path = Path(study_dir) / "cells" / f"{run_id}.parquet"
     try:
-        v1 = pq.read_schema(path).equals(CELL_SCHEMA_V1, check_metadata=False)
-        table = pq.read_table(path, columns=None if v1 else columns)  # a v1 cell is upgraded whole
+        old = not pq.read_schema(path).equals(CELL_SCHEMA, check_metadata=False)
+        table = pq.read_table(path, columns=None if old else columns)  # an older cell is upgraded whole
     except (OSError, pa.ArrowInvalid) as error:
         raise SchemaError(f"{path}: unreadable parquet ({str(error).splitlines()[0]})") from None
-    if columns is None or v1:
+    if columns is None or old:
         table = upgrade_table(table, str(path))  # v2 as is, v1 converted, else SchemaError
         ids = set(table.column("run_id").to_pylist())
         if ids - {run_id}:

@@ -1,8 +1,9 @@
 """The long-format results schema: one row per (cell, eval point, split).
 
 Analysis reads only these columns; the loop writes only through `cell_table`. Per-type F1 columns follow
-the CoNLL-03 entity types. CELL_SCHEMA is protocol v2; cells written under v1 (CELL_SCHEMA_V1) are read
-through `upgrade_table`. A table with other columns or types is refused (`SchemaError`).
+the CoNLL-03 entity types. CELL_SCHEMA is protocol v2; cells written under v1 (CELL_SCHEMA_V1), and v2 cells
+written before the `finetune` column (CELL_SCHEMA_V2_NO_FINETUNE: every one of them fine-tuned the encoder), are
+read through `upgrade_table`. A table with other columns or types is refused (`SchemaError`).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ CELL_SCHEMA = pa.schema(
         ("protocol", pa.int64()),           # 2 (v1 cells read through `upgrade_table` say 1)
         ("backbone", pa.string()),
         ("method", pa.string()),
+        ("finetune", pa.string()),          # "full" (encoder trained) | "frozen" (head + classifier on cached states)
         ("pooling", pa.string()),
         ("fuse_embeddings", pa.bool_()),
         ("head_params", pa.int64()),        # trainable parameters beyond backbone + classifier
@@ -69,6 +71,9 @@ CELL_SCHEMA = pa.schema(
         ("device", pa.string()),
     ]
 )
+
+# protocol v2 as written before `model.finetune` existed (read through `upgrade_table`: finetune "full")
+CELL_SCHEMA_V2_NO_FINETUNE = CELL_SCHEMA.remove(CELL_SCHEMA.get_field_index("finetune"))
 
 # protocol v1 (older cells; read them through `upgrade_table`): no stage/protocol/warmup_steps (warmup was
 # round(0.1 * steps_total)); `f1/precision/recall` and per-type F1 in strict IOB2 mode, `f1_default` the default mode
@@ -154,36 +159,43 @@ def check_schema(table: pa.Table, source: str) -> None:
 
 
 def upgrade_table(table: pa.Table, source: str) -> pa.Table:
-    """A v2 table as is, a v1 table (CELL_SCHEMA_V1) converted to CELL_SCHEMA; anything else is a SchemaError.
+    """A v2 table as is; a v2 table without `finetune` (CELL_SCHEMA_V2_NO_FINETUNE) or a v1 table (CELL_SCHEMA_V1)
+    converted to CELL_SCHEMA; anything else is a SchemaError.
 
+    v2 without finetune -> v2: `finetune` "full" (the only mode before the column existed).
     v1 -> v2: `*_strict` <- v1 `f1/precision/recall`; `f1` <- v1 `f1_default`; `precision`/`recall` <- NaN (v1
     did not store them); per-type F1 keep their v1 (strict-mode) values; `stage` "", `protocol` 1,
-    `warmup_steps` round(0.1 * steps_total).
+    `warmup_steps` round(0.1 * steps_total), `finetune` "full".
     """
     if table.schema.equals(CELL_SCHEMA, check_metadata=False):
         return table
-    if not table.schema.equals(CELL_SCHEMA_V1, check_metadata=False):
+    known = {"CELL_SCHEMA": CELL_SCHEMA, "CELL_SCHEMA_V2_NO_FINETUNE": CELL_SCHEMA_V2_NO_FINETUNE,
+             "CELL_SCHEMA_V1": CELL_SCHEMA_V1}
+    matched = [label for label, schema in known.items() if table.schema.equals(schema, check_metadata=False)]
+    if not matched:
         names = set(table.schema.names)
-        nearest = min((CELL_SCHEMA, CELL_SCHEMA_V1), key=lambda schema: len(names ^ set(schema.names)))
-        label = "CELL_SCHEMA" if nearest is CELL_SCHEMA else "CELL_SCHEMA_V1"
-        diff = sorted(names ^ set(nearest.names))
+        label = min(known, key=lambda name: len(names ^ set(known[name].names)))
+        diff = sorted(names ^ set(known[label].names))
         detail = f"columns differ from {label}: {diff}" if diff else f"column types differ from {label}"
-        raise SchemaError(f"{source}: schema does not match CELL_SCHEMA or CELL_SCHEMA_V1 ({detail})")
+        raise SchemaError(f"{source}: schema does not match CELL_SCHEMA, CELL_SCHEMA_V2_NO_FINETUNE or "
+                          f"CELL_SCHEMA_V1 ({detail})")
     n = table.num_rows
     column = table.column
-    nan = pa.chunked_array([np.full(n, np.nan)], pa.float64())
-    warmup = [int(round(V1_WARMUP_RATIO * steps)) for steps in column("steps_total").to_pylist()]  # as v1's loop
-    mapped = {
-        "stage": pa.chunked_array([[""] * n], pa.string()),
-        "protocol": pa.chunked_array([np.ones(n, dtype=np.int64)], pa.int64()),
-        "warmup_steps": pa.chunked_array([warmup], pa.int64()),
-        "f1": column("f1_default"),
-        "precision": nan,
-        "recall": nan,
-        "f1_strict": column("f1"),
-        "precision_strict": column("precision"),
-        "recall_strict": column("recall"),
-    }
+    mapped = {"finetune": pa.chunked_array([["full"] * n], pa.string())}
+    if matched[0] == "CELL_SCHEMA_V1":
+        nan = pa.chunked_array([np.full(n, np.nan)], pa.float64())
+        warmup = [int(round(V1_WARMUP_RATIO * steps)) for steps in column("steps_total").to_pylist()]  # as v1's loop
+        mapped.update({
+            "stage": pa.chunked_array([[""] * n], pa.string()),
+            "protocol": pa.chunked_array([np.ones(n, dtype=np.int64)], pa.int64()),
+            "warmup_steps": pa.chunked_array([warmup], pa.int64()),
+            "f1": column("f1_default"),
+            "precision": nan,
+            "recall": nan,
+            "f1_strict": column("f1"),
+            "precision_strict": column("precision"),
+            "recall_strict": column("recall"),
+        })
     columns = [mapped[name] if name in mapped else column(name) for name in CELL_SCHEMA.names]
     upgraded = pa.Table.from_arrays(columns, schema=CELL_SCHEMA)
     check_schema(upgraded, source)

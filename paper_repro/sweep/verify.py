@@ -43,7 +43,8 @@ def manifest_config(study_dir: Path, run_id: str) -> CellConfig:
     except (OSError, ValueError, KeyError) as error:
         raise ConfigError(f"{path}: no readable config in the manifest ({error})") from None
     current = set(flatten(CellConfig().to_dict()))
-    missing = sorted(current - set(flatten(stored)))
+    later = set(CellConfig.NON_IDENTITY_KEYS) | set(getattr(CellConfig, "OMITTED_AT_DEFAULT", ()))
+    missing = sorted(current - set(flatten(stored)) - later)   # keys added later at a hash-neutral default are fine
     if missing:
         raise ConfigError(f"{path}: written by an older config schema (protocol v1: no {missing[0]}); "
                           f"this code cannot re-run it as it was run")

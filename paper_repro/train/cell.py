@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import os
 import resource
 import sys
@@ -24,14 +25,18 @@ from paper_repro.models.tagger import build_tagger
 from paper_repro.results import manifest as provenance
 from paper_repro.results.schema import cell_table
 from paper_repro.results.store import write_cell
-from paper_repro.train.evaluate import eval_schedule, predict, score
+from paper_repro.train.evaluate import eval_model, eval_schedule, predict, score
 from paper_repro.train.features import (
     Collator,
     Features,
     WindowDataset,
+    LengthBucketBatchSampler,
     cached_features,
     length_grouped_batches,
+    token_budget,
 )
+from paper_repro.train.allocator import keep_large_buffers
+from paper_repro.train import layer_cache
 from paper_repro.train.loop import TrainState, make_optimizer, train
 from paper_repro.validate import validate_cell
 
@@ -84,7 +89,8 @@ def dev_indices(config: CellConfig, n_dev: int) -> list[int]:
 
 def eval_loader(features: Features, batch_size: int, collator: Collator) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
-        WindowDataset(features), batch_sampler=length_grouped_batches(features, batch_size), collate_fn=collator
+        WindowDataset(features), batch_sampler=length_grouped_batches(features, batch_size, token_budget(batch_size)),
+        collate_fn=collator,
     )
 
 
@@ -112,6 +118,22 @@ def per_device_batch(batch_size: int, processes: int) -> int:
     return batch_size // processes
 
 
+def tracker_config(config: CellConfig) -> dict[str, object]:
+    """The flattened config as tracker hyper-parameters (scalars only; head options as JSON text)."""
+    flat = {key: value for key, value in config.identity().items()}
+    return {key: (value if isinstance(value, (int, float, str, bool)) else json.dumps(value, sort_keys=True))
+            for key, value in flat.items()}
+
+
+def tracker_run_name(tracker: str, run_id: str) -> dict[str, object]:
+    """Tracker-specific init kwargs that name the run by its run_id."""
+    if tracker == "wandb":
+        return {"name": run_id}
+    if tracker == "mlflow":
+        return {"run_name": run_id}
+    return {}
+
+
 def show_progress(accelerator: Accelerator) -> bool:
     return accelerator.is_main_process and sys.stderr.isatty()
 
@@ -119,6 +141,7 @@ def show_progress(accelerator: Accelerator) -> bool:
 def run_cell(config: CellConfig) -> Path:
     """Train and evaluate one cell; write `<results_dir>/<study>/cells/<run_id>.parquet` + manifest + done marker."""
     check_choices(config)
+    keep_large_buffers()   # gradients reuse heap memory across steps (train/allocator.py; numbers unchanged)
     started = time.perf_counter()
     timings: dict[str, object] = {}
     train_cfg, model_cfg = config.train, config.model
@@ -131,7 +154,12 @@ def run_cell(config: CellConfig) -> Path:
     # accelerator state (not the process group: PartialState stays).
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
-    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision, step_scheduler_with_optimizer=False)
+    trackers = None if train_cfg.log_with == "none" else [train_cfg.log_with]
+    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision, step_scheduler_with_optimizer=False,
+                              log_with=trackers, project_dir=str(Path(config.results_dir) / config.study / "trackers"))
+    if trackers:  # the run is named by its run_id; its hyper-parameters are the flattened config
+        accelerator.init_trackers(config.study, config=tracker_config(config),
+                                  init_kwargs={train_cfg.log_with: tracker_run_name(train_cfg.log_with, config.run_id)})
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:  # e.g. torchrun on a CPU-only host: N copies racing on one cell
         raise RuntimeError(
@@ -154,25 +182,43 @@ def run_cell(config: CellConfig) -> Path:
     test_split = splits["test"]
     test_features = cached_features(test_split, tokenizer, max_length).select(list(range(len(test_split.sentences))))
     timings["tokenize_s"] = time.perf_counter() - tick
+    frozen = None
+    if model_cfg.finetune == "frozen":  # the encoder never runs: its cached hidden states do (train/layer_cache.py)
+        tick = time.perf_counter()
+        parts = {"train": (splits["train"], train_features), "dev": (splits["valid"], dev_features),
+                 "test": (test_split, test_features)}
+        frozen = layer_cache.frozen_inputs(pristine, model_cfg, parts, accelerator.device, progress)
+        timings["layer_cache_s"] = time.perf_counter() - tick
 
     steps, warmup = resolve_steps(train_cfg, len(train_features.windows))
     set_seed(train_cfg.seed, deterministic=train_cfg.deterministic)
     torch.use_deterministic_algorithms(train_cfg.deterministic)  # set_seed never turns it off: not for the next cell
     # the classifier and pooling are initialised from their own generator (same init for every method); the
     # global RNG is re-seeded after the head is built, so dropout masks and batch order do not depend on it
-    model, budget_record = build_tagger(copy.deepcopy(pristine.model), model_cfg, num_labels=len(LABELS),
-                                        seed=train_cfg.seed)
+    if frozen is None:
+        model, budget_record = build_tagger(copy.deepcopy(pristine.model), model_cfg, num_labels=len(LABELS),
+                                            seed=train_cfg.seed)
+    else:  # head + pooling + classifier only, on the cached states; initialised as a full cell's at this seed
+        model, budget_record = layer_cache.frozen_tagger(pristine.model, model_cfg, len(LABELS), train_cfg.seed,
+                                                         frozen.layers)
+    if train_cfg.freeze_word_embeddings:  # before the optimizer: its groups take only parameters that need a gradient
+        model.backbone.get_input_embeddings().weight.requires_grad_(False)
     set_seed(train_cfg.seed, deterministic=train_cfg.deterministic)
     optimizer, scheduler = make_optimizer(model, train_cfg, steps, warmup)
     collator = Collator(tokenizer.pad_token_id)
+    collators = frozen.collators if frozen else {"train": collator, "dev": collator, "test": collator}
     order = torch.Generator().manual_seed(train_cfg.seed)
     train_loader = torch.utils.data.DataLoader(
         WindowDataset(train_features), batch_size=per_device_batch(train_cfg.batch_size, accelerator.num_processes),
         shuffle=True, generator=order,
-        collate_fn=collator,
+        collate_fn=collators["train"],
     )
-    dev_loader = eval_loader(dev_features, train_cfg.eval_batch_size, collator)
-    test_loader = eval_loader(test_features, train_cfg.eval_batch_size, collator)
+    if train_cfg.length_bucket_tokens > 0:  # similar-length batches (features.LengthBucketBatchSampler)
+        train_loader = torch.utils.data.DataLoader(WindowDataset(train_features), collate_fn=collators["train"],
+            batch_sampler=LengthBucketBatchSampler(train_features, per_device_batch(train_cfg.batch_size,
+                accelerator.num_processes), train_cfg.length_bucket_tokens, generator=order))
+    dev_loader = eval_loader(dev_features, train_cfg.eval_batch_size, collators["dev"])
+    test_loader = eval_loader(test_features, train_cfg.eval_batch_size, collators["test"])
     model, optimizer, train_loader, dev_loader, test_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, dev_loader, test_loader, scheduler
     )
@@ -183,7 +229,7 @@ def run_cell(config: CellConfig) -> Path:
     head_cfg = model_cfg.head
     fixed_columns = {
         "run_id": config.run_id, "study": config.study, "stage": config.stage, "protocol": PROTOCOL,
-        "backbone": model_cfg.backbone, "method": head_cfg.name,
+        "backbone": model_cfg.backbone, "method": head_cfg.name, "finetune": model_cfg.finetune,
         "pooling": model_cfg.pooling, "fuse_embeddings": head_cfg.fuse_embeddings,
         "head_params": budget_record["head_params"], "budget_target": budget_record["target"],
         "sampler": config.data.sampler, "size": config.data.size, "data_seed": config.data.data_seed,
@@ -200,7 +246,8 @@ def run_cell(config: CellConfig) -> Path:
         tick = time.perf_counter()
         sentences = {i: split.sentences[i] for i in indices}
         # depth-attention statistics are recorded once, at the final test evaluation
-        predicted, depth = predict(model, loader, accelerator, features, sentences, progress,
+        predicted, depth = predict(eval_model(model, accelerator, train_cfg.eval_precision), loader, accelerator,
+                                   features, sentences, progress,
                                    depth_weights=split_name == "test")
         metrics = score([list(split.sentences[i].tags) for i in indices], [predicted[i] for i in indices])
         seconds = time.perf_counter() - tick
@@ -211,6 +258,8 @@ def run_cell(config: CellConfig) -> Path:
         })
         if split_name == "test":
             final["depth_attention"] = depth
+        if trackers:
+            accelerator.log({f"{split_name}/{k}": v for k, v in metrics.items() if math.isfinite(v)}, step=state.step)
 
     def on_eval(state: TrainState, loss: float) -> None:
         evaluate("dev", dev_loader, dev_features, splits["valid"], dev_idx, state, loss)
@@ -222,6 +271,8 @@ def run_cell(config: CellConfig) -> Path:
                   progress)
     timings.update(train_s=state.train_seconds, eval_s=eval_seconds, step_time_s=state.train_seconds / steps)
     timings["total_s"] = time.perf_counter() - started
+    if trackers:
+        accelerator.end_training()
 
     head = accelerator.unwrap_model(model).head
     layer_names = fused_layer_names(pristine.num_layers, head_cfg.fuse_embeddings)
@@ -248,6 +299,8 @@ def run_cell(config: CellConfig) -> Path:
         "device": device,
         **provenance.host_description(),
     }
+    if frozen is not None:
+        manifest["layer_cache"] = frozen.record
     if final.get("depth_attention"):
         manifest["depth_attention"] = {"layers": depth_item_names(head, layer_names), "per_type": final["depth_attention"]}
     if hasattr(head, "weights") and callable(head.weights):

@@ -10,6 +10,7 @@ has no feature: it is predicted `O` and counted.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -154,25 +155,24 @@ def cached_features(split: Split, tokenizer: PreTrainedTokenizerBase, max_length
 
 
 def collate(windows: list[Window], ids: list[int], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Pad a batch to its own longest window: input_ids/attention_mask/word_index [B, T], labels [B, W]."""
+    """Pad a batch to its own longest window: input_ids/attention_mask/word_index [B, T], labels [B, W].
+
+    The rows are padded as Python lists and converted with one `torch.tensor` call per field: the same tensors as
+    filling preallocated ones row by row, ~3.5x faster (CoNLL-03 dev, 64-window batches: 0.75 vs 2.7 ms)."""
     length = max(len(w.input_ids) for w in windows)
     words = max(len(w.labels) for w in windows)
-    batch = len(windows)
-    input_ids = torch.full((batch, length), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((batch, length), dtype=torch.long)
-    word_index = torch.full((batch, length), -1, dtype=torch.long)
-    labels = torch.full((batch, words), IGNORE_INDEX, dtype=torch.long)
-    for row, window in enumerate(windows):
-        n = len(window.input_ids)
-        input_ids[row, :n] = torch.tensor(window.input_ids)
-        attention_mask[row, :n] = 1
-        word_index[row, :n] = torch.tensor(window.word_index)
-        labels[row, : len(window.labels)] = torch.tensor(window.labels)
+    input_ids, attention_mask, word_index, labels = [], [], [], []
+    for window in windows:
+        pad = length - len(window.input_ids)
+        input_ids.append(window.input_ids + [pad_token_id] * pad)
+        attention_mask.append([1] * len(window.input_ids) + [0] * pad)
+        word_index.append(window.word_index + [-1] * pad)
+        labels.append(window.labels + [IGNORE_INDEX] * (words - len(window.labels)))
     return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "word_index": word_index,
-        "labels": labels,
+        "input_ids": torch.tensor(input_ids, dtype=torch.long),
+        "attention_mask": torch.tensor(attention_mask, dtype=torch.long),
+        "word_index": torch.tensor(word_index, dtype=torch.long),
+        "labels": torch.tensor(labels, dtype=torch.long),
         "window_id": torch.tensor(ids, dtype=torch.long),
     }
 
@@ -198,7 +198,73 @@ class Collator:
         return collate([w for _, w in items], [i for i, _ in items], self.pad_token_id)
 
 
-def length_grouped_batches(features: Features, batch_size: int) -> list[list[int]]:
-    """Eval batches of similar-length windows (longest first) so padding is minimal."""
+def length_grouped_batches(features: Features, batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Eval batches of similar-length windows (longest first) so padding is minimal.
+
+    Without `max_tokens`: consecutive runs of `batch_size` windows of the length-sorted order. With `max_tokens`
+    (the token budget, `token_budget(batch_size)` for evaluation): a batch of the sorted order grows while its
+    padded size (windows x its longest window) stays within `max_tokens` and it holds at most 2 x `batch_size`
+    windows, so long windows come in small batches and short ones in larger ones (less padding, and larger
+    matrix products for short windows). Every window is in exactly one batch, in both modes. A window's logits do
+    not depend on its batch mathematically (masked attention, per-row ops); in floating point they can differ in
+    the last bits, and no predicted tag changed (MiniLM-L6, the 1,000-sentence CoNLL-03 dev subsample, ~15k words,
+    fixed 64-window batches vs budgets of 1,024 to 8,192 tokens; tests/train/test_evaluate.py checks it on the
+    tiny fixture).
+    """
     order = sorted(range(len(features.windows)), key=lambda i: -len(features.windows[i].input_ids))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if max_tokens is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    cap = max(1, 2 * batch_size)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for position in order:
+        if not current:
+            longest = len(features.windows[position].input_ids)   # descending: the first is the longest
+        elif (len(current) + 1) * longest > max_tokens or len(current) >= cap:
+            batches.append(current)
+            current = []
+            longest = len(features.windows[position].input_ids)
+        current.append(position)
+    if current:
+        batches.append(current)
+    return batches
+
+
+EVAL_TOKENS_PER_WINDOW = 24   # eval token budget per window of eval_batch_size (1,536 tokens for 64 windows)
+
+
+def token_budget(batch_size: int) -> int:
+    """The eval batches' token budget for an `eval_batch_size`: batch_size x EVAL_TOKENS_PER_WINDOW (measured on
+    CoNLL-03 dev with MiniLM-L6 on 1 and 2 CPU threads: ~25-30% more sentences/s than fixed 64-window batches)."""
+    return batch_size * EVAL_TOKENS_PER_WINDOW
+
+
+class LengthBucketBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Training batches of similar-length windows, with the same per-epoch coverage as a shuffled loader.
+
+    `train.length_bucket_tokens` (> 0; 0 = the plain shuffled loader). Each epoch: a random permutation of the
+    windows (from `generator`), stably sorted by length bucket (`len(input_ids) // bucket_tokens`), so windows of
+    one bucket stay in random order; cut into consecutive batches of `batch_size` (the last one may be smaller,
+    as the shuffled loader's last batch); the batches are then visited in a random order. Every window is seen
+    exactly once per epoch, as with `shuffle=True`, and the number of batches per epoch is the same; what changes
+    is which windows share a batch (similar lengths: less padding, fewer FLOPs) - a numerics change, so it is a
+    config switch, off by default.
+    """
+
+    def __init__(self, features: Features, batch_size: int, bucket_tokens: int, generator: torch.Generator):
+        if batch_size < 1 or bucket_tokens < 1:
+            raise ValueError(f"batch_size and bucket_tokens must be positive, got {batch_size}, {bucket_tokens}")
+        self.buckets = [len(w.input_ids) // bucket_tokens for w in features.windows]
+        self.batch_size = batch_size
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.buckets) / self.batch_size)
+
+    def __iter__(self):
+        permutation = torch.randperm(len(self.buckets), generator=self.generator).tolist()
+        ordered = sorted(permutation, key=lambda i: self.buckets[i])          # stable: random within a bucket
+        batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[b]

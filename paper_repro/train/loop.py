@@ -109,8 +109,9 @@ def train(
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"non-finite training loss {loss.item()} at step {state.step + 1}")
             accelerator.backward(loss)
+            grad_norm = None
             if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             if not accelerator.optimizer_step_was_skipped:  # fp16 overflow only: as Accelerate's wrapper does
                 scheduler.step()
@@ -120,6 +121,11 @@ def train(
             state.loss_since_eval.append(loss.detach())
             state.train_seconds += time.perf_counter() - started
             bar.update(1)
+            if accelerator.trackers:  # an experiment tracker (train.log_with): loss, lr, grad norm per step
+                values = {"train/loss": float(loss), "train/lr": max(g["lr"] for g in optimizer.param_groups)}
+                if grad_norm is not None:
+                    values["train/grad_norm"] = float(grad_norm)
+                accelerator.log(values, step=state.step)
             if log:
                 logged_losses.append(loss.detach())
                 if state.step % log_every == 0 or state.step == steps:

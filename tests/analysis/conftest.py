@@ -52,7 +52,7 @@ def method_f1(method: str, j: int, ds: int, s: int) -> float:
 def row(run_id: str, method: str, size: int, ds: int, s: int, step: int, split: str, f1: float,
         backbone: str = "minilm-l6", sampler: str = "sentences", stage: str = "", protocol: int = 2) -> dict:
     r = {
-        "run_id": run_id, "study": "synth", "stage": stage, "protocol": protocol, "backbone": backbone, "method": method, "pooling": "first",
+        "run_id": run_id, "study": "synth", "stage": stage, "protocol": protocol, "backbone": backbone, "method": method, "finetune": "full", "pooling": "first",
         "fuse_embeddings": False, "head_params": {"last": 0, "scalarmix": 7}.get(method, 1_180_000),
         "budget_target": 1_185_000, "sampler": sampler, "size": size, "data_seed": ds, "seed": s,
         "backbone_lr": 5e-5, "head_lr": 1e-3, "steps_total": STEPS_TOTAL, "warmup_steps": 20, "batch_size": 8, "step": step,

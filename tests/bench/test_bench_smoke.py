@@ -20,14 +20,21 @@ SUMMARY_METRICS = {
     "memory": {"peak_rss_mb", "sampled_peak_rss_mb"},
     "scaling": {"total_s", "train_s", "intercept", "slope", "r2"},
     "floor": {"matmul_gflops_best", "step_gflop", "floor_step_s", "measured_step_s", "x_floor"},
+    "switch_f1": {"f1_test", "gap_pts", "total_x_off", "train_x_off", "eval_x_off", "within_1pt"},
+    "profile_cell": {"train_step_s", "train_backward_s", "train_padding_fraction", "adamw_word_embedding_s",
+                     "eval_predict_s", "eval_forward_s", "eval_score_s", "eval_padding_fraction", "cell_total_s"},
 }
 EXTRA_ARGS = {
-    "cell_cost": ["--steps", "2"],
+    "cell_cost": ["--steps", "2", "--variants", "ours,peer,ours_fast"],
     "head_overhead": ["--heads", "last,dwatt", "--steps", "2", "--warmup", "1", "--profile-heads", "dwatt",
                       "--profile-steps", "1"],
     "memory": ["--heads", "last,dwatt", "--steps", "2"],
-    "scaling": ["--sizes", "4,8", "--steps-list", "1,2", "--steps", "2"],
+    "scaling": ["--sizes", "4,8", "--steps-list", "1,2", "--steps", "2", "--local-parallel", "1,2",
+                "--parallel-cells", "2"],
     "floor": ["--steps", "2", "--warmup", "1", "--mm-size", "64", "--mm-repeats", "2"],
+    "switch_f1": ["--steps", "2", "--variants", "bucket:train.length_bucket_tokens=4,all:train.eval_precision=bf16;"
+                  "train.freeze_word_embeddings=true"],
+    "profile_cell": ["--steps", "2", "--warmup", "1", "--eval-passes", "1", "--opt-repeats", "1", "--cell"],
 }
 
 
@@ -63,7 +70,7 @@ def test_bench_writes_long_parquet(bench_outputs, name):
     missing = SUMMARY_METRICS[name] - set(frame.loc[frame["kind"] == "summary", "metric"])
     assert not missing, missing
     assert frame["value"].dtype.kind == "f"
-    if name in ("cell_cost", "memory", "scaling"):     # the benches that score the test split
+    if name in ("cell_cost", "memory", "scaling", "switch_f1"):     # the benches that score the test split
         assert (frame["test_limit"] == 5).all()
 
 
@@ -113,3 +120,17 @@ def test_readme_tables(bench_outputs, tmp_path, tiny_cell_config):
     bare = tmp_path / "BARE.md"
     bare.write_text("# no markers\n")
     assert readme_tables.main([str(bare)]) == 2
+
+
+def test_speed_benches_report_their_new_rows(bench_outputs):
+    """cell_cost's ours_fast variant, the floor and head ratios, scaling's local parallel part."""
+    frame = pq.read_table(bench_outputs["cell_cost"]).to_pandas()
+    assert {"ours", "peer", "ours_fast"} <= set(frame["variant"])
+    fast = frame[(frame["variant"] == "ours_fast") & (frame["kind"] == "summary")]
+    assert {"time_ratio_vs_peer", "f1_gap_vs_peer"} <= set(fast["metric"])
+    scaling = pq.read_table(bench_outputs["scaling"]).to_pandas()
+    local = scaling[scaling["variant"].str.startswith("local-p") & (scaling["kind"] == "summary")]
+    assert set(local["variant"]) == {"local-p1", "local-p2"}
+    assert {"cells_per_hour", "steady_cells_per_hour", "speedup"} <= set(local["metric"])
+    heads = pq.read_table(bench_outputs["head_overhead"]).to_pandas()
+    assert "step_time_ratio_deeper" not in set(heads["metric"])          # deeper did not run: no ratio to it

@@ -1,5 +1,6 @@
 """Tests for paper_repro.results.schema: cell_table refuses rows that do not fit CELL_SCHEMA (v2), and
-upgrade_table converts protocol v1 tables (CELL_SCHEMA_V1) to v2."""
+upgrade_table converts protocol v1 tables (CELL_SCHEMA_V1) and v2 tables written before the `finetune` column
+(CELL_SCHEMA_V2_NO_FINETUNE) to v2."""
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ from conftest import schema_row
 from paper_repro.results.schema import (
     CELL_SCHEMA,
     CELL_SCHEMA_V1,
+    CELL_SCHEMA_V2_NO_FINETUNE,
     ENTITY_TYPES,
     SchemaError,
     cell_table,
@@ -28,7 +30,7 @@ V1_NAMES = [
     "git_sha", "git_dirty", "config_hash", "subset_sha256", "versions", "device",
 ]
 V2_NAMES = [
-    "run_id", "study", "stage", "protocol", "backbone", "method", "pooling", "fuse_embeddings", "head_params",
+    "run_id", "study", "stage", "protocol", "backbone", "method", "finetune", "pooling", "fuse_embeddings", "head_params",
     "budget_target", "sampler", "size", "data_seed", "seed", "backbone_lr", "head_lr", "steps_total",
     "warmup_steps", "batch_size",
     "step", "examples_seen", "split", "eval_sentences",
@@ -57,6 +59,8 @@ def test_per_type_columns_follow_entity_types():
 def test_column_order_v2_and_v1():
     assert CELL_SCHEMA.names == V2_NAMES
     assert CELL_SCHEMA_V1.names == V1_NAMES
+    assert CELL_SCHEMA_V2_NO_FINETUNE.names == [name for name in V2_NAMES if name != "finetune"]
+    assert CELL_SCHEMA.field("finetune").type == pa.string()
     assert "f1_default" not in CELL_SCHEMA.names
     types = {"stage": pa.string(), "protocol": pa.int64(), "warmup_steps": pa.int64(), "f1_strict": pa.float64()}
     assert all(CELL_SCHEMA.field(name).type == t for name, t in types.items())
@@ -133,12 +137,29 @@ def test_upgrade_v1_maps_every_column():
     assert all(math.isnan(v) for v in col("f1_MISC"))
     assert col("stage") == [""] * 4 and col("protocol") == [1] * 4
     assert col("warmup_steps") == [20, 3, 100, 4]                  # round(0.1 * steps_total)
+    assert col("finetune") == ["full"] * 4                         # v1 always fine-tuned the encoder
     shared = [name for name in V1_NAMES if name in V2_NAMES and name not in
               ("f1", "precision", "recall", *[f"f1_{t}" for t in ENTITY_TYPES])]
     for name in shared:                                            # everything else is carried over unchanged
         assert col(name) == v1.column(name).to_pylist(), name
     assert col("split") == ["dev", "dev", "dev", "test"] and col("step") == [10, 20, 10, 10]
     empty = upgrade_table(CELL_SCHEMA_V1.empty_table(), "empty v1")
+    assert empty.schema.equals(CELL_SCHEMA) and empty.num_rows == 0
+
+
+def test_upgrade_v2_without_finetune_fills_full():
+    """Cells written under v2 before `model.finetune` existed all fine-tuned the encoder: finetune "full"."""
+    v2 = cell_table([schema_row(finetune="frozen"), schema_row(step=20, finetune="frozen")])
+    old = v2.drop_columns(["finetune"])
+    assert old.schema.equals(CELL_SCHEMA_V2_NO_FINETUNE)
+    with pytest.raises(SchemaError, match=r"columns differ: \['finetune'\]"):
+        check_schema(old, "old")                      # check_schema stays strict: current v2 only
+    table = upgrade_table(old, "old v2")
+    check_schema(table, "upgraded")
+    assert table.column("finetune").to_pylist() == ["full", "full"]
+    for name in CELL_SCHEMA_V2_NO_FINETUNE.names:     # every other column carried over unchanged
+        assert table.column(name).to_pylist() == old.column(name).to_pylist() or name == "f1_MISC", name
+    empty = upgrade_table(CELL_SCHEMA_V2_NO_FINETUNE.empty_table(), "empty")
     assert empty.schema.equals(CELL_SCHEMA) and empty.num_rows == 0
 
 

@@ -72,7 +72,7 @@ def fake_rows(config, f1: float | None = None) -> list[dict[str, Any]]:
     common = {
         "run_id": config.run_id, "study": config.study, "stage": config.stage, "protocol": 2,
         "backbone": config.model.backbone,
-        "method": config.model.head.name, "pooling": config.model.pooling,
+        "method": config.model.head.name, "finetune": config.model.finetune, "pooling": config.model.pooling,
         "fuse_embeddings": config.model.head.fuse_embeddings, "head_params": 0, "budget_target": 0,
         "sampler": config.data.sampler, "size": config.data.size, "data_seed": config.data.data_seed,
         "seed": config.train.seed, "backbone_lr": config.train.backbone_lr, "head_lr": config.train.head_lr,

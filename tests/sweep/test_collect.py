@@ -99,6 +99,23 @@ def test_collect_upgrades_v1_cells(tmp_path):
     assert status(sdir).splitlines()[0].startswith("study st: 2 done")
 
 
+def test_collect_reads_v2_cells_written_before_finetune(tmp_path):
+    """A v2 cell without the `finetune` column (written before it existed) reads as finetune "full", whole or by
+    columns (select reads only a few)."""
+    cells, _ = _cells(tmp_path)
+    write_done_cell(cells[0])
+    paths = store.cell_paths(tmp_path / "results", "st", cells[0].run_id)
+    pq.write_table(pq.read_table(paths["parquet"]).drop_columns(["finetune"]), paths["parquet"])
+    write_done_cell(cells[1])
+    sdir = tmp_path / "results" / "st"
+    table = pq.read_table(collect(sdir))
+    assert table.schema.equals(CELL_SCHEMA, check_metadata=False) and table.num_rows == 4
+    assert read_cell(sdir, cells[0].run_id).column("finetune").to_pylist() == ["full", "full"]
+    part = read_cell(sdir, cells[0].run_id, columns=["split", "finetune", "f1"])
+    assert part.to_pylist() == [{"split": "dev", "finetune": "full", "f1": 0.61},
+                                {"split": "test", "finetune": "full", "f1": 0.61}]
+
+
 def test_collect_refuses_mixed_schema_naming_the_file(tmp_path):
     cells, _ = _cells(tmp_path)
     for cell in cells[:2]:
@@ -106,8 +123,9 @@ def test_collect_refuses_mixed_schema_naming_the_file(tmp_path):
     paths = store.cell_paths(tmp_path / "results", "st", cells[1].run_id)
     table = pq.read_table(paths["parquet"])
     pq.write_table(table.append_column("extra", pa.array([1] * table.num_rows)), paths["parquet"])
-    with pytest.raises(SchemaError, match=f"{cells[1].run_id}.parquet: schema does not match CELL_SCHEMA or "
-                                          r"CELL_SCHEMA_V1 \(columns differ from CELL_SCHEMA: \['extra'\]\)"):
+    with pytest.raises(SchemaError, match=f"{cells[1].run_id}.parquet: schema does not match CELL_SCHEMA, "
+                                          r"CELL_SCHEMA_V2_NO_FINETUNE or CELL_SCHEMA_V1 \(columns differ from "
+                                          r"CELL_SCHEMA: \['extra'\]\)"):
         collect(tmp_path / "results" / "st")
     assert not (tmp_path / "results" / "st" / "results.parquet").exists()
 

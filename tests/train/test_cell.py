@@ -198,3 +198,30 @@ def test_cells_of_different_mixed_precision_in_one_process(tiny_cell_config, tmp
     _, again, _ = run(tiny_cell_config(tmp_path / "again", "train.steps=2", "train.mixed_precision=no"))
     assert manifest["config"]["train"]["mixed_precision"] == "bf16"
     assert plain[METRICS + ["train_loss"]].equals(again[METRICS + ["train_loss"]])  # state reset, not leaked
+
+
+def test_tracker_logs_loss_lr_grad_norm_and_dev_f1(tiny_cell_config, tmp_path):
+    """train.log_with=tensorboard: per-step train/loss, train/lr, train/grad_norm and dev F1 at the eval points,
+    under results/<study>/trackers/<study>; the run id does not change with the tracker."""
+    import struct
+
+    pytest.importorskip("tensorboardX")
+    from tensorboardX.proto import event_pb2
+
+    config = tiny_cell_config(tmp_path, "train.steps=4", "train.log_with=tensorboard")
+    assert config.run_id == tiny_cell_config(tmp_path, "train.steps=4").run_id
+    run(config)
+    files = list((tmp_path / "results" / "tiny" / "trackers").rglob("events.out.tfevents.*"))
+    assert files   # the run's scalars (+ the hyper-parameters, in a sub-folder of their own)
+    scalars: dict[str, list[int]] = {}
+    for file in files:
+        data, offset = file.read_bytes(), 0
+        while offset < len(data):  # TFRecord: u64 length, u32 crc, payload, u32 crc
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append(event.step)
+    assert scalars["train/loss"] == [1, 2, 3, 4] and scalars["train/lr"] == [1, 2, 3, 4]
+    assert scalars["train/grad_norm"] == [1, 2, 3, 4]
+    assert scalars["dev/f1"] == eval_schedule(4, 2, 1) and scalars["test/f1"] == [4]

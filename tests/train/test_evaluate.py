@@ -244,3 +244,234 @@ def test_label_types_masks():
     assert masks["LOC"].sum() == 1 and masks["ORG"].sum() == 0
     assert masks["O"].tolist() == [[False, False, True, False], [False] * 4]
     assert masks["ALL"].tolist() == (labels != IGNORE_INDEX).tolist()
+
+
+# ---------------------------------------------------------------------- speed: the same numbers, faster
+# (issue "Cells at the hardware's pace"): the fast paths give identical logits, gradients, losses and predictions
+
+
+def reference_forward(tagger, input_ids, attention_mask, word_index, num_words):
+    """FusionTagger.forward before the last-layer fast path: every hidden state stacked."""
+    hidden = tagger.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    layers = torch.stack(hidden.hidden_states[tagger.first_fused :])
+    tokens = tagger.head(layers, attention_mask)
+    return tagger.classifier(tagger.dropout(tagger.pooling(tokens, word_index, num_words)))
+
+
+@pytest.fixture(scope="module")
+def tiny_parts(tiny_conll_dir, tiny_backbone_dir):
+    from paper_repro.data.conll import load_conll03
+    from paper_repro.models.backbone import load_backbone
+    from paper_repro.train import features as F
+
+    backbone = load_backbone(str(tiny_backbone_dir))
+    splits = load_conll03(str(tiny_conll_dir))
+    dev = F.tokenize_split(splits["valid"], backbone.tokenizer, 12)   # short windows: long sentences split
+    train = F.tokenize_split(splits["train"], backbone.tokenizer, 24)
+    return backbone, splits, dev, train
+
+
+def build(backbone, head: str, seed: int = 0):
+    import copy
+
+    from paper_repro.config import ModelConfig
+    from paper_repro.data.conll import LABELS
+    from paper_repro.models.tagger import build_tagger
+
+    config = ModelConfig(backbone="tiny", dropout=0.1)
+    config.head.name = head
+    torch.manual_seed(seed)
+    return build_tagger(copy.deepcopy(backbone.model), config, num_labels=len(LABELS), seed=seed)[0]
+
+
+@pytest.mark.parametrize("head", ["last", "deeper", "deeper_copy", "dwatt", "concat"])
+def test_forward_fast_path_same_logits_and_gradients(tiny_parts, head):
+    from paper_repro.train import features as F
+    from paper_repro.train.loop import cross_entropy
+
+    backbone, _, _, train = tiny_parts
+    batch = F.collate(train.windows[:6], list(range(6)), backbone.tokenizer.pad_token_id)
+    args = (batch["input_ids"], batch["attention_mask"], batch["word_index"], batch["labels"].shape[1])
+    model = build(backbone, head).train()            # dropout on: the same masks on both paths
+    grads = []
+    for forward in (model.forward, lambda *a: reference_forward(model, *a)):
+        torch.manual_seed(1)                         # the same dropout masks
+        logits = forward(*args)
+        loss = cross_entropy(logits, batch["labels"])
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        grads.append((logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                                       if p.grad is not None}))
+    (logits, loss, got), (ref_logits, ref_loss, want) = grads
+    assert torch.equal(logits, ref_logits) and torch.equal(loss, ref_loss)
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[name], want[name]) for name in want)
+
+
+def reference_predict(model, loader, features, sentences):
+    """predict before the speed-up, single process: no_grad, per-word loop."""
+    from paper_repro.data.conll import LABELS
+
+    model.eval()
+    predicted = {index: ["O"] * len(sentence.tokens) for index, sentence in sentences.items()}
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"], batch["labels"].shape[1])
+            for window_id, preds in zip(batch["window_id"].tolist(), logits.argmax(-1).tolist()):
+                window = features.windows[window_id]
+                for j, label in enumerate(window.labels):
+                    if label != IGNORE_INDEX:
+                        predicted[window.sentence][window.word_offset + j] = LABELS[preds[j]]
+    model.train()
+    return predicted
+
+
+@pytest.mark.parametrize("head", ["last", "dwatt", "deeper"])
+def test_predict_same_tags_as_the_reference_with_any_batching(tiny_parts, head):
+    from accelerate import Accelerator
+
+    from paper_repro.train import features as F
+    from paper_repro.train.cell import eval_loader
+    from paper_repro.train.evaluate import predict
+
+    backbone, splits, dev, _ = tiny_parts
+    features = dev.select(list(range(len(splits["valid"].sentences))))
+    sentences = dict(enumerate(splits["valid"].sentences))
+    model = build(backbone, head)
+    with torch.no_grad():                       # random logits with many labels: a mapping error would show
+        model.classifier.weight.normal_(0, 3.0)
+    collator = F.Collator(backbone.tokenizer.pad_token_id)
+    fixed = torch.utils.data.DataLoader(F.WindowDataset(features), batch_sampler=F.length_grouped_batches(features, 4),
+                                        collate_fn=collator)
+    want = reference_predict(model, fixed, features, sentences)
+    assert len({tag for tags in want.values() for tag in tags}) > 3
+    accelerator = Accelerator(cpu=True)
+    for loader in (fixed, eval_loader(features, 4, collator), eval_loader(features, 64, collator),
+                   torch.utils.data.DataLoader(F.WindowDataset(features), batch_size=1, collate_fn=collator)):
+        for depth_weights in (False, True):
+            got, depth = predict(model, accelerator.prepare(loader), accelerator, features, sentences,
+                                 depth_weights=depth_weights)
+            assert got == want
+            assert (depth is not None) == (depth_weights and head == "dwatt")
+    assert model.training                       # predict leaves the model in training mode
+
+
+def test_depth_statistics_do_not_depend_on_batching(tiny_parts):
+    from accelerate import Accelerator
+
+    from paper_repro.train import features as F
+    from paper_repro.train.cell import eval_loader
+    from paper_repro.train.evaluate import predict
+
+    backbone, splits, dev, _ = tiny_parts
+    features = dev.select(list(range(len(splits["valid"].sentences))))
+    sentences = dict(enumerate(splits["valid"].sentences))
+    model = build(backbone, "dwatt")
+    accelerator = Accelerator(cpu=True)
+    collator = F.Collator(backbone.tokenizer.pad_token_id)
+    runs = [predict(model, eval_loader(features, size, collator), accelerator, features, sentences)[1]
+            for size in (1, 4, 64)]
+    for depth in runs[1:]:
+        assert depth.keys() == runs[0].keys()
+        for group, weights in depth.items():
+            assert (weights is None) == (runs[0][group] is None)
+            if weights is not None:
+                assert weights == pytest.approx(runs[0][group], abs=1e-6)
+
+
+def test_training_after_predict_and_allocator_keep_the_losses(tiny_parts):
+    """A few optimizer steps with an evaluation in between (inference mode must not leak into training), with
+    and without the allocator tuning: the losses equal a run without evaluation, bit for bit."""
+    from accelerate import Accelerator
+
+    from paper_repro.config import TrainConfig
+    from paper_repro.train import features as F
+    from paper_repro.train.allocator import keep_large_buffers
+    from paper_repro.train.cell import eval_loader
+    from paper_repro.train.evaluate import predict
+    from paper_repro.train.loop import cross_entropy, make_optimizer
+
+    backbone, splits, dev, train = tiny_parts
+    features = dev.select(list(range(len(splits["valid"].sentences))))
+    sentences = dict(enumerate(splits["valid"].sentences))
+    collator = F.Collator(backbone.tokenizer.pad_token_id)
+    batches = [F.collate(train.windows[i : i + 4], list(range(i, i + 4)), backbone.tokenizer.pad_token_id)
+               for i in range(0, 24, 4)]
+
+    def losses(head: str, evaluate: bool) -> list[torch.Tensor]:
+        model = build(backbone, head).train()        # as the training loop (a loaded backbone is in eval mode)
+        optimizer, scheduler = make_optimizer(model, TrainConfig(), 6, 1)
+        torch.manual_seed(3)
+        out = []
+        for i, batch in enumerate(batches):
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"], batch["labels"].shape[1])
+            loss = cross_entropy(logits, batch["labels"])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            out.append(loss.detach())
+            if evaluate and i % 2 == 0:
+                state = torch.get_rng_state()
+                predict(model, eval_loader(features, 8, collator), Accelerator(cpu=True), features, sentences)
+                torch.set_rng_state(state)
+        return out
+
+    for head in ("last", "dwatt"):
+        plain = losses(head, evaluate=False)
+        assert all(torch.equal(a, b) for a, b in zip(plain, losses(head, evaluate=True)))
+        keep_large_buffers()
+        assert all(torch.equal(a, b) for a, b in zip(plain, losses(head, evaluate=False)))
+
+
+def test_eval_model_precision(tiny_parts):
+    from accelerate import Accelerator
+
+    from paper_repro.train.evaluate import eval_model
+
+    backbone = tiny_parts[0]
+    model = build(backbone, "dwatt")
+    accelerator = Accelerator(cpu=True)
+    assert eval_model(model, accelerator) is model and eval_model(model, accelerator, "fp32") is model
+    copy = eval_model(model, accelerator, "bf16")
+    assert copy is not model and {p.dtype for p in copy.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}      # the trained model is untouched
+    with pytest.raises(ValueError, match="eval precision"):
+        eval_model(model, accelerator, "fp16")
+    # under a bf16 Accelerator the prepared model's forward is autocast-wrapped on the instance: the copy drops the
+    # wrapper (it runs its own weights, as plain bf16), the prepared model keeps it
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    amp = Accelerator(cpu=True, mixed_precision="bf16")
+    prepared = amp.prepare(build(backbone, "last"))
+    assert "forward" in prepared.__dict__
+    copy = eval_model(prepared, amp, "bf16")
+    assert "forward" not in copy.__dict__ and copy.forward.__self__ is copy
+    assert "forward" in prepared.__dict__ and {p.dtype for p in prepared.parameters()} == {torch.float32}
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+
+
+def test_speed_switches_in_a_cell(tiny_cell_config, tmp_path):
+    """The numerics-changing switches run end to end, change the run id, and do what they say."""
+    import json
+
+    from paper_repro.config import ConfigError
+    from paper_repro.results.store import cell_paths
+    from paper_repro.train.cell import run_cell
+
+    base = tiny_cell_config(tmp_path)
+    fast = tiny_cell_config(tmp_path, "train.length_bucket_tokens=4", "train.freeze_word_embeddings=true",
+                            "train.eval_precision=bf16", "train.mixed_precision=bf16")
+    assert fast.run_id != base.run_id
+    for config in (base, fast):
+        path = run_cell(config)
+        assert path.is_file()
+        manifest = json.loads(cell_paths(config.results_dir, config.study, config.run_id)["manifest"].read_text())
+        assert manifest["config"]["train"]["length_bucket_tokens"] == config.train.length_bucket_tokens
+    for bad in ("train.eval_precision=fp16", "train.length_bucket_tokens=-1"):
+        with pytest.raises(ConfigError):
+            run_cell(tiny_cell_config(tmp_path, bad))

@@ -244,3 +244,90 @@ def test_cache_keys_on_tokenizer(tokenizer, tiny_backbone_dir):
     cased = BertTokenizerFast(vocab=str(tiny_backbone_dir / "vocab.txt"), do_lower_case=False)
     split = long_split()
     assert F.features_key(split, cased, 12) != F.features_key(split, tokenizer, 12)
+
+
+# --- speed (issue "Cells at the hardware's pace") ----------------------------------------------------------
+
+
+def reference_collate(windows, ids, pad_token_id):
+    """The collate before the speed-up (preallocated tensors filled row by row)."""
+    length = max(len(w.input_ids) for w in windows)
+    words = max(len(w.labels) for w in windows)
+    batch = len(windows)
+    input_ids = torch.full((batch, length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((batch, length), dtype=torch.long)
+    word_index = torch.full((batch, length), -1, dtype=torch.long)
+    labels = torch.full((batch, words), F.IGNORE_INDEX, dtype=torch.long)
+    for row, window in enumerate(windows):
+        n = len(window.input_ids)
+        input_ids[row, :n] = torch.tensor(window.input_ids)
+        attention_mask[row, :n] = 1
+        word_index[row, :n] = torch.tensor(window.word_index)
+        labels[row, : len(window.labels)] = torch.tensor(window.labels)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "word_index": word_index, "labels": labels,
+            "window_id": torch.tensor(ids, dtype=torch.long)}
+
+
+def invented_split(n: int = 15, offset: int = 7) -> Split:
+    sentences = invented_sentences(n, offset, with_long=True)
+    return split_of(*[([t for t, _ in s], [g for _, g in s]) for s in sentences],
+                    (["Dave", SOFT_HYPHEN, "Zorblatt"], ["B-PER", "O", "B-PER"]))
+
+
+@pytest.mark.parametrize("max_length", [6, 12, 24])
+def test_collate_equals_the_reference(tokenizer, max_length):
+    features = F.tokenize_split(invented_split(), tokenizer, max_length)
+    for size in (1, 3, 7, len(features.windows)):
+        for start in range(0, len(features.windows), size):
+            ids = list(range(start, min(start + size, len(features.windows))))
+            windows = [features.windows[i] for i in ids]
+            got, want = F.collate(windows, ids, tokenizer.pad_token_id), reference_collate(windows, ids, tokenizer.pad_token_id)
+            assert got.keys() == want.keys()
+            for key in want:
+                assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
+
+
+@pytest.mark.parametrize("batch_size, max_tokens", [(3, 24), (4, 40), (64, 64 * 24), (2, 1)])
+def test_token_budget_batches(tokenizer, batch_size, max_tokens):
+    features = F.tokenize_split(invented_split(40, 0), tokenizer, max_length=24)
+    batches = F.length_grouped_batches(features, batch_size, max_tokens)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(features.windows)))                   # every window exactly once
+    lengths = [len(features.windows[i].input_ids) for i in flat]
+    assert lengths == sorted(lengths, reverse=True)                              # longest first
+    for batch in batches:
+        longest = len(features.windows[batch[0]].input_ids)
+        assert len(batch) <= 2 * batch_size
+        assert len(batch) == 1 or len(batch) * longest <= max_tokens             # within the budget
+    assert F.token_budget(64) == 64 * F.EVAL_TOKENS_PER_WINDOW
+    assert F.length_grouped_batches(features, batch_size) == [                   # without a budget: as before
+        sorted(range(len(features.windows)), key=lambda i: -len(features.windows[i].input_ids))[i : i + batch_size]
+        for i in range(0, len(features.windows), batch_size)]
+
+
+def test_length_bucket_sampler_covers_every_window_once_per_epoch(tokenizer):
+    features = F.tokenize_split(invented_split(40, 0), tokenizer, max_length=24)
+    n = len(features.windows)
+    generator = torch.Generator().manual_seed(0)
+    sampler = F.LengthBucketBatchSampler(features, 4, 4, generator=generator)
+    plain = torch.utils.data.DataLoader(F.WindowDataset(features), batch_size=4, shuffle=True,
+                                        generator=torch.Generator().manual_seed(0))
+    assert len(sampler) == len(plain) == -(-n // 4)                            # as many batches as the shuffled loader
+    epochs = [list(sampler) for _ in range(3)]
+    for batches in epochs:
+        assert sorted(i for b in batches for i in b) == list(range(n))          # each window once per epoch
+        assert sum(len(b) < 4 for b in batches) <= 1                            # one short batch at most
+    assert epochs[0] != epochs[1]                                               # reshuffled every epoch
+
+    def padding(batches):
+        slots = sum(len(b) * max(len(features.windows[i].input_ids) for i in b) for b in batches)
+        return 1 - sum(len(w.input_ids) for w in features.windows) / slots
+
+    shuffled = [[int(i) for i in b] for b in torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(range(n), generator=torch.Generator().manual_seed(0)), 4, False)]
+    assert padding(epochs[0]) < padding(shuffled)                               # similar lengths share a batch
+    # the same generator state draws the same batches
+    again = F.LengthBucketBatchSampler(features, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert list(again) == epochs[0]
+    with pytest.raises(ValueError):
+        F.LengthBucketBatchSampler(features, 4, 0, generator=generator)

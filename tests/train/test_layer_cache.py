@@ -1,0 +1,254 @@
+"""Tests for paper_repro.train.layer_cache (the frozen-backbone track) on the tiny invented corpus and random BERT:
+cached logits equal the live frozen encoder's, frozen and full cells score the same sentences with the same labels,
+the cache is built once and reused, concurrent builders leave one valid cache, and the key follows its parts."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from fixtures import write_tiny_bert
+
+from paper_repro.config import apply_overrides
+from paper_repro.data.conll import LABELS, load_conll03
+from paper_repro.models.backbone import load_backbone
+from paper_repro.models.tagger import build_tagger
+from paper_repro.results.store import cell_paths
+from paper_repro.train import layer_cache
+from paper_repro.train.cell import run_cell
+from paper_repro.train.features import Collator, cached_features
+
+FP16_ATOL = 2e-2   # logits from float16 states (hidden states of the tiny BERT are LayerNorm outputs, |x| ~ 1-4)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A fresh cache root for the test (layers and features)."""
+    monkeypatch.setenv("PAPER_REPRO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "layers"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_conll_dir, tiny_backbone_dir):
+    return load_conll03(str(tiny_conll_dir)), load_backbone(str(tiny_backbone_dir))
+
+
+def frozen_parts(splits, backbone, max_length, sentences=None):
+    parts = {}
+    for part, name in (("train", "train"), ("dev", "valid"), ("test", "test")):
+        split = splits[name]
+        chosen = sentences if sentences is not None and part == "train" else list(range(len(split.sentences)))
+        parts[part] = (split, cached_features(split, backbone.tokenizer, max_length).select(chosen))
+    return parts
+
+
+@pytest.mark.parametrize("head, pooling, fuse", [("last", "first", False), ("deeper", "attention", False),
+                                                  ("dwatt", "mean", True), ("concat", "first", False)])
+def test_cached_logits_equal_live_frozen_encoder(tiny, tiny_cell_config, tmp_path, cache_dir, head, pooling, fuse):
+    splits, backbone = tiny
+    config = tiny_cell_config(tmp_path, f"model.head.name={head}", f"model.pooling={pooling}",
+                              f"model.head.fuse_embeddings={str(fuse).lower()}", "model.dropout=0.1")
+    torch.manual_seed(0)
+    live, _ = build_tagger(copy.deepcopy(backbone.model), config.model, num_labels=len(LABELS), seed=3)
+    live.eval()
+    frozen_in = layer_cache.frozen_inputs(backbone, config.model, frozen_parts(splits, backbone, config.model.max_length))
+    cached = layer_cache.FrozenTagger(copy.deepcopy(live), frozen_in.layers).eval()
+    assert cached.tagger.backbone is None
+    features = cached_features(splits["valid"], backbone.tokenizer, config.model.max_length)
+    items = list(enumerate(features.windows))
+    plain = Collator(backbone.tokenizer.pad_token_id)(items)
+    rows = frozen_in.collators["dev"](items)
+    for key in ("attention_mask", "word_index", "labels", "window_id"):     # the same batch but for input_ids
+        assert torch.equal(plain[key], rows[key]), key
+    num_words = plain["labels"].shape[1]
+    with torch.no_grad():
+        expected = live(plain["input_ids"], plain["attention_mask"], plain["word_index"], num_words)
+        got = cached(rows["input_ids"], rows["attention_mask"], rows["word_index"], num_words)
+        # forward_from_layers on the live states is forward exactly
+        hidden = backbone.model(input_ids=plain["input_ids"], attention_mask=plain["attention_mask"],
+                                output_hidden_states=True).hidden_states
+        layers = torch.stack(hidden[live.first_fused:])
+        again = live.forward_from_layers(layers, plain["attention_mask"], plain["word_index"], num_words)
+        # the cached states are the live ones in float16 on every real token, zeros on padding
+        gathered = frozen_in.layers.gather(rows["input_ids"])
+    assert torch.equal(again, expected)
+    real = plain["attention_mask"].bool()
+    assert torch.allclose(gathered[:, real], layers[:, real], rtol=1e-3, atol=1e-3)
+    assert not gathered[:, ~real].any()
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=FP16_ATOL), (got - expected).abs().max()
+    assert (got.argmax(-1) == expected.argmax(-1)).float().mean() > 0.99
+
+
+def test_frozen_and_full_cells_score_the_same(tiny_cell_config, tmp_path, cache_dir):
+    """Same subset, same eval rows (steps, splits, eval_sentences), same budget and batches; only head parameters
+    train in the frozen cell; finetune recorded in the parquet and the manifest."""
+    layer_cache.BUILDS.clear()
+    full = tiny_cell_config(tmp_path / "full", "model.head.name=dwatt", "train.steps=6", "train.eval_points=3")
+    frozen = apply_overrides(full, ["model.finetune=frozen", f"results_dir={tmp_path / 'frozen' / 'results'}"])
+    assert frozen.run_id != full.run_id
+    tables = {}
+    for name, config in (("full", full), ("frozen", frozen)):
+        path = run_cell(config)
+        tables[name] = pq.read_table(path).to_pandas()
+        manifest = json.loads(cell_paths(config.results_dir, config.study, config.run_id)["manifest"].read_text())
+        tables[name + "_manifest"] = manifest
+    a, b = tables["full"], tables["frozen"]
+    columns = ["split", "step", "eval_sentences", "examples_seen", "steps_total", "warmup_steps", "size",
+               "subset_sha256", "head_params", "budget_target", "method"]
+    assert a[columns].equals(b[columns])
+    assert (a.finetune == "full").all() and (b.finetune == "frozen").all()
+    assert b.f1.between(0, 1).all() and b.train_loss.map(np.isfinite).all()
+    fm, zm = tables["full_manifest"], tables["frozen_manifest"]
+    assert fm["features"] == zm["features"] and fm["subset"] == zm["subset"] and fm["eval_steps"] == zm["eval_steps"]
+    assert "layer_cache" not in fm and set(zm["layer_cache"]) == {"train", "valid", "test"}
+    assert all(record["built"] for record in zm["layer_cache"].values()) and len(layer_cache.BUILDS) == 3
+    assert "layer_cache_s" in zm["timings"] and zm["config"]["model"]["finetune"] == "frozen"
+
+
+def test_frozen_optimizer_has_head_parameters_only(tiny, tiny_cell_config, tmp_path, cache_dir):
+    from paper_repro.train.loop import make_optimizer
+
+    splits, backbone = tiny
+    config = tiny_cell_config(tmp_path, "model.head.name=dwatt", "model.finetune=frozen", "model.pooling=attention")
+    frozen_in = layer_cache.frozen_inputs(backbone, config.model, frozen_parts(splits, backbone, 24, [0, 1, 2]))
+    before = {k: v.clone() for k, v in backbone.model.state_dict().items()}
+    model, record = layer_cache.frozen_tagger(backbone.model, config.model, len(LABELS), 0, frozen_in.layers)
+    optimizer, _ = make_optimizer(model, config.train, 10, 1)
+    names = [n for group in optimizer.param_groups for n in group["param_names"]]
+    assert names and all(n.split(".")[0] in ("head", "pooling", "classifier") for n in names)
+    assert {group["initial_lr"] for group in optimizer.param_groups} == {config.train.head_lr}   # (lr: 0 in warmup)
+    assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == \
+        sum(p.numel() for p in model.parameters())
+    assert not any(k.startswith("tagger.backbone") for k in model.state_dict())
+    assert model.head is model.tagger.head and record["head_params"] > 0
+    # the pristine backbone is read, never changed
+    assert all(torch.equal(before[k], v) for k, v in backbone.model.state_dict().items())
+    # a copy of the tagger (train.eval_precision=bf16 predicts with a bf16 copy) shares the cache, never copies it
+    twin = copy.deepcopy(model).to(torch.bfloat16).eval()
+    assert twin.layers is model.layers and twin.head is not model.head
+    features = frozen_parts(splits, backbone, 24, [0, 1, 2])["train"][1]
+    batch = frozen_in.collators["train"](list(enumerate(features.windows)))
+    args = (batch["input_ids"], batch["attention_mask"], batch["word_index"], batch["labels"].shape[1])
+    with torch.no_grad():
+        assert twin(*args).dtype == torch.bfloat16 and model.eval()(*args).dtype == torch.float32
+
+
+def test_cache_built_once_and_reused(tiny_cell_config, tmp_path, cache_dir):
+    layer_cache.BUILDS.clear()
+    first = tiny_cell_config(tmp_path, "model.finetune=frozen", "train.steps=2")
+    run_cell(first)
+    assert len(layer_cache.BUILDS) == 3
+    folders = sorted(p for p in cache_dir.iterdir() if p.is_dir())
+    assert [p.name.split("-")[0] for p in folders] == ["test", "train", "valid"]
+    stamps = {p: (p / "hidden.npy").stat().st_mtime_ns for p in folders}
+    second = tiny_cell_config(tmp_path, "model.finetune=frozen", "train.steps=2", "train.seed=1",
+                              "model.head.name=scalarmix", "data.data_seed=1")
+    run_cell(second)
+    assert len(layer_cache.BUILDS) == 3                     # nothing rebuilt
+    manifest = json.loads(cell_paths(second.results_dir, second.study, second.run_id)["manifest"].read_text())
+    assert not any(record["built"] for record in manifest["layer_cache"].values())
+    assert {record["path"] for record in manifest["layer_cache"].values()} == {str(p) for p in folders}
+    assert stamps == {p: (p / "hidden.npy").stat().st_mtime_ns for p in folders}
+    assert not [p for p in cache_dir.iterdir() if ".tmp-" in p.name]
+
+
+def test_key_follows_its_parts(tiny, tiny_backbone_dir, tmp_path, cache_dir):
+    splits, backbone = tiny
+    other = load_backbone(str(write_tiny_bert(tmp_path / "other_bert", seed=1)))
+    same = load_backbone(str(tiny_backbone_dir))                  # the same weights, loaded again
+    train = splits["train"]
+
+    def key(model=backbone.model, max_length=24, fuse=False, split=train):
+        return layer_cache.cache_key(layer_cache.cache_identity(split, backbone.tokenizer, model, max_length, fuse))
+
+    base = key()
+    assert key() == base and key(model=same.model) == base
+    assert len({base, key(max_length=32), key(fuse=True), key(model=other.model), key(split=splits["valid"])}) == 5
+    assert layer_cache.cache_path(layer_cache.cache_identity(train, backbone.tokenizer, backbone.model, 24, False)) \
+        == cache_dir / f"train-{base}"
+    # a tokenizer.json with truncation/padding settings (MiniLM's has them; its first call resets them): same key
+    from paper_repro.models.backbone import load_tokenizer
+
+    padded = load_tokenizer(str(tiny_backbone_dir))
+    padded.backend_tokenizer.enable_truncation(max_length=16)
+    padded.backend_tokenizer.enable_padding(length=16)
+    assert layer_cache.tokenizer_fingerprint(padded) == layer_cache.tokenizer_fingerprint(backbone.tokenizer)
+    # fuse_embeddings stores one more layer
+    a = layer_cache.layer_cache(train, backbone.tokenizer, backbone.model, 24, False)
+    b = layer_cache.layer_cache(train, backbone.tokenizer, backbone.model, 24, True)
+    assert (a.num_layers, b.num_layers) == (2, 3) and a.path != b.path
+    np.testing.assert_array_equal(np.asarray(a.hidden), np.asarray(b.hidden[:, 1:]))
+    meta = json.loads((a.path / "meta.json").read_text())
+    assert meta["key"] == base and meta["identity"]["max_length"] == 24 and meta["tokens"] == a.tokens
+
+
+def test_lost_rename_race_is_harmless(tiny, cache_dir, tmp_path):
+    splits, backbone = tiny
+    cache = layer_cache.layer_cache(splits["test"], backbone.tokenizer, backbone.model, 24, False)
+    tmp = cache.path.parent / f".{cache.path.name}.tmp-other"
+    tmp.mkdir()
+    (tmp / "hidden.npy").write_bytes(b"a loser's half-written file")
+    assert layer_cache.publish(tmp, cache.path) is False
+    assert not tmp.exists()
+    reopened = layer_cache.open_cache(cache.path, cache.meta["key"])
+    np.testing.assert_array_equal(np.asarray(reopened.hidden), np.asarray(cache.hidden))
+
+
+BUILDER = textwrap.dedent("""
+    import json, sys, time
+    from paper_repro.data.conll import load_conll03
+    from paper_repro.models.backbone import load_backbone
+    from paper_repro.train import layer_cache
+    data_dir, model_dir, lock, go = sys.argv[1:5]
+    if lock == "nolock":
+        layer_cache.fcntl = None          # no flock: both build, the atomic rename decides
+    split = load_conll03(data_dir)["train"]
+    backbone = load_backbone(model_dir)
+    encode = layer_cache.encode_into
+    def slow(*args, **kwargs):            # both builders are inside the build at once
+        time.sleep(1.0)
+        return encode(*args, **kwargs)
+    layer_cache.encode_into = slow
+    while time.time() < float(go):
+        time.sleep(0.01)
+    cache = layer_cache.layer_cache(split, backbone.tokenizer, backbone.model, 24, False)
+    print(json.dumps({"built": cache.built, "path": str(cache.path), "sum": float(cache.hidden.astype("float64").sum())}))
+""")
+
+
+@pytest.mark.parametrize("lock", ["lock", "nolock"])
+def test_concurrent_builders_leave_one_valid_cache(tiny_conll_dir, tiny_backbone_dir, tiny, cache_dir, lock):
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    go = str(time.time() + 3.0)
+    processes = [subprocess.Popen([sys.executable, "-c", BUILDER, str(tiny_conll_dir), str(tiny_backbone_dir), lock, go],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), [err for _, err in outputs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert len({r["path"] for r in results}) == 1 and len({r["sum"] for r in results}) == 1
+    assert sorted(r["built"] for r in results) == [False, True]   # one published; the other waited or lost
+    if lock == "nolock":
+        assert "published it first" in "".join(err for _, err in outputs)
+    else:
+        assert "waiting for another process" in "".join(err for _, err in outputs)
+    assert [p.name for p in cache_dir.iterdir() if p.is_dir() or ".tmp-" in p.name] == [Path(results[0]["path"]).name]
+    splits, backbone = tiny
+    cache = layer_cache.open_cache(Path(results[0]["path"]))
+    live = layer_cache.layer_cache(splits["train"], backbone.tokenizer, backbone.model, 24, False)
+    assert live.path == cache.path and not live.built            # this process finds it: no third build
+    features = cached_features(splits["train"], backbone.tokenizer, 24)
+    assert np.array_equal(np.diff(cache.offsets), [len(w.input_ids) for w in features.windows])
+    assert np.isfinite(np.asarray(cache.hidden, dtype=np.float32)).all() and np.abs(cache.hidden).sum() > 0
