@@ -66,6 +66,11 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
     started = time.perf_counter()
     times: dict[str, float] = {}
     train_cfg = config.train
+    # a fresh Accelerate state: a cell of another mixed precision may have run before in this process
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision)
     set_seed(train_cfg.seed)
 

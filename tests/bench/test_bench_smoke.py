@@ -25,7 +25,7 @@ SUMMARY_METRICS = {
                      "eval_predict_s", "eval_forward_s", "eval_score_s", "eval_padding_fraction", "cell_total_s"},
 }
 EXTRA_ARGS = {
-    "cell_cost": ["--steps", "2", "--variants", "ours,peer,ours_fast"],
+    "cell_cost": ["--steps", "2", "--variants", "ours,ours_fast,peer"],   # peer after a bf16 cell: state reset
     "head_overhead": ["--heads", "last,dwatt", "--steps", "2", "--warmup", "1", "--profile-heads", "dwatt",
                       "--profile-steps", "1"],
     "memory": ["--heads", "last,dwatt", "--steps", "2"],
