@@ -53,12 +53,13 @@ def git(*args: str, cwd: Path = ROOT) -> str:
 
 
 def bench_args(args: argparse.Namespace, bench: str, seed: int, out: Path) -> list[str]:
-    shared = ["--backbone", args.backbone, "--size", str(args.size), "--batch-size", str(args.batch_size),
+    shared = ["--backbone", args.backbone, "--data-dir", str(Path(args.data_dir).resolve()), "--size", str(args.size), "--batch-size", str(args.batch_size),
               "--dev", str(args.dev), "--repeats", "1", "--seed", str(seed), "--out", str(out), "--fresh"]
     if args.threads:
         shared += ["--threads", str(args.threads)]
     if args.test_limit:
         shared += ["--test-limit", str(args.test_limit)]
+    shared += args.bench_args
     if bench == "cell_cost":
         return shared + ["--steps", str(args.cell_steps), "--eval-points", str(args.eval_points),
                          "--variants", "ours,peer"]
@@ -73,7 +74,8 @@ def run_one(tree: Path, bench: str, argv: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, str(tree / "bench" / f"{bench}.py"), *argv]
     print(f"[{BENCH}] {tree.name}: {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, cwd=tree, env=env, check=True)
+    if subprocess.run(command, cwd=tree, env=env).returncode != 0:
+        raise SystemExit(f"[{BENCH}] {tree.name}: bench/{bench}.py failed (its output is above)")
 
 
 def values(frame: pd.DataFrame, code: str, bench: str, variant: str, metric: str) -> list[float]:
@@ -109,7 +111,7 @@ def compare(frame: pd.DataFrame, backbone: str) -> list[dict]:
     add("cell time ours / peer (≤ 0.35)", "cell_cost", "ours", "time_ratio_vs_peer", target=CELL_VS_PEER)
     add("cell test F1, ours", "cell_cost", "ours", "f1_test_mean", scale=100)
     add("cell test F1, peer", "cell_cost", "peer", "f1_test_mean", scale=100)
-    add("train step `last` (ms)", "floor", "last", "measured_step_s", scale=1000)
+    add("train step `last` (ms), floor bench", "floor", "last", "measured_step_s", scale=1000)
     add(f"train step × FLOP floor (≤ {FLOOR_X.get(backbone, 2.0)})", "floor", "last", "x_floor",
         target=FLOOR_X.get(backbone, 2.0))
     for head in HEADS:
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benches", type=common.str_list, default=["cell_cost", "floor", "head_overhead"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--backbone", default="minilm-l6")
+    parser.add_argument("--data-dir", default=common.default_data_dir(), help="CoNLL-03 folder")
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--cell-steps", type=int, default=200, help="steps of the cell_cost cells")
@@ -145,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--after", default="HEAD", help="git commit of the 'after' code")
+    parser.add_argument("--bench-args", type=str.split, default=[],
+                        help="more arguments for every sub-run, one string (e.g. '--max-length 64')")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benches) - {"cell_cost", "floor", "head_overhead"})

@@ -101,6 +101,20 @@ HEAD_ORDER = ["last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres
 
 BENCHES = [
     BenchSpec(
+        "before_after", "Before and after the speed-ups (one run, same machine)",
+        "python bench/before_after.py",
+        [TableSpec("", [
+            ("before", "before", fmt_float), ("after", "after", fmt_float),
+            ("after_vs_before", "after / before", fmt_ratio), ("target", "target", fmt_float),
+            ("met", "met", fmt_bool),
+        ], row_label="quantity")],
+        describe=("The code before the speed-ups (`before_sha`) and after (`after_sha`), each running its own "
+                  "`bench/cell_cost.py` (`ours` vs `peer`), `bench/floor.py` and `bench/head_overhead.py` in a fresh "
+                  "process, alternating order per round; medians over rounds. Targets (issue \"Cells at the "
+                  "hardware's pace\"): a cell ≤ 0.35× the peer loop at ±1 F1, the `last` train step ≤ 2× the FLOP "
+                  "floor, eval throughput ≥ 2× before for every head, every budget-matched head's step ≤ `deeper`'s."),
+    ),
+    BenchSpec(
         "cell_cost", "Cost of a whole cell: ours vs a `run_ner_no_trainer`-style loop",
         "python bench/cell_cost.py",
         [TableSpec("", [
@@ -201,7 +215,11 @@ def parameters_line(group: pd.DataFrame) -> str:
         return ""
     keys = [("backbone", "backbone {}"), ("size", "{} sentences"), ("steps", "{} steps"), ("batch_size", "batch {}"),
             ("dev", "dev subsample {}"), ("eval_points", "eval points {}"), ("repeats", "repeats {}")]
+    keys += [("cell_steps", "cells of {} steps"), ("rounds", "rounds {}")]
     parts = [template.format(args[k]) for k, template in keys if k in args]
+    for column, label in (("before_sha", "before"), ("after_sha", "after")):   # bench/before_after.py
+        if column in group.columns and group[column].notna().any():
+            parts.append(f"{label} `{str(group[column].dropna().iloc[0])[:10]}`")
     return ", ".join(parts)
 
 

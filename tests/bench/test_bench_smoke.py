@@ -134,3 +134,28 @@ def test_speed_benches_report_their_new_rows(bench_outputs):
     assert {"cells_per_hour", "steady_cells_per_hour", "speedup"} <= set(local["metric"])
     heads = pq.read_table(bench_outputs["head_overhead"]).to_pandas()
     assert "step_time_ratio_deeper" not in set(heads["metric"])          # deeper did not run: no ratio to it
+
+
+def test_before_after_compares_two_commits(tiny_conll_dir, tiny_backbone_dir, tmp_path):
+    """bench/before_after.py checks out both versions into worktrees, runs each one's own bench, and writes the
+    sub-runs' rows (tagged before/after) and one comparison row per quantity. HEAD against HEAD: same code, so
+    the FLOP count (deterministic) is equal and the ratio of counted GFLOP is exactly 1."""
+    from bench import before_after
+
+    out = tmp_path / "before_after.parquet"
+    extra = (f"--max-length 24 --eval-batch-size 4 --mm-size 64 --mm-repeats 2")
+    assert before_after.main(["--before", "HEAD", "--after", "HEAD", "--benches", "floor", "--rounds", "1",
+                              "--backbone", str(tiny_backbone_dir), "--data-dir", str(tiny_conll_dir), "--size", "8",
+                              "--batch-size", "4", "--dev", "0", "--test-limit", "5", "--steps", "2", "--warmup", "1",
+                              "--bench-args", extra, "--out", str(out)]) == 0
+    frame = pq.read_table(out).to_pandas()
+    assert set(frame["bench"]) == {"before_after"}
+    samples = frame[frame["kind"] == "sample"]
+    assert {v.split(":")[0] for v in samples["variant"]} == {"before", "after"}
+    gflop = samples[samples["metric"] == "step_gflop"].set_index("variant")["value"]
+    assert gflop["before:floor:last"] == gflop["after:floor:last"] > 0
+    summary = frame[frame["kind"] == "summary"]
+    step = summary[summary["variant"] == "train step `last` (ms), floor bench"].set_index("metric")["value"]
+    assert step["before"] > 0 and step["after"] > 0
+    assert step["after_vs_before"] == pytest.approx(step["after"] / step["before"])
+    assert (frame["test_limit"] == 5).all()
