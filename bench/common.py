@@ -41,6 +41,7 @@ from paper_repro.data.conll import Split, load_conll03  # noqa: E402
 from paper_repro.results import manifest as provenance  # noqa: E402
 from paper_repro.results import store  # noqa: E402
 from paper_repro.train import cell, features  # noqa: E402
+from paper_repro.train.timing import now, sync_for, synchronize  # noqa: E402,F401  (re-exported: the benches' clock)
 
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()        # "Loading weights" bars: noise in the tables' output
@@ -268,14 +269,15 @@ def cold_caches():
 def prime_caches(config: CellConfig, load_model: bool = True):
     """Fill run_cell's caches as a sweep's earlier cells would: splits, subset file, features (memory and
     disk) and, with `load_model`, the pristine backbone. Returns the tokenizer."""
-    from paper_repro.models.backbone import load_tokenizer, resolve_backbone
+    from paper_repro.models.backbone import hub_kwargs, load_tokenizer, resolve_backbone
 
     splits = cell.load_splits(config.data.data_dir, config.data.hub_id, config.data.convert_iob1, config.data.strict_iob2)
     cell.training_indices(config, splits["train"])
     if load_model:
-        tokenizer = cell.pristine_backbone(config.model.backbone).tokenizer
+        tokenizer = cell.pristine_backbone(config.model.backbone, config.model.revision).tokenizer
     else:
-        tokenizer = load_tokenizer(resolve_backbone(config.model.backbone))
+        source = resolve_backbone(config.model.backbone)
+        tokenizer = load_tokenizer(source, **hub_kwargs(config.model.backbone, source, config.model.revision))
     for split in splits.values():
         features.cached_features(split, tokenizer, config.model.max_length)
     return tokenizer
@@ -314,9 +316,10 @@ def cell_outcome(parquet: Path, wall_s: float | None = None) -> dict[str, float]
 def run_ours(config: CellConfig) -> dict[str, float]:
     """run_cell, timed from the outside (the wall clock includes writing parquet + manifest)."""
     gc.collect()
-    started = time.perf_counter()
+    device = default_device()
+    started = now(device)
     path = cell.run_cell(config)
-    wall = time.perf_counter() - started
+    wall = now(device) - started
     return cell_outcome(Path(path), wall)
 
 
@@ -403,14 +406,36 @@ def timed_train_steps(model, optimizer, scheduler, accelerator, config: CellConf
 
 # ----------------------------------------------------------------------------------------------------------
 # timing and statistics helpers
+# Every timed region reads the clock through `now(device)` (paper_repro/train/timing.py): on CUDA/MPS it first
+# waits for the device's queued kernels (torch.cuda.synchronize / torch.mps.synchronize), on the CPU it is
+# time.perf_counter(). `device`: where the timed work runs (accelerator.device, a model's parameters' device).
 @contextlib.contextmanager
-def stopwatch(into: dict, key: str):
-    """`with stopwatch(times, "load_s"): ...` adds the block's wall-clock seconds to times[key]."""
-    started = time.perf_counter()
+def stopwatch(into: dict, key: str, device: Any = None):
+    """`with stopwatch(times, "load_s", device): ...` adds the block's wall-clock seconds to times[key],
+    the device synchronised at both ends."""
+    started = now(device)
     try:
         yield
     finally:
-        into[key] = into.get(key, 0.0) + time.perf_counter() - started
+        into[key] = into.get(key, 0.0) + now(device) - started
+
+
+def default_device() -> torch.device:
+    """The device a cell's Accelerator picks on this machine (CUDA, else MPS, else the CPU)."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_of(model: Any) -> Any:
+    """The device a model's parameters live on (None for a model without parameters)."""
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return None
 
 
 def median(values: Iterable[float]) -> float:

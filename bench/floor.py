@@ -14,7 +14,6 @@ FlopCounterMode counts matmul-like ops only (mm, bmm, addmm, attention), so the 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -24,19 +23,20 @@ from bench import common  # noqa: E402
 BENCH = "floor"
 
 
-def matmul_rate(size: int, repeats: int) -> list[float]:
-    """FLOP/s of each timed `torch.mm(a, b)` with [size, size] fp32 operands (after one warm-up call)."""
+def matmul_rate(size: int, repeats: int, device=None) -> list[float]:
+    """FLOP/s of each timed `torch.mm(a, b)` with [size, size] fp32 operands on `device` (where the training
+    steps run; default the CPU), after one warm-up call; the device is synchronised before each clock read."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator)
-    b = torch.randn(size, size, generator=generator)
+    a = torch.randn(size, size, generator=generator).to(device or "cpu")
+    b = torch.randn(size, size, generator=generator).to(device or "cpu")
     torch.mm(a, b)
     rates = []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = common.now(device)
         torch.mm(a, b)
-        rates.append(2 * size**3 / (time.perf_counter() - started))
+        rates.append(2 * size**3 / (common.now(device) - started))
     return rates
 
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             config = common.apply_overrides(config, args.overrides)
         data = config.data
         splits = cell.load_splits(data.data_dir, data.hub_id, data.convert_iob1, data.strict_iob2)
-        pristine = cell.pristine_backbone(config.model.backbone)
+        pristine = cell.pristine_backbone(config.model.backbone, config.model.revision)
         tokenizer = pristine.tokenizer
         train_idx, _ = cell.training_indices(config, splits["train"])
         train_features = features.cached_features(splits["train"], tokenizer, config.model.max_length).select(train_idx)
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rates, step_totals = [], []
         for repeat in range(args.repeats):
-            for i, rate in enumerate(matmul_rate(args.mm_size, args.mm_repeats)):
+            for i, rate in enumerate(matmul_rate(args.mm_size, args.mm_repeats, accelerator.device)):
                 rates.append(rate)
                 results.add("matmul", "matmul_flops_per_s", rate, "FLOP/s", repeat=repeat, step=i)
             model, optimizer, scheduler, accelerator, _ = common.build_trainable(pristine.model, config, len(batches))

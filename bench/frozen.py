@@ -17,7 +17,6 @@ MiniLM for the heads matched to one extra encoder layer's parameters (dwatt, dee
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -35,14 +34,15 @@ def build_caches(config, results: "common.Results") -> dict[str, float]:
     """Open or build the layer caches of the three splits (timed); rows for each split and the total."""
     splits = cell.load_splits(config.data.data_dir, config.data.hub_id, config.data.convert_iob1,
                               config.data.strict_iob2)
-    pristine = cell.pristine_backbone(config.model.backbone)
+    pristine = cell.pristine_backbone(config.model.backbone, config.model.revision)
     total = {"layer_cache_build_s": 0.0, "layer_cache_gib": 0.0, "build_measured_now": 1.0}
+    device = common.device_of(pristine.model)
     for name in ("train", "valid", "test"):
-        started = time.perf_counter()
+        started = common.now(device)
         cache = layer_cache.layer_cache(splits[name], pristine.tokenizer, pristine.model, config.model.max_length,
                                         config.model.head.fuse_embeddings, progress=sys.stderr.isatty(),
                                         source=pristine.source)
-        seconds = time.perf_counter() - started if cache.built else float(cache.meta["build_s"])
+        seconds = common.now(device) - started if cache.built else float(cache.meta["build_s"])
         gib = cache.hidden.size * cache.hidden.itemsize / 2**30
         total["layer_cache_build_s"] += seconds
         total["layer_cache_gib"] += gib

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -45,7 +44,7 @@ class Workload:
         self.config = config
         data = config.data
         splits = cell.load_splits(data.data_dir, data.hub_id, data.convert_iob1, data.strict_iob2)
-        self.pristine = cell.pristine_backbone(config.model.backbone)
+        self.pristine = cell.pristine_backbone(config.model.backbone, config.model.revision)
         tokenizer, max_length = self.pristine.tokenizer, config.model.max_length
         train_idx, _ = cell.training_indices(config, splits["train"])
         train_features = features.cached_features(splits["train"], tokenizer, max_length).select(train_idx)
@@ -78,9 +77,9 @@ def run_block(work: Workload, head: str, args) -> tuple[list[float], list[float]
         loader = work.eval_loader(accelerator)
         sentences = {i: work.dev_split.sentences[i] for i in work.dev_idx}
         for _ in range(args.eval_passes):
-            started = time.perf_counter()
+            started = common.now(accelerator.device)
             predict(model, loader, accelerator, work.dev_features, sentences, depth_weights=False)  # as at dev eval points
-            throughput.append(len(sentences) / (time.perf_counter() - started))
+            throughput.append(len(sentences) / (common.now(accelerator.device) - started))
     del model, optimizer, scheduler
     gc.collect()
     return steps, throughput, record["head_params"]

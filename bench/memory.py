@@ -50,7 +50,7 @@ def run_child(config, args) -> tuple[dict, float]:
 
     command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config.to_dict()),
                "--test-limit", str(args.test_limit), "--threads", str(args.threads)]
-    started = time.perf_counter()
+    started = common.now()      # the cell runs in the child: its device work is done when the child exits
     python_path = os.pathsep.join(filter(None, [str(common.REPO_ROOT), os.environ.get("PYTHONPATH")]))
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONPATH": python_path})
@@ -67,7 +67,7 @@ def run_child(config, args) -> tuple[dict, float]:
             pass
         time.sleep(args.sample_s)
     reader.join(timeout=30)
-    wall = time.perf_counter() - started
+    wall = common.now() - started
     lines = [line.strip() for line in output if line.startswith("PARQUET=")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"cell subprocess failed (exit {proc.returncode}):\n{''.join(output)[-4000:]}")

@@ -63,7 +63,7 @@ def as_columns(split: Split, indices: list[int]) -> dict[str, list]:
 
 def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -> dict:
     """One peer cell; returns {"timings": {...}, "evals": [{split, step, f1, f1_strict}], "f1_test", ...}."""
-    started = time.perf_counter()
+    started = common.now()
     times: dict[str, float] = {}
     train_cfg = config.train
     # a fresh Accelerate state: a cell of another mixed precision may have run before in this process
@@ -171,7 +171,7 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
     eval_seconds: list[float] = []
 
     def evaluate(split_name: str, dataloader, step: int) -> None:
-        tick = time.perf_counter()
+        tick = common.now(accelerator.device)
         model.eval()
         all_predictions, all_references = [], []
         for batch in dataloader:
@@ -188,7 +188,7 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
         f1 = f1_score(all_references, all_predictions, zero_division=0)   # conlleval (default mode), as the cell
         f1_strict = f1_score(all_references, all_predictions, mode="strict", scheme=IOB2, zero_division=0)
         model.train()
-        eval_seconds.append(time.perf_counter() - tick)
+        eval_seconds.append(common.now(accelerator.device) - tick)
         evals.append({"split": split_name, "step": step, "f1": float(f1), "f1_strict": float(f1_strict)})
 
     eval_steps = set(eval_schedule(max_train_steps, train_cfg.eval_points, warmup_steps, train_cfg.eval_schedule))
@@ -208,6 +208,8 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
             lr_scheduler.step()
             optimizer.zero_grad()
             completed_steps += 1
+            if completed_steps in eval_steps or completed_steps == max_train_steps:
+                common.synchronize(accelerator.device)   # as our loop: the observed totals include queued GPU work
             train_seconds += time.perf_counter() - tick
             if completed_steps in eval_steps:
                 last_loss = float(loss.detach())
@@ -217,7 +219,7 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
             if completed_steps >= max_train_steps:
                 break
 
-    total = time.perf_counter() - started
+    total = common.now(accelerator.device) - started
     test = [e for e in evals if e["split"] == "test"]
     dev = [e for e in evals if e["split"] == "dev" and e["step"] == max_train_steps]
     timings = {

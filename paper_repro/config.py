@@ -90,6 +90,7 @@ class HeadConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "minilm-l6"          # alias (minilm-l6, mpnet-base), hub id or local path
+    revision: str | None = None          # hub ids only: branch, tag or commit sha to load (null = main, or the commit pinned in <study>.lock.yaml); the manifest records the commit used
     max_length: int = 128                # subword window; longer sentences are split into windows
     window_stride_words: int = 0         # reserved context overlap between windows (0 = disjoint windows)
     pooling: str = "first"               # subword -> word pooling: first | mean | attention
@@ -139,7 +140,7 @@ class CellConfig:
                                                             "train.log_with")
     # keys omitted from the hash at their default: keys added after cells were run, left out of the identity
     # while they hold their default value, so that no existing run id moved (any other value enters the hash)
-    OMITTED_AT_DEFAULT: typing.ClassVar[tuple[str, ...]] = ("model.finetune", "train.length_bucket_tokens",
+    OMITTED_AT_DEFAULT: typing.ClassVar[tuple[str, ...]] = ("model.revision", "model.finetune", "train.length_bucket_tokens",
                                                             "train.freeze_word_embeddings", "train.eval_precision")
 
     def to_dict(self) -> dict[str, Any]:

@@ -82,6 +82,7 @@ def validate_cell(cell: CellConfig) -> None:
         raise ConfigError(f"data.subset_version: expected 1 or 2, got {flat['data.subset_version']}")
     check_head_options(cell.model.head.name, cell.model.head.options)
     check_backbone(cell.model.backbone)
+    check_revision(cell.model.backbone, cell.model.revision)
 
 
 def check_head_options(name: str, options: dict) -> None:
@@ -127,6 +128,24 @@ def check_backbone(name: str) -> None:
                 f"model.backbone: unknown backbone alias {name!r} (did you mean {close[0]}? aliases: "
                 f"{', '.join(BACKBONE_ALIASES)}; otherwise give a hub id or a local path)"
             )
+
+
+def check_revision(backbone: str, revision: str | None) -> None:
+    """`model.revision` pins a hub id's commit; a packaged alias or a local folder has no hub revision (a packaged
+    model's package version is recorded in the manifest instead), so setting one there is an error."""
+    if revision is None:
+        return
+    from paper_repro.models.backbone import backbone_kind
+
+    if not revision.strip() or revision != revision.strip():
+        raise ConfigError(f"model.revision: expected a branch, tag or commit sha, got {revision!r} (leave it unset "
+                          f"for the default branch)")
+    kind = backbone_kind(backbone)
+    if kind != "hub":
+        what = ("a packaged model (its package version is recorded in the manifest)" if kind == "packaged"
+                else "a local folder")
+        raise ConfigError(f"model.revision: only a hub-id backbone takes a revision; {backbone} is {what}: "
+                          f"unset model.revision")
 
 
 def _hint(value: object, options: tuple[str, ...]) -> str:

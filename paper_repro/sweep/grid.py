@@ -32,7 +32,8 @@ sub-grid (base, grid, grids, include, exclude) and optionally
       tie_break: lower                # tied: the lower (or higher) parameter value
 or
     check: {param: train.min_epochs, metric: f1, max_gain: 0.01}   # a budget check (report only)
-`hypotheses:` (the pre-registered tests, read by paper_repro.analysis.hypotheses) is kept as given.
+`hypotheses:` (the pre-registered tests, read by paper_repro.analysis.hypotheses) is kept as given; `claims:` (the
+pre-registered verdict rules per paper claim, read by paper_repro.analysis.verdicts) is accepted and never used here.
 The file is read with `paper_repro.config.ConfigLoader`: the only booleans are true/false, so `no`, `yes`, `on`,
 `off` stay text (`train.mixed_precision: no` is "no"; a bool field still takes them).
 
@@ -40,6 +41,10 @@ Every expanded cell is built through `CellConfig.from_dict`, so unknown keys and
 `ConfigError`s naming the file and the place in it; methods, samplers and alias-looking backbones are checked
 against what the code knows (`paper_repro.validate.validate_cell`, the checks `paper-repro cell` runs). `expand` returns cells in a deterministic order with duplicates (same run_id)
 removed.
+
+A lock file `<stem>.lock.yaml` beside the study (written by `paper-repro fetch-models --study`,
+paper_repro/sweep/lock.py) pins hub-id backbones: `from_yaml` reads it and every cell whose backbone is a locked
+hub id and whose `model.revision` is unset gets the locked commit sha (`load_study(..., lock=False)`: as written).
 """
 from __future__ import annotations
 
@@ -101,6 +106,8 @@ class StudyConfig:
     stages: list["Stage"] = field(default_factory=list)        # staged studies (then `grids` is empty)
     ties: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TIES))  # target key <- source key, per cell
     hypotheses: dict[str, Any] = field(default_factory=dict)    # pre-registered tests (analysis reads them)
+    pins: dict[str, str] = field(default_factory=dict)          # hub id -> commit sha from <study>.lock.yaml (sweep/lock.py)
+    lock_file: str | None = None                                # the lock the pins came from
 
     def stage(self, name: str) -> "Stage":
         for stage in self.stages:
@@ -110,8 +117,13 @@ class StudyConfig:
         raise ConfigError(f"{self.source}: unknown stage {name!r} (stages: {known})")
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: list[str] | dict[str, Any] = ()) -> "StudyConfig":
+    def from_yaml(cls, path: str | Path, overrides: list[str] | dict[str, Any] = (), lock: bool = True) -> "StudyConfig":
+        """The study file; with `lock`, the hub commits of `<stem>.lock.yaml` beside it (if there is one) pin
+        every cell whose backbone is a locked hub id and whose model.revision is unset (paper_repro/sweep/lock.py)."""
+        from paper_repro.sweep.lock import lock_path, pinned_revisions, read_lock
+
         path = Path(path)
+        found = read_lock(lock_path(path)) if lock else None
         try:
             raw = load_yaml(path.read_text())
         except OSError as error:
@@ -120,18 +132,21 @@ class StudyConfig:
             raise ConfigError(f"{path}: cannot read study file (not UTF-8 text)") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: invalid YAML ({yaml_error_text(error)})") from None
-        return cls.from_dict(raw, source=str(path), overrides=overrides)
+        return cls.from_dict(raw, source=str(path), overrides=overrides, pins=pinned_revisions(found),
+                             lock_file=str(lock_path(path)) if found is not None else None)
 
     @classmethod
     def from_dict(
-        cls, raw: Any, *, source: str = "<study>", overrides: list[str] | dict[str, Any] = ()
+        cls, raw: Any, *, source: str = "<study>", overrides: list[str] | dict[str, Any] = (),
+        pins: dict[str, str] | None = None, lock_file: str | None = None,
     ) -> "StudyConfig":
         def fail(message: str) -> ConfigError:
             return ConfigError(f"{source}: {message}")
 
         if not isinstance(raw, dict):
             raise fail("expected a mapping with study, base, grid/grids and launcher")
-        top = {"study", "base", "grid", "grids", "include", "exclude", "launcher", "stages", "ties", "hypotheses"}
+        top = {"study", "base", "grid", "grids", "include", "exclude", "launcher", "stages", "ties", "hypotheses",
+               "claims"}
         unknown = sorted(set(raw) - top)
         if unknown:
             raise fail(f"unknown study key {unknown[0]} (known: {', '.join(sorted(top))})")
@@ -158,6 +173,7 @@ class StudyConfig:
             if not isinstance(ties, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ties.items()):
                 raise ConfigError(f"ties: expected a mapping of dotted keys, got {ties!r}")
             hypotheses = _mapping(raw.get("hypotheses"), "hypotheses")
+            _mapping(raw.get("claims"), "claims")   # analysis only (paper_repro.analysis.verdicts): checked, not kept
             launcher = raw.get("launcher") or {}
             if not isinstance(launcher, dict):
                 raise ConfigError(f"launcher: expected a mapping, got {launcher!r}")
@@ -169,7 +185,8 @@ class StudyConfig:
             overrides = {key: value for key, value in pairs}
         except ConfigError as error:
             raise fail(str(error)) from None
-        study = cls(name, base, grids, exclude, launcher, source, overrides, stages, dict(ties), hypotheses)
+        study = cls(name, base, grids, exclude, launcher, source, overrides, stages, dict(ties), hypotheses,
+                    dict(pins or {}), lock_file)
         try:
             _check_ties(study)
         except ConfigError as error:
@@ -260,10 +277,10 @@ def _expand_grids(study: StudyConfig, grids: list[SubGrid], stage: str, selectio
         if not sub.grid and not sub.include:
             raise ConfigError(f"{where}: empty grid: give at least one axis with values or one include")
         for combo in combos:
-            cell = _build(tree, {**combo, **study.overrides}, where, combo, study.ties)
+            cell = _build(tree, {**combo, **study.overrides}, where, combo, study.ties, study.pins)
             if selection is not None:
                 key, value = selection.param, selection.value_for(cell)
-                cell = _build(tree, {**combo, **study.overrides, key: value}, where, combo, study.ties)
+                cell = _build(tree, {**combo, **study.overrides, key: value}, where, combo, study.ties, study.pins)
             flat = flatten(cell.to_dict())
             if any(_matches(flat, e) for e in sub.exclude + study.exclude):
                 continue
@@ -455,7 +472,7 @@ def _matches(flat: dict[str, Any], pattern: dict[str, Any]) -> bool:
 
 
 def _build(tree: dict[str, Any], combo: dict[str, Any], where: str, shown: dict[str, Any] | None = None,
-           ties: dict[str, str] | None = None) -> CellConfig:
+           ties: dict[str, str] | None = None, pins: dict[str, str] | None = None) -> CellConfig:
     tree = copy.deepcopy(tree)
     label = f" cell {_fmt(shown)}" if shown else ""
     try:
@@ -464,6 +481,8 @@ def _build(tree: dict[str, Any], combo: dict[str, Any], where: str, shown: dict[
         flat = flatten(tree)
         for target, source in (ties or {}).items():
             set_dotted(tree, target, flat[source])
+        if pins and flat.get("model.revision") is None and flat.get("model.backbone") in pins:  # the study's lock
+            set_dotted(tree, "model.revision", pins[flat["model.backbone"]])
         cell = CellConfig.from_dict(tree)
         validate_cell(cell)
     except ConfigError as error:
@@ -475,8 +494,9 @@ def _fmt(combo: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={v}" for k, v in combo.items()) + "}"
 
 
-def load_study(path: str | Path, overrides: list[str] | dict[str, Any] = ()) -> StudyConfig:
-    return StudyConfig.from_yaml(path, overrides)
+def load_study(path: str | Path, overrides: list[str] | dict[str, Any] = (), lock: bool = True) -> StudyConfig:
+    """The study file, pinned by its lock file when there is one (`lock=False`: as written)."""
+    return StudyConfig.from_yaml(path, overrides, lock=lock)
 
 
 def cell_axes(cell: CellConfig) -> dict[str, Any]:

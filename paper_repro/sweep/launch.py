@@ -502,13 +502,14 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True) -> tuple[lis
                 + (f"a copy is cached ({cached})" if cached else "no cached copy found"
                    + (": a run would fail" if offline else ": a run downloads it")))
         add("warning" if offline and not cached else "note", "data", text)
-    for name in sorted({c.model.backbone for c in cells}):
-        n = sum(c.model.backbone == name for c in cells)
-        source, how = offline_source(name)
+    for name, revision in sorted({(c.model.backbone, c.model.revision) for c in cells}, key=str):
+        n = sum((c.model.backbone, c.model.revision) == (name, revision) for c in cells)
+        source, how = offline_source(name, revision=revision)
+        label = f"backbone {name}" + (f"@{revision}" if revision else "")
         if source is not None:
-            add("ok", f"backbone {name}", f"{source} ({how}; {n} cells)")
+            add("ok", label, f"{source} ({how}; {n} cells)")
         else:
-            add("MISSING", f"backbone {name}",
+            add("MISSING", label,
                 f"not available offline: {how} ({n} cells; HF_HUB_OFFLINE is {'set' if offline else 'not set'}"
                 + ("" if offline else ", so a run would try to download it") + ")")
     sha, dirty = git_state()

@@ -168,27 +168,25 @@ def budget_check(study: StudyConfig, stage: str) -> pd.DataFrame:
 
 
 def write_stage_tables(study: StudyConfig) -> list[Path]:
-    """Write selection.csv / budget_check.csv for every stage whose inputs are complete; returns the paths."""
+    """Write budget_check.csv and selection.csv, each with the rows of every stage (column `stage`) whose inputs are
+    complete; returns the paths."""
     out_dir = Path(study.results_dir) / study.study
     written: list[Path] = []
-    selection_frames = []
-    for stage in study.stages:
+    frames: dict[str, list[pd.DataFrame]] = {"budget_check.csv": [], "selection.csv": []}
+    for stage in study.stages:   # every stage's rows in one file per kind, tagged with the stage
         try:
-            if stage.select is not None:
-                frame = compute_selection(study, stage.name).table()
-                selection_frames.append(frame.assign(stage=stage.name))
             if stage.check is not None:
-                path = out_dir / "budget_check.csv"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                budget_check(study, stage.name).to_csv(path, index=False, float_format="%.6g")
-                written.append(path)
+                frames["budget_check.csv"].append(budget_check(study, stage.name).assign(stage=stage.name))
+            if stage.select is not None:
+                frames["selection.csv"].append(compute_selection(study, stage.name).table().assign(stage=stage.name))
         except SelectionPending:
             continue
-    if selection_frames:
-        path = out_dir / "selection.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.concat(selection_frames, ignore_index=True).to_csv(path, index=False, float_format="%.6g")
-        written.append(path)
+    for name, parts in frames.items():
+        if parts:
+            path = out_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.concat(parts, ignore_index=True).to_csv(path, index=False, float_format="%.6g")
+            written.append(path)
     return written
 
 

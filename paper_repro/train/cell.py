@@ -17,15 +17,16 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import set_seed
 
-from paper_repro.config import CellConfig, resolve_steps
-from paper_repro.data.conll import LABELS, Split, load_conll03, split_statistics
+from paper_repro.config import CellConfig, ConfigError, resolve_steps
+from paper_repro.data.conll import Split, corpus_labels, load_conll03, split_statistics
+from paper_repro.data.labels import LabelSet
 from paper_repro.data.sampling import content_sha256, load_or_create_subset
 from paper_repro.models.backbone import Backbone, load_backbone
 from paper_repro.models.tagger import build_tagger
 from paper_repro.results import manifest as provenance
-from paper_repro.results.schema import cell_table
+from paper_repro.results.schema import cell_table, type_columns
 from paper_repro.results.store import write_cell
-from paper_repro.train.evaluate import eval_model, eval_schedule, predict, score
+from paper_repro.train.evaluate import eval_model, eval_schedule, predict, score_by_type
 from paper_repro.train.features import (
     Collator,
     Features,
@@ -46,14 +47,15 @@ PROTOCOL = 2   # the protocol version recorded with every cell (README "Protocol
 
 @functools.lru_cache(maxsize=4)
 def load_splits(data_dir: str | None, hub_id: str, convert_iob1: bool, strict_iob2: bool) -> dict[str, Split]:
-    """CoNLL-03 splits, read once per process (a sweep runs many cells on the same data)."""
+    """The corpus' splits (CoNLL-03 unless `data.data_dir` names another corpus), read once per process (a sweep
+    runs many cells on the same data)."""
     return load_conll03(data_dir, hub_id=hub_id, convert_iob1=convert_iob1, strict_iob2=strict_iob2)
 
 
 @functools.lru_cache(maxsize=2)
-def pristine_backbone(name: str) -> Backbone:
-    """The pretrained backbone as loaded from disk; cells fine-tune deep copies of it."""
-    return load_backbone(name)
+def pristine_backbone(name: str, revision: str | None = None) -> Backbone:
+    """The pretrained backbone as loaded from disk (a hub id at `revision`); cells fine-tune deep copies of it."""
+    return load_backbone(name, revision)
 
 
 def check_choices(config: CellConfig) -> None:
@@ -62,16 +64,24 @@ def check_choices(config: CellConfig) -> None:
     validate_cell(config)
 
 
-def training_indices(config: CellConfig, train_split: Split) -> tuple[list[int], dict]:
-    """Indices of the few-shot training sentences and a record of the subset for the manifest."""
+def training_indices(config: CellConfig, train_split: Split,
+                     label_set: LabelSet | None = None) -> tuple[list[int], dict]:
+    """Indices of the few-shot training sentences and a record of the subset for the manifest. `label_set`: the
+    corpus' (default: read from `train_split`); a corpus other than CoNLL-03's label set needs its own
+    `data.subset_dir` (the default folder holds CoNLL-03's subset files)."""
     data = config.data
     if data.sampler not in SAMPLERS:
         raise ValueError(f"data.sampler: unknown sampler {data.sampler!r} (known: {', '.join(SAMPLERS)})")
     if data.sampler == "full":
         indices = list(range(len(train_split.sentences)))
         return indices, {"sampler": "full", "n_sentences": len(indices), "sha256": train_split.sha256 or content_sha256(train_split.sentences)}
+    label_set = LabelSet.from_sentences(train_split.sentences) if label_set is None else label_set
+    if data.subset_dir is None and not label_set.is_conll03():
+        raise ConfigError(f"data.subset_dir: set a folder for this corpus' subset files (its entity types "
+                          f"{', '.join(label_set.types)} are not CoNLL-03's; the default data/subsets/conll2003 "
+                          f"holds CoNLL-03's)")
     subset = load_or_create_subset(train_split, data.sampler, data.size, data.data_seed, data.subset_dir,
-                                   version=data.subset_version)
+                                   version=data.subset_version, types=label_set.types)
     return subset.indices, {
         "sampler": subset.sampler, "size": subset.size, "data_seed": subset.data_seed, "version": subset.version,
         "n_sentences": len(subset.indices), "entity_counts": subset.entity_counts, "sha256": subset.sha256,
@@ -170,24 +180,26 @@ def run_cell(config: CellConfig) -> Path:
 
     tick = time.perf_counter()
     splits = load_splits(config.data.data_dir, config.data.hub_id, config.data.convert_iob1, config.data.strict_iob2)
-    train_idx, subset_record = training_indices(config, splits["train"])
+    label_set = corpus_labels(splits)   # read from the training split (CoNLL-03: LABELS, unchanged)
+    train_idx, subset_record = training_indices(config, splits["train"], label_set)
     dev_idx = dev_indices(config, len(splits["valid"].sentences))
-    pristine = pristine_backbone(model_cfg.backbone)
+    pristine = pristine_backbone(model_cfg.backbone, model_cfg.revision)
     timings["load_s"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     tokenizer, max_length = pristine.tokenizer, model_cfg.max_length
-    train_features = cached_features(splits["train"], tokenizer, max_length).select(train_idx)
-    dev_features = cached_features(splits["valid"], tokenizer, max_length).select(dev_idx)
+    train_features = cached_features(splits["train"], tokenizer, max_length, label_set).select(train_idx)
+    dev_features = cached_features(splits["valid"], tokenizer, max_length, label_set).select(dev_idx)
     test_split = splits["test"]
-    test_features = cached_features(test_split, tokenizer, max_length).select(list(range(len(test_split.sentences))))
+    test_features = cached_features(test_split, tokenizer, max_length, label_set).select(
+        list(range(len(test_split.sentences))))
     timings["tokenize_s"] = time.perf_counter() - tick
     frozen = None
     if model_cfg.finetune == "frozen":  # the encoder never runs: its cached hidden states do (train/layer_cache.py)
         tick = time.perf_counter()
         parts = {"train": (splits["train"], train_features), "dev": (splits["valid"], dev_features),
                  "test": (test_split, test_features)}
-        frozen = layer_cache.frozen_inputs(pristine, model_cfg, parts, accelerator.device, progress)
+        frozen = layer_cache.frozen_inputs(pristine, model_cfg, parts, accelerator.device, progress, label_set)
         timings["layer_cache_s"] = time.perf_counter() - tick
 
     steps, warmup = resolve_steps(train_cfg, len(train_features.windows))
@@ -196,10 +208,10 @@ def run_cell(config: CellConfig) -> Path:
     # the classifier and pooling are initialised from their own generator (same init for every method); the
     # global RNG is re-seeded after the head is built, so dropout masks and batch order do not depend on it
     if frozen is None:
-        model, budget_record = build_tagger(copy.deepcopy(pristine.model), model_cfg, num_labels=len(LABELS),
+        model, budget_record = build_tagger(copy.deepcopy(pristine.model), model_cfg, num_labels=len(label_set),
                                             seed=train_cfg.seed)
     else:  # head + pooling + classifier only, on the cached states; initialised as a full cell's at this seed
-        model, budget_record = layer_cache.frozen_tagger(pristine.model, model_cfg, len(LABELS), train_cfg.seed,
+        model, budget_record = layer_cache.frozen_tagger(pristine.model, model_cfg, len(label_set), train_cfg.seed,
                                                          frozen.layers)
     if train_cfg.freeze_word_embeddings:  # before the optimizer: its groups take only parameters that need a gradient
         model.backbone.get_input_embeddings().weight.requires_grad_(False)
@@ -248,18 +260,21 @@ def run_cell(config: CellConfig) -> Path:
         # depth-attention statistics are recorded once, at the final test evaluation
         predicted, depth = predict(eval_model(model, accelerator, train_cfg.eval_precision), loader, accelerator,
                                    features, sentences, progress,
-                                   depth_weights=split_name == "test")
-        metrics = score([list(split.sentences[i].tags) for i in indices], [predicted[i] for i in indices])
+                                   depth_weights=split_name == "test", label_set=label_set)
+        metrics, by_type = score_by_type([list(split.sentences[i].tags) for i in indices],
+                                         [predicted[i] for i in indices], label_set.types)
         seconds = time.perf_counter() - tick
         eval_seconds.append(seconds)
         rows.append({
-            **fixed_columns, **metrics, "step": state.step, "examples_seen": state.examples_seen, "split": split_name,
+            **fixed_columns, **metrics, **type_columns(by_type),   # f1_PER..f1_MISC (None if absent), f1_by_type
+            "step": state.step, "examples_seen": state.examples_seen, "split": split_name,
             "eval_sentences": len(indices), "train_loss": loss, "wall_clock_s": state.train_seconds, "eval_s": seconds,
         })
         if split_name == "test":
             final["depth_attention"] = depth
         if trackers:
-            accelerator.log({f"{split_name}/{k}": v for k, v in metrics.items() if math.isfinite(v)}, step=state.step)
+            logged = {**metrics, **{f"f1_{t}": v for t, v in by_type.items() if f"f1_{t}" not in metrics}}
+            accelerator.log({f"{split_name}/{k}": v for k, v in logged.items() if math.isfinite(v)}, step=state.step)
 
     def on_eval(state: TrainState, loss: float) -> None:
         evaluate("dev", dev_loader, dev_features, splits["valid"], dev_idx, state, loss)
@@ -283,7 +298,8 @@ def run_cell(config: CellConfig) -> Path:
         "budget": budget_record,
         "subset": subset_record,
         "dev_subsample": {"seed": config.data.dev_subsample_seed, "n_sentences": len(dev_idx)},
-        "data": {name: split_statistics(split) for name, split in splits.items()},
+        "data": {name: split_statistics(split, label_set.types) for name, split in splits.items()},
+        "labels": {"types": list(label_set.types), "labels": list(label_set.labels)},
         "features": {
             "train_windows": len(train_features.windows), "lost_words_train_subset": train_features.lost_words,
             "lost_words_test": test_features.lost_words, "truncated_words_test": test_features.truncated_words,
@@ -295,6 +311,7 @@ def run_cell(config: CellConfig) -> Path:
         "timings": timings,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "versions": versions,
+        "backbone": pristine.provenance,   # what loaded: the hub commit sha, or the packaged wheel's version
         "git": {"sha": git_sha, "dirty": git_dirty},
         "device": device,
         **provenance.host_description(),

@@ -3,7 +3,9 @@
 Headline metric (protocol v2): entity-level micro P/R/F1 in seqeval's default mode, which chunks tags by
 conlleval's rules (an I-X after O or after another type starts an entity) and so equals the conlleval F1 that
 CoNLL-03 papers report. Strict IOB2 scores (an entity counts only with an exact B-/I- span) are recorded beside
-it as `*_strict`; per-type F1 is in the default mode.
+it as `*_strict`; per-type F1 is in the default mode, for every entity type of the corpus' label set
+(`score_by_type`; `score` keeps CoNLL-03's four types). Depth-attention statistics are grouped by the corpus' types,
+then `O` and `ALL` (`depth_groups`).
 """
 from __future__ import annotations
 
@@ -16,10 +18,18 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
 from paper_repro.data.conll import ENTITY_TYPES, LABELS, Sentence
+from paper_repro.data.labels import CONLL03, LabelSet
 from paper_repro.models.pooling import SubwordPooling
 from paper_repro.train.features import IGNORE_INDEX, Features
 
-DEPTH_GROUPS = (*ENTITY_TYPES, "O", "ALL")
+
+
+def depth_groups(label_set: LabelSet = CONLL03) -> tuple[str, ...]:
+    """The word groups depth-attention weights are averaged over: each entity type of the corpus, `O`, `ALL`."""
+    return (*label_set.types, "O", "ALL")
+
+
+DEPTH_GROUPS = depth_groups(CONLL03)   # CoNLL-03's: PER, LOC, ORG, MISC, O, ALL
 EVAL_SCHEDULES = ("linear", "log")
 
 
@@ -45,12 +55,14 @@ def eval_schedule(steps: int, points: int, warmup: int = 0, kind: str = "linear"
     return sorted(grid)
 
 
-def label_types(labels: torch.Tensor) -> list[torch.Tensor]:
-    """Masks [B, W] per group in DEPTH_GROUPS for word labels (ids into LABELS; IGNORE_INDEX excluded)."""
+def label_types(labels: torch.Tensor, label_set: LabelSet = CONLL03) -> list[torch.Tensor]:
+    """Masks [B, W] per group in `depth_groups(label_set)` for word labels (ids into `label_set.labels`;
+    IGNORE_INDEX excluded)."""
     valid = labels != IGNORE_INDEX
-    names = np.array([label.split("-")[-1] for label in LABELS])  # "O" stays "O"
+    names = np.array([label_set.type_of(label) for label in label_set.labels])  # "O" stays "O"
     safe = labels.clamp(min=0).cpu().numpy()
-    masks = [torch.from_numpy(names[safe] == group).to(labels.device) & valid for group in DEPTH_GROUPS[:-1]]
+    masks = [torch.from_numpy(names[safe] == group).to(labels.device) & valid
+             for group in depth_groups(label_set)[:-1]]
     return masks + [valid]
 
 
@@ -86,17 +98,21 @@ def predict(
     sentences: dict[int, Sentence],
     progress: bool = False,
     depth_weights: bool = True,
+    label_set: LabelSet = CONLL03,
 ) -> tuple[dict[int, list[str]], dict[str, list[float]] | None]:
     """Predict tags for every sentence in `sentences` (keys: split indices) exactly once, across processes.
 
     Returns the predicted tags per sentence and, when `depth_weights` is set and the head exposes
     `last_weights` [B, T, N], its mean
-    depth-attention weights per gold entity type (per word, averaged over the word's subwords).
+    depth-attention weights per gold entity type (per word, averaged over the word's subwords), keyed by
+    `depth_groups(label_set)`. Prediction ids are positions in `label_set.labels` (the corpus' label set).
 
     Runs under `torch.inference_mode` (no autograd records, no version counters). With one process the
     pad/gather round trip is skipped (it returns its input there). Window predictions are mapped back to sentence
-    tags with numpy per window (gold-labelled words take `LABELS[argmax]`; words without subwords stay `O`).
+    tags with numpy per window (gold-labelled words take `labels[argmax]`; words without subwords stay `O`).
     """
+    label_array = LABEL_ARRAY if label_set == CONLL03 else np.array(label_set.labels, dtype=object)
+    groups = depth_groups(label_set)
     from tqdm.auto import tqdm
 
     model.eval()
@@ -112,7 +128,7 @@ def predict(
         gathered = [ids, preds]
         if weights is not None:
             words = mean_pool(weights.float(), batch["word_index"], num_words)   # [B, W, N]
-            masks = torch.stack(label_types(batch["labels"])).float()            # [G, B, W]
+            masks = torch.stack(label_types(batch["labels"], label_set)).float()  # [G, B, W]
             sums = torch.einsum("gbw,bwn->bgn", masks, words)                    # per window [B, G, N]
             counts = masks.sum(dim=2).T                                          # [B, G]
             gathered += [sums, counts]
@@ -146,9 +162,9 @@ def predict(
             tags = predicted[window.sentence]
             start = window.word_offset
             if len(words) == len(labels):    # every word has subwords: one slice assignment
-                tags[start : start + len(labels)] = LABEL_ARRAY[preds[: len(labels)]].tolist()
+                tags[start : start + len(labels)] = label_array[preds[: len(labels)]].tolist()
             else:
-                for j, tag in zip(words.tolist(), LABEL_ARRAY[preds[words]].tolist()):
+                for j, tag in zip(words.tolist(), label_array[preds[words]].tolist()):
                     tags[start + j] = tag
         if window_depth:
             sums, counts = window_depth[position]
@@ -161,14 +177,17 @@ def predict(
     if depth_sums is not None:
         depth = {
             group: (depth_sums[g] / depth_counts[g]).tolist() if depth_counts[g] > 0 else None
-            for g, group in enumerate(DEPTH_GROUPS)
+            for g, group in enumerate(groups)
         }
     return predicted, depth
 
 
-def score(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
-    """seqeval entity-level micro P/R/F1 in the default (conlleval) mode and in strict IOB2 mode, and
-    default-mode F1 per entity type (NaN for a type absent from both gold and predictions)."""
+def score_by_type(
+    gold: list[list[str]], predicted: list[list[str]], types: tuple[str, ...] | list[str] = ENTITY_TYPES
+) -> tuple[dict[str, float], dict[str, float]]:
+    """seqeval entity-level micro P/R/F1 in the default (conlleval) mode and in strict IOB2 mode
+    (`f1`, `precision`, `recall`, `*_strict`), and default-mode F1 per entity type of `types` (the corpus' types,
+    in their order; NaN for a type absent from both gold and predictions)."""
     default = classification_report(gold, predicted, output_dict=True, zero_division=0)
     strict = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     metrics = {}
@@ -177,7 +196,14 @@ def score(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]
         metrics[f"f1{suffix}"] = float(micro["f1-score"])
         metrics[f"precision{suffix}"] = float(micro["precision"])
         metrics[f"recall{suffix}"] = float(micro["recall"])
-    for entity_type in ENTITY_TYPES:
+    by_type = {}
+    for entity_type in types:
         row = default.get(entity_type)
-        metrics[f"f1_{entity_type}"] = float(row["f1-score"]) if row else math.nan
-    return metrics
+        by_type[entity_type] = float(row["f1-score"]) if row else math.nan
+    return metrics, by_type
+
+
+def score(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """`score_by_type` for CoNLL-03's types, flat: the micro scores and `f1_PER`, `f1_LOC`, `f1_ORG`, `f1_MISC`."""
+    metrics, by_type = score_by_type(gold, predicted, ENTITY_TYPES)
+    return {**metrics, **{f"f1_{entity_type}": value for entity_type, value in by_type.items()}}

@@ -1,25 +1,30 @@
-"""Sentences -> subword windows with word-level labels, cached per (tokenizer, split, max length).
+"""Sentences -> subword windows with word-level labels, cached per (words, label ids, tokenizer, max length).
 
 Words are tokenized with `is_split_into_words=True`. Each window keeps, per subword, the index of its word
 (-1 for special tokens), and one label per word: the `first` subword pooling is exactly the usual
 "label on the first subword, -100 elsewhere" convention. A sentence longer than `max_length` subwords is
 split into consecutive windows at word boundaries, never truncated; a single word longer than a window keeps
 its first subwords (counted as `truncated_words`). A word the tokenizer maps to no subword (`lost_words`)
-has no feature: it is predicted `O` and counted.
+has no feature: it is predicted `O` and counted. Label ids are positions in the corpus' label set (`LabelSet`,
+CoNLL-03's `LABEL2ID` by default); the ids, not the tag names, enter the cache key (`features_key`).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import pickle
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from paper_repro.data.conll import LABEL2ID, Split
+from paper_repro.data.labels import CONLL03, LabelSet
 
 IGNORE_INDEX = -100
 FEATURES_VERSION = 2  # bump when tokenize_split's output changes: invalidates the on-disk cache
@@ -83,8 +88,11 @@ def split_into_windows(word_lengths: list[int], budget: int) -> list[tuple[int, 
     return chunks
 
 
-def tokenize_split(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Features:
-    """Tokenize every sentence of `split` once (batched, fast tokenizer) and cut it into windows."""
+def tokenize_split(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                   label_set: LabelSet = CONLL03) -> Features:
+    """Tokenize every sentence of `split` once (batched, fast tokenizer) and cut it into windows; word labels are
+    ids in `label_set` (the corpus' label set)."""
+    label2id = label_ids(label_set)
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     if budget < 1:
@@ -109,7 +117,7 @@ def tokenize_split(split: Split, tokenizer: PreTrainedTokenizerBase, max_length:
                 input_ids += pieces
                 word_index += [word - start] * len(pieces)
             labels = [
-                LABEL2ID[sentence.tags[w]] if lengths[w] else IGNORE_INDEX for w in range(start, end)
+                label2id[sentence.tags[w]] if lengths[w] else IGNORE_INDEX for w in range(start, end)
             ]
             windows.append(
                 Window(index, start, prefix + input_ids + suffix, [-1] * len(prefix) + word_index + [-1] * len(suffix), labels)
@@ -121,30 +129,86 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PAPER_REPRO_CACHE", Path.home() / ".cache" / "paper_repro")) / "features"
 
 
-def features_key(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> str:
-    content = hashlib.sha256()
-    for sentence in split.sentences:
-        content.update(("\x1f".join(sentence.tokens) + "\x1e" + "\x1f".join(sentence.tags) + "\x1d").encode())
-    # the serialized fast tokenizer covers vocabulary, normalizer (casing) and pre-tokenizer (prefix space)
-    tokenizer_state = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
-    identity = "|".join([f"v{FEATURES_VERSION}", type(tokenizer).__name__, tokenizer_state, str(max_length), content.hexdigest()])
-    return hashlib.sha256(identity.encode()).hexdigest()[:24]
+_TOKENIZERS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """sha256 of what the tokenizer contributes to the windows: the fast tokenizer's serialized state (vocabulary,
+    normalizer = casing and accents, pre-tokenizer = e.g. the prefix space, model, added tokens, post-processor =
+    the special tokens around the words) and whether it splits special-token text (`encode_special_tokens`, not in
+    the serialized state), WITHOUT its `truncation` and `padding` settings: a tokenizer.json may carry them
+    (MiniLM's does: 128 subwords), and the tokenizer's first call (`tokenize_split` calls it with neither) resets
+    them, so they differ before and after it while the windows cannot (they are cut by `split_into_windows`, not by
+    the tokenizer). Not the Python class, the source path or the revision: the same state gives the same windows
+    whatever file or revision it was loaded from. Memoized per tokenizer object."""
+    if tokenizer not in _TOKENIZERS:
+        backend = tokenizer.backend_tokenizer
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        state["encode_special_tokens"] = bool(getattr(backend, "encode_special_tokens", False))
+        _TOKENIZERS[tokenizer] = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+    return _TOKENIZERS[tokenizer]
+
+
+def label_ids(label_set: LabelSet = CONLL03) -> dict[str, int]:
+    """The tag -> id mapping `tokenize_split` writes into `Window.labels`."""
+    return LABEL2ID if label_set == CONLL03 else label_set.label2id
+
+
+_CONTENTS: dict[tuple[int, str], tuple[Split, str]] = {}   # (id(split), what) -> (split, sha256): splits are few
+# and never changed once loaded; memoized because a frozen cell asks for the keys of its three splits ~9 times
+
+
+def _memo_sha256(split: Split, what: str, payload) -> str:
+    known = _CONTENTS.get((id(split), what))
+    if known is None or known[0] is not split:
+        serialized = json.dumps(payload(), ensure_ascii=False, separators=(",", ":"))
+        known = _CONTENTS[(id(split), what)] = (split, hashlib.sha256(serialized.encode("utf-8")).hexdigest())
+    return known[1]
+
+
+def tokens_sha256(split: Split) -> str:
+    """sha256 of the split's words, sentence by sentence in order (what the windows' subwords come from; not the
+    tags, the file's bytes or the split's name). Memoized per split object."""
+    return _memo_sha256(split, "tokens", lambda: [list(s.tokens) for s in split.sentences])
+
+
+def features_key(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                 label_set: LabelSet = CONLL03) -> str:
+    """The cache key of `tokenize_split(split, tokenizer, max_length, label_set)`: a function of exactly what its
+    output depends on. The windows (`input_ids`, `word_index`, `sentence`, `word_offset`, the truncated and lost
+    words): the words of every sentence in order, the tokenizer (`tokenizer_fingerprint`), `max_length` and the
+    code (FEATURES_VERSION). The labels: each word's label id, i.e. the tags through the label set, so two
+    label sets giving the tags the same ids share a cache, and a label set that renumbers them does not. Nothing
+    else: not the split's name or file sha256, the tokenizer's class, source or revision, nor its truncation and
+    padding settings (which flip at its first call)."""
+    label2id = label_ids(label_set)
+    tokens = tokens_sha256(split)
+    mapping = json.dumps(sorted(label2id.items()))
+    labels = _memo_sha256(split, f"label_ids:{mapping}", lambda: [   # an unknown tag stays text (tokenize_split fails)
+        [label2id.get(tag, tag) for tag in s.tags] for s in split.sentences])
+    identity = {"version": FEATURES_VERSION, "tokenizer": tokenizer_fingerprint(tokenizer),
+                "max_length": int(max_length), "tokens": tokens, "label_ids": labels}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
 _MEMORY_CACHE: dict[str, Features] = {}
 
 
-def cached_features(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Features:
-    """`tokenize_split`, memoized in this process and on disk (`$PAPER_REPRO_CACHE/features`)."""
-    key = features_key(split, tokenizer, max_length)
+def cached_features(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                    label_set: LabelSet = CONLL03) -> Features:
+    """`tokenize_split`, memoized in this process and on disk (`$PAPER_REPRO_CACHE/features`); label ids in
+    `label_set`."""
+    key = features_key(split, tokenizer, max_length, label_set)
     if key in _MEMORY_CACHE:
         return _MEMORY_CACHE[key]
-    path = cache_dir() / f"{split.name}-{key}.pkl"
+    path = cache_dir() / f"{key}.pkl"   # not named by the split: equal features share one file
     if path.exists():
         with open(path, "rb") as handle:
             features = pickle.load(handle)
     else:
-        features = tokenize_split(split, tokenizer, max_length)
+        features = tokenize_split(split, tokenizer, max_length, label_set)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:

@@ -7,18 +7,22 @@ every sweeper on the machine. A frozen cell never runs the encoder: its tagger (
 states and runs head -> pooling -> dropout -> classifier (`FusionTagger.forward_from_layers`), in the same training
 loop, with the same eval schedule, batches, selection and statistics as a full cell.
 
-Layout, one folder per split: `$PAPER_REPRO_CACHE/layers/<split>-<key>/` (default `~/.cache/paper_repro/layers`)
+Layout, one folder per split (per distinct words): `$PAPER_REPRO_CACHE/layers/<key>/` (default `~/.cache/paper_repro/layers`)
     hidden.npy    float16 [tokens, N, H], token-major: window w's subwords (special tokens included) are rows
                   offsets[w]:offsets[w+1]; N the fused layers (the embedding output first when fuse_embeddings),
                   H the hidden size. Read with `np.load(..., mmap_mode="r")`.
     offsets.npy   int64 [windows + 1], windows in the order of `cached_features(split, tokenizer, max_length)`
                   (train/features.py: the same windows a full cell trains and predicts on)
-    meta.json     the key and its parts, shapes, the backbone's source, build seconds, device and versions
-The key (24 hex digits of a sha256) covers LAYER_CACHE_VERSION; the windows: the split's content sha256 and file
-sha256, the tokenizer (its serialized state), max_length and the windowing version (FEATURES_VERSION of
-train/features.py, whose `cached_features` windows are the ones stored); the backbone fingerprint (its config and a
-sha256 of every weight: the revision, by content; the resolved source, a hub snapshot's revision included, is
-recorded in meta.json); the fused layers (`fuse_embeddings`) and the dtype.
+    meta.json     the key and its parts, the split it was built for (name, file sha256), shapes, the backbone's
+                  source, build seconds, device and versions
+The key (24 hex digits of a sha256, `cache_identity`) is a function of exactly what the stored states depend on:
+LAYER_CACHE_VERSION; the windows' subwords: the split's words in order (not its tags, label set, name or file
+bytes), the tokenizer (its serialized state without truncation/padding, train/features.py `tokenizer_fingerprint`),
+max_length and the windowing version (FEATURES_VERSION of train/features.py, whose `cached_features` windows are
+the ones stored); the backbone fingerprint (its config and a sha256 of every weight: a revision counts by its
+content, so `model.revision` is not a part; the resolved source, a hub snapshot's revision included, is recorded in
+meta.json); the fused layers (`fuse_embeddings`) and the dtype. The folder is named by the key alone, so equal
+states are stored once.
 
 Whole splits are cached, not only the sentences a cell asks for: a study touches nearly all of them (50 data seeds
 x nested subsets up to 1,000 sentences cover ~97% of the 14,041 training sentences, and the full-training-set arm
@@ -61,13 +65,15 @@ from torch import nn
 
 from paper_repro.config import ModelConfig
 from paper_repro.data.conll import Split
-from paper_repro.data.sampling import content_sha256
+from paper_repro.data.labels import CONLL03, LabelSet
 from paper_repro.train.features import (
     FEATURES_VERSION,
     Features,
     cached_features,
     collate,
     length_grouped_batches,
+    tokenizer_fingerprint,
+    tokens_sha256,
 )
 
 try:
@@ -110,40 +116,18 @@ def backbone_fingerprint(model: nn.Module) -> str:
     return _FINGERPRINTS[model]
 
 
-_TOKENIZERS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
-_CONTENTS: dict[int, tuple[Split, str]] = {}   # id(split) -> (split, content sha256): splits are few and kept
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """sha256 of the fast tokenizer's serialized state (vocabulary, normalizer, pre-tokenizer, post-processor)
-    without its `truncation` and `padding` settings: a tokenizer.json may carry them and the tokenizer's first
-    call resets them, so they differ before and after it (they never shape the windows, which are cut by
-    train/features.py, not by the tokenizer). Memoized per tokenizer object."""
-    if tokenizer not in _TOKENIZERS:
-        state = json.loads(tokenizer.backend_tokenizer.to_str())
-        state.pop("truncation", None)
-        state.pop("padding", None)
-        _TOKENIZERS[tokenizer] = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-    return _TOKENIZERS[tokenizer]
-
-
-def split_content(split: Split) -> str:
-    """`content_sha256` of the split's sentences, memoized per split object (a sweep process reads them once)."""
-    known = _CONTENTS.get(id(split))
-    if known is None or known[0] is not split:
-        known = _CONTENTS[id(split)] = (split, content_sha256(split.sentences))
-    return known[1]
-
-
 def cache_identity(split: Split, tokenizer, model: nn.Module, max_length: int, fuse_embeddings: bool) -> dict[str, Any]:
-    """What the cached states of `split` depend on (the parts of the key): the windows (split content, tokenizer,
-    max_length, windowing version), the encoder, the fused layers and the dtype."""
+    """What the cached states of `split` depend on, and nothing else (the parts of the key): the windows' subwords
+    (the split's words in order, `tokens_sha256`; the tokenizer, `tokenizer_fingerprint`; max_length; the windowing
+    code, FEATURES_VERSION), the encoder (`backbone_fingerprint`: config and weights, so a revision counts by its
+    content), the fused layers and the dtype. Not the split's name, tags, label set or file sha256 (the hidden
+    states never see them: a relabelled or re-encoded copy of the same words shares the cache), nor the
+    backbone's source or revision label (`model.revision`: equal weights give equal states; meta.json records the
+    resolved source and revision)."""
     return {
         "version": LAYER_CACHE_VERSION,
-        "split": split.name,
-        "split_sha256": split.sha256,
-        "content": split_content(split),
-        "tokenizer": f"{type(tokenizer).__name__}:{tokenizer_fingerprint(tokenizer)}",
+        "tokens": tokens_sha256(split),
+        "tokenizer": tokenizer_fingerprint(tokenizer),
         "windowing": FEATURES_VERSION,
         "max_length": int(max_length),
         "backbone": backbone_fingerprint(model),
@@ -157,7 +141,9 @@ def cache_key(identity: dict[str, Any]) -> str:
 
 
 def cache_path(identity: dict[str, Any]) -> Path:
-    return cache_root() / f"{identity['split']}-{cache_key(identity)}"
+    """`$PAPER_REPRO_CACHE/layers/<key>`: named by the key alone, so equal states share one folder (meta.json says
+    which split it was built for)."""
+    return cache_root() / cache_key(identity)
 
 
 # ---------------------------------------------------------------------------------------------- the cache
@@ -306,17 +292,19 @@ def encode_into(model: nn.Module, features: Features, pad_token_id: int, first_f
 
 
 def build(final: Path, identity: dict[str, Any], split: Split, tokenizer, model: nn.Module, max_length: int,
-          fuse_embeddings: bool, device: torch.device | str, progress: bool, source: str | None) -> LayerCache:
-    """Build the cache of `split` into a private temp folder and publish it (see the module docstring)."""
-    features = cached_features(split, tokenizer, max_length)
+          fuse_embeddings: bool, device: torch.device | str, progress: bool, source: str | None,
+          label_set: LabelSet = CONLL03) -> LayerCache:
+    """Build the cache of `split` into a private temp folder and publish it (see the module docstring). The windows
+    do not depend on the label set; `label_set` is the corpus' (what the split's tags are ids in)."""
+    features = cached_features(split, tokenizer, max_length, label_set)
     lengths = np.array([len(w.input_ids) for w in features.windows], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     first_fused = 0 if fuse_embeddings else 1
     layers, size = model.config.num_hidden_layers + 1 - first_fused, model.config.hidden_size
     nbytes = int(offsets[-1]) * layers * size * np.dtype(DTYPE).itemsize
     device = torch.device(device)
-    stderr_line(f"building {final.name}: {len(lengths)} windows, {int(offsets[-1])} subwords x {layers} layers x "
-                f"{size} ({nbytes / 2**30:.2f} GiB float16) on {device}")
+    stderr_line(f"building {final.name} ({split.name}): {len(lengths)} windows, {int(offsets[-1])} subwords x "
+                f"{layers} layers x {size} ({nbytes / 2**30:.2f} GiB float16) on {device}")
     tmp = final.parent / f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     started = time.perf_counter()
@@ -339,7 +327,9 @@ def build(final: Path, identity: dict[str, Any], split: Split, tokenizer, model:
         import transformers
 
         meta = {
-            "key": cache_key(identity), "identity": identity, "windows": len(lengths), "tokens": int(offsets[-1]),
+            "key": cache_key(identity), "identity": identity, "split": {"name": split.name, "sha256": split.sha256,
+                                                                       "source": split.source},
+            "windows": len(lengths), "tokens": int(offsets[-1]),
             "layers": layers, "hidden_size": size, "fuse_embeddings": bool(fuse_embeddings), "bytes": nbytes,
             "backbone": {"model_type": model.config.model_type, "source": source,
                          "revision": getattr(model.config, "_commit_hash", None)},
@@ -364,7 +354,8 @@ def build(final: Path, identity: dict[str, Any], split: Split, tokenizer, model:
 
 
 def layer_cache(split: Split, tokenizer, model: nn.Module, max_length: int, fuse_embeddings: bool,
-                device: torch.device | str = "cpu", progress: bool = False, source: str | None = None) -> LayerCache:
+                device: torch.device | str = "cpu", progress: bool = False, source: str | None = None,
+                label_set: LabelSet = CONLL03) -> LayerCache:
     """The cached fused-layer states of every window of `split`: opened if published, else built (once: a
     concurrent builder waits on the lock, then opens what the first one published)."""
     identity = cache_identity(split, tokenizer, model, max_length, fuse_embeddings)
@@ -376,7 +367,8 @@ def layer_cache(split: Split, tokenizer, model: nn.Module, max_length: int, fuse
         if (final / "meta.json").exists():
             return open_cache(final, cache_key(identity))
         remove_stale_temps(final)
-        return build(final, identity, split, tokenizer, model, max_length, fuse_embeddings, device, progress, source)
+        return build(final, identity, split, tokenizer, model, max_length, fuse_embeddings, device, progress, source,
+                     label_set)
 
 
 # ---------------------------------------------------------------------------------------------- frozen cells
@@ -484,16 +476,17 @@ class FrozenInputs:
 
 
 def frozen_inputs(backbone, model_config: ModelConfig, parts: dict[str, tuple[Split, Features]],
-                  device: torch.device | str = "cpu", progress: bool = False) -> FrozenInputs:
+                  device: torch.device | str = "cpu", progress: bool = False,
+                  label_set: LabelSet = CONLL03) -> FrozenInputs:
     """The caches of the splits behind `parts` ({"train": (train split, the cell's training Features), ...}: Features
-    selected from `cached_features` of the split) and one collator per part."""
+    selected from `cached_features` of the split with the corpus' `label_set`) and one collator per part."""
     tokenizer, max_length = backbone.tokenizer, model_config.max_length
     fuse = model_config.head.fuse_embeddings
     caches: dict[str, LayerCache] = {}
     for split, _ in parts.values():
         if split.name not in caches:
             caches[split.name] = layer_cache(split, tokenizer, backbone.model, max_length, fuse, device, progress,
-                                             getattr(backbone, "source", None))
+                                             getattr(backbone, "source", None), label_set)
     names = list(caches)
     layers = CachedLayers([caches[name] for name in names])
     expected = backbone.model.config.num_hidden_layers + int(fuse)
@@ -504,7 +497,7 @@ def frozen_inputs(backbone, model_config: ModelConfig, parts: dict[str, tuple[Sp
     for part, (split, features) in parts.items():
         c = names.index(split.name)
         cache, base = caches[split.name], int(layers.bases[c])
-        full = cached_features(split, tokenizer, max_length)
+        full = cached_features(split, tokenizer, max_length, label_set)
         position = {(w.sentence, w.word_offset): p for p, w in enumerate(full.windows)}
         starts = []
         for window in features.windows:
@@ -516,3 +509,68 @@ def frozen_inputs(backbone, model_config: ModelConfig, parts: dict[str, tuple[Sp
         collators[part] = FrozenCollator(tokenizer.pad_token_id, starts)
     record = {name: cache.record() for name, cache in caches.items()}
     return FrozenInputs(layers=layers, collators=collators, record=record)
+
+
+# ---------------------------------------------------------------------------------------------- sizes (CLI)
+def describe(backbones: list[str], max_length: int | None = None, fuse_embeddings: bool = False,
+             build_now: bool = False, data_dir: str | None = None, out=sys.stdout) -> float:
+    """Print, per backbone and split, the windows, subwords and float16 size of the layer cache of the splits every
+    cell reads (the whole train/valid/test splits: see the module docstring) and whether it is built (with the
+    build seconds its meta.json recorded); `build_now` builds the missing ones. Tokenizes (cached) and loads each
+    backbone; never runs the encoder unless `build_now`. Returns the total GiB."""
+    from paper_repro.config import CellConfig
+    from paper_repro.data.conll import corpus_labels
+    from paper_repro.train.cell import load_splits, pristine_backbone
+
+    data = CellConfig().data
+    max_length = max_length or ModelConfig().max_length
+    splits = load_splits(data_dir, data.hub_id, data.convert_iob1, data.strict_iob2)
+    labels = corpus_labels(splits)
+    total_gib = 0.0
+    for name in backbones:
+        backbone = pristine_backbone(name)
+        config = backbone.model.config
+        layers = config.num_hidden_layers + int(fuse_embeddings)
+        gib_all, build_all, tokens_all = 0.0, 0.0, 0
+        for split_name in ("train", "valid", "test"):
+            split = splits[split_name]
+            identity = cache_identity(split, backbone.tokenizer, backbone.model, max_length, fuse_embeddings)
+            path = cache_path(identity)
+            if build_now:
+                layer_cache(split, backbone.tokenizer, backbone.model, max_length, fuse_embeddings,
+                            source=getattr(backbone, "source", None), label_set=labels)
+            features = cached_features(split, backbone.tokenizer, max_length, labels)
+            tokens = sum(len(w.input_ids) for w in features.windows)
+            gib = tokens * layers * config.hidden_size * np.dtype(DTYPE).itemsize / 2**30
+            state = "not built"
+            if (path / "meta.json").exists():
+                build_s = json.loads((path / "meta.json").read_text()).get("build_s")
+                build_all += float(build_s or 0.0)
+                state = f"built in {build_s:.1f}s" if isinstance(build_s, (int, float)) else "built"
+            gib_all, tokens_all = gib_all + gib, tokens_all + tokens
+            print(f"{name} {split_name}: {len(features.windows)} windows, {tokens} subwords x {layers} layers x "
+                  f"{config.hidden_size} = {gib:.2f} GiB float16 ({state}) {path}", file=out)
+        print(f"{name} all: {tokens_all} subwords, {gib_all:.2f} GiB"
+              + (f", built in {build_all:.1f}s (meta.json)" if build_all else ""), file=out)
+        total_gib += gib_all
+    return total_gib
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m paper_repro.train.layer_cache",
+        description="Sizes (and build state) of the frozen track's layer caches of the train/valid/test splits.")
+    parser.add_argument("backbones", nargs="*", default=["minilm-l6", "mpnet-base"])
+    parser.add_argument("--max-length", type=int, default=None, help="model.max_length (default: the config's)")
+    parser.add_argument("--fuse-embeddings", action="store_true", help="model.head.fuse_embeddings=true")
+    parser.add_argument("--data-dir", default=None, help="data.data_dir (default: $PAPER_REPRO_CONLL03)")
+    parser.add_argument("--build", action="store_true", help="build the caches that are missing")
+    args = parser.parse_args(argv)
+    describe(args.backbones, args.max_length, args.fuse_embeddings, args.build, args.data_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

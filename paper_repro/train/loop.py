@@ -18,6 +18,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from paper_repro.config import TrainConfig
 from paper_repro.train.features import IGNORE_INDEX
+from paper_repro.train.timing import synchronize
 
 
 class NonFiniteLossError(RuntimeError):
@@ -87,6 +88,8 @@ def train(
     log_every: int | None = None,
 ) -> TrainState:
     """Run `steps` optimizer steps, cycling over `loader`; call `on_eval(state, mean_loss)` at each eval step.
+    `state.train_seconds` includes the device's queued work at every eval step and the last step (synchronised
+    there on CUDA/MPS, `train/timing.py`): with every step an eval step, per-step times (the benchmarks).
 
     `progress` (a terminal): a tqdm bar. Otherwise (Slurm, redirected output) the main process logs one plain
     line every `log_every` steps (default $PAPER_REPRO_LOG_EVERY or 50; 0 = silent) and at the last step:
@@ -94,6 +97,7 @@ def train(
     check_scheduler(scheduler, accelerator)
     state = TrainState()
     pending = sorted(eval_steps)
+    observed = set(eval_steps) | {steps}   # steps whose cumulative time is read: the device's queued work counts
     model.train()
     bar = tqdm(total=steps, desc="train", leave=False, disable=not progress)
     if log_every is None:
@@ -119,6 +123,8 @@ def train(
             state.step += 1
             state.examples_seen += len(batch["window_id"]) * accelerator.num_processes
             state.loss_since_eval.append(loss.detach())
+            if state.step in observed:     # CUDA/MPS run asynchronously: finish this step's kernels (CPU: no-op)
+                synchronize(accelerator.device)
             state.train_seconds += time.perf_counter() - started
             bar.update(1)
             if accelerator.trackers:  # an experiment tracker (train.log_with): loss, lr, grad norm per step

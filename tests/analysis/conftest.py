@@ -65,6 +65,7 @@ def row(run_id: str, method: str, size: int, ds: int, s: int, step: int, split: 
     }
     for t in ENTITY_TYPES:
         r[f"f1_{t}"] = min(1.0, max(0.0, f1 + TYPE_OFFSETS[t]))
+    r["f1_by_type"] = {t: r[f"f1_{t}"] for t in ENTITY_TYPES}
     return r
 
 
@@ -72,7 +73,7 @@ def v1_rows(rows: list[dict]) -> list[dict]:
     """The same rows as protocol v1 wrote them (CELL_SCHEMA_V1: strict `f1`, `f1_default`, no stage/protocol)."""
     out = []
     for r in rows:
-        v1 = {k: v for k, v in r.items() if k not in ("stage", "protocol", "warmup_steps")}
+        v1 = {k: v for k, v in r.items() if k not in ("stage", "protocol", "warmup_steps", "f1_by_type")}
         v1.update(f1=r["f1_strict"], precision=r["precision_strict"], recall=r["recall_strict"], f1_default=r["f1"])
         for k in ("f1_strict", "precision_strict", "recall_strict"):
             del v1[k]

@@ -1,6 +1,7 @@
 """Tests for paper_repro.results.schema: cell_table refuses rows that do not fit CELL_SCHEMA (v2), and
 upgrade_table converts protocol v1 tables (CELL_SCHEMA_V1) and v2 tables written before the `finetune` column
-(CELL_SCHEMA_V2_NO_FINETUNE) to v2."""
+(CELL_SCHEMA_V2_NO_FINETUNE) or before `f1_by_type` (CELL_SCHEMA_V2_NO_TYPE_MAP) to v2; per-type F1 of any corpus
+(`type_columns`, `per_type_long`)."""
 from __future__ import annotations
 
 import math
@@ -14,10 +15,14 @@ from paper_repro.results.schema import (
     CELL_SCHEMA,
     CELL_SCHEMA_V1,
     CELL_SCHEMA_V2_NO_FINETUNE,
+    CELL_SCHEMA_V2_NO_TYPE_MAP,
     ENTITY_TYPES,
+    TYPE_MAP,
     SchemaError,
     cell_table,
     check_schema,
+    per_type_long,
+    type_columns,
     upgrade_table,
 )
 
@@ -35,7 +40,7 @@ V2_NAMES = [
     "warmup_steps", "batch_size",
     "step", "examples_seen", "split", "eval_sentences",
     "f1", "precision", "recall", "f1_strict", "precision_strict", "recall_strict",
-    "f1_PER", "f1_LOC", "f1_ORG", "f1_MISC",
+    "f1_PER", "f1_LOC", "f1_ORG", "f1_MISC", "f1_by_type",
     "train_loss", "wall_clock_s", "eval_s",
     "git_sha", "git_dirty", "config_hash", "subset_sha256", "versions", "device",
 ]
@@ -59,7 +64,9 @@ def test_per_type_columns_follow_entity_types():
 def test_column_order_v2_and_v1():
     assert CELL_SCHEMA.names == V2_NAMES
     assert CELL_SCHEMA_V1.names == V1_NAMES
-    assert CELL_SCHEMA_V2_NO_FINETUNE.names == [name for name in V2_NAMES if name != "finetune"]
+    assert CELL_SCHEMA_V2_NO_TYPE_MAP.names == [name for name in V2_NAMES if name != "f1_by_type"]
+    assert CELL_SCHEMA_V2_NO_FINETUNE.names == [name for name in V2_NAMES if name not in ("finetune", "f1_by_type")]
+    assert CELL_SCHEMA.field("f1_by_type").type == TYPE_MAP == pa.map_(pa.string(), pa.float64())
     assert CELL_SCHEMA.field("finetune").type == pa.string()
     assert "f1_default" not in CELL_SCHEMA.names
     types = {"stage": pa.string(), "protocol": pa.int64(), "warmup_steps": pa.int64(), "f1_strict": pa.float64()}
@@ -150,9 +157,9 @@ def test_upgrade_v1_maps_every_column():
 def test_upgrade_v2_without_finetune_fills_full():
     """Cells written under v2 before `model.finetune` existed all fine-tuned the encoder: finetune "full"."""
     v2 = cell_table([schema_row(finetune="frozen"), schema_row(step=20, finetune="frozen")])
-    old = v2.drop_columns(["finetune"])
+    old = v2.drop_columns(["finetune", "f1_by_type"])
     assert old.schema.equals(CELL_SCHEMA_V2_NO_FINETUNE)
-    with pytest.raises(SchemaError, match=r"columns differ: \['finetune'\]"):
+    with pytest.raises(SchemaError, match=r"columns differ: \['f1_by_type', 'finetune'\]"):
         check_schema(old, "old")                      # check_schema stays strict: current v2 only
     table = upgrade_table(old, "old v2")
     check_schema(table, "upgraded")
@@ -172,3 +179,62 @@ def test_upgrade_refuses_other_schemas_naming_the_source():
     retyped = v1.set_column(v1.schema.get_field_index("step"), "step", pa.array([1.0]))
     with pytest.raises(SchemaError, match=r"^cells/c.parquet: .*column types differ from CELL_SCHEMA_V1"):
         upgrade_table(retyped, "cells/c.parquet")
+
+
+# ---------------------------------------------------------------------------- per-type F1 of any corpus
+def test_type_columns_for_conll03_and_other_corpora():
+    conll = type_columns({"PER": 0.9, "LOC": 0.8, "ORG": 0.7, "MISC": float("nan")})
+    assert [conll[f"f1_{t}"] for t in ("PER", "LOC", "ORG")] == [0.9, 0.8, 0.7] and math.isnan(conll["f1_MISC"])
+    assert list(conll["f1_by_type"]) == ["PER", "LOC", "ORG", "MISC"]
+    other = type_columns({"LOC": 0.5, "DRUG": 0.25, "Gene": 0.75, "loc": 0.0})
+    assert other["f1_LOC"] == 0.5                                       # a CoNLL type the corpus has
+    assert other["f1_PER"] is None and other["f1_ORG"] is None and other["f1_MISC"] is None   # types it lacks
+    assert other["f1_by_type"] == {"LOC": 0.5, "DRUG": 0.25, "Gene": 0.75, "loc": 0.0}
+
+
+def test_rows_of_another_corpus_keep_every_type_and_null_fixed_columns():
+    by_type = {"DRUG": 0.25, "Gene": float("nan"), "loc": 1.0}
+    table = cell_table([schema_row(**type_columns(by_type)), schema_row(step=20, **type_columns({"DRUG": 0.5}))])
+    check_schema(table, "other corpus")
+    assert table.column("f1_PER").to_pylist() == [None, None]           # null: not a type of the corpus
+    assert table.column("f1_PER").null_count == 2
+    first, second = table.column("f1_by_type").to_pylist()
+    assert [k for k, _ in first] == ["DRUG", "Gene", "loc"] and first[0] == ("DRUG", 0.25) and math.isnan(first[1][1])
+    assert second == [("DRUG", 0.5)]
+    long = per_type_long(table).to_pylist()
+    assert [(r["step"], r["type"]) for r in long] == [(10, "DRUG"), (10, "Gene"), (10, "loc"), (20, "DRUG")]
+    assert long[0]["f1"] == 0.25 and long[2]["f1"] == 1.0 and long[3]["f1"] == 0.5 and math.isnan(long[1]["f1"])
+
+
+@pytest.mark.parametrize("value", [None, 0.5, {"PER": "x"}, {"PER": True}, {3: 0.5}, {"PER": None}])
+def test_type_map_values_are_checked(value):
+    with pytest.raises(SchemaError, match="f1_by_type"):
+        cell_table([schema_row(f1_by_type=value)])
+
+
+def test_only_the_fixed_type_columns_are_nullable():
+    with pytest.raises(SchemaError, match="f1_strict"):
+        cell_table([schema_row(f1_strict=None)])
+    assert cell_table([schema_row(f1_ORG=None)]).column("f1_ORG").to_pylist() == [None]
+
+
+def test_upgrade_v2_without_type_map_maps_the_fixed_columns():
+    """Cells written before `f1_by_type` all ran on CoNLL-03: the map holds the four fixed columns."""
+    v2 = cell_table([schema_row(finetune="frozen", f1_PER=0.25, f1_LOC=0.5), schema_row(step=20, f1_ORG=0.125)])
+    old = v2.drop_columns(["f1_by_type"])
+    assert old.schema.equals(CELL_SCHEMA_V2_NO_TYPE_MAP)
+    table = upgrade_table(old, "old v2")
+    check_schema(table, "upgraded")
+    maps = [dict(m) for m in table.column("f1_by_type").to_pylist()]
+    assert [list(m) for m in maps] == [list(ENTITY_TYPES)] * 2
+    assert (maps[0]["PER"], maps[0]["LOC"], maps[1]["ORG"]) == (0.25, 0.5, 0.125) and math.isnan(maps[0]["MISC"])
+    assert table.column("finetune").to_pylist() == ["frozen", "x"]     # kept: the column existed
+    for name in CELL_SCHEMA_V2_NO_TYPE_MAP.names:
+        assert table.column(name).to_pylist() == old.column(name).to_pylist() or name == "f1_MISC", name
+    assert upgrade_table(CELL_SCHEMA_V2_NO_TYPE_MAP.empty_table(), "empty").schema.equals(CELL_SCHEMA)
+
+
+def test_upgrade_v1_fills_the_type_map_from_its_strict_columns():
+    table = upgrade_table(pa.Table.from_pylist([v1_row()], schema=CELL_SCHEMA_V1), "v1")
+    (only,) = table.column("f1_by_type").to_pylist()
+    assert [k for k, _ in only] == list(ENTITY_TYPES) and [v for _, v in only][:3] == [0.71, 0.72, 0.73]

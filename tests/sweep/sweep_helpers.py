@@ -80,7 +80,9 @@ def fake_rows(config, f1: float | None = None) -> list[dict[str, Any]]:
         "git_sha": "0" * 40, "git_dirty": False, "config_hash": config.config_hash(), "subset_sha256": "0" * 64,
         "versions": "{}", "device": "cpu",
     }
-    metrics = {name: f1 for name in CELL_SCHEMA.names if name.startswith(("f1", "precision", "recall"))}
+    metrics = {name: f1 for name in CELL_SCHEMA.names
+               if name.startswith(("f1", "precision", "recall")) and name != "f1_by_type"}
+    metrics["f1_by_type"] = {t: f1 for t in ("PER", "LOC", "ORG", "MISC")}
     rows = []
     for step, split in ((config.train.steps, "dev"), (config.train.steps, "test")):
         rows.append({**common, "step": step, "examples_seen": step * config.train.batch_size, "split": split,

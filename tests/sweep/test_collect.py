@@ -11,7 +11,7 @@ from sweep_helpers import tiny_study, write_study
 
 from paper_repro.results import store
 from paper_repro.results.collect import collect, done_run_ids, read_cell, status
-from paper_repro.results.schema import CELL_SCHEMA, CELL_SCHEMA_V1, ENTITY_TYPES, SchemaError
+from paper_repro.results.schema import CELL_SCHEMA, CELL_SCHEMA_V1, ENTITY_TYPES, TYPE_MAP, SchemaError
 from paper_repro.sweep.grid import StudyConfig
 
 
@@ -23,7 +23,7 @@ def _cells(tmp_path, **kw):
 def cell_rows(config, version: int = 2) -> list[dict]:
     """A dev and a test row of `config` in CELL_SCHEMA (v2) or CELL_SCHEMA_V1, every metric distinct."""
     schema = CELL_SCHEMA if version == 2 else CELL_SCHEMA_V1
-    defaults = {pa.string(): "x", pa.bool_(): False, pa.int64(): 0, pa.float64(): 0.5}
+    defaults = {pa.string(): "x", pa.bool_(): False, pa.int64(): 0, pa.float64(): 0.5, TYPE_MAP: None}
     common = {field.name: defaults[field.type] for field in schema}
     common.update(
         run_id=config.run_id, study=config.study, backbone=config.model.backbone, method=config.model.head.name,
@@ -34,6 +34,7 @@ def cell_rows(config, version: int = 2) -> list[dict]:
     metrics.update({f"f1_{t}": 0.71 + i / 100 for i, t in enumerate(ENTITY_TYPES)})
     if version == 2:
         metrics.update(f1_strict=0.51, precision_strict=0.52, recall_strict=0.53)
+        metrics["f1_by_type"] = {t: metrics[f"f1_{t}"] for t in ENTITY_TYPES}
         common.update(stage="eval", protocol=2, warmup_steps=7)
     else:
         metrics.update(f1_default=0.64)
@@ -105,7 +106,8 @@ def test_collect_reads_v2_cells_written_before_finetune(tmp_path):
     cells, _ = _cells(tmp_path)
     write_done_cell(cells[0])
     paths = store.cell_paths(tmp_path / "results", "st", cells[0].run_id)
-    pq.write_table(pq.read_table(paths["parquet"]).drop_columns(["finetune"]), paths["parquet"])
+    # as written then: no `finetune`, and no `f1_by_type` either (added after it)
+    pq.write_table(pq.read_table(paths["parquet"]).drop_columns(["finetune", "f1_by_type"]), paths["parquet"])
     write_done_cell(cells[1])
     sdir = tmp_path / "results" / "st"
     table = pq.read_table(collect(sdir))
@@ -124,7 +126,8 @@ def test_collect_refuses_mixed_schema_naming_the_file(tmp_path):
     table = pq.read_table(paths["parquet"])
     pq.write_table(table.append_column("extra", pa.array([1] * table.num_rows)), paths["parquet"])
     with pytest.raises(SchemaError, match=f"{cells[1].run_id}.parquet: schema does not match CELL_SCHEMA, "
-                                          r"CELL_SCHEMA_V2_NO_FINETUNE or CELL_SCHEMA_V1 \(columns differ from "
+                                          r"CELL_SCHEMA_V2_NO_TYPE_MAP, CELL_SCHEMA_V2_NO_FINETUNE or "
+                                          r"CELL_SCHEMA_V1 \(columns differ from "
                                           r"CELL_SCHEMA: \['extra'\]\)"):
         collect(tmp_path / "results" / "st")
     assert not (tmp_path / "results" / "st" / "results.parquet").exists()

@@ -40,6 +40,17 @@ def test_shipped_studies_expand_to_the_documented_counts():
     assert all(c.train.seed == c.data.data_seed for c in tune + evaluated)
     assert {c.model.head.name for c in evaluated} == {"last", "deeper", "deeper_copy", "concat", "dwatt"}
     assert {(c.train.step_rule, c.train.eval_schedule, c.data.subset_version) for c in evaluated} == {("epochs", "linear", 2)}
+    frozen = load_study(REPO / "experiments" / "frozen_study.yaml")
+    checked = ("budget_check", "tune", "budget_check_mpnet", "tune_mpnet")   # the selected stages: counts only
+    by_stage = {s.name: frozen.expand(stage=s.name) for s in frozen.stages if s.name in checked}
+    assert {name: len(cells) for name, cells in by_stage.items()} == {  # the header of experiments/frozen_study.yaml
+        "budget_check": 12, "tune": 216, "budget_check_mpnet": 12, "tune_mpnet": 216}
+    # the budget checks' 10-epoch cells are tune cells (the same run ids, run once)
+    assert len({c.run_id for cells in by_stage.values() for c in cells}) == 2 * (12 + 216 - 4)
+    for stage in ("tune", "tune_mpnet"):   # the head-lr grid reaches 3e-2 (frozen `last` is under-trained at 1e-3)
+        cells = by_stage[stage]
+        assert sorted({c.train.head_lr for c in cells}) == [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+        assert {c.model.finetune for c in cells} == {"frozen"} and {c.data.data_seed for c in cells} == {100, 101}
     smoke = load_study(REPO / "experiments" / "smoke.yaml").expand(pending="placeholder")
     assert {(c.train.steps, c.train.eval_points, c.data.dev_subsample, c.model.backbone) for c in smoke} == {
         (30, 3, 200, "minilm-l6")}

@@ -98,6 +98,28 @@ def test_budget_check_verdict_and_stage_tables(tmp_path):
     assert len(pd.read_csv(tmp_path / "staged" / "selection.csv")) == 8
 
 
+def test_two_check_stages_share_budget_check_csv_by_stage(tmp_path):
+    """A study with two budget checks (e.g. one per backbone) writes both into budget_check.csv, one `stage` each;
+    the second no longer overwrites the first."""
+    check = {"param": "train.min_epochs", "max_gain": 0.01}
+    raw = {"study": "staged", "base": {"results_dir": str(tmp_path), "model": {"backbone": "minilm-l6"},
+                                       "train": {"step_rule": "fixed", "steps": 5, "warmup_steps": 1}},
+           "stages": [{"name": name, "check": check,
+                       "grid": {"model.head.name": [head], "data.size": [40], "train.min_epochs": [5.0, 10.0],
+                                "data.data_seed": [100, 101]}}
+                      for name, head in (("check", "last"), ("check_again", "dwatt"))]}
+    study = StudyConfig.from_dict(raw, source="staged.yaml")
+    for stage in ("check", "check_again"):
+        for cell in study.expand(stage=stage):
+            write_fake(cell, 0.70 if cell.train.min_epochs == 5.0 else 0.75, 0.0)
+    written = select.write_stage_tables(study)
+    assert [p.name for p in written] == ["budget_check.csv"]
+    table = pd.read_csv(tmp_path / "staged" / "budget_check.csv")
+    assert list(table["stage"]) == ["check", "check", "check_again", "check_again"]
+    assert list(table["method"]) == ["last", "last", "dwatt", "dwatt"]
+    assert list(table["verdict"]) == ["the rule", "rule too short"] * 2
+
+
 def test_sweep_runs_stages_in_order_and_stops_before_a_pending_selection(tmp_path):
     study = staged(tmp_path)
     result = run_sweep(study, stage="check", runner="sweep_helpers:fake_run_cell", progress=False)

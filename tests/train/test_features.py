@@ -222,7 +222,7 @@ def test_cache_memory_disk_and_key(tokenizer):
     first = F.cached_features(split, tokenizer, 12)
     assert F.cached_features(split, tokenizer, 12) is first  # memory
     key = F.features_key(split, tokenizer, 12)
-    path = F.cache_dir() / f"{split.name}-{key}.pkl"
+    path = F.cache_dir() / f"{key}.pkl"
     assert path.is_file() and "paper_repro_cache" in str(path)  # the session's temporary cache
     assert not list(path.parent.glob("*.tmp"))
     F._MEMORY_CACHE.clear()
@@ -244,6 +244,74 @@ def test_cache_keys_on_tokenizer(tokenizer, tiny_backbone_dir):
     cased = BertTokenizerFast(vocab=str(tiny_backbone_dir / "vocab.txt"), do_lower_case=False)
     split = long_split()
     assert F.features_key(split, cased, 12) != F.features_key(split, tokenizer, 12)
+
+
+def tokenizer_of(folder):
+    return load_tokenizer(str(folder))
+
+
+def test_key_ignores_truncation_and_padding_state(tiny_backbone_dir, tmp_path):
+    """A tokenizer.json may carry truncation/padding (MiniLM's does: 128 subwords) and the tokenizer's first call
+    resets them: before the fix the same split got one key before that call and another after it, so the first
+    cell of a sweep process cached its train split under one key and every later cell under another (a second
+    file, and in memory a second copy). The windows never depend on them (tokenize_split calls the tokenizer with
+    neither and cuts windows itself)."""
+    import shutil
+
+    folder = tmp_path / "tok"
+    shutil.copytree(tiny_backbone_dir, folder)
+    fresh = load_tokenizer(str(folder))
+    fresh.backend_tokenizer.enable_truncation(max_length=16)
+    fresh.backend_tokenizer.enable_padding(length=16)
+    fresh.save_pretrained(str(folder))                     # a tokenizer.json with truncation and padding
+    split = long_split()
+    before = load_tokenizer(str(folder))                   # as loaded: truncation and padding set
+    assert before.backend_tokenizer.truncation is not None and before.backend_tokenizer.padding is not None
+    after = load_tokenizer(str(folder))
+    after(["a"], is_split_into_words=True)                 # any call without them resets them
+    assert after.backend_tokenizer.truncation is None and after.backend_tokenizer.padding is None
+    key = F.features_key(split, before, 12)
+    assert F.features_key(split, after, 12) == key == F.features_key(split, tokenizer_of(tiny_backbone_dir), 12)
+    assert F.tokenize_split(split, before, 12) == F.tokenize_split(split, after, 12)
+    F._MEMORY_CACHE.clear()
+    first = F.cached_features(split, before, 12)
+    F._MEMORY_CACHE.clear()
+    assert F.cached_features(split, after, 12) == first
+    assert sorted(p.name for p in F.cache_dir().glob(f"*{key}*")) == [f"{key}.pkl"]
+
+
+def test_key_is_the_windows_and_label_ids_only(tokenizer):
+    """Equal features share one key and one file: the split's name, file sha256 and source, the tokenizer's Python
+    class, and the label set beyond the ids it gives the split's tags do not enter; what changes the features does
+    (the words, each word's label id, max_length, the tokenizer's state)."""
+    from transformers import PreTrainedTokenizerFast
+
+    from paper_repro.data.labels import CONLL03, LabelSet
+
+    split = long_split()
+    key = F.features_key(split, tokenizer, 12)
+    renamed = Split("valid", list(split.sentences), source="elsewhere.txt", sha256="f" * 64, scheme="iob2")
+    assert F.features_key(renamed, tokenizer, 12) == key
+    F._MEMORY_CACHE.clear()
+    assert F.cached_features(renamed, tokenizer, 12) == F.cached_features(split, tokenizer, 12)
+    assert len(list(F.cache_dir().glob(f"*{key}*"))) == 1
+    # the same tokenizer state under another Python class: the same windows, the same key
+    plain = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer)
+    assert type(plain) is not type(tokenizer)
+    assert F.tokenize_split(split, plain, 12) == F.tokenize_split(split, tokenizer, 12)
+    assert F.features_key(split, plain, 12) == key
+    # label sets: one that adds a type gives the CoNLL-03 tags the same ids (same features, same key); one that
+    # renumbers them does not
+    wider = LabelSet.from_types([*CONLL03.types, "ZZZ"])
+    assert F.tokenize_split(split, tokenizer, 12, wider) == F.tokenize_split(split, tokenizer, 12)
+    assert F.features_key(split, tokenizer, 12, wider) == key
+    places = split_of((["Carol", "visited", "Vandoria", "."], ["O", "O", "B-LOC", "O"]))
+    renumbered = LabelSet.from_types(["LOC"])               # B-LOC is 1 here, 3 in CoNLL-03
+    assert F.tokenize_split(places, tokenizer, 12, renumbered) != F.tokenize_split(places, tokenizer, 12)
+    assert F.features_key(places, tokenizer, 12, renumbered) != F.features_key(places, tokenizer, 12)
+    # the tags matter only through their ids; words and max_length always
+    words = split_of(([t.upper() + "x" for t in split.sentences[0].tokens], list(split.sentences[0].tags)))
+    assert F.features_key(words, tokenizer, 12) != key and F.features_key(split, tokenizer, 13) != key
 
 
 # --- speed (issue "Cells at the hardware's pace") ----------------------------------------------------------

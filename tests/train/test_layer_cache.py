@@ -148,7 +148,8 @@ def test_cache_built_once_and_reused(tiny_cell_config, tmp_path, cache_dir):
     run_cell(first)
     assert len(layer_cache.BUILDS) == 3
     folders = sorted(p for p in cache_dir.iterdir() if p.is_dir())
-    assert [p.name.split("-")[0] for p in folders] == ["test", "train", "valid"]
+    assert sorted(json.loads((p / "meta.json").read_text())["split"]["name"] for p in folders) == ["test", "train",
+                                                                                                 "valid"]
     stamps = {p: (p / "hidden.npy").stat().st_mtime_ns for p in folders}
     second = tiny_cell_config(tmp_path, "model.finetune=frozen", "train.steps=2", "train.seed=1",
                               "model.head.name=scalarmix", "data.data_seed=1")
@@ -174,7 +175,7 @@ def test_key_follows_its_parts(tiny, tiny_backbone_dir, tmp_path, cache_dir):
     assert key() == base and key(model=same.model) == base
     assert len({base, key(max_length=32), key(fuse=True), key(model=other.model), key(split=splits["valid"])}) == 5
     assert layer_cache.cache_path(layer_cache.cache_identity(train, backbone.tokenizer, backbone.model, 24, False)) \
-        == cache_dir / f"train-{base}"
+        == cache_dir / base
     # a tokenizer.json with truncation/padding settings (MiniLM's has them; its first call resets them): same key
     from paper_repro.models.backbone import load_tokenizer
 
@@ -182,6 +183,7 @@ def test_key_follows_its_parts(tiny, tiny_backbone_dir, tmp_path, cache_dir):
     padded.backend_tokenizer.enable_truncation(max_length=16)
     padded.backend_tokenizer.enable_padding(length=16)
     assert layer_cache.tokenizer_fingerprint(padded) == layer_cache.tokenizer_fingerprint(backbone.tokenizer)
+    assert key() == layer_cache.cache_key(layer_cache.cache_identity(train, padded, backbone.model, 24, False))
     # fuse_embeddings stores one more layer
     a = layer_cache.layer_cache(train, backbone.tokenizer, backbone.model, 24, False)
     b = layer_cache.layer_cache(train, backbone.tokenizer, backbone.model, 24, True)
@@ -189,6 +191,40 @@ def test_key_follows_its_parts(tiny, tiny_backbone_dir, tmp_path, cache_dir):
     np.testing.assert_array_equal(np.asarray(a.hidden), np.asarray(b.hidden[:, 1:]))
     meta = json.loads((a.path / "meta.json").read_text())
     assert meta["key"] == base and meta["identity"]["max_length"] == 24 and meta["tokens"] == a.tokens
+
+
+def test_key_is_what_the_states_depend_on_only(tiny, cache_dir):
+    """The stored states depend on the words (through the windows), the tokenizer's state, max_length, the
+    encoder's weights, the fused layers and the dtype. Before the fix the key also took the split's name, its file
+    sha256, its tags and the tokenizer's Python class: the same words relabelled (another label set, IOB1 read as
+    IOB2), read from another file (a hub copy, four columns instead of two) or under another split name built a
+    second cache of identical states (1.8 GiB for MiniLM-L6, 7.1 GiB for MPNet-base)."""
+    from transformers import PreTrainedTokenizerFast
+
+    from paper_repro.data.conll import Sentence, Split
+    from paper_repro.data.labels import LabelSet
+
+    splits, backbone = tiny
+    test = splits["test"]
+    cache = layer_cache.layer_cache(test, backbone.tokenizer, backbone.model, 24, False)
+    built = list(layer_cache.BUILDS)
+    # the same words: relabelled (every tag O), another name, file sha256 and source
+    relabelled = Split("renamed", [Sentence(s.tokens, ("O",) * len(s.tokens), s.doc_id) for s in test.sentences],
+                       source="elsewhere", sha256="0" * 64, scheme="iob2")
+    plain = PreTrainedTokenizerFast(tokenizer_object=backbone.tokenizer.backend_tokenizer)   # another class
+    identity = layer_cache.cache_identity(test, backbone.tokenizer, backbone.model, 24, False)
+    assert layer_cache.cache_identity(relabelled, plain, backbone.model, 24, False) == identity
+    assert set(identity) == {"version", "tokens", "tokenizer", "windowing", "max_length", "backbone",
+                             "fuse_embeddings", "dtype"}
+    again = layer_cache.layer_cache(relabelled, plain, backbone.model, 24, False,
+                                    label_set=LabelSet.from_types(["PER", "LOC", "ORG", "MISC", "ZZZ"]))
+    assert again.path == cache.path and not again.built and layer_cache.BUILDS == built
+    assert [p.name for p in cache_dir.iterdir() if p.is_dir()] == [cache.path.name]
+    meta = json.loads((cache.path / "meta.json").read_text())
+    assert meta["split"]["name"] == "test" and meta["split"]["sha256"] == test.sha256   # provenance, not key
+    # other words: another cache
+    shifted = Split("test", test.sentences[1:], source=test.source, sha256=test.sha256, scheme="iob2")
+    assert layer_cache.cache_identity(shifted, backbone.tokenizer, backbone.model, 24, False) != identity
 
 
 def test_lost_rename_race_is_harmless(tiny, cache_dir, tmp_path):
@@ -252,3 +288,20 @@ def test_concurrent_builders_leave_one_valid_cache(tiny_conll_dir, tiny_backbone
     features = cached_features(splits["train"], backbone.tokenizer, 24)
     assert np.array_equal(np.diff(cache.offsets), [len(w.input_ids) for w in features.windows])
     assert np.isfinite(np.asarray(cache.hidden, dtype=np.float32)).all() and np.abs(cache.hidden).sum() > 0
+
+
+def test_describe_prints_sizes_and_builds(tiny_conll_dir, tiny_backbone_dir, cache_dir):
+    """`python -m paper_repro.train.layer_cache` (README: the frozen track's cache sizes): subwords x layers x
+    hidden x 2 bytes per split, "not built" until built, then the build seconds of its meta.json."""
+    import io
+
+    out = io.StringIO()
+    gib = layer_cache.describe([str(tiny_backbone_dir)], 24, data_dir=str(tiny_conll_dir), out=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4 and all("(not built)" in line for line in lines[:3]) and not cache_dir.exists()
+    subwords = int(lines[3].split(" all: ")[1].split(" subwords")[0])
+    assert gib == pytest.approx(subwords * 2 * 32 * 2 / 2**30)
+    out = io.StringIO()
+    layer_cache.describe([str(tiny_backbone_dir)], 24, build_now=True, data_dir=str(tiny_conll_dir), out=out)
+    assert all("built in" in line for line in out.getvalue().splitlines())
+    assert len([p for p in cache_dir.iterdir() if p.is_dir()]) == 3
