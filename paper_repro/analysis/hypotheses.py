@@ -8,6 +8,7 @@ The study file carries a `hypotheses:` block (read with the project's YAML loade
       split: test
       metric: f1
       backbone: minilm-l6    # optional default for every test; else every backbone present gets its own row
+      finetune: frozen       # optional default (full | frozen) for every test; else one row per track present
       sampler: sentences     # optional default for every test; else every sampler present gets its own row
       tests:
         - {id: H1a, kind: pooled, a: dwatt, b: deeper, sampler: sentences, sizes: [50, 100, 200, 500, 1000],
@@ -17,8 +18,9 @@ The study file carries a `hypotheses:` block (read with the project's YAML loade
 
 Every test is one-sided, a > b (or, for `interaction`, gain larger at the small sizes).
 
-`pooled`: the pairs are a's and b's cells on the same backbone, sampler, size, data_seed and seed, at the
-listed sizes. The statistic is the mean over sizes of the per-size mean difference a - b, so each size
+`pooled`: the pairs are a's and b's cells on the same backbone, finetune track, sampler, size, data_seed and
+seed, at the listed sizes (a frozen-encoder cell is never paired with a full fine-tuning one, and the tracks are
+tested in separate rows). The statistic is the mean over sizes of the per-size mean difference a - b, so each size
 weighs the same whatever its number of pairs (pair i at size s has weight 1 / (S n_s)).
 
 `interaction`: per seed unit (data_seed, seed), d = mean gain a - b over the `small` sizes minus the mean
@@ -34,7 +36,7 @@ seeded random patterns. The smallest p the data can give (`min_p`, 1 / 2^n for n
 reported, so that a test that cannot reach alpha is visible as such.
 
 Multiplicity. Holm's step-down adjustment (`stats.holm`) across ALL tests of the block (every test x
-backbone x sampler row) controls the family-wise error at `alpha` over the pre-registered claims; nothing
+backbone x finetune x sampler row) controls the family-wise error at `alpha` over the pre-registered claims; nothing
 outside the block enters the family. Rows that could not be run (no pairs) do not count. Verdicts:
 "supported" if the Holm-adjusted p < alpha; "refuted" if the opposite one-sided test (b > a, or d < 0) is
 significant after its own Holm adjustment across the block (the opposite-direction p-values are a family
@@ -65,7 +67,7 @@ PERMUTATION_SEED = 20240521
 VERDICTS = ("supported", "refuted", "inconclusive", "not run")
 V1_VERDICT = "descriptive (protocol v1)"
 HYPOTHESIS_COLUMNS = [
-    "id", "claim", "kind", "backbone", "sampler", "contrast", "sizes", "pairs_per_size", "unit", "n",
+    "id", "claim", "kind", "backbone", "finetune", "sampler", "contrast", "sizes", "pairs_per_size", "unit", "n",
     "n_positive", "estimate", "ci_lo", "ci_hi", "statistic", "p", "p_holm", "p_opposite", "p_opposite_holm",
     "min_p", "exact", "verdict",
 ]
@@ -87,6 +89,7 @@ class Hypothesis:
     large: tuple[int, ...] = ()      # interaction
     backbone: str | None = None
     sampler: str | None = None
+    finetune: str | None = None
 
     @property
     def contrast(self) -> str:
@@ -105,6 +108,7 @@ class HypothesisBlock:
     metric: str = "f1"
     backbone: str | None = None
     sampler: str | None = None
+    finetune: str | None = None
 
 
 def _sizes(sizes: tuple[int, ...]) -> str:
@@ -124,7 +128,7 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
     """The `hypotheses:` mapping -> HypothesisBlock (HypothesisError on anything malformed)."""
     if not isinstance(raw, dict):
         raise HypothesisError(f"hypotheses: expected a mapping, got {type(raw).__name__}")
-    known = {"alpha", "stage", "split", "metric", "backbone", "sampler", "tests"}
+    known = {"alpha", "stage", "split", "metric", "backbone", "sampler", "finetune", "tests"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise HypothesisError(f"hypotheses: unknown keys {unknown}")
@@ -139,7 +143,7 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
         where = f"hypotheses.tests[{i}]"
         if not isinstance(entry, dict):
             raise HypothesisError(f"{where}: expected a mapping")
-        allowed = {"id", "kind", "a", "b", "claim", "sizes", "small", "large", "backbone", "sampler"}
+        allowed = {"id", "kind", "a", "b", "claim", "sizes", "small", "large", "backbone", "sampler", "finetune"}
         extra = sorted(set(entry) - allowed)
         if extra:
             raise HypothesisError(f"{where}: unknown keys {extra}")
@@ -157,7 +161,7 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
             sizes=_int_tuple(entry.get("sizes"), f"{where}.sizes"),
             small=_int_tuple(entry.get("small"), f"{where}.small"),
             large=_int_tuple(entry.get("large"), f"{where}.large"),
-            backbone=entry.get("backbone"), sampler=entry.get("sampler"),
+            backbone=entry.get("backbone"), sampler=entry.get("sampler"), finetune=entry.get("finetune"),
         )
         if test.kind == "pooled" and not test.sizes:
             raise HypothesisError(f"{where}: a pooled test needs `sizes`")
@@ -167,6 +171,7 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
     return HypothesisBlock(
         tests=tuple(tests), alpha=float(alpha), stage=raw.get("stage", "eval"), split=str(raw.get("split", "test")),
         metric=str(raw.get("metric", "f1")), backbone=raw.get("backbone"), sampler=raw.get("sampler"),
+        finetune=raw.get("finetune"),
     )
 
 
@@ -251,6 +256,14 @@ def _pooled(pairs: pd.DataFrame, sizes: tuple[int, ...]) -> dict[str, Any]:
     return {**out, **test, "estimate": estimate, "ci_lo": lo, "ci_hi": hi, "p_opposite": opposite["p"]}
 
 
+def pooled_test(pairs: pd.DataFrame, sizes: tuple[int, ...]) -> dict[str, Any]:
+    """The `pooled` statistic and test on any paired quantity: `pairs` has columns `size` and `diff` (one row per
+    pair); returns n, n_positive, pairs_per_size, statistic, p (one-sided, diff > 0), p_opposite, min_p, exact,
+    estimate and its Welch t-interval (in the units of `diff`). `paper_repro.analysis.verdicts` uses it for the
+    paired steps-to-target differences."""
+    return _pooled(pairs, tuple(sizes))
+
+
 def _interaction(pairs: pd.DataFrame, small: tuple[int, ...], large: tuple[int, ...]) -> dict[str, Any]:
     sizes = (*small, *large)
     pairs = pairs[pairs["size"].isin(sizes)]
@@ -295,32 +308,37 @@ def hypothesis_cells(df: pd.DataFrame, block: HypothesisBlock) -> pd.DataFrame:
 
 
 def evaluate_hypotheses(df: pd.DataFrame, block: HypothesisBlock) -> pd.DataFrame:
-    """One row per test (x backbone x sampler where those are not fixed) with the columns HYPOTHESIS_COLUMNS;
-    `df` is the study's long-format results (all stages: the block picks its own). See the module docstring."""
+    """One row per test (x backbone x finetune x sampler where those are not fixed) with the columns
+    HYPOTHESIS_COLUMNS; `df` is the study's long-format results (all stages: the block picks its own). See the
+    module docstring."""
     rows_df = hypothesis_cells(df, block)
     cells = stats.cell_values(rows_df, block.metric, block.split)
     backbones = sorted(cells["backbone"].dropna().unique().tolist()) if len(cells) else []
     samplers = sorted(cells["sampler"].dropna().unique().tolist()) if len(cells) else []
+    tracks = sorted(cells["finetune"].dropna().unique().tolist()) if len(cells) else []
     descriptive = has_v1(rows_df)
     rows = []
     for test in block.tests:
         all_pairs = stats.pair_differences(cells, block.metric, test.a, test.b)
-        for backbone in _levels(test.backbone, block.backbone, backbones):
-            for sampler in _levels(test.sampler, block.sampler, samplers):
-                pairs = all_pairs[(all_pairs["backbone"] == backbone) & (all_pairs["sampler"] == sampler)]
-                if test.kind == "pooled":
-                    result, sizes = _pooled(pairs, test.sizes), _sizes(test.sizes)
-                else:
-                    result = _interaction(pairs, test.small, test.large)
-                    sizes = f"small {_sizes(test.small)}; large {_sizes(test.large)}"
-                rows.append({
-                    "id": test.id, "claim": test.claim, "kind": test.kind, "backbone": backbone or "",
-                    "sampler": sampler or "", "contrast": test.contrast, "sizes": sizes,
-                    **{k: result[k] for k in ("pairs_per_size", "unit", "n", "n_positive", "statistic", "p",
-                                              "p_opposite", "min_p", "exact")},
-                    "estimate": result["estimate"] * 100, "ci_lo": result["ci_lo"] * 100,
-                    "ci_hi": result["ci_hi"] * 100,
-                })
+        levels = [(b, f, s) for b in _levels(test.backbone, block.backbone, backbones)
+                  for f in _levels(test.finetune, block.finetune, tracks)
+                  for s in _levels(test.sampler, block.sampler, samplers)]
+        for backbone, finetune, sampler in levels:
+            pairs = all_pairs[(all_pairs["backbone"] == backbone) & (all_pairs["finetune"] == finetune)
+                              & (all_pairs["sampler"] == sampler)]
+            if test.kind == "pooled":
+                result, sizes = _pooled(pairs, test.sizes), _sizes(test.sizes)
+            else:
+                result = _interaction(pairs, test.small, test.large)
+                sizes = f"small {_sizes(test.small)}; large {_sizes(test.large)}"
+            rows.append({
+                "id": test.id, "claim": test.claim, "kind": test.kind, "backbone": backbone or "",
+                "finetune": finetune or "", "sampler": sampler or "", "contrast": test.contrast, "sizes": sizes,
+                **{k: result[k] for k in ("pairs_per_size", "unit", "n", "n_positive", "statistic", "p",
+                                          "p_opposite", "min_p", "exact")},
+                "estimate": result["estimate"] * 100, "ci_lo": result["ci_lo"] * 100,
+                "ci_hi": result["ci_hi"] * 100,
+            })
     table = pd.DataFrame(rows, columns=[c for c in HYPOTHESIS_COLUMNS if c not in ("p_holm", "p_opposite_holm",
                                                                                    "verdict")])
     table["p_holm"] = stats.holm(table["p"].to_numpy(float)) if len(table) else []

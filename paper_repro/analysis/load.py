@@ -4,6 +4,13 @@ Analysis reads files only: it never imports torch or model code. Protocol-v1 tab
 are upgraded to the v2 schema on load (`paper_repro.results.schema.upgrade_table`): their strict-IOB2 `f1`
 becomes `f1_strict`, their `f1_default` becomes `f1`, `stage` is "" and `protocol` 1. Cells written before the
 `finetune` column (every one fine-tuned the encoder) read as `finetune` "full".
+
+`finetune` is part of a cell's identity (CELL_KEYS) and of a few-shot condition (GROUP_KEYS), like the backbone: a
+frozen-encoder cell and a full fine-tuning cell of the same method, backbone, size and seeds are two cells, never
+paired with each other, and means, tests and figures are per track. A frame without the column (hand-built, or
+older tables read without `upgrade_table`) is read as "full" (`with_finetune`). Tables show the track inside the
+backbone's label (`track_label`: "minilm-l6" for full fine-tuning, "minilm-l6 (frozen)" otherwise), so a study of
+full cells reads as before.
 """
 from __future__ import annotations
 
@@ -28,8 +35,10 @@ from paper_repro.results.schema import (
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.parquet"
-CELL_KEYS = ("backbone", "sampler", "size", "data_seed", "seed")   # what pairs two methods' cells
-GROUP_KEYS = ("backbone", "sampler", "size")                       # one few-shot condition
+CELL_KEYS = ("backbone", "finetune", "sampler", "size", "data_seed", "seed")   # what pairs two methods' cells
+GROUP_KEYS = ("backbone", "finetune", "sampler", "size")                       # one few-shot condition
+TRACK_KEYS = ("backbone", "finetune")                                          # one encoder, trained or frozen
+FINETUNE_DEFAULT = "full"   # cells without a `finetune` value fine-tuned the encoder (the only mode before it)
 TYPE_COLUMNS = tuple(f"f1_{t}" for t in ENTITY_TYPES)
 
 METHOD_ORDER = ("last", "deeper", "deeper_copy", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block")
@@ -65,6 +74,37 @@ def method_color(method: str) -> str:
 
 def method_palette(methods: Iterable[str]) -> dict[str, str]:
     return {m: method_color(m) for m in method_order(methods)}
+
+
+def with_finetune(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a `finetune` column: missing, null or "" values read as FINETUNE_DEFAULT ("full"). Returns `df`
+    itself when nothing is missing (no copy)."""
+    if "finetune" in df and not (df["finetune"].isna() | (df["finetune"] == "")).any():
+        return df
+    values = df["finetune"] if "finetune" in df else pd.Series(FINETUNE_DEFAULT, index=df.index, dtype=object)
+    values = values.where(values.notna() & (values != ""), FINETUNE_DEFAULT)
+    return df.assign(finetune=values.astype(object) if len(df) else pd.Series(dtype=object))
+
+
+def track_label(backbone: Any, finetune: Any = FINETUNE_DEFAULT) -> str:
+    """The backbone as tables and figure titles show it: "minilm-l6" (full fine-tuning, as before the frozen
+    track existed) or "minilm-l6 (frozen)"."""
+    finetune = FINETUNE_DEFAULT if finetune is None or (isinstance(finetune, float) and pd.isna(finetune)) \
+        or finetune == "" else finetune
+    return str(backbone) if finetune == FINETUNE_DEFAULT else f"{backbone} ({finetune})"
+
+
+def fold_tracks(table: pd.DataFrame | None) -> pd.DataFrame | None:
+    """`table` with the finetune track folded into `backbone` (`track_label`: "minilm-l6", "minilm-l6 (frozen)") and
+    no `finetune` column: what the report's markdown tables and the figures group by and show, so frozen and full
+    cells get separate tables, rows, panels and findings, and a study of full cells reads as before. The CSV
+    tables keep both columns. A table without `finetune` (or without `backbone`) is returned as is; an empty
+    backbone (a hypothesis row without pairs) stays empty."""
+    if table is None or "finetune" not in table or "backbone" not in table:
+        return table
+    labels = [track_label(b, f) if isinstance(b, str) and b else b
+              for b, f in zip(table["backbone"], table["finetune"])]
+    return table.assign(backbone=pd.Series(labels, index=table.index, dtype=object)).drop(columns="finetune")
 
 
 def resolve_study_dir(study_dir: str | Path) -> Path:
@@ -226,10 +266,12 @@ def _get(obj: Any, *keys: str) -> Any:
 
 
 def manifest_index(manifests: list[dict[str, Any]], df: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per manifest: run_id and the cell keys (method, backbone, sampler, size, data_seed, seed),
-    taken from the manifest's config, else from the results rows of the same run_id."""
+    """One row per manifest: run_id and the cell keys (method, backbone, finetune, sampler, size, data_seed, seed),
+    taken from the manifest's config (`model.finetune` absent: "full"), else from the results rows of the same
+    run_id."""
     from_df: dict[str, dict[str, Any]] = {}
     if df is not None and len(df):
+        df = with_finetune(df)
         cols = ["run_id", "method", *CELL_KEYS]
         for row in df[cols].drop_duplicates("run_id").to_dict("records"):
             from_df[row["run_id"]] = row
@@ -242,6 +284,7 @@ def manifest_index(manifests: list[dict[str, Any]], df: pd.DataFrame | None = No
             "run_id": run_id,
             "method": _get(config, "model", "head", "name"),
             "backbone": _get(config, "model", "backbone"),
+            "finetune": _get(config, "model", "finetune") or FINETUNE_DEFAULT,
             "sampler": _get(config, "data", "sampler"),
             "size": _get(config, "data", "size"),
             "data_seed": _get(config, "data", "data_seed"),

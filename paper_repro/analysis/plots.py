@@ -4,6 +4,10 @@ Every figure is built on a `matplotlib.figure.Figure` (no pyplot state, Agg canv
 colours and order of `paper_repro.analysis.load`. F1 is shown in points (100 x F1). A figure with partial
 data carries a note (e.g. "n=1: no CI"); a figure with nothing to show is skipped with a logged reason, and
 `make_all_figures` returns that reason instead of paths. Nothing here raises on empty or partial results.
+
+The finetune track is part of a condition: tables are folded with `load.fold_tracks` before plotting, so a frozen
+encoder gets its own panels and files, titled "minilm-l6 (frozen)" and named `..__minilm-l6-frozen__...`, and
+is never drawn in one panel with (or averaged into) the full fine-tuning cells of the same backbone.
 """
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from paper_repro.analysis import stats
-from paper_repro.analysis.load import ENTITY_TYPES, method_color, method_order
+from paper_repro.analysis import lr_sensitivity, stats
+from paper_repro.analysis.load import ENTITY_TYPES, fold_tracks, method_color, method_order
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +144,7 @@ def _set_size_axis(ax, sizes, sampler: str) -> None:
 
 # --------------------------------------------------------------------------------------------- (1) F1 vs size
 def _f1_vs_size(df: pd.DataFrame, out_dir: Path, name: str = "f1_vs_size") -> list[Path]:
-    table = stats.f1_vs_size(df)
+    table = fold_tracks(stats.f1_vs_size(df))
     if table.empty:
         raise NothingToPlot("no test rows")
     conds = _conditions(table)
@@ -181,7 +185,7 @@ def _f1_vs_size(df: pd.DataFrame, out_dir: Path, name: str = "f1_vs_size") -> li
 # --------------------------------------------------------------------------------------------- (2) gains
 def _gains(df: pd.DataFrame, out_dir: Path, baselines=("deeper", "last"), name: str = "gain_vs_baselines",
            paired: pd.DataFrame | None = None) -> list[Path]:
-    paired = stats.all_paired(df, baselines) if paired is None else paired
+    paired = fold_tracks(stats.all_paired(df, baselines) if paired is None else paired)
     if paired.empty:
         raise NothingToPlot(f"no paired test cells against any of {list(baselines)}")
     present = [b for b in baselines if b in set(paired["baseline"])]
@@ -254,10 +258,11 @@ def _pairs(df: pd.DataFrame, out_dir: Path, name: str = "every_pair", metric: st
         raise NothingToPlot("no test rows")
     panels = expand_contrasts(cells["method"].unique(), contrasts)
     wanted = [pair for _, members in panels for pair in members]
-    diffs = stats.all_pair_differences(cells, metric, wanted)
+    diffs = fold_tracks(stats.all_pair_differences(cells, metric, wanted))
     if diffs.empty:
         raise NothingToPlot(f"no pairs for any of {[f'{m} − {b}' for m, b in contrasts]}")
-    summary = pd.concat([stats.paired_from_cells(cells, metric, m, b) for m, b in wanted], ignore_index=True)
+    summary = fold_tracks(pd.concat([stats.paired_from_cells(cells, metric, m, b) for m, b in wanted],
+                                    ignore_index=True))
     rng = np.random.default_rng(0)   # jitter only; fixed so the figure is reproducible
     paths = []
     for backbone, sampler in _conditions(diffs):
@@ -306,10 +311,10 @@ def _pairs(df: pd.DataFrame, out_dir: Path, name: str = "every_pair", metric: st
 # --------------------------------------------------------------------------------------------- (3) step efficiency
 def _step_efficiency(df: pd.DataFrame, out_dir: Path, targets=stats.STEP_TARGETS, frac: float | None = None,
                      reference: str = "last", name: str = "step_efficiency", scale: str = "linear") -> list[Path]:
-    curves = stats.dev_curves(df)
+    curves = fold_tracks(stats.dev_curves(df))
     if curves.empty:
         raise NothingToPlot("no dev rows")
-    cells = stats.step_efficiency_cells(df, targets, frac=frac, reference=reference, scale=scale)
+    cells = fold_tracks(stats.step_efficiency_cells(df, targets, frac=frac, reference=reference, scale=scale))
     paths = []
     for backbone, sampler in _conditions(curves):
         cond = curves[(curves["backbone"] == backbone) & (curves["sampler"] == sampler)]
@@ -391,7 +396,7 @@ def _budget(df: pd.DataFrame, out_dir: Path, name: str = "budget") -> list[Path]
 # --------------------------------------------------------------------------------------------- (5) depth attention
 def _depth(manifests: list[dict[str, Any]], df: pd.DataFrame | None, out_dir: Path,
            name: str = "depth_attention") -> list[Path]:
-    weights = stats.depth_weights(manifests, df)
+    weights = fold_tracks(stats.depth_weights(manifests, df))
     if weights.empty:
         raise NothingToPlot("no manifest has depth_attention or scalarmix_weights")
     paths = []
@@ -444,7 +449,7 @@ def _depth(manifests: list[dict[str, Any]], df: pd.DataFrame | None, out_dir: Pa
 
 # --------------------------------------------------------------------------------------------- (6) per type
 def _per_type(df: pd.DataFrame, out_dir: Path, name: str = "per_type_f1") -> list[Path]:
-    table = stats.per_type_table(df)
+    table = fold_tracks(stats.per_type_table(df))
     if table.empty or table["mean"].isna().all():
         raise NothingToPlot("no test rows with per-type F1")
     paths = []
@@ -478,7 +483,7 @@ def _per_type(df: pd.DataFrame, out_dir: Path, name: str = "per_type_f1") -> lis
 
 # --------------------------------------------------------------------------------------------- (7) cost
 def _cost(df: pd.DataFrame, manifests: list[dict[str, Any]], out_dir: Path, name: str = "cost") -> list[Path]:
-    table = stats.cost_table(df, manifests)
+    table = fold_tracks(stats.cost_table(df, manifests))
     if table.empty:
         raise NothingToPlot("no cells")
     backbones = sorted(table["backbone"].unique())
@@ -509,8 +514,76 @@ def _cost(df: pd.DataFrame, manifests: list[dict[str, Any]], out_dir: Path, name
         return _save(fig, out_dir, name)
 
 
+# --------------------------------------------------------------------------------------------- (8) lr sensitivity
+def _lr_sensitivity(tune_df: pd.DataFrame, out_dir: Path, selection: pd.DataFrame | None = None,
+                    stage: str | None = "eval", param: str = "head_lr", name: str = "lr_sensitivity") -> list[Path]:
+    cells = fold_tracks(lr_sensitivity.lr_cells(tune_df, param))
+    if cells.empty:
+        raise NothingToPlot("no tuning-stage cells")
+    selected = lr_sensitivity.selected_lrs(selection, stage, param)
+    paths = []
+    for backbone, sampler in _conditions(cells):
+        cond = cells[(cells["backbone"] == backbone) & (cells["sampler"] == sampler)]
+        sizes = sorted(cond["size"].unique())
+        methods = method_order(cond["method"].unique())
+        lrs = sorted(cond["lr"].unique())
+        with _style():
+            fig, axes = _grid(len(sizes), len(lr_sensitivity.SPLITS), w=4.8, h=3.6)
+            for r, size in enumerate(sizes):
+                for c, split in enumerate(lr_sensitivity.SPLITS):
+                    ax = axes[r, c]
+                    sub = cond[(cond["size"] == size) & (cond["split"] == split)]
+                    bracket = ""
+                    for i, m in enumerate(methods):
+                        g = sub[sub["method"] == m]
+                        if g.empty:
+                            continue
+                        means = g.groupby("lr")["value"].mean()
+                        x = _dodge(means.index.to_numpy(float), i, len(methods), 0.05)
+                        ax.plot(x, means.to_numpy(float) * 100, color=method_color(m), marker="o", ms=3.5, lw=1.4,
+                                label=m, zorder=3)
+                        seeds = _dodge(g["lr"].to_numpy(float), i, len(methods), 0.05)
+                        ax.scatter(seeds, g["value"].to_numpy(float) * 100, s=10, alpha=0.5, color=method_color(m),
+                                   edgecolors="none", zorder=2)
+                        lr, label = lr_sensitivity.selected_for(
+                            selected, *_raw_condition(g), size, m)
+                        bracket = bracket or label
+                        hit = np.isclose(means.index.to_numpy(float), lr) if np.isfinite(lr) else []
+                        if np.any(hit):
+                            k = int(np.flatnonzero(hit)[0])
+                            ax.scatter([x[k]], [means.iloc[k] * 100], s=95, facecolors="none",
+                                       edgecolors=method_color(m), linewidths=1.6, zorder=4,
+                                       label="selected lr (dev, selection.csv)")
+                    ax.set_xscale("log")
+                    ax.set_xticks(lrs)
+                    ax.set_xticklabels([f"{v:g}" for v in lrs])
+                    ax.minorticks_off()
+                    ax.set_xlim(min(lrs) / 1.6, max(lrs) * 1.6)
+                    ax.set_xlabel(f"{param.replace('_', ' ')} (log scale)")
+                    ax.set_ylabel(f"final {split} F1 (points)")
+                    n = int(sub.groupby(["method", "lr"]).size().max()) if len(sub) else 0
+                    ax.set_title(f"{split} · tuned at size {size}" + (f" (bracket {bracket})" if bracket else "")
+                                 + f", n≤{n}")
+                    if selected.empty:
+                        _note(ax, "no selection.csv: selected lr not marked")
+            _legend(fig, axes)
+            _caption(fig, f"Learning-rate sensitivity (post hoc) — {backbone} · {sampler}",
+                     "tuning stage, tuning seeds only: line = mean over seeds, dot = one seed, ring = the lr selected "
+                     "on mean dev F1; the selection read only the dev panels, the test panels are shown after the fact")
+            paths += _save(fig, out_dir, f"{name}__{_slug(backbone)}__{_slug(sampler)}")
+    return paths
+
+
+def _raw_condition(g: pd.DataFrame) -> tuple[str, str]:
+    """(backbone, sampler) of a folded table's rows as selection.csv names them (the track suffix removed)."""
+    backbone = str(g["backbone"].iloc[0]).split(" (")[0]
+    return backbone, str(g["sampler"].iloc[0])
+
+
 # --------------------------------------------------------------------------------------------- public API
 def _slug(text: Any) -> str:
+    """A file-name part; a folded track "minilm-l6 (frozen)" becomes "minilm-l6-frozen"."""
+    text = str(text).replace(" (", "-").replace(")", "")
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in str(text))
 
 
@@ -577,13 +650,24 @@ def plot_cost(df: pd.DataFrame, manifests: list[dict[str, Any]], out_dir: str | 
     return _paths(_safe("cost", lambda: _cost(df, manifests, Path(out_dir))))
 
 
+def plot_lr_sensitivity(tune_df: pd.DataFrame, out_dir: str | Path, selection: pd.DataFrame | None = None,
+                        stage: str | None = "eval", param: str = "head_lr") -> list[Path]:
+    """(8) Post hoc: each arm's final dev and test F1 across the tuned lr grid (tuning-stage cells), one row of
+    panels per tuning size, a dot per seed, the lr selected on dev (selection.csv rows of `stage`) ringed."""
+    return _paths(_safe("lr_sensitivity", lambda: _lr_sensitivity(tune_df, Path(out_dir), selection, stage, param)))
+
+
 def make_all_figures(
     df: pd.DataFrame, manifests: list[dict[str, Any]], out_dir: str | Path, targets=stats.STEP_TARGETS,
     frac: float | None = None, reference: str = "last", paired: pd.DataFrame | None = None, scale: str = "linear",
+    tune_df: pd.DataFrame | None = None, selection: pd.DataFrame | None = None, stage: str | None = "eval",
+    param: str = "head_lr",
 ) -> dict[str, list[Path] | str]:
-    """All figures; value = written paths, or the reason the figure was skipped."""
+    """All figures; value = written paths, or the reason the figure was skipped. With `tune_df` (the tuning
+    stage's rows of a staged study; `selection` = selection.csv, `stage` = the reported stage) the post-hoc
+    lr-sensitivity figure is added under "lr_sensitivity"."""
     out = Path(out_dir)
-    return {
+    figures: dict[str, list[Path] | str] = {
         "f1_vs_size": _safe("f1_vs_size", lambda: _f1_vs_size(df, out)),
         "gains": _safe("gains", lambda: _gains(df, out, paired=paired)),
         "pairs": _safe("pairs", lambda: _pairs(df, out)),
@@ -594,3 +678,7 @@ def make_all_figures(
         "per_type": _safe("per_type", lambda: _per_type(df, out)),
         "cost": _safe("cost", lambda: _cost(df, manifests, out)),
     }
+    if tune_df is not None:
+        figures["lr_sensitivity"] = _safe("lr_sensitivity",
+                                          lambda: _lr_sensitivity(tune_df, out, selection, stage, param))
+    return figures

@@ -298,15 +298,16 @@ def read_bench(path: Path) -> pd.DataFrame | None:
 
 
 def study_section(study_dir: Path) -> str:
-    from paper_repro.analysis.load import load_manifests
+    from paper_repro.analysis.load import load_manifests, track_label
 
     rows = []
     for manifest in load_manifests(study_dir):
         config, timings = manifest.get("config") or {}, manifest.get("timings") or {}
         if not timings:
             continue
-        rows.append({
-            "backbone": (config.get("model") or {}).get("backbone"),
+        model = config.get("model") or {}
+        rows.append({   # a frozen-encoder cell costs a fraction of a full one: its own rows ("minilm-l6 (frozen)")
+            "backbone": track_label(model["backbone"], model.get("finetune")) if model.get("backbone") else None,
             "method": ((config.get("model") or {}).get("head") or {}).get("name"),
             "total_s": timings.get("total_s"), "train_s": timings.get("train_s"),
             "eval_s": sum(timings.get("eval_s") or []), "step_time_s": timings.get("step_time_s"),
@@ -346,6 +347,7 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
     df_all = load_results(study_dir)
     report = f" ([REPORT]({study_dir}/REPORT.md))" if (study_dir / "REPORT.md").exists() else ""
     lines = [f"### Study `{study_dir.name}`{report}", ""]
+    lines += claims_lines(study_dir, df_all)
     if df_all.empty:
         return "\n".join(lines + ["_No done cells yet._", ""])
     df = select_stage(df_all, stage)
@@ -356,6 +358,7 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
         section = csv_section(study_dir / name, what)
         if section:
             lines += [section, ""]
+    lines += lr_lines(study_dir, df_all, stage)
     if study_stages(df_all):
         lines += [f"Stage `{stage}` only (the study's stages: {', '.join(study_stages(df_all))}).", ""]
         if df.empty:
@@ -369,21 +372,57 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
     return "\n".join(lines)
 
 
+def claims_lines(study_dir: Path, df_all: pd.DataFrame) -> list[str]:
+    """The verdicts on the paper's claims when the study YAML (`experiments/<study>.yaml`) has a `claims:` block,
+    rendered by the function REPORT.md uses (`verdicts.claims_section`); "not run yet" before the eval stage."""
+    from paper_repro.analysis import hypotheses, verdicts
+    from paper_repro.analysis.report import _shown_path, default_study_yaml
+
+    yaml_path = default_study_yaml(study_dir)
+    claim_block = verdicts.read_claims(yaml_path) if yaml_path is not None else None
+    if claim_block is None:
+        return []
+    block, hyp = hypotheses.evaluate_study_hypotheses(df_all, yaml_path)
+    _, claims, parts = verdicts.evaluate_study_claims(df_all, hyp, block, yaml_path)
+    return ["#### Verdicts on the paper's claims (pre-registered)", "",
+            verdicts.claims_section(claims, parts, claim_block, block, _shown_path(yaml_path)), ""]
+
+
+def lr_lines(study_dir: Path, df_all: pd.DataFrame, stage: str = HEADLINE_STAGE) -> list[str]:
+    """The post-hoc lr sensitivity when `stage` selects its lr from a tuning stage (study YAML), rendered by the
+    function REPORT.md uses (`lr_sensitivity.lr_section`); the figure is linked when `paper-repro report` has
+    written it under `<study>/figures/`."""
+    from paper_repro.analysis import lr_sensitivity
+    from paper_repro.analysis.report import SELECTION_FILE, default_study_yaml
+
+    yaml_path = default_study_yaml(study_dir)
+    lr = lr_sensitivity.study_lr_tables(df_all, study_dir, yaml_path, stage, SELECTION_FILE) if yaml_path else None
+    lines: list[str] = []
+    if lr is not None:
+        pngs = sorted((study_dir / "figures").glob("lr_sensitivity__*.png"))
+        figure = ("Figure: " + ", ".join(f"[{p.stem.split('__', 1)[-1].replace('__', ' · ')}]({study_dir}/figures/{p.name})"
+                                         for p in pngs) + ".\n" if pngs else
+                  f"_Figure: written by `paper-repro report {study_dir}` (not generated yet)._\n")
+        lines += ["#### Learning-rate sensitivity (post hoc)", "",
+                  lr_sensitivity.lr_section(lr["choice"], lr["direction"], lr["tune_stage"], figure), ""]
+    return lines
+
+
 def _repeated_cells(df: pd.DataFrame) -> bool:
     """Whether some (method, cell keys) was run more than once (at other learning rates): then the tables are
     split by rate. A protocol-v2 eval stage with one selected lr per method and bracket is not split."""
-    from paper_repro.analysis.load import CELL_KEYS
+    from paper_repro.analysis.load import CELL_KEYS, with_finetune
 
-    runs = df.drop_duplicates("run_id")
+    runs = with_finetune(df.drop_duplicates("run_id"))
     return bool(runs.duplicated(["method", *CELL_KEYS]).any())
 
 
 def results_block(df: pd.DataFrame, label: str) -> str:
     from paper_repro.analysis import stats
-    from paper_repro.analysis.load import V1_LABEL, has_v1, method_order
+    from paper_repro.analysis.load import V1_LABEL, fold_tracks, has_v1, method_order
 
     lines = [f"_{V1_LABEL}_", ""] if has_v1(df) else []
-    table = stats.f1_vs_size(df)
+    table = fold_tracks(stats.f1_vs_size(df))   # a frozen-encoder track reads "minilm-l6 (frozen)": its own table
     for (backbone, sampler), group in table.groupby(["backbone", "sampler"], sort=True):
         methods = method_order(group["method"].unique())
         body = []
@@ -393,7 +432,7 @@ def results_block(df: pd.DataFrame, label: str) -> str:
             body.append([str(size), *[cells.get(m, "–") for m in methods]])
         lines += [f"Test F1 (seqeval default mode, points), mean ± 95% CI half-width (cells) — {backbone}, "
                   f"`{sampler}` sampler{label}:", "", markdown_table(["size", *[f"`{m}`" for m in methods]], body), ""]
-    paired = stats.all_paired(df)
+    paired = fold_tracks(stats.all_paired(df))
     if len(paired):
         body = [[r.backbone, str(r.size), f"`{r.method}` − `{r.baseline}`", str(r.n_pairs), str(r.n_positive),
                  f"{100 * r.mean_diff:+.1f}", _ci_text(r.ci_lo, r.ci_hi), r.ci_method or "–",

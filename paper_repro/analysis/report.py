@@ -9,7 +9,9 @@ Writes `<out>/REPORT.md`, figures under `<out>/figures/` and the tables as CSV u
 A staged study (protocol v2) is reported on one stage only (default: the hypotheses block's `stage`, else
 "eval"): tuning and budget-check cells never enter the headline tables, figures or tests. The pre-registered
 hypotheses come from the study YAML (`--study`, default `experiments/<study>.yaml` when it exists); the
-lr selection and budget check from `<study_dir>/selection.csv` and `budget_check.csv` when present. Tables
+lr selection and budget check from `<study_dir>/selection.csv` and `budget_check.csv` when present. The YAML's
+`claims:` block gives a verdict per paper claim (`verdicts.py`; "not run" before the stage has cells), and a stage
+that selects its lr from a tuning stage gets the post-hoc lr-sensitivity tables and figure (`lr_sensitivity.py`). Tables
 built from protocol-v1 cells carry V1_LABEL and no verdicts. The text is deterministic (no timestamps).
 """
 from __future__ import annotations
@@ -24,13 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from paper_repro.analysis import hypotheses, plots, stats
+from paper_repro.analysis import hypotheses, lr_sensitivity, plots, stats, verdicts
 from paper_repro.analysis.load import (
     ENTITY_TYPES,
-    GROUP_KEYS,
     RESULTS_FILE,
     V1_LABEL,
     done_cell_parquets,
+    fold_tracks,
     has_v1,
     load_manifests,
     load_results,
@@ -119,6 +121,9 @@ def _figure_links(result: list[Path] | str, base: Path, what: str) -> str:
     return "\n\n".join(out) + "\n"
 
 
+SHOWN_KEYS = ("backbone", "sampler", "size")   # GROUP_KEYS as the markdown tables show them (`fold_tracks`)
+
+
 def _conditions(table: pd.DataFrame) -> list[tuple[Any, Any]]:
     if table.empty:
         return []
@@ -140,6 +145,7 @@ def f1_section(table: pd.DataFrame) -> str:
     """Test F1 (points) mean ± 95% CI half-width (n) per size × method, one table per backbone × sampler."""
     if table.empty:
         return "_No test rows._\n"
+    table = fold_tracks(table)
     out = []
     for backbone, sampler in _conditions(table):
         sub = table[(table["backbone"] == backbone) & (table["sampler"] == sampler)]
@@ -161,6 +167,7 @@ def gains_section(paired: pd.DataFrame, v1: bool = False) -> str:
     left out and the table is labelled superseded."""
     if paired.empty:
         return _v1(v1) + "_No paired cells (a baseline or the test split is missing)._\n"
+    paired = fold_tracks(paired)
     out = []
     lo, hi = stats.PAPER_GAIN_RANGE
     for baseline in paired["baseline"].unique():
@@ -183,10 +190,11 @@ def gains_section(paired: pd.DataFrame, v1: bool = False) -> str:
         if not v1:
             header += [f"in {lo}–{hi} (pts) {PAPER}", f"in {lo}–{hi} (% rel.) {PAPER}"]
         out.append(
-            f"**Gain over `{baseline}`** (test F1; method − {baseline}, paired on backbone/sampler/size/data_seed/"
-            f"seed; 95% CI: paired t-interval below {stats.MIN_BOOT_PAIRS} pairs (`t`), else paired percentile "
-            f"bootstrap with {stats.N_BOOT} resamples (`bootstrap`); Holm across sizes within backbone × sampler; "
-            f"exploratory: the pre-registered tests are in their own section)\n\n" + md_table(rows, header))
+            f"**Gain over `{baseline}`** (test F1; method − {baseline}, paired on backbone/finetune/sampler/size/"
+            f"data_seed/seed; 95% CI: paired t-interval below {stats.MIN_BOOT_PAIRS} pairs (`t`), else paired "
+            f"percentile bootstrap with {stats.N_BOOT} resamples (`bootstrap`); Holm across sizes within backbone × "
+            f"finetune × sampler; exploratory: the pre-registered tests are in their own section)\n\n"
+            + md_table(rows, header))
     return _v1(v1) + "\n".join(out)
 
 
@@ -202,6 +210,8 @@ def findings(paired: pd.DataFrame, step_paired: pd.DataFrame | None = None,
     lines: list[str] = []
     if paired.empty:
         return ["No method/baseline pairs with test results: nothing can be said about gains yet."]
+    paired, step_paired = fold_tracks(paired), fold_tracks(step_paired)
+    dwatt_vs_concat = fold_tracks(dwatt_vs_concat)
     lo, hi = stats.PAPER_GAIN_RANGE
     for (backbone, sampler, baseline, method), g in paired.groupby(
             ["backbone", "sampler", "baseline", "method"], sort=False):
@@ -257,6 +267,7 @@ def step_section(table: pd.DataFrame, frac: float | None = None, reference: str 
     """Steps to each dev-F1 target (censored cells counted at their full budget) and normalized AUC."""
     if table.empty:
         return _v1(v1) + "_No dev rows: step efficiency cannot be computed._\n"
+    table = fold_tracks(table)
     axis = "log(step)" if scale == "log" else "step"
     rows = [[r["backbone"], r["sampler"], r["size"], r["method"], r["target_name"], r["n"],
              _pm(r["final_dev"], r["final_dev_ci"]), f"{r['n_reached']}/{r['n']}", r["n_censored"],
@@ -291,6 +302,7 @@ def hypotheses_section(table: pd.DataFrame, block: hypotheses.HypothesisBlock | 
              + "Estimate in F1 points "
              "(pooled: mean over sizes of the per-size mean gain; interaction: mean over seeds of gain(small) − "
              "gain(large)) with a descriptive 95% t-interval.\n\n")
+    table = fold_tracks(table)
     rows = [[r["id"], r["claim"], r["kind"], r["backbone"] or "–", r["sampler"] or "–", r["contrast"], r["sizes"],
              r["pairs_per_size"], f"{r['n_positive']}/{r['n']} {r['unit']}", _num(r["estimate"], 2, 1.0),
              _ci(r["ci_lo"], r["ci_hi"], 2, 1.0), _p(r["p"]), _p(r["min_p"]), _p(r["p_holm"]),
@@ -306,6 +318,7 @@ def pairs_section(diffs: pd.DataFrame, v1: bool = False) -> str:
     if diffs.empty:
         return _v1(v1) + "_No pairs for the contrasts fusion − deeper, fusion − deeper_copy, fusion − last, " \
                          "dwatt − concat._\n"
+    diffs = fold_tracks(diffs)
     rows = []
     for (backbone, sampler, method, baseline, size), g in diffs.groupby(
             ["backbone", "sampler", "method", "baseline", "size"], sort=False):
@@ -341,11 +354,12 @@ def csv_section(path: Path, what: str) -> str | None:
 def per_type_section(table: pd.DataFrame) -> str:
     if table.empty:
         return "_No test rows._\n"
+    table = fold_tracks(table)
     types = [t for t in ENTITY_TYPES if t in set(table["type"])]
     values = {(*key, r["type"]): r for key, r in
-              ((tuple(r[k] for k in [*GROUP_KEYS, "method"]), r) for _, r in table.iterrows())}
+              ((tuple(r[k] for k in [*SHOWN_KEYS, "method"]), r) for _, r in table.iterrows())}
     rows = []
-    for key in table[[*GROUP_KEYS, "method"]].drop_duplicates().itertuples(index=False, name=None):
+    for key in table[[*SHOWN_KEYS, "method"]].drop_duplicates().itertuples(index=False, name=None):
         row, n = list(key), 0
         for t in types:
             r = values.get((*key, t))
@@ -353,7 +367,7 @@ def per_type_section(table: pd.DataFrame) -> str:
             n = max(n, int(r["n"])) if r is not None else n
         rows.append([*row, n])
     return ("Test F1 per entity type (points), mean ± 95% t-CI half-width.\n\n"
-            + md_table(rows, [*GROUP_KEYS, "method", *types, "n"]))
+            + md_table(rows, [*SHOWN_KEYS, "method", *types, "n"]))
 
 
 def depth_section(weights: pd.DataFrame) -> str:
@@ -361,6 +375,7 @@ def depth_section(weights: pd.DataFrame) -> str:
     normalized entropy of the mean weights (1 = uniform over layers)."""
     if weights.empty:
         return "_No manifest carries depth_attention or scalarmix_weights._\n"
+    weights = fold_tracks(weights)
     mean = weights.groupby(["source", "method", "backbone", "sampler", "size", "type", "layer_index", "layer"],
                            as_index=False).agg(weight=("weight", "mean"), n=("run_id", "nunique"))
     summary = {}
@@ -399,6 +414,7 @@ def budget_section(table: pd.DataFrame) -> str:
 def cost_section(table: pd.DataFrame) -> str:
     if table.empty:
         return "_No cells._\n"
+    table = fold_tracks(table)
     rows = [[r["backbone"], r["method"], r["n_cells"], _pm(r["step_time_ms"], r["step_time_ms_ci"], 1, 1.0),
              _pm(r["train_s"], r["train_s_ci"], 1, 1.0), _pm(r["total_s"], r["total_s_ci"], 1, 1.0),
              _num(r["head_params"], 0)] for _, r in table.iterrows()]
@@ -410,7 +426,7 @@ def cost_section(table: pd.DataFrame) -> str:
 
 def completeness_section(comp: dict[str, pd.DataFrame], figures: dict[str, Any], n_manifests: int) -> str:
     out = []
-    counts = comp["counts"]
+    counts = fold_tracks(comp["counts"])
     if counts.empty:
         out.append("_No cells._\n")
     else:
@@ -420,7 +436,7 @@ def completeness_section(comp: dict[str, pd.DataFrame], figures: dict[str, Any],
                 sub, lambda r: f"{int(r['n_cells'].iloc[0])} ({int(r['n_test'].iloc[0])} test)", "0")
             out.append(f"**{backbone} · {sampler}** — cells per method × size (cells with a test row)\n\n"
                        + md_table(rows, ["size", *methods]))
-    missing = comp["missing"]
+    missing = fold_tracks(comp["missing"])
     if missing.empty:
         out.append("No missing cells against the observed grid (union over methods of the data_seed × seed "
                    "combinations seen at each backbone/sampler/size; all methods seen in the study).\n")
@@ -507,8 +523,21 @@ def build_report(
             block, hyp = hypotheses.evaluate_study_hypotheses(df_all, yaml_path)
         except (OSError, ValueError) as error:   # a malformed block is reported, the rest of the report stands
             hyp_note = f"_Hypotheses not evaluated: {type(error).__name__}: {error}_\n"
+    claim_block, claims, claim_parts, claims_note = None, None, None, ""
+    if hyp_note:
+        claims_note = "_Claims not evaluated: the hypotheses they read were not (see above)._\n"
+    elif yaml_path is not None:
+        try:
+            claim_block, claims, claim_parts = verdicts.evaluate_study_claims(df_all, hyp, block, yaml_path)
+        except (OSError, ValueError) as error:   # reported like a malformed hypotheses block
+            claims_note = f"_Claims not evaluated: {type(error).__name__}: {error}_\n"
     if stage is None:
         stage = block.stage if block is not None and block.stage is not None else DEFAULT_STAGE
+    try:
+        lr = lr_sensitivity.study_lr_tables(df_all, study, yaml_path, stage, SELECTION_FILE)
+    except (OSError, ValueError) as error:
+        log.warning("lr sensitivity not computed: %s", error)
+        lr = None
     df = select_stage(df_all, stage)
     staged = bool(study_stages(df_all))
     runs = set(df["run_id"]) if len(df) else set()
@@ -539,12 +568,19 @@ def build_report(
                         "auc_paired_vs_deeper": step_paired, "per_type": per_type, "budget": budget, "cost": cost,
                         "completeness": comp["counts"], "missing_cells": comp["missing"]}.items():
         _write_csv(table, tables_dir / f"{name}.csv")
+    extra = {"claims": claims, "claims_components": claim_parts,
+             "lr_choice": lr["choice"] if lr else None, "lr_direction": lr["direction"] if lr else None}
+    for name, table in extra.items():
+        if table is not None:
+            _write_csv(table, tables_dir / f"{name}.csv")
 
     if figures:
         figs = plots.make_all_figures(df, manifests, figures_dir, targets=targets, frac=frac, reference=reference,
-                                      paired=paired if len(paired) else None, scale=scale)
+                                      paired=paired if len(paired) else None, scale=scale,
+                                      tune_df=lr["tune_df"] if lr else None, selection=lr["selection"] if lr else None,
+                                      stage=stage, param=lr["param"] if lr else "head_lr")
     else:
-        figs = {name: "figures not requested" for name in plots.FIGURE_NAMES}
+        figs = {name: "figures not requested" for name in (*plots.FIGURE_NAMES, *(["lr_sensitivity"] if lr else []))}
 
     notebook_note = "Not executed (pass `--execute-notebooks` / `execute_notebooks=True`).\n"
     if execute_notebooks:
@@ -578,12 +614,15 @@ def build_report(
         "Conventions: F1 is seqeval's default-mode (conlleval) entity micro F1 (`f1`) shown in points "
         "(100 × F1); strict IOB2 is `f1_strict` in the CSV tables. Means are over cells (data_seed × seed); 95% "
         "CIs of means are t-intervals (n = 1: no CI, shown as a bare mean). Paired comparisons pair cells on "
-        f"backbone/sampler/size/data_seed/seed at the test split. Anything from the paper is marked {PAPER}.\n",
+        f"backbone/finetune/sampler/size/data_seed/seed at the test split (a frozen-encoder track is shown as "
+        f"`<backbone> (frozen)`; its cells are never paired or averaged with full fine-tuning cells). Anything from the paper is marked {PAPER}.\n",
         "## Claims under test\n",
         "\n".join(f"- {c}" for c in PAPER_CLAIMS) + "\n",
         "## Pre-registered hypotheses\n",
         hyp_note or hypotheses_section(hyp, block, yaml_shown, v1=v1 or (
             block is not None and has_v1(hypotheses.hypothesis_cells(df_all, block)))),
+        "## Verdicts on the paper's claims\n",
+        verdicts.claims_section(claims, claim_parts, claim_block, block, yaml_shown, note=claims_note),
         "## What the data supports\n",
         supports,
         "## 1. Test F1 vs few-shot size\n",
@@ -607,6 +646,10 @@ def build_report(
         rendered = csv_section(path, what)
         if rendered is not None:
             sections += [f"## {heading}\n", rendered]
+    if lr is not None:
+        sections += ["## Learning-rate sensitivity (post hoc)\n",
+                     lr_sensitivity.lr_section(lr["choice"], lr["direction"], lr["tune_stage"],
+                                               _figure_links(figs["lr_sensitivity"], out, "lr sensitivity"))]
     sections += [
         "## 5. Parameter budget\n",
         label + budget_section(budget),

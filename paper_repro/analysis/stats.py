@@ -3,9 +3,10 @@ pairs, else bootstrap; Wilcoxon, paired t, Holm across sizes), step efficiency, 
 tables. The pre-registered hypothesis tests live in `paper_repro.analysis.hypotheses`.
 
 Conventions: F1 values stay in [0, 1] in every table (figures and the report show F1 points = 100 x F1).
-A "cell" is one (backbone, sampler, size, data_seed, seed, method) run; two methods are paired on
-(backbone, sampler, size, data_seed, seed). n = number of cells (or pairs) behind a number; n = 1 gives a
-NaN CI, reported as such.
+A "cell" is one (backbone, finetune, sampler, size, data_seed, seed, method) run; two methods are paired on
+(backbone, finetune, sampler, size, data_seed, seed): a frozen-encoder cell is never paired with, or averaged
+with, a full fine-tuning cell (`finetune` missing reads as "full", `load.with_finetune`). n = number of cells
+(or pairs) behind a number; n = 1 gives a NaN CI, reported as such.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from paper_repro.analysis.load import (
     _get,
     manifest_index,
     method_order,
+    with_finetune,
 )
 
 
@@ -140,6 +142,7 @@ def bootstrap_ci(
 # --------------------------------------------------------------------------------------------- per-cell values
 def final_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:
     """The last eval point of each run in `split` (test rows exist only at the final step)."""
+    df = with_finetune(df)
     rows = df[df["split"] == split]
     if rows.empty:
         return rows
@@ -210,6 +213,7 @@ def paired_ci(a: Any, b: Any, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
 
 def _joined_pairs(cells: pd.DataFrame, value: str, method: str, baseline: str,
                   pair_on: tuple[str, ...] = CELL_KEYS) -> pd.DataFrame:
+    cells = with_finetune(cells)
     a = cells[cells["method"] == method].set_index(list(pair_on))[value]
     b = cells[cells["method"] == baseline].set_index(list(pair_on))[value]
     joined = pd.concat({"a": a, "b": b}, axis=1, join="inner").dropna().reset_index()
@@ -330,7 +334,8 @@ def in_paper_band(gain_points: float, band: tuple[float, float] = PAPER_GAIN_RAN
 
 # --------------------------------------------------------------------------------------------- step efficiency
 def dev_curves(df: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
-    """Dev `metric` vs step: mean +- CI over seeds per (backbone, sampler, size, method, step)."""
+    """Dev `metric` vs step: mean +- CI over seeds per (backbone, finetune, sampler, size, method, step)."""
+    df = with_finetune(df)
     dev = df[df["split"] == "dev"].dropna(subset=[metric])
     return summarize(dev, [*GROUP_KEYS, "method", "step"], metric)
 
@@ -422,6 +427,7 @@ def step_efficiency_cells(
     method's final dev value of the same backbone/sampler/size/data_seed/seed (NaN target, NaN steps and not
     censored when that reference cell is missing). Interpolation and AUC are over linear steps (v2 evaluates
     at linear steps after warm-up); scale="log" gives the older log-step versions."""
+    df = with_finetune(df)
     dev = df[df["split"] == "dev"].dropna(subset=[metric])
     if dev.empty:
         return pd.DataFrame(columns=STEP_CELL_COLUMNS)
@@ -558,7 +564,7 @@ def cost_cells(df: pd.DataFrame, manifests: list[dict[str, Any]]) -> pd.DataFram
     step_time_s, else final wall_clock_s / step)."""
     if df.empty:
         return pd.DataFrame(columns=COST_CELL_COLUMNS)
-    last = df.sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
+    last = with_finetune(df).sort_values("step", kind="stable").groupby("run_id", sort=False).tail(1)
     cells = last[["run_id", "method", *CELL_KEYS, "step", "wall_clock_s", "head_params"]].rename(
         columns={"step": "steps", "wall_clock_s": "train_s"}).set_index("run_id")
     cells["total_s"] = np.nan
@@ -576,23 +582,24 @@ def cost_cells(df: pd.DataFrame, manifests: list[dict[str, Any]]) -> pd.DataFram
     return cells.reset_index()[COST_CELL_COLUMNS]
 
 
-COST_COLUMNS = ["backbone", "method", "n_cells", "step_time_ms", "step_time_ms_ci", "train_s", "train_s_ci",
+COST_COLUMNS = ["backbone", "finetune", "method", "n_cells", "step_time_ms", "step_time_ms_ci", "train_s", "train_s_ci",
                 "total_s", "total_s_ci", "head_params"]
 
 
 def cost_table(df: pd.DataFrame, manifests: list[dict[str, Any]]) -> pd.DataFrame:
-    """Per (backbone, method): mean +- CI half-width of ms per step, training s and total s per cell."""
+    """Per (backbone, finetune, method): mean +- CI half-width of ms per step, training s and total s per cell (a
+    frozen cell costs a fraction of a full one: never averaged together)."""
     cells = cost_cells(df, manifests)
     if cells.empty:
         return pd.DataFrame(columns=COST_COLUMNS)
     rows = []
-    for (backbone, method), g in cells.groupby(["backbone", "method"], sort=True):
+    for (backbone, finetune, method), g in cells.groupby(["backbone", "finetune", "method"], sort=True):
         st, tr, to = mean_ci(g["step_time_s"] * 1000), mean_ci(g["train_s"]), mean_ci(g["total_s"])
-        rows.append({"backbone": backbone, "method": method, "n_cells": len(g), "step_time_ms": st["mean"],
+        rows.append({"backbone": backbone, "finetune": finetune, "method": method, "n_cells": len(g), "step_time_ms": st["mean"],
                      "step_time_ms_ci": st["ci_half"], "train_s": tr["mean"], "train_s_ci": tr["ci_half"],
                      "total_s": to["mean"], "total_s_ci": to["ci_half"],
                      "head_params": float(g["head_params"].median())})
-    return _order_methods(pd.DataFrame(rows, columns=COST_COLUMNS), ["backbone"])
+    return _order_methods(pd.DataFrame(rows, columns=COST_COLUMNS), ["backbone", "finetune"])
 
 
 # --------------------------------------------------------------------------------------------- depth weights
@@ -642,7 +649,7 @@ def completeness(df: pd.DataFrame, manifests: list[dict[str, Any]] | None = None
              "no_manifest": pd.DataFrame(columns=["run_id"])}
     if df.empty:
         return empty
-    runs = df.groupby("run_id", as_index=False).agg(
+    runs = with_finetune(df).groupby("run_id", as_index=False).agg(
         **{k: (k, "first") for k in ("method", *CELL_KEYS)},
         has_test=("split", lambda s: bool((s == "test").any())))
     counts = runs.groupby([*GROUP_KEYS, "method"], as_index=False).agg(

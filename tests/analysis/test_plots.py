@@ -124,3 +124,31 @@ def test_figures_are_byte_stable(tmp_path):
         digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in paths])
         time.sleep(1.1)
     assert digests[0] == digests[1]
+
+
+def test_lr_sensitivity_figure(tmp_path):
+    """The post-hoc lr figure from a planted tuning stage: one file per backbone x sampler, byte-stable; nothing to
+    draw without tuning cells."""
+    import hashlib
+    import io
+
+    import pandas as pd
+
+    from .conftest import TUNE_SELECTION_CSV, tune_cells
+
+    tune = pd.DataFrame([r for rows in tune_cells().values() for r in rows])
+    selection = pd.read_csv(io.StringIO(TUNE_SELECTION_CSV))
+    digests = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        paths = plots.plot_lr_sensitivity(tune, out, selection=selection, stage="eval")
+        assert sorted(p.name for p in paths) == ["lr_sensitivity__minilm-l6__sentences.pdf",
+                                                 "lr_sensitivity__minilm-l6__sentences.png"]
+        assert all(p.stat().st_size > (MIN_PNG_BYTES if p.suffix == ".png" else 2_000) for p in paths)
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(paths)])
+    assert digests[0] == digests[1]
+    # without selection.csv the figure is still drawn (the selected lr is then not marked)
+    assert _pngs(plots.plot_lr_sensitivity(tune, tmp_path / "c", selection=None))
+    assert plots.plot_lr_sensitivity(load.empty_results(), tmp_path / "d") == []
+    figures = plots.make_all_figures(load.empty_results(), [], tmp_path / "e", tune_df=load.empty_results())
+    assert figures["lr_sensitivity"] == "no tuning-stage cells"
+    assert "lr_sensitivity" not in plots.make_all_figures(load.empty_results(), [], tmp_path / "f")

@@ -199,3 +199,60 @@ def test_main_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path / "missing")])
     assert exit_info.value.code == 2
+
+
+def _staged_yaml(path):
+    """A study YAML as the analysis reads it: eval selects head_lr from tune; one hypothesis, one claim."""
+    path.write_text(
+        "study: x\nstages:\n  - name: tune\n  - name: eval\n    select: {from: tune, param: train.head_lr}\n"
+        "hypotheses:\n  alpha: 0.05\n  stage: eval\n  tests:\n"
+        "    - {id: H1a, kind: pooled, a: dwatt, b: deeper, sampler: sentences, sizes: [50, 100, 200]}\n"
+        "claims:\n  smallest_effect: 1.0\n  items:\n"
+        "    - {id: a, kind: beats, tests: [H1a], claim: \"DWAtt beats deeper\", rule: \"Holm p below alpha\"}\n")
+    return path
+
+
+def test_report_verdicts_and_lr_sensitivity(tmp_path, monkeypatch):
+    """Claims are judged on the eval stage (+4 points planted: supported) and the post-hoc lr section reads the
+    tuning stage: the planted best-test lr and the flip of dwatt - deeper under another lr come out as written."""
+    from .conftest import write_tune_stage
+
+    study = write_tune_stage(tmp_path, "lr")
+    yaml_path = _staged_yaml(tmp_path / "lr.yaml")
+    text = report.build_report(study, out_dir=tmp_path / "pending", study_yaml=yaml_path, n_boot=200).read_text()
+    verdicts = text[text.index("## Verdicts on the paper's claims"):text.index("## What the data supports")]
+    assert "**Not run yet**: stage `eval` has no paired cells" in verdicts and "| **not run** |" in verdicts
+    assert "| (a) | Holm p below alpha |" in verdicts                   # the rule, verbatim
+    write_study(tmp_path, "lr", methods=("last", "deeper", "dwatt"), sizes=(50, 100, 200), data_seeds=(0, 1),
+                seeds=(0, 1, 2), stage="eval")
+    text = report.build_report(study, out_dir=tmp_path / "out", study_yaml=yaml_path, n_boot=200).read_text()
+    verdicts = text[text.index("## Verdicts on the paper's claims"):text.index("## What the data supports")]
+    assert "Not run yet" not in verdicts
+    assert "| (a) | DWAtt beats deeper (paper's claim) | – | minilm-l6 · sentences | **supported** |" in verdicts
+    assert "| (a) | H1a | test | dwatt − deeper | minilm-l6 · sentences | F1 points |" in verdicts
+    lr = text[text.index("## Learning-rate sensitivity (post hoc)"):text.index("## 5. Parameter budget")]
+    assert "**Post hoc**" in lr and "stage `tune` cells (tuning seeds only)" in lr
+    # size 100: dwatt selected 1e-3 on dev (58.0), best on test at 3e-4 (58.0 vs 56.0 at the selected lr)
+    assert "| minilm-l6 | sentences | 100 | small | dwatt | 3 × 2 | 0.001 | 0.001 | 0.0003 | 56.0 | 58.0 | 2.00 |" in lr
+    assert "| minilm-l6 | sentences | 100 | dwatt − deeper | H1a | 2 | 4.00 | [-9.00, 8.00] | 5/9 | yes |" in lr
+    assert "| minilm-l6 | sentences | 1000 | dwatt − deeper | H1a | 2 | 2.00 | [-2.00, 6.00] |" in lr
+    links = [link for link in _links(lr) if "lr_sensitivity" in link]
+    assert links and all((tmp_path / "out" / link).exists() for link in links)
+    tables = tmp_path / "out" / "tables"
+    assert "supported" in (tables / "claims.csv").read_text()
+    assert {"lr_choice.csv", "lr_direction.csv", "claims_components.csv"} <= {p.name for p in tables.iterdir()}
+    # the README results block renders the same sections through the same functions, and links the figure once
+    # `paper-repro report` has written it into the study folder
+    import shutil
+
+    from paper_repro.analysis import readme_tables
+
+    shutil.copytree(tmp_path / "out" / "figures", study / "figures")
+    (tmp_path / "experiments").mkdir()
+    shutil.copy(yaml_path, tmp_path / "experiments" / "lr.yaml")
+    monkeypatch.chdir(tmp_path)                          # default_study_yaml: experiments/<study>.yaml from here
+    section = readme_tables.results_section(study)
+    assert "#### Verdicts on the paper's claims (pre-registered)" in section
+    assert "| (a) | DWAtt beats deeper (paper's claim) | – | minilm-l6 · sentences | **supported** |" in section
+    assert "| minilm-l6 | sentences | 100 | dwatt − deeper | H1a | 2 | 4.00 | [-9.00, 8.00] | 5/9 | yes |" in section
+    assert f"({study}/figures/lr_sensitivity__minilm-l6__sentences.png)" in section

@@ -1,0 +1,249 @@
+"""Learning-rate sensitivity, post hoc: does a verdict survive another learning rate?
+
+The tuning stage (the `select.from` of the reported stage in the study YAML, e.g. cpu_study's `tune`) trains every
+arm at every lr of the grid on the tuning seeds. The lr selection read only the dev rows of those cells
+(`paper_repro.sweep.select`, `selection.csv`); this module also reads their test rows, after the fact, to show each
+arm's final dev and test F1 across the grid (figure: `plots.plot_lr_sensitivity`) and two descriptive tables:
+
+- `lr_choice_table`: per tuning size and arm, the lr selected on dev (selection.csv), the lr with the best mean dev F1
+  and the one with the best mean test F1, and the test F1 at the selected and at the best-test lr;
+- `lr_direction_table`: per tuning size and pre-registered contrast (a - b of the hypotheses block), the mean paired
+  test difference over the tuning seeds with each arm at its selected lr, and over every (lr of a, lr of b)
+  combination of the grid: its range, how many combinations agree in sign, and whether any flips it.
+
+Nothing here feeds a verdict: two tuning seeds per point, test rows read after the selection, no test of any kind.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from paper_repro.analysis import stats
+from paper_repro.analysis.load import CELL_KEYS, GROUP_KEYS, fold_tracks, with_finetune
+from paper_repro.config import load_yaml
+
+SPLITS = ("dev", "test")
+LR_CELL_COLUMNS = ["method", *CELL_KEYS, "lr", "split", "value"]
+SELECTED_COLUMNS = ["backbone", "sampler", "size", "method", "bracket", "lr"]
+CHOICE_COLUMNS = [*GROUP_KEYS, "method", "bracket", "n_lrs", "n_seeds", "selected_lr", "best_dev_lr", "best_test_lr",
+                  "test_at_selected", "test_at_best", "test_gap"]
+DIRECTION_COLUMNS = [*GROUP_KEYS, "ids", "a", "b", "n_seeds", "diff_at_selected", "diff_min", "diff_max", "n_combos",
+                     "n_same_sign", "flips"]
+DEFAULT_CONTRASTS = (("dwatt", "deeper", ""), ("concat", "deeper", ""), ("dwatt", "deeper_copy", ""),
+                     ("concat", "deeper_copy", ""), ("dwatt", "concat", ""))
+
+
+def tuning_source(study_yaml: str | Path | None, stage: str | None) -> tuple[str, str] | None:
+    """(tuning stage, results column of the selected parameter) for `stage`'s `select:` block in the study YAML;
+    None without a YAML, a stage, or a selection."""
+    if study_yaml is None or stage is None:
+        return None
+    raw = load_yaml(Path(study_yaml).read_text(encoding="utf-8")) or {}
+    for entry in (raw.get("stages") or []) if isinstance(raw, dict) else []:
+        select = entry.get("select") if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and entry.get("name") == stage and isinstance(select, dict) and select.get("from"):
+            return str(select["from"]), str(select.get("param", "train.head_lr")).split(".")[-1]
+    return None
+
+
+def lr_cells(tune_df: pd.DataFrame, param: str = "head_lr", metric: str = "f1") -> pd.DataFrame:
+    """One row per tuning cell and split (dev, test): its final `metric` and the value of `param` it ran with."""
+    parts = []
+    for split in SPLITS:
+        rows = stats.final_rows(tune_df, split) if len(tune_df) else tune_df
+        if len(rows) and param in rows and metric in rows:
+            parts.append(rows.assign(lr=rows[param].astype(float), split=split, value=rows[metric].astype(float))
+                         [LR_CELL_COLUMNS].dropna(subset=["value", "lr"]))
+    if not parts:
+        return pd.DataFrame(columns=LR_CELL_COLUMNS)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _tuned_at(text: Any) -> dict[str, Any]:
+    """`size=100, sampler=sentences` (selection.csv's tuned_at) -> {"size": 100, "sampler": "sentences"}."""
+    out: dict[str, Any] = {}
+    for part in str(text if isinstance(text, str) else "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key in ("size", "sampler", "backbone") and value:
+            out[key] = int(value) if key == "size" and value.lstrip("-").isdigit() else value
+    return out
+
+
+def read_selection(path: Path) -> pd.DataFrame | None:
+    """selection.csv as written by the sweep, or None if absent or unreadable."""
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
+
+
+def selected_lrs(selection: pd.DataFrame | None, stage: str | None, param: str = "head_lr") -> pd.DataFrame:
+    """The selected value of `param` per (backbone, sampler, tuning size, method) from selection.csv's rows of
+    `stage` (all rows when the file has no `stage` column); a key the bracket does not fix is None (any)."""
+    if selection is None or selection.empty or param not in selection or "selected" not in selection:
+        return pd.DataFrame(columns=SELECTED_COLUMNS)
+    rows = selection[selection["selected"].astype(str).str.lower().isin(("true", "1", "yes"))]
+    if "stage" in rows and stage is not None:
+        rows = rows[rows["stage"] == stage]
+    out = []
+    for r in rows.to_dict("records"):
+        where = _tuned_at(r.get("tuned_at"))
+        out.append({"backbone": where.get("backbone", r.get("backbone")), "sampler": where.get("sampler"),
+                    "size": where.get("size"), "method": r["method"], "bracket": r.get("bracket", ""),
+                    "lr": float(r[param])})
+    return pd.DataFrame(out, columns=SELECTED_COLUMNS).drop_duplicates(["backbone", "sampler", "size", "method"])
+
+
+def selected_for(selected: pd.DataFrame, backbone: Any, sampler: Any, size: Any, method: str) -> tuple[float, str]:
+    """(selected lr, bracket) for one tuning group and arm; (NaN, "") when selection.csv does not say."""
+    for r in selected.itertuples():
+        if r.method == method and all(v is None or (isinstance(v, float) and np.isnan(v)) or v == want
+                                      for v, want in ((r.backbone, backbone), (r.sampler, sampler), (r.size, size))):
+            return float(r.lr), str(r.bracket or "")
+    return float("nan"), ""
+
+
+def _means(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells.groupby([*GROUP_KEYS, "method", "lr", "split"], as_index=False).agg(
+        mean=("value", "mean"), n=("value", "size"))
+
+
+def lr_choice_table(cells: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """Per tuning group and arm: selected lr (dev, selection.csv), best mean dev lr, best mean test lr, mean test F1
+    at the selected and at the best-test lr, and their gap (best - selected, F1 units)."""
+    if cells.empty:
+        return pd.DataFrame(columns=CHOICE_COLUMNS)
+    means = _means(with_finetune(cells))
+    rows = []
+    for key, g in means.groupby([*GROUP_KEYS, "method"], sort=True):
+        keyed = dict(zip([*GROUP_KEYS, "method"], key))
+        dev, test = g[g["split"] == "dev"], g[g["split"] == "test"]
+        lr, bracket = selected_for(selected, keyed["backbone"], keyed["sampler"], keyed["size"], keyed["method"])
+        at_sel = test[np.isclose(test["lr"], lr)]["mean"] if np.isfinite(lr) else pd.Series(dtype=float)
+        best_test = test.loc[test["mean"].idxmax()] if len(test) else None
+        test_at_sel = float(at_sel.iloc[0]) if len(at_sel) else float("nan")
+        rows.append({**keyed, "bracket": bracket, "n_lrs": int(g["lr"].nunique()), "n_seeds": int(g["n"].max()),
+                     "selected_lr": lr,
+                     "best_dev_lr": float(dev.loc[dev["mean"].idxmax(), "lr"]) if len(dev) else float("nan"),
+                     "best_test_lr": float(best_test["lr"]) if best_test is not None else float("nan"),
+                     "test_at_selected": test_at_sel,
+                     "test_at_best": float(best_test["mean"]) if best_test is not None else float("nan"),
+                     "test_gap": (float(best_test["mean"]) - test_at_sel) if best_test is not None else float("nan")})
+    return stats._order_methods(pd.DataFrame(rows, columns=CHOICE_COLUMNS), list(GROUP_KEYS))
+
+
+def contrasts_of(hyp_block: Any) -> list[tuple[str, str, str]]:
+    """(a, b, hypothesis ids) for every distinct a - b of the hypotheses block (DEFAULT_CONTRASTS without one)."""
+    if hyp_block is None:
+        return list(DEFAULT_CONTRASTS)
+    ids: dict[tuple[str, str], list[str]] = {}
+    for test in hyp_block.tests:
+        ids.setdefault((test.a, test.b), []).append(test.id)
+    return [(a, b, ", ".join(v)) for (a, b), v in ids.items()]
+
+
+def lr_direction_table(cells: pd.DataFrame, selected: pd.DataFrame,
+                       contrasts: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """Per tuning group and contrast a - b: mean paired test difference (F1 units, pairs on data_seed and seed)
+    with each arm at its selected lr, and over every (lr of a, lr of b) combination: range, number of combinations,
+    how many share the sign of the selected one, and whether any has the opposite sign (`flips`)."""
+    test = with_finetune(cells[cells["split"] == "test"]) if len(cells) else cells
+    if test.empty:
+        return pd.DataFrame(columns=DIRECTION_COLUMNS)
+    rows = []
+    for key, g in test.groupby(list(GROUP_KEYS), sort=True):
+        keyed = dict(zip(GROUP_KEYS, key))
+        for a, b, ids in contrasts:
+            va = g[g["method"] == a].set_index(["data_seed", "seed", "lr"])["value"]
+            vb = g[g["method"] == b].set_index(["data_seed", "seed", "lr"])["value"]
+            if va.empty or vb.empty:
+                continue
+            combos: dict[tuple[float, float], tuple[float, int]] = {}
+            for lr_a, lr_b in itertools.product(sorted(set(va.index.get_level_values("lr"))),
+                                                sorted(set(vb.index.get_level_values("lr")))):
+                xa, xb = va.xs(lr_a, level="lr"), vb.xs(lr_b, level="lr")
+                joined = pd.concat({"a": xa, "b": xb}, axis=1, join="inner").dropna()
+                if len(joined):
+                    combos[(lr_a, lr_b)] = (float((joined["a"] - joined["b"]).mean()), len(joined))
+            if not combos:
+                continue
+            sel_a = selected_for(selected, keyed["backbone"], keyed["sampler"], keyed["size"], a)[0]
+            sel_b = selected_for(selected, keyed["backbone"], keyed["sampler"], keyed["size"], b)[0]
+            at_sel = next((d for (la, lb), (d, _) in combos.items()
+                           if np.isclose(la, sel_a) and np.isclose(lb, sel_b)), float("nan"))
+            diffs = np.array([d for d, _ in combos.values()])
+            same = int((np.sign(diffs) == np.sign(at_sel)).sum()) if np.isfinite(at_sel) else 0
+            flips = ("–" if not np.isfinite(at_sel) or at_sel == 0 else
+                     "yes" if bool((np.sign(diffs) == -np.sign(at_sel)).any()) else "no")
+            rows.append({**keyed, "ids": ids, "a": a, "b": b, "n_seeds": max(n for _, n in combos.values()),
+                         "diff_at_selected": at_sel, "diff_min": float(diffs.min()), "diff_max": float(diffs.max()),
+                         "n_combos": len(combos), "n_same_sign": same, "flips": flips})
+    return pd.DataFrame(rows, columns=DIRECTION_COLUMNS)
+
+
+def lr_section(choice: pd.DataFrame, direction: pd.DataFrame, tune_stage: str, figure: str = "") -> str:
+    """The lr-sensitivity tables as markdown, with the figure links (`figure`): the one renderer used by REPORT.md
+    and the README results block."""
+    from paper_repro.analysis.report import _num, _pts, md_table
+
+    intro = (f"**Post hoc** (not pre-registered; no verdict rests on it): stage `{tune_stage}` cells (tuning seeds "
+             "only), final F1 at every lr of the grid. The selection read only their dev rows; the test rows are "
+             "read here, after the fact, to ask whether a verdict survives another lr.\n")
+    if choice.empty:
+        return intro + f"\n_No cells of stage `{tune_stage}` yet._\n" + (f"\n{figure}" if figure else "")
+
+    def lr_text(x: Any) -> str:
+        return "–" if not np.isfinite(float(x)) else f"{float(x):g}"
+
+    choice = fold_tracks(choice)
+    rows = [[r["backbone"], r["sampler"], r["size"], r["bracket"] or "–", r["method"], f"{r['n_lrs']} × {r['n_seeds']}",
+             lr_text(r["selected_lr"]), lr_text(r["best_dev_lr"]), lr_text(r["best_test_lr"]),
+             _pts(r["test_at_selected"]), _pts(r["test_at_best"]), _num(r["test_gap"], 2, 100)]
+            for _, r in choice.iterrows()]
+    out = [intro, "Per arm: the lr selected on dev (`selection.csv`; ties within the tolerance go to the lower lr), "
+           "the lr with the best mean dev and the best mean test F1, and mean test F1 (points) at the selected and "
+           "at the best-test lr.\n\n"
+           + md_table(rows, ["backbone", "sampler", "tuned at size", "bracket", "method", "lrs × seeds",
+                             "selected lr (dev)", "best dev lr", "best test lr", "test F1 at selected",
+                             "test F1 at best test lr", "gap (pts)"])]
+    if len(direction):
+        direction = fold_tracks(direction)
+        rows = [[r["backbone"], r["sampler"], r["size"], f"{r['a']} − {r['b']}", r["ids"] or "–", r["n_seeds"],
+                 _num(r["diff_at_selected"], 2, 100), f"[{_num(r['diff_min'], 2, 100)}, {_num(r['diff_max'], 2, 100)}]",
+                 f"{r['n_same_sign']}/{r['n_combos']}", r["flips"]] for _, r in direction.iterrows()]
+        out.append("Direction of each pre-registered contrast at the tuning sizes (mean paired test difference over "
+                   "the tuning seeds, points): with each arm at its selected lr, and over every (lr of a, lr of b) "
+                   "combination of the grid; `flips` = some combination has the opposite sign.\n\n"
+                   + md_table(rows, ["backbone", "sampler", "size", "contrast", "hypotheses", "seeds",
+                                     "at selected lrs", "range over lr combinations", "same sign", "flips"]))
+    if figure:
+        out.append(figure)
+    return "\n".join(out)
+
+
+def study_lr_tables(df_all: pd.DataFrame, study_dir: Path, study_yaml: str | Path | None, stage: str | None,
+                    selection_file: str = "selection.csv") -> dict[str, Any] | None:
+    """Everything the lr-sensitivity section and figure need for a study, or None when the reported `stage`
+    selects nothing (no tuning stage): tune_stage, param, tune_df (that stage's rows), selection (selection.csv),
+    cells, choice and direction tables."""
+    from paper_repro.analysis.hypotheses import read_hypotheses
+    from paper_repro.analysis.load import select_stage, study_stages
+
+    source = tuning_source(study_yaml, stage)
+    if source is None:
+        return None
+    tune_stage, param = source
+    tune_df = select_stage(df_all, tune_stage) if tune_stage in study_stages(df_all) else df_all.iloc[0:0]
+    selection = read_selection(Path(study_dir) / selection_file)
+    selected = selected_lrs(selection, stage, param)
+    cells = lr_cells(tune_df, param)
+    hyp_block = read_hypotheses(study_yaml) if study_yaml is not None else None
+    return {"tune_stage": tune_stage, "param": param, "tune_df": tune_df, "selection": selection, "cells": cells,
+            "choice": lr_choice_table(cells, selected),
+            "direction": lr_direction_table(cells, selected, contrasts_of(hyp_block))}
