@@ -18,8 +18,10 @@ def load_cell_config(args: argparse.Namespace):
 def cell_main(args: argparse.Namespace) -> int:
     config = load_cell_config(args)  # before importing torch: a bad value fails in a second
     from paper_repro.train.cell import run_cell
+    from paper_repro.train.loop import close_process_group
 
     path = run_cell(config)
+    close_process_group()   # under `accelerate launch`: every rank leaves the group before exiting
     if str(path) != ".":
         print(path)
     return 0

@@ -146,3 +146,14 @@ def train(
                 break
     bar.close()
     return state
+
+
+def close_process_group() -> None:
+    """Destroy the default process group if one is up (a cell under `accelerate launch`). A rank that exits with
+    the group alive can abort ("terminate called without an active exception", SIGABRT) while gloo's threads still
+    run, which turns a finished cell into a failed launch; seen on a loaded 2-core machine."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -133,5 +133,8 @@ def cell_main(config_path) -> None:
 
 
 if __name__ == "__main__":
+    from paper_repro.train.loop import close_process_group
+
     command, *args = sys.argv[1:]
     {"predict": predict_main, "cell": cell_main, "train": train_main}[command](*args)
+    close_process_group()   # as `paper-repro cell` does: no rank exits with the group alive
