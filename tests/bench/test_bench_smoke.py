@@ -143,7 +143,7 @@ def test_before_after_compares_two_commits(tiny_conll_dir, tiny_backbone_dir, tm
     from bench import before_after
 
     out = tmp_path / "before_after.parquet"
-    extra = (f"--max-length 24 --eval-batch-size 4 --mm-size 64 --mm-repeats 2")
+    extra = "--max-length 24 --eval-batch-size 4 --mm-size 64 --mm-repeats 2"
     assert before_after.main(["--before", "HEAD", "--after", "HEAD", "--benches", "floor", "--rounds", "1",
                               "--backbone", str(tiny_backbone_dir), "--data-dir", str(tiny_conll_dir), "--size", "8",
                               "--batch-size", "4", "--dev", "0", "--test-limit", "5", "--steps", "2", "--warmup", "1",
