@@ -100,6 +100,7 @@ def machine_description() -> dict[str, Any]:
         load = None
     return {
         "cpu_model": cpu_model(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "",   # where the cells run, if a GPU
         "logical_cpus": os.cpu_count(),
         "physical_cores": physical_cores(),
         "usable_cpus": usable,
@@ -117,7 +118,7 @@ def machine_description() -> dict[str, Any]:
 
 def describe_machine(machine: dict[str, Any] | None = None) -> str:
     m = machine or machine_description()
-    text = (f"{m['cpu_model']}, {m['usable_cpus']} usable CPUs ({m['physical_cores']} physical cores), "
+    text = ((f"GPU {m['gpu']}, host " if m.get("gpu") else "") + f"{m['cpu_model']}, {m['usable_cpus']} usable CPUs ({m['physical_cores']} physical cores), "
             f"torch {m['torch_version']} with {m['torch_threads']} threads, load {m['loadavg_1m']:.2f} at start, "
             f"{m['date']}, git {str(m['git_sha'])[:10]}{' (dirty)' if m['git_dirty'] else ''}")
     if m["loadavg_1m"] is not None and m["usable_cpus"] and m["loadavg_1m"] > 0.5 * m["usable_cpus"]:
@@ -374,6 +375,7 @@ def build_trainable(pristine_model, config: CellConfig, steps: int):
 
     from paper_repro.data.conll import LABELS
     from paper_repro.models.tagger import build_tagger
+    from paper_repro.train import device as device_setup
     from paper_repro.train.loop import make_optimizer
 
     try:  # a fresh Accelerate state, as run_cell (a bench may build models of different mixed precision)
@@ -384,6 +386,7 @@ def build_trainable(pristine_model, config: CellConfig, steps: int):
     except (ImportError, AttributeError):
         pass
     accelerator = Accelerator(mixed_precision=config.train.mixed_precision, step_scheduler_with_optimizer=False)
+    device_setup.configure(accelerator.device)                      # as run_cell
     model, record = build_tagger(copy.deepcopy(pristine_model), config.model, num_labels=len(LABELS),
                                  seed=config.train.seed)
     if getattr(config.train, "freeze_word_embeddings", False):       # as run_cell
@@ -393,11 +396,19 @@ def build_trainable(pristine_model, config: CellConfig, steps: int):
     return model, optimizer, scheduler, accelerator, record
 
 
+def on_device(batch: dict, device: Any) -> dict:
+    """The batch's tensors on `device` (what run_cell's Accelerate-prepared loader does to each batch)."""
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+
+
 def timed_train_steps(model, optimizer, scheduler, accelerator, config: CellConfig, batches: list[dict]) -> list[float]:
     """Run the product's training loop (`paper_repro.train.loop.train`) over `batches`, one optimizer step per
-    batch; returns each step's seconds as the loop itself times them (forward + backward + clip + optimizer)."""
+    batch; returns each step's seconds as the loop itself times them (forward + backward + clip + optimizer).
+    The batches are put on the accelerator's device first, outside the timed steps (a cell's prepared loader
+    copies each batch inside its step: a few small host-to-device copies on a GPU, nothing on the CPU)."""
     from paper_repro.train.loop import train
 
+    batches = [on_device(batch, accelerator.device) for batch in batches]
     marks: list[float] = []
     train(model, optimizer, scheduler, batches, accelerator, config.train, len(batches), list(range(1, len(batches) + 1)),
           lambda state, loss: marks.append(state.train_seconds))

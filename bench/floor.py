@@ -46,6 +46,7 @@ def count_step_flops(model, batch) -> tuple[int, int]:
 
     from paper_repro.train.loop import cross_entropy
 
+    batch = common.on_device(batch, common.device_of(model))
     counter = FlopCounterMode(display=False)
     with counter:
         logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"], batch["labels"].shape[1])

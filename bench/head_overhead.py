@@ -93,9 +93,12 @@ def profile_head(work: Workload, head: str, args, out_dir: Path) -> str:
     warm, timed = work.batches[: args.warmup], work.batches[args.warmup:][: args.profile_steps]
     if warm:
         common.timed_train_steps(model, optimizer, scheduler, accelerator, work.config, warm)
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+    gpu = accelerator.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with profile(activities=activities, record_shapes=True) as prof:
         common.timed_train_steps(model, optimizer, scheduler, accelerator, work.config, timed)
-    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
+    table = prof.key_averages().table(sort_by="self_cuda_time_total" if gpu else "self_cpu_time_total",
+                                      row_limit=args.profile_rows)
     path = out_dir / f"{BENCH}_profile_{Path(str(work.config.model.backbone)).name}_{head}.txt"
     common.store.atomic_write_bytes(path, table.encode())
     del model, optimizer, scheduler
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-heads", type=common.str_list, default=[], help="profile these heads anyway")
     parser.add_argument("--profile-steps", type=int, default=10)
     parser.add_argument("--profile-rows", type=int, default=25)
+    parser.add_argument("--set", type=common.str_list, default=[], dest="overrides",
+                        help="config overrides key=value,... of every block (e.g. train.mixed_precision=bf16)")
     args = parser.parse_args(argv)
     heads = ["last"] + [h for h in dict.fromkeys(args.heads) if h != "last"]
     unknown = sorted(set(heads + args.profile_heads) - set(HEADS))
@@ -122,14 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown heads {unknown} (known: {', '.join(HEADS)})")
     common.setup(args)
     results = common.Results(BENCH, args, size=args.size, batch_size=args.batch_size, dev=args.dev,
-                             warmup=args.warmup, timed_steps=args.steps)
+                             warmup=args.warmup, timed_steps=args.steps, overrides=",".join(args.overrides))
     print(f"[{BENCH}] {common.describe_machine()}")
 
     steps = {h: {} for h in heads}        # head -> repeat -> step seconds
     evals = {h: {} for h in heads}        # head -> repeat -> sentences/s
     params = {}
     with common.cells_dir(args.keep_cells) as folder:
-        work = Workload(args, common.cell_config(args, folder, BENCH))
+        config = common.cell_config(args, folder, BENCH)
+        work = Workload(args, common.apply_overrides(config, args.overrides) if args.overrides else config)
         for repeat in range(args.repeats):
             for position, head in enumerate(common.rotated(heads, repeat)):
                 step_s, throughput, params[head] = run_block(work, head, args)

@@ -53,6 +53,7 @@ def train_breakdown(work, args, results) -> dict[str, float]:
         t0 = now(device)
         windows = [work.train_features.windows[j] for j in batch["window_id"].tolist()]
         work.collator(list(zip(batch["window_id"].tolist(), windows)))
+        batch = common.on_device(batch, device)          # a prepared loader's copy (CPU: nothing)
         t1 = now(device)
         num_words = batch["labels"].shape[1]
         hidden = tagger.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

@@ -114,7 +114,10 @@ def select_main(args: argparse.Namespace) -> int:
                 print(f"== budget check (stage {stage.name})")
                 print(select.format_table(select.budget_check(study, stage.name)))
                 shown += 1
-            if stage.select is not None:
+            blocker = select.gate_blocker(study, stage.name) if stage.select is not None else None
+            if blocker is not None:
+                print(f"stage {stage.name}: {blocker[1]}")
+            elif stage.select is not None:
                 print(f"== selection of {stage.select['param']} for stage {stage.name} (from stage {stage.select['from']})")
                 print(select.format_table(select.compute_selection(study, stage.name).table()))
                 shown += 1

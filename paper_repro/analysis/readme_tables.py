@@ -27,7 +27,7 @@ BEGIN = "<!-- BEGIN performance -->"
 END = "<!-- END performance -->"
 RESULTS_BEGIN = "<!-- BEGIN results -->"
 RESULTS_END = "<!-- END results -->"
-MACHINE_COLUMNS = ("cpu_model", "usable_cpus", "physical_cores", "torch_threads", "torch_version", "date",
+MACHINE_COLUMNS = ("gpu", "cpu_model", "usable_cpus", "physical_cores", "torch_threads", "torch_version", "date",
                    "git_sha", "git_dirty", "loadavg_1m")
 
 
@@ -207,10 +207,13 @@ def machine_line(group: pd.DataFrame) -> str:
     for _, m in group[present].drop_duplicates().iterrows():
         sha = str(m.get("git_sha", ""))[:10] + (" (dirty)" if bool(m.get("git_dirty", False)) else "")
         load = m.get("loadavg_1m")
+        gpu = m.get("gpu")
         lines.append(
-            f"{m.get('cpu_model', '?')}, {m.get('usable_cpus', '?')} usable CPUs ({m.get('physical_cores', '?')} physical "
+            (f"GPU {gpu} (host " if isinstance(gpu, str) and gpu else "")
+            + f"{m.get('cpu_model', '?')}, {m.get('usable_cpus', '?')} usable CPUs ({m.get('physical_cores', '?')} physical "
             f"cores), torch {m.get('torch_version', '?')} with {m.get('torch_threads', '?')} threads; "
             f"{m.get('date', '?')}, git `{sha}`" + ("" if _nan(load) else f", load average {load:.2f} at start")
+            + (")" if isinstance(gpu, str) and gpu else "")
         )
     return "; ".join(lines)
 

@@ -118,7 +118,8 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
         head += f", {len(claimed)} claimed, {len(failures - done)} failed"
     lines = [head]
     if with_totals and waiting:
-        lines.append(f"{waiting} more cells wait for a selection from an earlier stage (not counted above)")
+        lines.append(f"{waiting} more cells wait for a selection or a budget-check gate of an earlier stage "
+                     f"(not counted above)")
     if extra:
         lines.append(f"({extra} done cells in {study_dir} are not in {study})")
     for axis in (("stage",) if rows and "stage" in rows[0] else ()) + tuple(AXES):

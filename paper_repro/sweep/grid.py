@@ -30,8 +30,11 @@ sub-grid (base, grid, grids, include, exclude) and optionally
       metric: f1                      # mean final dev value over the tuning cells, highest wins
       tie_tolerance: 0.0              # values within this (F1 units) of the best count as tied
       tie_break: lower                # tied: the lower (or higher) parameter value
-or
-    check: {param: train.min_epochs, metric: f1, max_gain: 0.01}   # a budget check (report only)
+and/or
+    check: {param: train.min_epochs, rule: 10.0, metric: f1, max_gain: 0.01}   # a budget check (report only)
+    check: {param: train.min_epochs, rule: 10.0, max_gain: 0.01, gate: true}    # a gate: later stages (or
+                                      # gate: [the later stages named]) wait until it is complete and the rule
+                                      # stands for every method
 `hypotheses:` (the pre-registered tests, read by paper_repro.analysis.hypotheses) is kept as given; `claims:` (the
 pre-registered verdict rules per paper claim, read by paper_repro.analysis.verdicts) is accepted and never used here.
 The file is read with `paper_repro.config.ConfigLoader`: the only booleans are true/false, so `no`, `yes`, `on`,
@@ -338,10 +341,32 @@ def _stages(raw: Any) -> list[Stage]:
         check = _mapping(item.get("check"), f"{where}.check") or None
         if select is not None:
             _check_select(select, f"{where}.select", [s.name for s in stages])
-        if check is not None and not isinstance(check.get("param"), str):
-            raise ConfigError(f"{where}.check.param: expected the dotted key that the check varies")
+        if check is not None:
+            _check_check(check, f"{where}.check")
         stages.append(Stage(name, grids, select, check))
+    for i, stage in enumerate(stages):
+        gate = (stage.check or {}).get("gate")
+        later = [s.name for s in stages[i + 1:]]
+        for blocked in gate if isinstance(gate, list) else []:
+            if blocked not in later:
+                raise ConfigError(f"stages[{i}] ({stage.name}).check.gate: {blocked!r} is not a later stage "
+                                  f"({', '.join(later) or 'none'})")
     return stages
+
+
+CHECK_KEYS = {"param", "rule", "metric", "split", "max_gain", "gate"}
+
+
+def _check_check(check: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(check) - CHECK_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]} (known: {', '.join(sorted(CHECK_KEYS))})")
+    if not isinstance(check.get("param"), str):
+        raise ConfigError(f"{where}.param: expected the dotted key that the check varies")
+    gate = check.get("gate", False)
+    if not (isinstance(gate, bool) or (isinstance(gate, list) and gate and all(isinstance(g, str) for g in gate))):
+        raise ConfigError(f"{where}.gate: expected true (every later stage waits for this check to pass), a list of "
+                          f"the later stages that wait, or false; got {gate!r}")
 
 
 def _check_select(select: dict[str, Any], where: str, earlier: list[str]) -> None:

@@ -42,11 +42,13 @@ class SweepResult:
     jobs: list[str] = field(default_factory=list)           # Slurm job ids submitted
     lost_tasks: list[str] = field(default_factory=list)     # Slurm tasks that died without a report
     stopped_at: str | None = None                           # staged study: the stage that waits for an earlier one
+    stop_reason: str = ""                                   # why it waits (a selection, or a budget-check gate)
+    gate_failed: bool = False                               # a gating budget check failed: later stages blocked
     preflight_missing: list[str] = field(default_factory=list)  # dry run: what a run needs and this machine lacks
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.skipped_failed or self.lost_tasks)
+        return not (self.failed or self.skipped_failed or self.lost_tasks or self.gate_failed)
 
     def merge(self, other: dict[str, Any]) -> None:
         for key in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed"):
@@ -66,7 +68,8 @@ class SweepResult:
         if self.lost_tasks:
             parts.append(f"{len(self.lost_tasks)} Slurm tasks lost")
         if self.stopped_at:
-            parts.append(f"stopped before stage {self.stopped_at} (its selection needs an earlier stage complete)")
+            parts.append(f"stopped before stage {self.stopped_at} "
+                         f"({self.stop_reason or 'its selection needs an earlier stage complete'})")
         return f"{self.total} cells: " + ", ".join(parts)
 
 
@@ -609,11 +612,20 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
 
 def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult:
     """Run the stages in order (or one): a stage that selects from an earlier one starts only when that one is
-    complete; the selection and budget-check tables are written as soon as their inputs are."""
+    complete, and no stage starts before every earlier gating budget check is complete and passed; the selection
+    and budget-check tables are written as soon as their inputs are."""
     from paper_repro.sweep import select
 
     total = SweepResult()
     for item in study.stages if stage is None else [study.stage(stage)]:
+        blocker = select.gate_blocker(study, item.name)
+        if blocker is not None:
+            kind, why = blocker
+            print(f"[sweep] stage {item.name}: {why}")
+            if options["dry_run"]:
+                continue
+            total.stopped_at, total.stop_reason, total.gate_failed = item.name, why, kind == "failed"
+            break
         selections = {}
         if item.select is not None:
             try:

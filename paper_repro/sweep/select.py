@@ -10,6 +10,11 @@ are tied; the pre-registered `tie_break` (lower / higher value) decides. Only de
 
 The selection table (every value's dev score per method and bracket) is written to
 `<results_dir>/<study>/selection.csv`; the budget check to `budget_check.csv`.
+
+A budget check with `gate: true` blocks every later stage (`gate: [names]`: those later stages) until it is complete and its rule stands for every
+method (`gate_blocker`): a rule found too short stops the study there, to be raised in the study file (a check
+without `gate` is reported only). A check stage may also `select` (e.g. re-check the rule at each method's
+selected lr): its cells are built with that selection.
 """
 from __future__ import annotations
 
@@ -45,8 +50,10 @@ def final_dev(cell: CellConfig, metric: str = "f1", split: str = "dev") -> float
 
 
 def source_scores(study: StudyConfig, stage: str, metric: str, split: str) -> list[tuple[dict[str, Any], float]]:
-    """(flat config, final dev metric) of every cell of `stage`; SelectionPending if any is not done."""
-    cells = study.expand(stage=stage)
+    """(flat config, final dev metric) of every cell of `stage` (built with its selection, if it selects);
+    SelectionPending if any is not done."""
+    selections = {stage: compute_selection(study, stage)} if study.stage(stage).select is not None else None
+    cells = study.expand(stage=stage, selections=selections)
     missing = [c for c in cells if not store.is_done(c.results_dir, c.study, c.run_id)]
     if missing:
         raise SelectionPending(f"{study.source}: stage {stage} is not complete ({len(cells) - len(missing)} of "
@@ -125,10 +132,11 @@ def compute_selection(study: StudyConfig, stage: str) -> Selection:
 
 
 def selections_for(study: StudyConfig) -> dict[str, Selection]:
-    """Every stage selection that can be made now (stages whose source is incomplete are left out)."""
+    """Every stage selection that can be made now (stages whose source is incomplete, or that a gating budget
+    check blocks, are left out)."""
     found: dict[str, Selection] = {}
     for stage in study.stages:
-        if stage.select is None:
+        if stage.select is None or gate_blocker(study, stage.name) is not None:
             continue
         try:
             found[stage.name] = compute_selection(study, stage.name)
@@ -167,9 +175,33 @@ def budget_check(study: StudyConfig, stage: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def gate_blocker(study: StudyConfig, stage: str) -> tuple[str, str] | None:
+    """Why `stage` may not start: ("pending", why) while an earlier stage's gating budget check (`check.gate:
+    true`, or a list of stages that names `stage`) is incomplete, ("failed", why) when it found its rule too short for some method; None when every
+    earlier gate passed (or there is none)."""
+    for earlier in study.stages:
+        if earlier.name == stage:
+            return None
+        gate = (earlier.check or {}).get("gate", False)
+        if not gate or (isinstance(gate, list) and stage not in gate):
+            continue
+        try:
+            table = budget_check(study, earlier.name)
+        except SelectionPending as pending:
+            return "pending", f"waits for the gating budget check of stage {earlier.name} ({pending})"
+        short = table[table["verdict"] == "rule too short"]
+        if not short.empty:
+            worst = short.sort_values("gain_points").iloc[-1]
+            return "failed", (f"the gating budget check of stage {earlier.name} failed: its rule is too short for "
+                              f"{', '.join(dict.fromkeys(short['method']))} (largest gain {worst['gain_points']:+.2f} dev "
+                              f"points at {worst['budget']}, {worst['method']} at size {worst['size']}; budget_check.csv): "
+                              f"raise the rule in the study file before any later stage runs")
+    raise ConfigError(f"{study.source}: no stage {stage!r}")
+
+
 def write_stage_tables(study: StudyConfig) -> list[Path]:
     """Write budget_check.csv and selection.csv, each with the rows of every stage (column `stage`) whose inputs are
-    complete; returns the paths."""
+    complete (a stage that a gate blocks has no selection yet); returns the paths."""
     out_dir = Path(study.results_dir) / study.study
     written: list[Path] = []
     frames: dict[str, list[pd.DataFrame]] = {"budget_check.csv": [], "selection.csv": []}
@@ -177,7 +209,7 @@ def write_stage_tables(study: StudyConfig) -> list[Path]:
         try:
             if stage.check is not None:
                 frames["budget_check.csv"].append(budget_check(study, stage.name).assign(stage=stage.name))
-            if stage.select is not None:
+            if stage.select is not None and gate_blocker(study, stage.name) is None:
                 frames["selection.csv"].append(compute_selection(study, stage.name).table().assign(stage=stage.name))
         except SelectionPending:
             continue

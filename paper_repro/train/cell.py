@@ -37,6 +37,7 @@ from paper_repro.train.features import (
     token_budget,
 )
 from paper_repro.train.allocator import keep_large_buffers
+from paper_repro.train import device as device_setup
 from paper_repro.train import layer_cache
 from paper_repro.train.loop import TrainState, make_optimizer, train
 from paper_repro.validate import validate_cell
@@ -170,6 +171,7 @@ def run_cell(config: CellConfig) -> Path:
     if trackers:  # the run is named by its run_id; its hyper-parameters are the flattened config
         accelerator.init_trackers(config.study, config=tracker_config(config),
                                   init_kwargs={train_cfg.log_with: tracker_run_name(train_cfg.log_with, config.run_id)})
+    device_settings = device_setup.configure(accelerator.device)
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:  # e.g. torchrun on a CPU-only host: N copies racing on one cell
         raise RuntimeError(
@@ -314,6 +316,7 @@ def run_cell(config: CellConfig) -> Path:
         "backbone": pristine.provenance,   # what loaded: the hub commit sha, or the packaged wheel's version
         "git": {"sha": git_sha, "dirty": git_dirty},
         "device": device,
+        "device_settings": device_settings,
         **provenance.host_description(),
     }
     if frozen is not None:

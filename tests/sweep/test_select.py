@@ -19,7 +19,8 @@ DEV = {("last", 20, 1e-4): 0.50, ("last", 20, 1e-3): 0.60, ("dwatt", 20, 1e-4): 
        ("last", 40, 1e-4): 0.80, ("last", 40, 1e-3): 0.7995, ("dwatt", 40, 1e-4): 0.60, ("dwatt", 40, 1e-3): 0.90}
 
 
-def staged(results_dir, tie_tolerance=0.001, tie_break="lower") -> StudyConfig:
+def staged(results_dir, tie_tolerance=0.001, tie_break="lower", recheck: dict | None = None) -> StudyConfig:
+    """check (report only) -> tune -> [recheck: the budget rule again at each method's selected lr, a gate] -> eval"""
     raw = {
         "study": "staged",
         "base": {"results_dir": str(results_dir), "model": {"backbone": "minilm-l6"},
@@ -30,6 +31,12 @@ def staged(results_dir, tie_tolerance=0.001, tie_break="lower") -> StudyConfig:
                       "data.data_seed": [100, 101]}},
             {"name": "tune", "grid": {"model.head.name": ["last", "dwatt"], "data.size": [20, 40],
                                       "train.head_lr": [1e-4, 1e-3], "data.data_seed": [100, 101]}},
+            *([{"name": "recheck",
+                "select": {"from": "tune", "param": "train.head_lr", "match": ["model.backbone", "model.head.name"],
+                           "brackets": [{"label": "large", "tune": {"data.size": 40}, "apply": {"data.size": [40]}}]},
+                "check": recheck,
+                "grid": {"model.head.name": ["last", "dwatt"], "data.size": [40], "train.min_epochs": [5.0, 10.0],
+                         "data.data_seed": [100, 101]}}] if recheck is not None else []),
             {"name": "eval",
              "select": {"from": "tune", "param": "train.head_lr", "match": ["model.backbone", "model.head.name"],
                         "brackets": [{"label": "small", "tune": {"data.size": 20}, "apply": {"data.size": [10, 20]}},
@@ -131,6 +138,66 @@ def test_sweep_runs_stages_in_order_and_stops_before_a_pending_selection(tmp_pat
     assert (tmp_path / "staged" / "selection.csv").exists()
 
 
+GATE = {"param": "train.min_epochs", "rule": 5.0, "max_gain": 0.01, "gate": True}
+
+
+def run_recheck(study: StudyConfig, gain: dict[str, float]) -> None:
+    """The recheck cells at 10 epochs (those at 5 are tune cells): dev = the tune cell's + gain[method]."""
+    selection = select.compute_selection(study, "recheck")
+    for cell in study.expand(stage="recheck", selections={"recheck": selection}):
+        if cell.train.min_epochs == 10.0:
+            base = DEV[(cell.model.head.name, 40, cell.train.head_lr)] + (0.01 if cell.data.data_seed == 101 else 0)
+            write_fake(cell, base + gain[cell.model.head.name], 0.0)
+
+
+def test_a_gating_budget_check_at_the_selected_lr_blocks_later_stages_until_it_passes(tmp_path):
+    study = staged(tmp_path, recheck=GATE)
+    run_tuning(study)
+    # the recheck selects like eval's large bracket: last at 1e-4, dwatt at 1e-3; its 5-epoch cells are tune cells
+    recheck = study.expand(stage="recheck", selections={"recheck": select.compute_selection(study, "recheck")})
+    assert {(c.model.head.name, c.train.head_lr) for c in recheck} == {("last", 1e-4), ("dwatt", 1e-3)}
+    tune_ids = {c.run_id for c in study.expand(stage="tune")}
+    assert sum(c.run_id in tune_ids for c in recheck) == 4
+    kind, why = select.gate_blocker(study, "eval")
+    assert kind == "pending" and "stage recheck is not complete (4 of 8 cells done" in why
+    assert select.gate_blocker(study, "recheck") is None and select.gate_blocker(study, "tune") is None
+    assert "eval" not in select.selections_for(study)           # status counts eval's cells as waiting
+    # 10 epochs gains dwatt 2 dev points: the rule is too short, eval never starts, the sweep is not ok
+    run_recheck(study, {"last": 0.001, "dwatt": 0.02})
+    kind, why = select.gate_blocker(study, "eval")
+    assert kind == "failed" and "too short for dwatt" in why and "+2.00 dev points at min_epochs=10.0" in why
+    table = select.budget_check(study, "recheck")
+    assert list(table["verdict"]) == ["the rule", "rule stands", "the rule", "rule too short"]
+    result = run_sweep(study, runner="sweep_helpers:fake_run_cell", progress=False)
+    assert result.stopped_at == "eval" and result.gate_failed and not result.ok
+    assert "gating budget check of stage recheck failed" in result.summary()
+    assert not any(c.stage == "eval" for c in study.expand(selections=select.selections_for(study)))
+    assert not (tmp_path / "staged" / "selection.csv").read_text().count(",eval\n")   # no eval rows written
+    # under 1 point for both: the gate opens and eval runs at the selected lrs
+    run_recheck(study, {"last": 0.001, "dwatt": 0.005})
+    assert select.gate_blocker(study, "eval") is None
+    result = run_sweep(study, runner="sweep_helpers:fake_run_cell", progress=False)
+    assert result.ok and result.stopped_at is None and len(result.ran) == 12
+    checks = pd.read_csv(tmp_path / "staged" / "budget_check.csv")
+    assert set(checks["stage"]) == {"check", "recheck"}
+
+
+def test_a_gate_naming_stages_blocks_only_those(tmp_path):
+    study = staged(tmp_path, recheck={**GATE, "gate": ["eval"]})
+    run_tuning(study)
+    assert select.gate_blocker(study, "eval")[0] == "pending"
+    with pytest.raises(ConfigError, match=r"check.gate: 'tune' is not a later stage \(eval\)"):
+        staged(tmp_path, recheck={**GATE, "gate": ["tune"]})
+
+
+def test_a_report_only_check_never_blocks(tmp_path):
+    study = staged(tmp_path, recheck={**GATE, "gate": False})
+    run_tuning(study)
+    run_recheck(study, {"last": 0.05, "dwatt": 0.05})               # rule far too short, but not a gate
+    assert select.gate_blocker(study, "eval") is None
+    assert "eval" in select.selections_for(study)
+
+
 def test_bad_stage_blocks_are_one_line_errors():
     base = {"study": "s", "base": {"model": {"backbone": "minilm-l6"}}}
     bad = [
@@ -141,6 +208,10 @@ def test_bad_stage_blocks_are_one_line_errors():
          "unknown config key"),
         ({"stages": [{"name": "a", "grid": {"data.size": [1]}}, {"name": "a", "grid": {"data.size": [2]}}]}, "duplicate stage"),
         ({"grid": {"train.seed": [0, 1]}}, "train.seed is tied to data.data_seed"),
+        ({"stages": [{"name": "a", "grid": {"data.size": [1]}, "check": {"param": "train.min_epochs", "gate": "yes"}}]},
+         r"stages\[0\] \(a\)\.check\.gate: expected true"),
+        ({"stages": [{"name": "a", "grid": {"data.size": [1]}, "check": {"param": "train.min_epochs", "gates": True}}]},
+         "check: unknown key gates"),
     ]
     for extra, message in bad:
         with pytest.raises(ConfigError, match=message):

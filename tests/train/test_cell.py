@@ -66,6 +66,7 @@ def test_manifest(dwatt_cell):
     assert CellConfig.from_dict(manifest["config"]) == config
     assert set(manifest["git"]) - {"diff_file", "diff_sha256"} == {"sha", "dirty"}
     assert ("diff_file" in manifest["git"]) == manifest["git"]["dirty"]  # a dirty checkout's cell keeps its diff
+    assert manifest["device_settings"] == {}                        # CPU: nothing set (CUDA: cuDNN attention off)
     assert {"load_s", "tokenize_s", "train_s", "eval_s", "step_time_s", "total_s"} <= set(manifest["timings"])
     assert len(manifest["timings"]["eval_s"]) == 4
     subset = manifest["subset"]
