@@ -329,8 +329,9 @@ class DepthBiLSTM(FusionHead):
         real = attention_mask.bool()  # [B, T]
         seq = layers.permute(1, 2, 0, 3)[real]  # [M, N, H]
         _, (h_final, _) = self.lstm(seq)  # [2, M, hidden]: forward final, backward final
-        out = layers.new_zeros(b, t, h)
-        out[real] = self.proj(torch.cat([h_final[0], h_final[1]], dim=-1))
+        projected = self.proj(torch.cat([h_final[0], h_final[1]], dim=-1))   # [M, H] (bf16 under autocast)
+        out = projected.new_zeros(b, t, h)
+        out[real] = projected
         return out
 
 

@@ -51,6 +51,20 @@ def test_output_shape(name, kind):
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_every_head_runs_under_bf16_autocast(name):
+    """`train.mixed_precision: bf16` wraps the tagger in autocast: fp32 layer states in, a head's linear layers in
+    bf16. `lstm` wrote its bf16 projection into an fp32 buffer and failed on an H200 ("Index put requires the
+    source and destination dtypes match"); CPU autocast has the same dtype rules."""
+    head = make(name).train()
+    layers = layers_input().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = head(layers, MASK)
+    assert out.shape == (B, T, H) and torch.isfinite(out.float()).all()
+    out.float().sum().backward()
+    assert layers.grad is not None
+
+
 def expected_grad_layers(name, n=N, layer_start=0):
     if name in ("last", "deeper", "deeper_copy"):
         return {n - 1}
