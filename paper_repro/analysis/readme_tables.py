@@ -99,6 +99,13 @@ class BenchSpec:
 
 HEAD_ORDER = ["last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block"]
 
+HEAD_OVERHEAD_TABLE = TableSpec("", [
+    ("head_params", "head params", fmt_int), ("step_s", "train step (ms)", fmt_ms),
+    ("step_time_ratio", "step vs last", fmt_ratio), ("eval_sentences_per_s", "eval (sent/s)", fmt_float),
+    ("eval_time_ratio", "eval time vs last", fmt_ratio), ("target_ratio", "target", fmt_ratio),
+    ("meets_target", "met", fmt_bool),
+], row_label="head")
+
 BENCHES = [
     BenchSpec(
         "before_after", "Before and after the speed-ups (one run, same machine)",
@@ -137,16 +144,43 @@ BENCHES = [
     BenchSpec(
         "head_overhead", "Fusion-head overhead relative to `last` (matched budget)",
         "python bench/head_overhead.py --backbone minilm-l6",
-        [TableSpec("", [
-            ("head_params", "head params", fmt_int), ("step_s", "train step (ms)", fmt_ms),
-            ("step_time_ratio", "step vs last", fmt_ratio), ("eval_sentences_per_s", "eval (sent/s)", fmt_float),
-            ("eval_time_ratio", "eval time vs last", fmt_ratio), ("target_ratio", "target", fmt_ratio),
-            ("meets_target", "met", fmt_bool),
-        ], row_label="head")],
+        [HEAD_OVERHEAD_TABLE],
         describe=("Training step = forward + backward + clip + AdamW of the product's loop on real batches of the "
                   "few-shot subset (warm-up excluded, median); eval = the product's `predict` over the dev subsample. "
                   "Heads interleaved round-robin per repeat; ratios are medians of the per-repeat ratios to `last`. "
                   "Targets: dwatt ≤ 1.10×, every head ≤ 1.15×."),
+        order=HEAD_ORDER,
+    ),
+    BenchSpec(
+        "head_overhead_gpu_h200", "On a GPU (H200): fusion-head overhead, fp32",
+        "python bench/head_overhead.py --backbone <MiniLM folder> --steps 100 --repeats 1   # on the GPU machine",
+        [HEAD_OVERHEAD_TABLE],
+        describe=("As above, on one NVIDIA H200 (16 host cores), one repeat: a few seconds per head, so the ratios "
+                  "are noisy (`scalarmix`, 7 parameters, against `last`; `deeper` against `deeper_copy`, the same "
+                  "work). The "
+                  "backbone is MiniLM-L6 with its weights rounded to fp16 and loaded as fp32 (the packaged fp32 "
+                  "file is larger than what could be sent to that machine); step times do not depend on the "
+                  "weights' values. A MiniLM step at batch 8 is bound by kernel launches on this GPU (the profile "
+                  "`results/bench/profiles/head_overhead_gpu_h200_last.txt` counts a fraction of the step's wall "
+                  "time as GPU time), so step ratios follow the number of kernels a head launches, not its FLOPs."),
+        order=HEAD_ORDER,
+    ),
+    BenchSpec(
+        "head_overhead_gpu_h200_bf16_cudnn", "On a GPU (H200): bf16 autocast with cuDNN attention (before the fix)",
+        "python bench/head_overhead.py --heads last,dwatt --set train.mixed_precision=bf16 ...   # code before a34ab8f",
+        [HEAD_OVERHEAD_TABLE],
+        describe=("bf16 autocast let PyTorch pick cuDNN's attention kernel, which builds a plan for every new "
+                  "sequence length: the first head of the process (`last`) paid for the plans (its eval rate), "
+                  "the second found most of them built. Fixed by `paper_repro/train/device.py` (next table)."),
+        order=HEAD_ORDER,
+    ),
+    BenchSpec(
+        "head_overhead_gpu_h200_bf16", "On a GPU (H200): bf16 autocast, cuDNN attention off (now)",
+        "python bench/head_overhead.py --heads last,dwatt --set train.mixed_precision=bf16 ...   # on the GPU machine",
+        [HEAD_OVERHEAD_TABLE],
+        describe=("The same run with cuDNN's attention switched off on CUDA (what every cell and bench now does; "
+                  "the manifest records `device_settings: {sdpa_cudnn: false}`). At this model size bf16 is no "
+                  "faster than fp32 on this GPU: the steps are launch-bound, and autocast adds cast kernels."),
         order=HEAD_ORDER,
     ),
     BenchSpec(
@@ -342,6 +376,40 @@ def study_section(study_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def cells_section(root: Path) -> str:
+    """One row per done cell of every study folder under `root` (`root/<run>/cells/`): cells run on another device
+    (e.g. a GPU) to compare precisions and kernels, with their own timings and test F1 (conlleval)."""
+    from paper_repro.analysis.load import load_manifests
+
+    lines = [f"### Cells recorded under `{root}`", ""]
+    body = []
+    for run in sorted(p for p in Path(root).iterdir() if (p / "cells").is_dir()):
+        for manifest in load_manifests(run):
+            config, timings = manifest.get("config") or {}, manifest.get("timings") or {}
+            train, data = config.get("train") or {}, config.get("data") or {}
+            table = pq.read_table(run / "cells" / f"{manifest['run_id']}.parquet", columns=["split", "step", "f1"]).to_pandas()
+            test = table[table["split"] == "test"].sort_values("step")
+            settings = manifest.get("device_settings")
+            body.append([f"`{run.name}`", f"`{((config.get('model') or {}).get('head') or {}).get('name')}`",
+                         str(data.get("size")), str(train.get("seed")), str(train.get("mixed_precision")),
+                         "–" if settings is None else ("off" if settings.get("sdpa_cudnn") is False else "default"),
+                         str(manifest.get("device")), fmt_ms(timings.get("step_time_s", float("nan"))),
+                         fmt_seconds(timings.get("train_s", float("nan"))),
+                         fmt_seconds((timings.get("eval_s") or [float("nan")])[0]),
+                         fmt_seconds(timings.get("total_s", float("nan"))),
+                         fmt_f1(test["f1"].iloc[-1]) if len(test) else "–",
+                         f"`{str((manifest.get('git') or {}).get('sha', ''))[:7]}`"
+                         + (" + diff" if (manifest.get("git") or {}).get("dirty") else "")])
+    if not body:
+        return "\n".join(lines + ["_No done cells._", ""])
+    lines.append(markdown_table(["run", "method", "size", "seed", "mixed precision", "cuDNN attention", "device",
+                                 "step (ms)", "train (s)", "1st dev eval (s)", "total (s)", "test F1", "code"], body))
+    lines += ["", "Manifest timings: step = median training step, train = the training loop with its dev "
+              "evaluations, total = the whole cell (load, tokenize, train, test). `code` is the commit the cell "
+              "recorded, `+ diff` its uncommitted changes (kept beside the cell as `<run_id>.diff`).", ""]
+    return "\n".join(lines)
+
+
 LEARNING_RATES = ["backbone_lr", "head_lr"]
 HEADLINE_STAGE = "eval"
 
@@ -465,10 +533,13 @@ def build_results_section(studies: Sequence[Path]) -> str:
     return "\n".join(lines + [results_section(Path(study)) for study in studies]).rstrip() + "\n"
 
 
-def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: str | None = None) -> str:
+def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: str | None = None,
+                  cells: Sequence[Path] = ()) -> str:
     shown = display_dir or str(bench_dir)
-    lines = [f"_Generated by `python -m paper_repro.analysis.readme_tables README.md` from `{shown}/*.parquet` "
-             "(written by `bench/*.py`); do not edit by hand._", ""]
+    flags = "".join(f" --cells {root}" for root in cells)
+    lines = [f"_Generated by `python -m paper_repro.analysis.readme_tables README.md{flags}` from `{shown}/*.parquet` "
+             "(written by `bench/*.py`)" + (" and the cells' parquet and manifests" if cells else "")
+             + "; do not edit by hand._", ""]
     known = {spec.name for spec in BENCHES}
     specs = list(BENCHES) + [generic_spec(p.stem) for p in sorted(bench_dir.glob("*.parquet")) if p.stem not in known]
     for spec in specs:
@@ -476,6 +547,8 @@ def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: st
         lines.append(render_bench(spec, read_bench(path), Path(shown) / path.name))
     for study in studies:
         lines.append(study_section(Path(study)))
+    for root in cells:
+        lines.append(cells_section(Path(root)))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -509,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("readme", type=Path, help="README.md to update in place")
     parser.add_argument("--bench-dir", type=Path, default=None, help="default: results/bench beside the README")
     parser.add_argument("--study", type=Path, action="append", default=[], help="a study folder (repeatable)")
+    parser.add_argument("--cells", type=Path, action="append", default=[],
+                        help="a folder of study folders whose cells are listed one per row (repeatable)")
     parser.add_argument("--results-study", type=Path, action="append", default=[],
                         help="a study folder whose F1 tables fill the results markers (repeatable)")
     parser.add_argument("--append", action="store_true", help="append the section when the markers are missing")
@@ -524,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"error: {args.readme}: {error.strerror}", file=sys.stderr)
         return 2
-    section = build_section(bench_dir, args.study, display)
+    section = build_section(bench_dir, args.study, display, args.cells)
     try:
         updated = replace_section(text, section, append=args.append)
         if args.results_study:

@@ -42,3 +42,31 @@ def test_results_section_stage_and_v1_label(tmp_path):
     pq.write_table(pa.Table.from_pylist(v1_rows(rows), schema=CELL_SCHEMA_V1), old / "results.parquet")
     text = readme_tables.results_section(old)
     assert "_protocol v1 (superseded): fixed 200 steps, one head lr, strict-IOB2 `f1`" in text
+
+
+def test_cells_section_lists_each_cell_with_precision_kernel_timings_and_test_f1(tmp_path):
+    """`--cells ROOT`: one row per done cell of every study folder under ROOT (e.g. cells run on a GPU)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cells = tmp_path / "gpu" / "run_a" / "cells"
+    cells.mkdir(parents=True)
+    for run_id, precision, settings, f1 in (("last-x-1", "no", {"sdpa_cudnn": False}, 0.5870),
+                                             ("dwatt-x-2", "bf16", None, 0.5709)):
+        pq.write_table(pa.table({"split": ["dev", "test"], "step": [200, 200], "f1": [0.6, f1]}), cells / f"{run_id}.parquet")
+        manifest = {"run_id": run_id, "device": "cuda:NVIDIA H200 x1", "git": {"sha": "a" * 40, "dirty": precision == "no"},
+                    "config": {"model": {"head": {"name": run_id.split("-")[0]}}, "data": {"size": 100},
+                               "train": {"seed": 100, "mixed_precision": precision}},
+                    "timings": {"step_time_s": 0.0179, "train_s": 3.6, "eval_s": [0.32, 0.2], "total_s": 9.9}}
+        if settings is not None:
+            manifest["device_settings"] = settings
+        (cells / f"{run_id}.manifest.json").write_text(json.dumps(manifest))
+        (cells / f"{run_id}.done").write_text("")
+    text = readme_tables.cells_section(tmp_path / "gpu")
+    rows = [line for line in text.splitlines() if line.startswith("| `run_a`")]
+    assert len(rows) == 2
+    assert "| `dwatt` | 100 | 100 | bf16 | – | cuda:NVIDIA H200 x1 |" in rows[0] and "`aaaaaaa` |" in rows[0]
+    assert "| `last` | 100 | 100 | no | off |" in rows[1] and "`aaaaaaa` + diff |" in rows[1]
+    assert "58.7" in rows[1] and "57.1" in rows[0] and "17.9" in rows[1]
