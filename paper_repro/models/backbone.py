@@ -167,14 +167,28 @@ def remote_revision(repo_id: str, revision: str | None = None, repo_type: str = 
     return hub_repo_info(repo_id, revision, repo_type, timeout)[0]
 
 
+def is_commit_sha(revision: str | None) -> bool:
+    return revision is not None and re.fullmatch(r"[0-9a-f]{40}", revision) is not None
+
+
 def resolve_hub_revision(repo_id: str, revision: str | None = None) -> str:
     """The commit sha a load of `repo_id` at `revision` uses: asked of the hub unless HF_HUB_OFFLINE is set;
-    the HF cache when offline or when the hub does not answer. BackboneError when neither knows it."""
+    the HF cache when offline. When the hub does not answer, only a commit sha is taken from the cache: a branch
+    or tag (None: main) may have moved since the cache was filled, so that is a BackboneError naming the cached
+    commit and the two ways on (pin it, or set HF_HUB_OFFLINE=1 to accept the cache), never a silent fallback.
+    BackboneError when neither the hub nor the cache knows it."""
     if not hub_offline():
         try:
             return remote_revision(repo_id, revision)
         except HubUnreachable:
-            pass
+            if not is_commit_sha(revision):
+                cached = cached_revision(repo_id, revision)
+                name = revision or "main"
+                raise BackboneError(
+                    f"{repo_id}: the hub is not reachable to resolve {name!r}"
+                    + (f" (the HF cache has {name} at {cached}, possibly outdated)" if cached else "")
+                    + "; pin a commit (model.revision, or `paper-repro fetch-models --study <study.yaml>` for a lock "
+                    "file), or set HF_HUB_OFFLINE=1 to use what the cache has") from None
     sha = cached_revision(repo_id, revision)
     if sha is None:
         at = f" at revision {revision}" if revision else ""

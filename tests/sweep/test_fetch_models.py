@@ -356,6 +356,33 @@ def test_fetch_downloads_the_commits_from_a_hub_and_the_check_then_passes_offlin
     assert "[('test', 4), ('train', 4), ('valid', 4)]" in done.stdout
 
 
+def test_unreachable_hub_never_falls_back_to_a_cached_branch(tmp_path, minilm_available):
+    """Not offline and the hub refuses connections: an unpinned hub id (main) is an error naming the cached commit
+    (main may have moved since the cache was filled); a commit sha loads from the cache; HF_HUB_OFFLINE=1 accepts
+    the cache's main explicitly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hub_dir = tmp_path / "hf-home" / "hub"
+    fake_hub_model(hub_dir, HUB_ID, SHA, minilm_available)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf-home"), HF_HUB_CACHE=str(hub_dir),
+               OMP_NUM_THREADS="1")
+    script = ("import sys\nfrom paper_repro.models.backbone import BackboneError, load_backbone\n"
+              "try:\n    print('loaded', load_backbone(sys.argv[1], sys.argv[2] or None).provenance['revision'])\n"
+              "except BackboneError as error:\n    print('error', error)\n")
+    def load(revision: str, **extra: str) -> str:
+        done = subprocess.run([sys.executable, "-c", script, HUB_ID, revision], capture_output=True, text=True,
+                              env={**env, **extra}, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+    unpinned = load("")
+    assert unpinned.startswith("error") and "not reachable to resolve 'main'" in unpinned and SHA in unpinned
+    assert "HF_HUB_OFFLINE=1" in unpinned and "fetch-models" in unpinned
+    assert load(SHA) == f"loaded {SHA}"
+    assert load("", HF_HUB_OFFLINE="1") == f"loaded {SHA}"
+
+
 # ---------------------------------------------------------------------------------------------- loading
 def test_hub_id_at_revision_loads_the_packaged_weights_and_the_manifest_records_the_sha(
         tmp_path, hub, tiny_conll_dir, monkeypatch):
