@@ -93,7 +93,7 @@ def collect_main(args: argparse.Namespace) -> int:
 
 
 def status_main(args: argparse.Namespace) -> int:
-    from paper_repro.results.collect import status_main as run
+    from paper_repro.sweep.status import status_main as run
 
     return run(args)
 

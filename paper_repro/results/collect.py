@@ -1,4 +1,4 @@
-"""Merge a study's done cells into one table, and report a study's progress per axis.
+"""Merge a study's done cells into one table (a study's progress per axis: paper_repro/sweep/status.py).
 
 `collect(results/<study>)` reads every cell that has its done marker (a parquet without marker is a killed or
 running cell and is ignored), checks each file against CELL_SCHEMA, upgrading protocol v1 cells
@@ -9,11 +9,9 @@ is a SchemaError naming the file), and writes
 from __future__ import annotations
 
 import argparse
-import collections
 import difflib
 import sys
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -69,106 +67,6 @@ def collect(study_dir: str | Path, output: str | Path | None = None) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------------
-def _size_label(sampler: str, size: Any) -> str:
-    return "full" if sampler == "full" else f"{sampler}{size}"
-
-
-def status(study_dir: str | Path, study: str | Path | None = None) -> str:
-    """Progress per axis (backbone, method, size, data_seed, seed): done/total with a study file, else done counts."""
-    study_dir = Path(study_dir)
-    from paper_repro.sweep import claims
-
-    failures = {p.stem for p in (study_dir / "failures").glob("*.txt")}
-    claimed = {p.name[: -len(".claim")] for p in (study_dir / "claims").glob("*.claim")}
-    done = set(done_run_ids(study_dir))
-    if study is not None:
-        from paper_repro.sweep.grid import cell_axes, load_study
-
-        loaded = load_study(study, [f"results_dir={study_dir.parent}"])
-        if loaded.study != study_dir.name:
-            raise ValueError(f"{study}: study {loaded.study!r} does not match the directory {study_dir}")
-        rows = []
-        from paper_repro.sweep.select import selections_for
-
-        cells = loaded.expand(selections=selections_for(loaded))
-        waiting = len(loaded.expand(pending="placeholder")) - len(cells) if loaded.stages else 0
-        for cell in cells:
-            axes = {"stage": cell.stage, **cell_axes(cell)} if loaded.stages else cell_axes(cell)
-            rid = cell.run_id
-            state = ("done" if rid in done else
-                     "running" if rid in claimed and claims.cell_claim_status(study_dir, rid) == "claimed" else
-                     "failed" if rid in failures else "pending")
-            rows.append({**axes, "size": _size_label(axes["sampler"], axes["size"]), "state": state})
-        extra = len(done - {c.run_id for c in cells})
-    else:
-        rows, waiting = [], 0
-        for rid in sorted(done):
-            table = read_cell(study_dir, rid, columns=AXIS_COLUMNS)
-            first = {k: table.column(k)[0].as_py() for k in AXIS_COLUMNS} if table.num_rows else {}
-            if not first:
-                continue
-            rows.append({**first, "size": _size_label(first["sampler"], first["size"]), "state": "done"})
-        extra = 0
-    counts = collections.Counter(r["state"] for r in rows)
-    with_totals = study is not None
-    head = f"study {study_dir.name}: {counts['done']}" + (f"/{len(rows)} done" if with_totals else " done")
-    if with_totals:
-        head += f", {counts['running']} running, {counts['failed']} failed, {counts['pending']} pending"
-    else:
-        head += f", {len(claimed)} claimed, {len(failures - done)} failed"
-    lines = [head]
-    if with_totals and waiting:
-        lines.append(f"{waiting} more cells wait for a selection or a budget-check gate of an earlier stage "
-                     f"(not counted above)")
-    if extra:
-        lines.append(f"({extra} done cells in {study_dir} are not in {study})")
-    for axis in (("stage",) if rows and "stage" in rows[0] else ()) + tuple(AXES):
-        per: dict[Any, collections.Counter] = collections.defaultdict(collections.Counter)
-        for r in rows:
-            per[r[axis]][r["state"]] += 1
-        if not per:
-            continue
-        keys = sorted(per, key=lambda v: (_sort_key(v), str(v)))
-        lines.append("")
-        lines.append(f"{axis}:")
-        width = max(len(str(k)) for k in keys)
-        for key in keys:
-            c = per[key]
-            total = sum(c.values())
-            if with_totals:
-                extra_states = ", ".join(f"{c[s]} {s}" for s in ("running", "failed") if c[s])
-                bar = _bar(c["done"] / total if total else 0)
-                lines.append(f"  {str(key).ljust(width)}  {c['done']:>4}/{total:<4} {bar}"
-                             + (f"  ({extra_states})" if extra_states else ""))
-            else:
-                lines.append(f"  {str(key).ljust(width)}  {c['done']:>4}")
-    failed_list = sorted(failures - done)
-    if failed_list:
-        lines.append("")
-        lines.append("failed (tracebacks in failures/):")
-        lines += [f"  {rid}" for rid in failed_list[:20]]
-        if len(failed_list) > 20:
-            lines.append(f"  ... {len(failed_list) - 20} more")
-    return "\n".join(lines)
-
-
-def _sort_key(value: Any) -> tuple:
-    import re
-
-    if isinstance(value, (int, float)):
-        return (0, value)
-    match = re.match(r"^([a-z]+)(\d+)$", str(value))
-    if match:
-        return (1, match.group(1), int(match.group(2)))
-    return (2, str(value))
-
-
-def _bar(fraction: float, width: int = 20) -> str:
-    filled = int(round(fraction * width))
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
-# ----------------------------------------------------------------------------------------------------------
 def add_collect_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("study_dir", help="results/<study>")
     parser.add_argument("--output", default=None, help="default: <study_dir>/results.parquet")
@@ -198,12 +96,6 @@ def collect_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_status_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("study_dir", help="results/<study>")
-    parser.add_argument("--study", default=None, help="the study file, for done/total per axis")
-    return parser
-
-
 STUDY_FOLDERS = ("cells", "claims", "failures")
 
 
@@ -223,19 +115,3 @@ def _not_a_study(study_dir: Path) -> str | None:
         hint = f" (studies in it: {', '.join(below[:8])}{' ...' if len(below) > 8 else ''})" if below else ""
         return f"{study_dir}: not a study's results folder (no cells/, claims/ or failures/ in it){hint}"
     return None
-
-
-def status_main(args: argparse.Namespace) -> int:
-    """0: printed; 2: not a study folder (without --study), a bad study file or an unreadable cell."""
-    from paper_repro.config import ConfigError
-
-    problem = None if args.study else _not_a_study(Path(args.study_dir))
-    if problem is not None:  # (with --study, a folder the sweep has not created yet is fine: all cells pending)
-        print(f"paper-repro: error: {problem}", file=sys.stderr)
-        return 2
-    try:
-        print(status(args.study_dir, args.study))
-    except (ConfigError, SchemaError, ValueError) as error:
-        print(f"paper-repro: error: {error}", file=sys.stderr)
-        return 2
-    return 0

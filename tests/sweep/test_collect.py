@@ -10,7 +10,8 @@ import pytest
 from sweep_helpers import tiny_study, write_study
 
 from paper_repro.results import store
-from paper_repro.results.collect import collect, done_run_ids, read_cell, status
+from paper_repro.results.collect import collect, done_run_ids, read_cell
+from paper_repro.sweep.status import status
 from paper_repro.results.schema import CELL_SCHEMA, CELL_SCHEMA_V1, ENTITY_TYPES, TYPE_MAP, SchemaError
 from paper_repro.sweep.grid import StudyConfig
 
