@@ -6,6 +6,10 @@ reported separately). The CPU's fp32 matmul rate is measured by timing a large `
 best of `--mm-repeats`). The floor of a step is its FLOPs over that rate; our measured step time (the product's
 training loop, forward + backward + clip + AdamW, warm-up excluded) is reported as a multiple of the floor.
 FlopCounterMode counts matmul-like ops only (mm, bmm, addmm, attention), so the floor is a lower bound.
+Evaluation likewise (`--eval-passes`, default 2; 0: off): the forward FLOPs of the product's `predict` over the dev
+subsample (`--dev`, length-grouped eval batches as at a dev evaluation point) against the same rate, and the
+median measured pass (after one untimed warm-up pass) as a multiple of that floor. This says how much faster fp32
+evaluation could get at all on this CPU.
 
   python bench/floor.py --backbone minilm-l6
   python bench/floor.py --set train.length_bucket_tokens=8 --variant last+bucket8   # a speed switch on
@@ -62,6 +66,39 @@ def count_step_flops(model, batch) -> tuple[int, int]:
     return total, total - after
 
 
+def eval_floor(config, splits, pristine, args, results, variant) -> dict[str, float]:
+    """Forward FLOPs of one `predict` pass over the dev subsample, and the median seconds of `--eval-passes`
+    timed passes (one warm-up pass first), with a fresh tagger of the configured head."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from paper_repro.train import cell, features
+    from paper_repro.train.evaluate import predict
+
+    tokenizer = pristine.tokenizer
+    dev_split = splits["valid"]
+    dev_idx = cell.dev_indices(config, len(dev_split.sentences))
+    dev_features = features.cached_features(dev_split, tokenizer, config.model.max_length).select(dev_idx)
+    sentences = {i: dev_split.sentences[i] for i in dev_idx}
+    model, _, _, accelerator, _ = common.build_trainable(pristine.model, config, 1)
+    loader = accelerator.prepare(cell.eval_loader(dev_features, config.train.eval_batch_size,
+                                                  features.Collator(tokenizer.pad_token_id)))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        predict(model, loader, accelerator, dev_features, sentences, depth_weights=False)
+    flops = counter.get_total_flops()
+    predict(model, loader, accelerator, dev_features, sentences, depth_weights=False)      # warm-up
+    seconds = []
+    for i in range(args.eval_passes):
+        started = common.now(accelerator.device)
+        predict(model, loader, accelerator, dev_features, sentences, depth_weights=False)
+        seconds.append(common.now(accelerator.device) - started)
+        results.add(variant, "eval_pass_s", seconds[-1], "s", step=i)
+    print(f"[{BENCH}] eval: {len(sentences)} dev sentences, {flops / 1e9:.1f} GFLOP per pass, "
+          f"{common.median(seconds):.2f}s per pass (median of {len(seconds)})")
+    del model
+    return {"eval_flops": flops, "eval_s": common.median(seconds), "sentences": len(sentences)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = common.make_parser(__doc__.splitlines()[0], steps=20, repeats=3)
     parser.add_argument("--head", default="last", help="fusion head of the tagger (default: last = the backbone alone)")
@@ -72,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="config overrides key=value,... (e.g. train.length_bucket_tokens=8: the batches and the "
                              "FLOPs follow them)")
     parser.add_argument("--variant", default=None, help="name of the rows (default: the head)")
+    parser.add_argument("--eval-passes", type=int, default=2, help="timed predict passes over the dev subsample (0: no eval)")
     args = parser.parse_args(argv)
     common.setup(args)
     variant = args.variant or args.head
@@ -103,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             results.add(variant, "step_flops", f, "FLOP", step=i, tokens=int(timed[i]["attention_mask"].sum()))
             results.add(variant, "backbone_step_flops", b, "FLOP", step=i)
 
+        eval_summary = {}
+        if args.eval_passes > 0:
+            eval_summary = eval_floor(config, splits, pristine, args, results, variant)
+
         rates, step_totals = [], []
         for repeat in range(args.repeats):
             for i, rate in enumerate(matmul_rate(args.mm_size, args.mm_repeats, accelerator.device)):
@@ -133,8 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         "x_backbone_floor": measured / floor_backbone if floor_backbone else float("nan"),
         "achieved_gflops": total_flops / len(timed) / measured / 1e9,
     }
+    if eval_summary:
+        eval_floor_s = eval_summary["eval_flops"] / peak_rate
+        summary.update({"eval_gflop": eval_summary["eval_flops"] / 1e9, "eval_floor_s": eval_floor_s,
+                        "eval_measured_s": eval_summary["eval_s"], "eval_x_floor": eval_summary["eval_s"] / eval_floor_s,
+                        "eval_sentences": eval_summary["sentences"]})
     units = {"matmul_gflops_best": "GFLOP/s", "matmul_gflops_median": "GFLOP/s", "step_gflop": "GFLOP",
-             "backbone_step_gflop": "GFLOP", "achieved_gflops": "GFLOP/s", "x_floor": "x", "x_backbone_floor": "x"}
+             "backbone_step_gflop": "GFLOP", "achieved_gflops": "GFLOP/s", "x_floor": "x", "x_backbone_floor": "x",
+             "eval_gflop": "GFLOP", "eval_x_floor": "x", "eval_sentences": "sentences"}
     for metric, value in summary.items():
         results.summary(variant, metric, value, units.get(metric, "s"))
     print()

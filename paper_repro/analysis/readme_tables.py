@@ -226,10 +226,17 @@ BENCHES = [
             ("backbone_step_gflop", "backbone GFLOP / step", fmt_float), ("floor_step_s", "floor (ms)", fmt_ms),
             ("measured_step_s", "measured (ms)", fmt_ms), ("x_floor", "× floor", fmt_ratio),
             ("achieved_gflops", "achieved GFLOP/s", fmt_float),
+        ], row_label="head"), TableSpec("Evaluation: one `predict` pass over the dev subsample", [
+            ("eval_sentences", "sentences", fmt_int), ("eval_gflop", "GFLOP / pass", fmt_float),
+            ("eval_floor_s", "floor (s)", fmt_seconds), ("eval_measured_s", "measured (s)", fmt_seconds),
+            ("eval_x_floor", "× floor", fmt_ratio),
         ], row_label="head")],
         describe=("FLOPs of forward + backward counted by `torch.utils.flop_counter.FlopCounterMode` on real batches "
                   "(matmul-like ops only, so the floor is a lower bound) over the best measured `torch.mm` fp32 rate; "
-                  "measured = the product's training step (incl. AdamW), warm-up excluded."),
+                  "measured = the product's training step (incl. AdamW), warm-up excluded. Evaluation: the forward "
+                  "FLOPs of the product's `predict` on its length-grouped dev batches (padding included, as run) "
+                  "over the same rate, against the median timed pass after a warm-up pass: how much faster fp32 "
+                  "evaluation could get at all."),
     ),
 ]
 
