@@ -84,6 +84,7 @@ class Claim:
     tests: tuple[str, ...] = ()
     alongside: tuple[str, ...] = ()
     trend: tuple[str, str, tuple[int, ...]] | None = None    # grows_with_data: (a, b, sizes)
+    full_data: tuple[str, str, str] | None = None            # grows_with_data: (a, b, stage) of full-training-set cells
     methods: tuple[str, ...] = ()                            # step_efficiency
     baseline: str = ""
     sizes: tuple[int, ...] = ()
@@ -124,8 +125,8 @@ def _claim(entry: Any, i: int) -> Claim:
     where = f"claims.items[{i}]"
     if not isinstance(entry, dict):
         raise ClaimError(f"{where}: expected a mapping")
-    extra = sorted(set(entry) - {"id", "kind", "claim", "rule", "tests", "alongside", "trend", "methods", "baseline",
-                                 "sizes", "targets"})
+    extra = sorted(set(entry) - {"id", "kind", "claim", "rule", "tests", "alongside", "trend", "full_data", "methods",
+                                 "baseline", "sizes", "targets"})
     if extra:
         raise ClaimError(f"{where}: unknown keys {extra}")
     for key in ("id", "kind", "claim", "rule"):
@@ -153,8 +154,16 @@ def _claim(entry: Any, i: int) -> Claim:
         if len(set(sizes)) < 2:
             raise ClaimError(f"{where}.trend.sizes: a trend needs at least two sizes")
         trend = (str(raw["a"]), str(raw["b"]), sizes)
+    full_data = None
+    if entry.get("full_data") is not None:
+        raw = entry["full_data"]
+        if kind != "grows_with_data" or not isinstance(raw, dict) or set(raw) != {"a", "b", "stage"} \
+                or not all(isinstance(v, str) and v for v in raw.values()):
+            raise ClaimError(f"{where}.full_data: expected {{a, b, stage}} on a grows_with_data claim, got {raw!r}")
+        full_data = (raw["a"], raw["b"], raw["stage"])
     return Claim(**common, tests=_strings(entry.get("tests"), f"{where}.tests"),
-                 alongside=_strings(entry.get("alongside"), f"{where}.alongside", required=False), trend=trend)
+                 alongside=_strings(entry.get("alongside"), f"{where}.alongside", required=False), trend=trend,
+                 full_data=full_data)
 
 
 def parse_claims(raw: Any) -> ClaimBlock:
@@ -312,6 +321,7 @@ class _Context:
         self.effect = block.smallest_effect
         self.band = block.band
         self.tests = {t.id: t for t in hyp_block.tests}
+        self.all = df                                   # every stage (e.g. a full-data stage beside the tests')
         self.df = hypotheses.hypothesis_cells(df, hyp_block)
         self.cells = stats.cell_values(self.df, hyp_block.metric, hyp_block.split)
         self.v1 = bool(len(hyp)) and bool((hyp["verdict"] == hypotheses.V1_VERDICT).any())
@@ -425,7 +435,29 @@ def _grows(claim: Claim, ctx: _Context, cond: Condition) -> tuple[list[dict], li
             note="units: (data_seed, seed); one-sided p (slope > 0), descriptive, in no Holm family",
             verdict="descriptive" if slopes.size else NOT_RUN))
         claims[0]["evidence"] += f"; descriptive: slope of {a} − {b} over sizes {_sizes_text(sizes)}"
+    if claim.full_data is not None:
+        comps.append(_full_data(claim, ctx, cond))
+        claims[0]["evidence"] += f"; descriptive: {claim.full_data[0]} − {claim.full_data[1]} on the full training set"
     return comps, claims
+
+
+def _full_data(claim: Claim, ctx: _Context, cond: Condition) -> dict[str, Any]:
+    """a − b per (data_seed, seed) on the full training set (stage `claim.full_data[2]`, sampler `full`), same
+    backbone and track as `cond`: mean and t-interval in F1 points, every pair listed; descriptive only."""
+    a, b, stage = claim.full_data
+    rows = ctx.all[ctx.all["stage"] == stage] if len(ctx.all) and "stage" in ctx.all else ctx.all.iloc[0:0]
+    full = (cond[0], cond[1], "full")
+    cells = stats.cell_values(rows, ctx.hyp_block.metric, ctx.hyp_block.split) if len(rows) else rows
+    pairs = (_in_condition(stats.pair_differences(cells, ctx.hyp_block.metric, a, b), full)
+             if len(cells) else pd.DataFrame(columns=stats.PAIR_COLUMNS))
+    diffs = 100 * pairs["diff"].to_numpy(float) if len(pairs) else np.array([])
+    ci = stats.mean_ci(diffs)
+    listed = " ".join(f"s{int(r.seed)}: {100 * r.diff:+.1f}" for r in pairs.sort_values("seed").itertuples()) if len(pairs) else ""
+    return _component(claim, full, component="full data", role="descriptive", contrast=f"{a} − {b}",
+                      unit=UNITS["points"], estimate=ci["mean"], ci_lo=ci["ci_lo"], ci_hi=ci["ci_hi"],
+                      n=int(diffs.size), n_positive=int((diffs > 0).sum()), n_negative=int((diffs < 0).sum()),
+                      per_size=listed, note=f"stage {stage}: every training sentence; descriptive, in no Holm family",
+                      verdict="descriptive" if diffs.size else NOT_RUN)
 
 
 def _steps(claim: Claim, ctx: _Context, conds: list[Condition]) -> tuple[list[dict], list[dict]]:
@@ -580,3 +612,37 @@ def claims_section(claims: pd.DataFrame, components: pd.DataFrame, block: ClaimB
     out.append("Pre-registered rules (verbatim from the study YAML):\n\n"
                + md_table([[f"({c.id})", c.rule] for c in block.items], ["claim", "rule"]))
     return "\n".join(out)
+
+
+def tracks_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
+    """The verdict per paper claim side by side across studies (e.g. the fine-tuned and the frozen-encoder
+    track): `tracks` = [(study name, claims table of `evaluate_claims`)]. One column per (study, condition), one
+    row per (claim, reading); `agree` says whether every column with a verdict says the same (– while any is not
+    run). The reasons where they differ are the reader's to weigh: the table only lines them up."""
+    from paper_repro.analysis.report import md_table
+
+    columns: list[tuple[str, str]] = []
+    cells: dict[tuple[str, str, str], str] = {}
+    keys: list[tuple[str, str]] = []
+    texts: dict[str, str] = {}
+    for study, claims in tracks:
+        for r in claims.itertuples():
+            column = (study, _condition_label(r.backbone, r.finetune, r.sampler))
+            if column not in columns:
+                columns.append(column)
+            key = (r.id, r.reading or "")
+            if key not in keys:
+                keys.append(key)
+            texts[r.id] = r.claim
+            cells[(*key, f"{column[0]}|{column[1]}")] = r.verdict + (f" — {r.qualifier}" if r.qualifier else "")
+    if not keys:
+        return "_No study with a `claims:` block._\n"
+    rows = []
+    for claim_id, reading in keys:
+        shown = [cells.get((claim_id, reading, f"{s}|{c}"), "–") for s, c in columns]
+        bare = [v.split(" — ")[0] for v in shown]
+        agree = "–" if any(v in (NOT_RUN, "–") for v in bare) else ("yes" if len(set(bare)) == 1 else "**no**")
+        rows.append([f"({claim_id})", _with_paper(texts[claim_id]), reading or "–",
+                     *[f"**{v}**" if v.split(" — ")[0] not in (NOT_RUN, "–") else v for v in shown], agree])
+    header = ["claim", "what the paper says", "reading", *[f"`{s}`: {c}" for s, c in columns], "agree"]
+    return md_table(rows, header)

@@ -250,3 +250,61 @@ def test_claims_block_changes_no_run_id():
     for stage in ("budget_check", "tune"):
         ids = [c.run_id for c in with_claims.expand(stage=stage)]
         assert ids and ids == [c.run_id for c in without.expand(stage=stage)]
+
+
+FROZEN_YAML = CHECKOUT / "experiments" / "frozen_study.yaml"
+
+
+def frozen(rows: list[dict]) -> list[dict]:
+    return [{**r, "finetune": "frozen"} for r in rows]
+
+
+def test_frozen_track_claims_mirror_cpu_study_and_report_the_full_data_arm():
+    """The frozen study pre-registers cpu_study's rules (so the tracks' verdicts sit side by side); claim (c) also
+    lists dwatt - concat on the full training set (stage eval_full), every seed, descriptive only."""
+    fine, frz = V.read_claims(STUDY_YAML), V.read_claims(FROZEN_YAML)
+    V.check_against(frz, H.read_hypotheses(FROZEN_YAML))
+    assert [(c.id, c.kind, c.tests, c.rule) for c in frz.items if c.id != "c"] == \
+        [(c.id, c.kind, c.tests, c.rule) for c in fine.items if c.id != "c"]
+    assert (frz.smallest_effect, frz.band) == (fine.smallest_effect, fine.band)
+    assert frz.items[2].full_data == ("dwatt", "concat", "eval_full") and fine.items[2].full_data is None
+
+    grow = {"dwatt": lambda size, unit: 0.04 + (0.01 if size >= 500 else 0.0) + noise("d", size, unit, 0.002),
+            "concat": const(0.04, 0.002, "concat")}
+    eval_rows = frozen(frame(grow).to_dict("records"))
+    full = []
+    for unit, gap in zip(range(5), (0.02, 0.03, -0.01, 0.02, 0.02)):
+        for method, final in (("concat", 0.80), ("dwatt", 0.80 + gap)):
+            full += [{**r, "sampler": "full", "size": 0} for r in cell(method, 0, unit, final, stage="eval_full")]
+    block = H.read_hypotheses(FROZEN_YAML)
+    for rows, expect in ((eval_rows, None), (eval_rows + frozen(full), (5, 4, 1.6))):
+        df = pd.DataFrame(rows)
+        claims, parts = V.evaluate_claims(df, H.evaluate_hypotheses(df, block), block, V.read_claims(FROZEN_YAML))
+        part = parts[(parts["claim_id"] == "c") & (parts["component"] == "full data")].iloc[0]
+        assert part["finetune"] == "frozen" and part["sampler"] == "full" and part["role"] == "descriptive"
+        if expect is None:
+            assert part["verdict"] == V.NOT_RUN and part["n"] == 0
+        else:
+            n, positive, mean = expect
+            assert (part["n"], part["n_positive"], part["verdict"]) == (n, positive, "descriptive")
+            assert part["estimate"] == pytest.approx(mean) and part["per_size"].startswith("s0: +2.0 s1: +3.0 s2: -1.0")
+        row_c = claims[claims["id"] == "c"].iloc[0]
+        assert "on the full training set" in row_c["evidence"] and row_c["verdict"] != V.NOT_RUN
+
+
+def test_tracks_section_lines_up_each_claim_across_studies():
+    """One column per (study, condition), `agree` only where every column has a verdict."""
+    def claims(rows):
+        return pd.DataFrame([{**dict.fromkeys(V.CLAIM_COLUMNS, ""), "claim": f"claim {r[0]}", "id": r[0],
+                              "reading": r[1], "backbone": "minilm-l6", "finetune": r[2], "sampler": "sentences",
+                              "verdict": r[3]} for r in rows])
+    fine = claims([("a", "", "full", "supported"), ("b", "points", "full", "refuted"), ("c", "", "full", "supported")])
+    frz = claims([("a", "", "frozen", "supported"), ("b", "points", "frozen", "inconclusive"),
+                  ("c", "", "frozen", V.NOT_RUN)])
+    table = V.tracks_section([("cpu_study", fine), ("frozen_study", frz)])
+    lines = table.splitlines()
+    assert "`cpu_study`: minilm-l6 · sentences" in lines[0] and "`frozen_study`: minilm-l6 (frozen) · sentences" in lines[0]
+    assert lines[2].startswith("| (a) |") and lines[2].endswith("| **supported** | **supported** | yes |")
+    assert lines[3].endswith("| **refuted** | **inconclusive** | **no** |")
+    assert lines[4].endswith(f"| **supported** | {V.NOT_RUN} | – |")
+    assert V.tracks_section([]).startswith("_No study")
