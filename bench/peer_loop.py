@@ -42,6 +42,7 @@ from transformers import (
 from paper_repro.config import CellConfig
 from paper_repro.data.conll import LABELS, Split
 from paper_repro.models.backbone import PREFIX_SPACE_MODEL_TYPES, resolve_backbone
+from paper_repro.train import device as device_setup
 from paper_repro.train.cell import dev_indices, training_indices
 from paper_repro.config import resolve_steps
 from paper_repro.train.evaluate import eval_schedule
@@ -72,6 +73,7 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision)
+    device_setup.configure(accelerator.device)   # the same attention kernels as ours on CUDA (CPU: nothing)
     set_seed(train_cfg.seed)
 
     with common.stopwatch(times, "load_s"):

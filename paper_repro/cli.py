@@ -109,20 +109,23 @@ def select_main(args: argparse.Namespace) -> int:
         return 2
     shown = 0
     for stage in study.stages:
-        try:
-            if stage.check is not None:
-                print(f"== budget check (stage {stage.name})")
-                print(select.format_table(select.budget_check(study, stage.name)))
-                shown += 1
-            blocker = select.gate_blocker(study, stage.name) if stage.select is not None else None
-            if blocker is not None:
-                print(f"stage {stage.name}: {blocker[1]}")
-            elif stage.select is not None:
+        blocker = select.gate_blocker(study, stage.name) if stage.select is not None else None
+        if blocker is not None:
+            print(f"stage {stage.name}: {blocker[1]}")
+        elif stage.select is not None:
+            try:
                 print(f"== selection of {stage.select['param']} for stage {stage.name} (from stage {stage.select['from']})")
                 print(select.format_table(select.compute_selection(study, stage.name).table()))
                 shown += 1
-        except select.SelectionPending as pending:
-            print(f"stage {stage.name}: {pending}")
+            except select.SelectionPending as pending:
+                print(f"stage {stage.name}: {pending}")
+        if stage.check is not None:
+            try:
+                print(f"== budget check (stage {stage.name})")
+                print(select.format_table(select.budget_check(study, stage.name)))
+                shown += 1
+            except select.SelectionPending as pending:
+                print(f"stage {stage.name}: {pending}")
     for path in select.write_stage_tables(study):
         print(f"wrote {path}")
     return 0

@@ -225,7 +225,8 @@ BENCHES = [
             ("matmul_gflops_best", "fp32 matmul (GFLOP/s)", fmt_float), ("step_gflop", "GFLOP / step", fmt_float),
             ("backbone_step_gflop", "backbone GFLOP / step", fmt_float), ("floor_step_s", "floor (ms)", fmt_ms),
             ("measured_step_s", "measured (ms)", fmt_ms), ("x_floor", "× floor", fmt_ratio),
-            ("achieved_gflops", "achieved GFLOP/s", fmt_float),
+            ("achieved_gflops", "achieved GFLOP/s", fmt_float), ("head_step_gflop", "after-backbone GFLOP / step", fmt_float),
+            ("frozen_train_bound_x", "frozen-cell bound", fmt_ratio),
         ], row_label="head"), TableSpec("Evaluation: one `predict` pass over the dev subsample", [
             ("eval_sentences", "sentences", fmt_int), ("eval_gflop", "GFLOP / pass", fmt_float),
             ("eval_floor_s", "floor (s)", fmt_seconds), ("eval_measured_s", "measured (s)", fmt_seconds),
@@ -236,7 +237,9 @@ BENCHES = [
                   "measured = the product's training step (incl. AdamW), warm-up excluded. Evaluation: the forward "
                   "FLOPs of the product's `predict` on its length-grouped dev batches (padding included, as run) "
                   "over the same rate, against the median timed pass after a warm-up pass: how much faster fp32 "
-                  "evaluation could get at all."),
+                  "evaluation could get at all. Frozen-cell bound = step FLOPs / the FLOPs after the backbone (head, "
+                  "pooling, classifier, loss, their backward): the most a frozen-encoder training step can save "
+                  "(compare `speedup_train` of the `frozen` benchmark)."),
     ),
 ]
 
@@ -411,8 +414,9 @@ def cells_section(root: Path) -> str:
         return "\n".join(lines + ["_No done cells._", ""])
     lines.append(markdown_table(["run", "method", "size", "seed", "mixed precision", "cuDNN attention", "device",
                                  "step (ms)", "train (s)", "1st dev eval (s)", "total (s)", "test F1", "code"], body))
-    lines += ["", "Manifest timings: step = median training step, train = the training loop with its dev "
-              "evaluations, total = the whole cell (load, tokenize, train, test). `code` is the commit the cell "
+    lines += ["", "Manifest timings: step = mean optimizer step (train / steps), train = the optimizer steps "
+              "alone (dev evaluations excluded), 1st dev eval = the first dev evaluation, total = the whole cell "
+              "(load, tokenize, train, evaluations, test). `code` is the commit the cell "
               "recorded, `+ diff` its uncommitted changes (kept beside the cell as `<run_id>.diff`).", ""]
     return "\n".join(lines)
 

@@ -167,6 +167,10 @@ def remote_revision(repo_id: str, revision: str | None = None, repo_type: str = 
     return hub_repo_info(repo_id, revision, repo_type, timeout)[0]
 
 
+class BranchUnresolved(BackboneError):
+    """The hub did not answer and the revision is a branch or tag (None: main), which the cache may hold stale."""
+
+
 def is_commit_sha(revision: str | None) -> bool:
     return revision is not None and re.fullmatch(r"[0-9a-f]{40}", revision) is not None
 
@@ -184,7 +188,7 @@ def resolve_hub_revision(repo_id: str, revision: str | None = None) -> str:
             if not is_commit_sha(revision):
                 cached = cached_revision(repo_id, revision)
                 name = revision or "main"
-                raise BackboneError(
+                raise BranchUnresolved(
                     f"{repo_id}: the hub is not reachable to resolve {name!r}"
                     + (f" (the HF cache has {name} at {cached}, possibly outdated)" if cached else "")
                     + "; pin a commit (model.revision, or `paper-repro fetch-models --study <study.yaml>` for a lock "
@@ -331,7 +335,15 @@ def hub_kwargs(name: str, source: str, revision: str | None) -> dict[str, object
     check_revision(name, revision)
     if Path(source).is_dir():
         return {}
-    return {"revision": resolve_hub_revision(source, revision), "cache_dir": str(hub_cache_dir()),
+    try:
+        resolved = resolve_hub_revision(source, revision)
+    except BranchUnresolved as error:
+        if name not in ALIASES:
+            raise
+        raise BackboneError(f"backbone {name}: the packaged model is not installed{unavailable_hint(name) or ''} "
+                            f"and the hub did not answer for its hub copy {source}; or set HF_HUB_OFFLINE=1 to "
+                            f"use the HF cache's copy ({first_line(error).split('(')[-1].split(')')[0]})") from None
+    return {"revision": resolved, "cache_dir": str(hub_cache_dir()),
             "local_files_only": hub_offline()}
 
 

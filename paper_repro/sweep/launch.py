@@ -473,7 +473,7 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True) -> tuple[lis
     backbone resolvable offline (`offline_source`: an alias's installed wheels, a local folder, or the HF cache).
     Returns (report lines, missing): `missing` lists what a run would fail on."""
     from paper_repro.data.conll import DATA_DIR_ENV, DataError, find_split_files, resolve_data_dir
-    from paper_repro.models.backbone import hub_offline, offline_source
+    from paper_repro.models.backbone import hub_offline, is_commit_sha, offline_source
     from paper_repro.results.manifest import git_state
 
     offline = hub_offline()
@@ -509,7 +509,11 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True) -> tuple[lis
         n = sum((c.model.backbone, c.model.revision) == (name, revision) for c in cells)
         source, how = offline_source(name, revision=revision)
         label = f"backbone {name}" + (f"@{revision}" if revision else "")
-        if source is not None:
+        if source is not None and how.startswith("the HF cache") and not offline and not is_commit_sha(revision):
+            add("note", label, f"{source} ({how}; {n} cells): not pinned to a commit, so a run asks the hub for "
+                f"{revision or 'main'} and stops if it does not answer (pin: `fetch-models --study`; or "
+                "HF_HUB_OFFLINE=1 to use this copy)")
+        elif source is not None:
             add("ok", label, f"{source} ({how}; {n} cells)")
         else:
             add("MISSING", label,
@@ -738,7 +742,9 @@ def sweep_main(args: argparse.Namespace) -> int:
     if args.launcher == "slurm" and not args.wait:
         print(f"[sweep] {len(result.skipped_done)} of {result.total} cells already done; "
               f"{len(result.skipped_failed)} failed earlier (not submitted)")
-        return 0 if not result.skipped_failed else 1
+        if result.gate_failed:
+            print(f"[sweep] stopped before stage {result.stopped_at}: {result.stop_reason}", file=sys.stderr)
+        return 0 if not (result.skipped_failed or result.gate_failed) else 1
     print(f"[sweep] {result.summary()}")
     for rid in result.failed + result.skipped_failed:
         print(f"[sweep] failed: {rid}", file=sys.stderr)

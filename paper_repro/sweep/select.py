@@ -156,20 +156,21 @@ def budget_check(study: StudyConfig, stage: str) -> pd.DataFrame:
     param, metric = spec["param"], spec.get("metric", "f1")
     max_gain = float(spec.get("max_gain", 0.01))
     scores = source_scores(study, stage, metric, spec.get("split", "dev"))
-    frame = pd.DataFrame([{"backbone": f["model.backbone"], "method": f["model.head.name"],
+    frame = pd.DataFrame([{"backbone": f["model.backbone"], "method": f["model.head.name"], "head_lr": f["train.head_lr"],
                            "size": f["data.size"], "budget": f[param], "dev": s} for f, s in scores])
     rule = spec.get("rule", frame["budget"].min())
     if rule not in set(frame["budget"]):
         raise ConfigError(f"{study.source}: stage {stage}: check.rule {rule} is not among the values of {param}")
     rows = []
-    for (backbone, method, size), group in frame.groupby(["backbone", "method", "size"], sort=False):
+    for (backbone, method, head_lr, size), group in frame.groupby(["backbone", "method", "head_lr", "size"], sort=False):
         means = group.groupby("budget")["dev"].agg(["mean", "count"]).sort_index()
         base = means["mean"].loc[rule] if rule in means.index else float("nan")
         for budget, row in means.iterrows():
             gain = row["mean"] - base
             verdict = ("the rule" if budget == rule else "below the rule" if budget < rule
                        else "rule stands" if gain < max_gain else "rule too short")
-            rows.append({"backbone": backbone, "method": method, "size": size, "budget": f"{param.split('.')[-1]}={budget}",
+            rows.append({"backbone": backbone, "method": method, "head_lr": head_lr, "size": size,
+                         "budget": f"{param.split('.')[-1]}={budget}",
                          "dev_f1_mean": row["mean"], "n": int(row["count"]), "gain_points": 100 * gain,
                          "verdict": verdict})
     return pd.DataFrame(rows)
@@ -189,6 +190,13 @@ def gate_blocker(study: StudyConfig, stage: str) -> tuple[str, str] | None:
             table = budget_check(study, earlier.name)
         except SelectionPending as pending:
             return "pending", f"waits for the gating budget check of stage {earlier.name} ({pending})"
+        larger = table[table["verdict"].isin(["rule stands", "rule too short"])]
+        unchecked = [f"{m} at size {z}" for (m, z), g in table.groupby(["method", "size"], sort=False)
+                     if not len(larger[(larger["method"] == m) & (larger["size"] == z)])]
+        if unchecked:
+            return "failed", (f"the gating budget check of stage {earlier.name} compares no budget above its rule "
+                              f"for {', '.join(unchecked)} (an override pinned {earlier.check['param']}?): it "
+                              f"cannot pass")
         short = table[table["verdict"] == "rule too short"]
         if not short.empty:
             worst = short.sort_values("gain_points").iloc[-1]
@@ -206,13 +214,16 @@ def write_stage_tables(study: StudyConfig) -> list[Path]:
     written: list[Path] = []
     frames: dict[str, list[pd.DataFrame]] = {"budget_check.csv": [], "selection.csv": []}
     for stage in study.stages:   # every stage's rows in one file per kind, tagged with the stage
-        try:
-            if stage.check is not None:
-                frames["budget_check.csv"].append(budget_check(study, stage.name).assign(stage=stage.name))
-            if stage.select is not None and gate_blocker(study, stage.name) is None:
+        if stage.select is not None and gate_blocker(study, stage.name) is None:
+            try:   # (a check stage that selects: its selection shows while its own cells still run)
                 frames["selection.csv"].append(compute_selection(study, stage.name).table().assign(stage=stage.name))
-        except SelectionPending:
-            continue
+            except SelectionPending:
+                pass
+        if stage.check is not None:
+            try:
+                frames["budget_check.csv"].append(budget_check(study, stage.name).assign(stage=stage.name))
+            except SelectionPending:
+                pass
     for name, parts in frames.items():
         if parts:
             path = out_dir / name

@@ -36,6 +36,14 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
         from paper_repro.sweep.select import selections_for
 
         cells = loaded.expand(selections=selections_for(loaded))
+        from paper_repro.sweep.select import gate_blocker
+
+        failed_gates, seen_why = [], set()
+        for stage in loaded.stages:
+            blocker = gate_blocker(loaded, stage.name)
+            if blocker is not None and blocker[0] == "failed" and blocker[1] not in seen_why:
+                seen_why.add(blocker[1])
+                failed_gates.append((stage.name, blocker[1]))
         waiting = len(loaded.expand(pending="placeholder")) - len(cells) if loaded.stages else 0
         for cell in cells:
             axes = {"stage": cell.stage, **cell_axes(cell)} if loaded.stages else cell_axes(cell)
@@ -46,7 +54,7 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
             rows.append({**axes, "size": _size_label(axes["sampler"], axes["size"]), "state": state})
         extra = len(done - {c.run_id for c in cells})
     else:
-        rows, waiting = [], 0
+        rows, waiting, failed_gates = [], 0, []
         for rid in sorted(done):
             table = read_cell(study_dir, rid, columns=AXIS_COLUMNS)
             first = {k: table.column(k)[0].as_py() for k in AXIS_COLUMNS} if table.num_rows else {}
@@ -65,6 +73,7 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
     if with_totals and waiting:
         lines.append(f"{waiting} more cells wait for a selection or a budget-check gate of an earlier stage "
                      f"(not counted above)")
+    lines += [f"GATE FAILED before stage {name}: {why}" for name, why in failed_gates]
     if extra:
         lines.append(f"({extra} done cells in {study_dir} are not in {study})")
     for axis in (("stage",) if rows and "stage" in rows[0] else ()) + tuple(AXES):

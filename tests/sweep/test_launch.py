@@ -167,6 +167,24 @@ def test_preflight_ok(tmp_path, tiny_conll_dir, tiny_backbone_dir, hub_cache, ca
     assert out.index("would run") < out.index("preflight (")  # the cell table comes first
 
 
+def test_preflight_notes_an_unpinned_hub_id_when_not_offline(tmp_path, tiny_conll_dir, hub_cache, capsys, monkeypatch):
+    """Not offline, a hub id at main found in the cache: a run will ask the hub (and stop if it does not answer),
+    so the preflight says so; pinned to a commit, the cached copy is what runs: ok."""
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    fake_hub_cache(hub_cache, "some-org/cached-encoder")
+    raw = tiny_study("st", tmp_path / "results", backbone="some-org/cached-encoder", data_dir=tiny_conll_dir)
+    assert dry_run_cli(write_study(tmp_path / "st.yaml", raw)) == 0
+    block = capsys.readouterr().out.split("\n\n")[-1].splitlines()
+    line = next(x for x in block if "backbone some-org/cached-encoder" in x)
+    assert line.startswith("  note ") and "not pinned to a commit" in line and "HF_HUB_OFFLINE=1" in line
+    assert block[-1] == "preflight: ok"
+    raw["base"]["model"]["revision"] = "0" * 40
+    assert dry_run_cli(write_study(tmp_path / "st.yaml", raw)) == 0
+    block = capsys.readouterr().out.split("\n\n")[-1].splitlines()
+    assert any(x.startswith("  ok       backbone some-org/cached-encoder@" + "0" * 40) for x in block)
+
+
 def test_preflight_missing_data_and_backbones_exit_2(tmp_path, hub_cache, capsys, monkeypatch):
     empty_model = tmp_path / "not-a-model"
     empty_model.mkdir()

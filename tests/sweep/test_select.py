@@ -21,6 +21,10 @@ DEV = {("last", 20, 1e-4): 0.50, ("last", 20, 1e-3): 0.60, ("dwatt", 20, 1e-4): 
 
 def staged(results_dir, tie_tolerance=0.001, tie_break="lower", recheck: dict | None = None) -> StudyConfig:
     """check (report only) -> tune -> [recheck: the budget rule again at each method's selected lr, a gate] -> eval"""
+    return StudyConfig.from_dict(staged_raw(results_dir, recheck, tie_tolerance, tie_break), source="staged.yaml")
+
+
+def staged_raw(results_dir, recheck: dict | None = None, tie_tolerance=0.001, tie_break="lower") -> dict:
     raw = {
         "study": "staged",
         "base": {"results_dir": str(results_dir), "model": {"backbone": "minilm-l6"},
@@ -45,7 +49,7 @@ def staged(results_dir, tie_tolerance=0.001, tie_break="lower", recheck: dict | 
              "grid": {"model.head.name": ["last", "dwatt"], "data.size": [10, 20, 40], "data.data_seed": [0, 1]}},
         ],
     }
-    return StudyConfig.from_dict(raw, source="staged.yaml")
+    return raw
 
 
 def write_fake(cell, dev: float, test: float) -> None:
@@ -180,6 +184,29 @@ def test_a_gating_budget_check_at_the_selected_lr_blocks_later_stages_until_it_p
     assert result.ok and result.stopped_at is None and len(result.ran) == 12
     checks = pd.read_csv(tmp_path / "staged" / "budget_check.csv")
     assert set(checks["stage"]) == {"check", "recheck"}
+
+
+def test_a_gate_never_passes_vacuously_and_status_says_it_failed(tmp_path):
+    """An override pinning the checked key leaves no budget above the rule: the gate fails instead of passing;
+    `paper-repro status` names the failed gate; budget_check.csv says at which lr each method was checked."""
+    from paper_repro.sweep.status import status
+
+    run_tuning(staged(tmp_path, recheck=GATE))
+    run_recheck(staged(tmp_path, recheck=GATE), {"last": 0.001, "dwatt": 0.005})
+    import yaml
+
+    from paper_repro.sweep.grid import load_study
+    path = tmp_path / "staged.yaml"
+    raw = yaml.safe_load(yaml.safe_dump(staged_raw(tmp_path, GATE)))
+    path.write_text(yaml.safe_dump(raw))
+    assert select.gate_blocker(load_study(str(path)), "eval") is None
+    kind, why = select.gate_blocker(load_study(str(path), ["train.min_epochs=5.0"]), "eval")
+    assert kind == "failed" and "compares no budget above its rule for last at size 40, dwatt at size 40" in why
+    table = select.budget_check(load_study(str(path)), "recheck")
+    assert list(zip(table["method"], table["head_lr"])) == [("last", 1e-4)] * 2 + [("dwatt", 1e-3)] * 2
+    run_recheck(staged(tmp_path, recheck=GATE), {"last": 0.001, "dwatt": 0.02})
+    text = status(tmp_path / "staged", path)
+    assert "GATE FAILED before stage eval: the gating budget check of stage recheck failed" in text
 
 
 def test_a_gate_naming_stages_blocks_only_those(tmp_path):
