@@ -66,6 +66,7 @@ def yaml_error_text(error: yaml.YAMLError) -> str:
 class DataConfig:
     data_dir: str | None = None          # CoNLL files; None -> $PAPER_REPRO_CONLL03, else the hub dataset
     hub_id: str = "tomaarsen/conll2003"
+    hub_revision: str | None = None      # commit of the hub dataset (used when no local folder is found); None: main; a study's lock sets it
     convert_iob1: bool = False           # convert IOB1 input to IOB2 (the scheme used is recorded)
     strict_iob2: bool = True             # reject I-X after O / another type
     sampler: str = "sentences"           # "sentences" (N sentences) | "ktype" (K mentions per type) | "full"
@@ -141,7 +142,8 @@ class CellConfig:
     # keys omitted from the hash at their default: keys added after cells were run, left out of the identity
     # while they hold their default value, so that no existing run id moved (any other value enters the hash)
     OMITTED_AT_DEFAULT: typing.ClassVar[tuple[str, ...]] = ("model.revision", "model.finetune", "train.length_bucket_tokens",
-                                                            "train.freeze_word_embeddings", "train.eval_precision")
+                                                            "train.freeze_word_embeddings", "train.eval_precision",
+                                                            "data.hub_revision")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -259,6 +259,9 @@ PINNED_STUDY_IDS = {  # study file: (cells, sha256 of the run ids joined by newl
 }
 
 
+STAGES_ADDED_AFTER_PIN = {"budget_recheck", "budget_recheck_family"}
+
+
 @pytest.mark.parametrize("name", sorted(PINNED_STUDY_IDS))
 def test_study_run_ids_unchanged(name):
     import hashlib
@@ -267,6 +270,8 @@ def test_study_run_ids_unchanged(name):
 
     count, digest, some = PINNED_STUDY_IDS[name]
     cells = expand(load_study(REPO / "experiments" / name), pending="placeholder")
+    # stages added to the study since the pin bring new cells only (the gating budget re-checks)
+    cells = [cell for cell in cells if cell.stage not in STAGES_ADDED_AFTER_PIN]
     ids = [cell.run_id for cell in cells]
     assert len(ids) == count
     assert set(some) <= set(ids)

@@ -253,9 +253,10 @@ def load_conll03(
     hub_id: str = "tomaarsen/conll2003",
     convert_iob1: bool = False,
     strict_iob2: bool = True,
+    hub_revision: str | None = None,
 ) -> dict[str, Split]:
     """Load train/valid/test from local files if a data dir resolves (any corpus in CoNLL format), else CoNLL-03
-    from the hub.
+    from the hub (`hub_id` at `hub_revision`, None: main).
 
     Local files: the label set is read from the train file (any types); a valid/test tag of another type is a
     DataError naming its file and line, as is a train file without any entity tag.
@@ -276,7 +277,8 @@ def load_conll03(
     import datasets
 
     return splits_from_hf_dataset(
-        datasets.load_dataset(hub_id), source=hub_id, convert_iob1=convert_iob1, strict_iob2=strict_iob2
+        datasets.load_dataset(hub_id, revision=hub_revision), source=hub_id if hub_revision is None else f"{hub_id}@{hub_revision}",
+        convert_iob1=convert_iob1, strict_iob2=strict_iob2
     )
 
 

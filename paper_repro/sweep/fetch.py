@@ -61,14 +61,14 @@ def study_needs(study) -> list[Need]:
     from paper_repro.models.backbone import backbone_kind
 
     backbones: dict[tuple[str, str | None], Need] = {}
-    data: dict[tuple[str, str], Need] = {}
+    data: dict[tuple[str, str, str | None], Need] = {}
     for cell in study.expand(pending="placeholder"):
         key = (cell.model.backbone, cell.model.revision)
         need = backbones.setdefault(key, Need("backbone", key[0], key[1], kind=backbone_kind(key[0])))
         need.cells += 1
         folder = resolve_data_dir(cell.data.data_dir)
-        source = ("data", str(folder)) if folder is not None else ("dataset", cell.data.hub_id)
-        data.setdefault(source, Need(source[0], source[1])).cells += 1
+        source = ("data", str(folder), None) if folder is not None else ("dataset", cell.data.hub_id, cell.data.hub_revision)
+        data.setdefault(source, Need(source[0], source[1], source[2])).cells += 1
     return list(backbones.values()) + list(data.values())
 
 
@@ -164,7 +164,8 @@ def resolve_online(needs: list[Need], lock: dict[str, Any] | None, update: bool)
 
     for need in needs:
         if need.what == "dataset":
-            need.revision = hub_repo_info(need.name, _locked(lock, need) if not update else None, repo_type="dataset")[0]
+            target = None if update else (_locked(lock, need) or need.requested)
+            need.revision = hub_repo_info(need.name, target, repo_type="dataset")[0]
         elif need.what == "backbone" and need.kind == "hub":
             target = None if update else _locked(lock, need)
             need.revision, files = hub_repo_info(need.name, target or need.requested)

@@ -46,8 +46,9 @@ against what the code knows (`paper_repro.validate.validate_cell`, the checks `p
 removed.
 
 A lock file `<stem>.lock.yaml` beside the study (written by `paper-repro fetch-models --study`,
-paper_repro/sweep/lock.py) pins hub-id backbones: `from_yaml` reads it and every cell whose backbone is a locked
-hub id and whose `model.revision` is unset gets the locked commit sha (`load_study(..., lock=False)`: as written).
+paper_repro/sweep/lock.py) pins hub-id backbones and the hub dataset: `from_yaml` reads it and every cell whose
+backbone is a locked hub id and whose `model.revision` is unset gets the locked commit sha, and every cell whose
+`data.hub_id` is locked and `data.hub_revision` unset gets the dataset's (`load_study(..., lock=False)`: as written).
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ class StudyConfig:
     stages: list["Stage"] = field(default_factory=list)        # staged studies (then `grids` is empty)
     ties: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TIES))  # target key <- source key, per cell
     hypotheses: dict[str, Any] = field(default_factory=dict)    # pre-registered tests (analysis reads them)
-    pins: dict[str, str] = field(default_factory=dict)          # hub id -> commit sha from <study>.lock.yaml (sweep/lock.py)
+    pins: dict[str, str] = field(default_factory=dict)          # hub id (datasets: DATASET_PIN + id) -> commit sha from <study>.lock.yaml (sweep/lock.py)
     lock_file: str | None = None                                # the lock the pins came from
 
     def stage(self, name: str) -> "Stage":
@@ -123,7 +124,7 @@ class StudyConfig:
     def from_yaml(cls, path: str | Path, overrides: list[str] | dict[str, Any] = (), lock: bool = True) -> "StudyConfig":
         """The study file; with `lock`, the hub commits of `<stem>.lock.yaml` beside it (if there is one) pin
         every cell whose backbone is a locked hub id and whose model.revision is unset (paper_repro/sweep/lock.py)."""
-        from paper_repro.sweep.lock import lock_path, pinned_revisions, read_lock
+        from paper_repro.sweep.lock import lock_path, pinned_datasets, pinned_revisions, read_lock
 
         path = Path(path)
         found = read_lock(lock_path(path)) if lock else None
@@ -135,7 +136,8 @@ class StudyConfig:
             raise ConfigError(f"{path}: cannot read study file (not UTF-8 text)") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: invalid YAML ({yaml_error_text(error)})") from None
-        return cls.from_dict(raw, source=str(path), overrides=overrides, pins=pinned_revisions(found),
+        pins = {**pinned_revisions(found), **{DATASET_PIN + k: v for k, v in pinned_datasets(found).items()}}
+        return cls.from_dict(raw, source=str(path), overrides=overrides, pins=pins,
                              lock_file=str(lock_path(path)) if found is not None else None)
 
     @classmethod
@@ -401,6 +403,7 @@ def _check_select(select: dict[str, Any], where: str, earlier: list[str]) -> Non
 
 
 DEFAULT_TIES = {"train.seed": "data.data_seed"}
+DATASET_PIN = "dataset:"   # prefix of a hub dataset's key in StudyConfig.pins (a model and a dataset may share an id)
 
 
 def _check_ties(study: StudyConfig) -> None:
@@ -508,6 +511,8 @@ def _build(tree: dict[str, Any], combo: dict[str, Any], where: str, shown: dict[
             set_dotted(tree, target, flat[source])
         if pins and flat.get("model.revision") is None and flat.get("model.backbone") in pins:  # the study's lock
             set_dotted(tree, "model.revision", pins[flat["model.backbone"]])
+        if pins and flat.get("data.hub_revision") is None and DATASET_PIN + str(flat.get("data.hub_id")) in pins:
+            set_dotted(tree, "data.hub_revision", pins[DATASET_PIN + flat["data.hub_id"]])
         cell = CellConfig.from_dict(tree)
         validate_cell(cell)
     except ConfigError as error:

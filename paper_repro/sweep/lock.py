@@ -76,6 +76,14 @@ def pinned_revisions(lock: dict[str, Any] | None) -> dict[str, str]:
             if e.get("kind") == "hub" and e.get("requested") is None}
 
 
+def pinned_datasets(lock: dict[str, Any] | None) -> dict[str, str]:
+    """{hub dataset id: locked commit sha} of the lock's `datasets:` entries."""
+    if not lock:
+        return {}
+    return {e["dataset"]: e["revision"] for e in lock["datasets"]
+            if isinstance(e.get("dataset"), str) and isinstance(e.get("revision"), str) and COMMIT_SHA.match(e["revision"])}
+
+
 def format_lock(study_file: str | Path, study: str, backbones: list[dict[str, Any]],
                 datasets: list[dict[str, Any]]) -> str:
     """The lock file's text: a header saying what it is and how it is used, then one flow mapping per entry."""
@@ -84,8 +92,9 @@ def format_lock(study_file: str | Path, study: str, backbones: list[dict[str, An
         return f"  - {text}"
 
     lines = [f"# written by `paper-repro fetch-models --study {study_file}`; commit it beside the study.",
-             "# Sweeps pin every hub backbone whose model.revision is unset (requested: null) to `revision` (part",
-             "# of the run id); `--update` re-resolves them. Packaged/local backbones and datasets: for the record.",
+             "# Sweeps pin every hub backbone whose model.revision is unset (requested: null) to `revision`, and the",
+             "# hub dataset (data.hub_revision unset) to its `revision` (part of the run id); `--update` re-resolves",
+             "# them. Packaged/local backbones: for the record.",
              f"version: {LOCK_VERSION}",
              f"study: {study}",
              "backbones:" + ("" if backbones else " []"),

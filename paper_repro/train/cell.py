@@ -47,10 +47,12 @@ PROTOCOL = 2   # the protocol version recorded with every cell (README "Protocol
 
 
 @functools.lru_cache(maxsize=4)
-def load_splits(data_dir: str | None, hub_id: str, convert_iob1: bool, strict_iob2: bool) -> dict[str, Split]:
+def load_splits(data_dir: str | None, hub_id: str, convert_iob1: bool, strict_iob2: bool,
+                hub_revision: str | None = None) -> dict[str, Split]:
     """The corpus' splits (CoNLL-03 unless `data.data_dir` names another corpus), read once per process (a sweep
     runs many cells on the same data)."""
-    return load_conll03(data_dir, hub_id=hub_id, convert_iob1=convert_iob1, strict_iob2=strict_iob2)
+    return load_conll03(data_dir, hub_id=hub_id, convert_iob1=convert_iob1, strict_iob2=strict_iob2,
+                        hub_revision=hub_revision)
 
 
 @functools.lru_cache(maxsize=2)
@@ -181,7 +183,8 @@ def run_cell(config: CellConfig) -> Path:
     progress = show_progress(accelerator)
 
     tick = time.perf_counter()
-    splits = load_splits(config.data.data_dir, config.data.hub_id, config.data.convert_iob1, config.data.strict_iob2)
+    splits = load_splits(config.data.data_dir, config.data.hub_id, config.data.convert_iob1, config.data.strict_iob2,
+                         config.data.hub_revision)
     label_set = corpus_labels(splits)   # read from the training split (CoNLL-03: LABELS, unchanged)
     train_idx, subset_record = training_indices(config, splits["train"], label_set)
     dev_idx = dev_indices(config, len(splits["valid"].sentences))

@@ -271,9 +271,12 @@ def test_load_conll03_hub_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("PAPER_REPRO_CONLL03", raising=False)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     splits = load_conll03(hub_id="someone/conll")
-    assert requested == [(("someone/conll",), {})]
+    assert requested == [(("someone/conll",), {"revision": None})]
     assert splits["train"].source == "someone/conll[train]"
     assert isinstance(splits["test"], Split)
+    splits = load_conll03(hub_id="someone/conll", hub_revision="a" * 40)         # a study's lock pins the commit
+    assert requested[-1] == (("someone/conll",), {"revision": "a" * 40})
+    assert splits["train"].source == f"someone/conll@{'a' * 40}[train]"
 
 
 @pytest.fixture(scope="module")

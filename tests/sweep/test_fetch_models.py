@@ -354,6 +354,17 @@ def test_fetch_downloads_the_commits_from_a_hub_and_the_check_then_passes_offlin
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "[('test', 4), ('train', 4), ('valid', 4)]" in done.stdout
+    # the lock pins the hub dataset too: every cell loads it at the locked commit (data.hub_revision, in the run id)
+    from paper_repro.sweep.grid import load_study
+
+    pinned, unpinned = load_study(study).expand(), load_study(study, lock=False).expand()
+    assert {c.data.hub_revision for c in pinned} == {data_sha} and {c.data.hub_revision for c in unpinned} == {None}
+    assert not {c.run_id for c in pinned} & {c.run_id for c in unpinned}
+    code = (f"from paper_repro.data.conll import load_conll03; s = load_conll03(None, hub_id={dataset!r}, "
+            f"hub_revision={data_sha!r}); print(s['train'].source, len(s['train'].sentences))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{dataset}@{data_sha}[train] 4" in done.stdout
 
 
 def test_unreachable_hub_never_falls_back_to_a_cached_branch(tmp_path, minilm_available):
