@@ -29,8 +29,8 @@ def test_shipped_studies_expand_to_the_documented_counts():
     assert counts("cpu_pilot") == 4 * 3 * 3 and counts("lr_probe") == 2 * 2 * 3
     assert counts("smoke") == {"tune": 4, "eval": 8}
     assert counts("cpu_study") == {  # the header of experiments/cpu_study.yaml
-        "budget_check": 12, "tune": 60, "eval": 200, "eval_ktype": 80, "tune_family": 48, "eval_family": 64,
-        "eval_mpnet": 40}
+        "budget_check": 12, "tune": 60, "budget_recheck": 20, "eval": 200, "eval_ktype": 80, "tune_family": 48,
+        "budget_recheck_family": 16, "eval_family": 64, "eval_mpnet": 40}
     assert counts("paper") == {"tune": 324, "eval": 1080 + 81}
     cpu = load_study(REPO / "experiments" / "cpu_study.yaml")
     tune = cpu.expand(stage="tune")
