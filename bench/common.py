@@ -232,8 +232,8 @@ def install_test_limit(limit: int) -> None:
         return
 
     @functools.lru_cache(maxsize=4)
-    def limited(data_dir, hub_id, convert_iob1, strict_iob2):
-        splits = dict(_ORIGINAL_LOAD_SPLITS(data_dir, hub_id, convert_iob1, strict_iob2))
+    def limited(data_dir, hub_id, convert_iob1, strict_iob2, hub_revision=None):
+        splits = dict(_ORIGINAL_LOAD_SPLITS(data_dir, hub_id, convert_iob1, strict_iob2, hub_revision))
         splits["test"] = limit_split(splits["test"], limit)
         return splits
 
