@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         "x_backbone_floor": measured / floor_backbone if floor_backbone else float("nan"),
         "achieved_gflops": total_flops / len(timed) / measured / 1e9,
         # a frozen-encoder cell (model.finetune: frozen) runs only what follows the backbone: its training step
-        # can be at most this many times cheaper than the full step (FLOPs; the frozen bench measures the time)
+        # needs this many times fewer FLOPs than the full step (it also skips the encoder's optimizer update;
+        # the frozen bench measures the time)
         "head_step_gflop": (total_flops - backbone_flops) / len(timed) / 1e9,
         "frozen_train_bound_x": total_flops / (total_flops - backbone_flops) if total_flops > backbone_flops else float("nan"),
     }

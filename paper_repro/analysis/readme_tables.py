@@ -226,7 +226,7 @@ BENCHES = [
             ("backbone_step_gflop", "backbone GFLOP / step", fmt_float), ("floor_step_s", "floor (ms)", fmt_ms),
             ("measured_step_s", "measured (ms)", fmt_ms), ("x_floor", "× floor", fmt_ratio),
             ("achieved_gflops", "achieved GFLOP/s", fmt_float), ("head_step_gflop", "after-backbone GFLOP / step", fmt_float),
-            ("frozen_train_bound_x", "frozen-cell bound", fmt_ratio),
+            ("frozen_train_bound_x", "frozen-step FLOP ratio", fmt_ratio),
         ], row_label="head"), TableSpec("Evaluation: one `predict` pass over the dev subsample", [
             ("eval_sentences", "sentences", fmt_int), ("eval_gflop", "GFLOP / pass", fmt_float),
             ("eval_floor_s", "floor (s)", fmt_seconds), ("eval_measured_s", "measured (s)", fmt_seconds),
@@ -237,9 +237,10 @@ BENCHES = [
                   "measured = the product's training step (incl. AdamW), warm-up excluded. Evaluation: the forward "
                   "FLOPs of the product's `predict` on its length-grouped dev batches (padding included, as run) "
                   "over the same rate, against the median timed pass after a warm-up pass: how much faster fp32 "
-                  "evaluation could get at all. Frozen-cell bound = step FLOPs / the FLOPs after the backbone (head, "
-                  "pooling, classifier, loss, their backward): the most a frozen-encoder training step can save "
-                  "(compare `speedup_train` of the `frozen` benchmark)."),
+                  "evaluation could get at all. Frozen-step FLOP ratio = step FLOPs / the FLOPs after the backbone "
+                  "(head, pooling, classifier, loss, their backward): what a frozen-encoder training step saves in "
+                  "FLOPs; it also skips the encoder's optimizer update, so its measured speed-up (`speedup_train` "
+                  "of the `frozen` benchmark) can be somewhat higher."),
     ),
 ]
 
@@ -303,6 +304,8 @@ def render_table(summary: pd.DataFrame, spec: TableSpec, order: list[str]) -> st
         return None
     values = rows.groupby(["variant", "metric"], sort=False)["value"].last()
     columns = [c for c in spec.columns if c[0] in set(rows["metric"])]
+    if not columns:   # e.g. an older run without this table's metrics
+        return None
     body = []
     for variant in ordered(list(dict.fromkeys(rows["variant"])), order):
         label = variant if "`" in variant else f"`{variant}`"   # labels that quote code themselves stay as they are
