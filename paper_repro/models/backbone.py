@@ -176,14 +176,20 @@ def is_commit_sha(revision: str | None) -> bool:
 
 
 def resolve_hub_revision(repo_id: str, revision: str | None = None) -> str:
+    """`hub_resolution(...)[0]`: the commit sha a load of `repo_id` at `revision` uses."""
+    return hub_resolution(repo_id, revision)[0]
+
+
+def hub_resolution(repo_id: str, revision: str | None = None) -> tuple[str, bool]:
     """The commit sha a load of `repo_id` at `revision` uses: asked of the hub unless HF_HUB_OFFLINE is set;
     the HF cache when offline. When the hub does not answer, only a commit sha is taken from the cache: a branch
     or tag (None: main) may have moved since the cache was filled, so that is a BackboneError naming the cached
     commit and the two ways on (pin it, or set HF_HUB_OFFLINE=1 to accept the cache), never a silent fallback.
-    BackboneError when neither the hub nor the cache knows it."""
+    BackboneError when neither the hub nor the cache knows it. Returns (sha, whether the hub answered): a load
+    after a hub that did not answer reads the cache only (no further requests, each of which would wait)."""
     if not hub_offline():
         try:
-            return remote_revision(repo_id, revision)
+            return remote_revision(repo_id, revision), True
         except HubUnreachable:
             if not is_commit_sha(revision):
                 cached = cached_revision(repo_id, revision)
@@ -199,7 +205,7 @@ def resolve_hub_revision(repo_id: str, revision: str | None = None) -> str:
         raise BackboneError(f"{repo_id}{at}: not in the HF cache ({hub_cache_dir()})"
                             + (" and HF_HUB_OFFLINE is set" if hub_offline() else " and the hub is not reachable")
                             + "; run `paper-repro fetch-models --study <study.yaml>` where the hub is reachable")
-    return sha
+    return sha, False
 
 
 def first_line(error: BaseException) -> str:
@@ -331,12 +337,14 @@ def check_revision(name: str, revision: str | None) -> None:
 
 def hub_kwargs(name: str, source: str, revision: str | None) -> dict[str, object]:
     """`from_pretrained` keyword arguments for `source`: for a hub id (also an alias's hub fallback) the commit
-    `revision` resolves to, the HF cache read now, and `local_files_only` when offline; {} for a folder."""
+    `revision` resolves to, the HF cache read now, and `local_files_only` when offline or when the hub did not
+    answer the resolution (a pinned commit then loads from the cache without waiting on more requests); {} for a
+    folder."""
     check_revision(name, revision)
     if Path(source).is_dir():
         return {}
     try:
-        resolved = resolve_hub_revision(source, revision)
+        resolved, answered = hub_resolution(source, revision)
     except BranchUnresolved as error:
         if name not in ALIASES:
             raise
@@ -344,7 +352,7 @@ def hub_kwargs(name: str, source: str, revision: str | None) -> dict[str, object
                             f"and the hub did not answer for its hub copy {source}; or set HF_HUB_OFFLINE=1 to "
                             f"use the HF cache's copy ({first_line(error).split('(')[-1].split(')')[0]})") from None
     return {"revision": resolved, "cache_dir": str(hub_cache_dir()),
-            "local_files_only": hub_offline()}
+            "local_files_only": hub_offline() or not answered}
 
 
 def backbone_provenance(name: str, source: str, revision: str | None, kwargs: dict[str, object]) -> dict[str, object]:
