@@ -168,7 +168,12 @@ def remote_revision(repo_id: str, revision: str | None = None, repo_type: str = 
 
 
 class BranchUnresolved(BackboneError):
-    """The hub did not answer and the revision is a branch or tag (None: main), which the cache may hold stale."""
+    """The hub did not answer and the revision is a branch or tag (None: main), which the cache may hold stale;
+    `cached`: the commit the HF cache has for it (None: none)."""
+
+    def __init__(self, message: str, cached: str | None = None):
+        super().__init__(message)
+        self.cached = cached
 
 
 def is_commit_sha(revision: str | None) -> bool:
@@ -198,7 +203,7 @@ def hub_resolution(repo_id: str, revision: str | None = None) -> tuple[str, bool
                     f"{repo_id}: the hub is not reachable to resolve {name!r}"
                     + (f" (the HF cache has {name} at {cached}, possibly outdated)" if cached else "")
                     + "; pin a commit (model.revision, or `paper-repro fetch-models --study <study.yaml>` for a lock "
-                    "file), or set HF_HUB_OFFLINE=1 to use what the cache has") from None
+                    "file), or set HF_HUB_OFFLINE=1 to use what the cache has", cached) from None
     sha = cached_revision(repo_id, revision)
     if sha is None:
         at = f" at revision {revision}" if revision else ""
@@ -349,8 +354,9 @@ def hub_kwargs(name: str, source: str, revision: str | None) -> dict[str, object
         if name not in ALIASES:
             raise
         raise BackboneError(f"backbone {name}: the packaged model is not installed{unavailable_hint(name) or ''} "
-                            f"and the hub did not answer for its hub copy {source}; or set HF_HUB_OFFLINE=1 to "
-                            f"use the HF cache's copy ({first_line(error).split('(')[-1].split(')')[0]})") from None
+                            f"and the hub did not answer for its hub copy {source}"
+                            + (f"; or set HF_HUB_OFFLINE=1 to use the HF cache's copy (commit {error.cached})"
+                               if error.cached else "; the HF cache has no copy of it")) from None
     return {"revision": resolved, "cache_dir": str(hub_cache_dir()),
             "local_files_only": hub_offline() or not answered}
 
