@@ -62,6 +62,18 @@ def yaml_error_text(error: yaml.YAMLError) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """Parse the YAML file at `path`; unreadable files and bad YAML become a one-line `ConfigError` naming `what`."""
+    try:
+        return load_yaml(Path(path).read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read {what} ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read {what} (not UTF-8 text)") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML ({yaml_error_text(error)})") from None
+
+
 @dataclass
 class DataConfig:
     data_dir: str | None = None          # CoNLL files; None -> $PAPER_REPRO_CONLL03, else the hub dataset
@@ -157,14 +169,7 @@ class CellConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] = ()) -> "CellConfig":
-        try:
-            raw = load_yaml(Path(path).read_text()) or {}
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read config file ({error.strerror or error})") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: cannot read config file (not UTF-8 text)") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: invalid YAML ({yaml_error_text(error)})") from None
+        raw = read_yaml_file(path, "config file") or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         try:

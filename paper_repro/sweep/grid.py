@@ -59,10 +59,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from paper_repro.config import (CellConfig, ConfigError, build_dataclass, flatten, load_yaml, parse_override,
-                                 set_dotted, yaml_error_text)
+from paper_repro.config import (CellConfig, ConfigError, build_dataclass, flatten, parse_override, read_yaml_file,
+                                 set_dotted)
 # the value checks live in paper_repro.validate (shared with `paper-repro cell` and run_cell); re-exported here
 from paper_repro.validate import (CHOICES, FALLBACK_METHODS, FALLBACK_SAMPLERS, check_backbone,  # noqa: F401
                                   known_methods, known_samplers, validate_cell)
@@ -128,14 +126,7 @@ class StudyConfig:
 
         path = Path(path)
         found = read_lock(lock_path(path)) if lock else None
-        try:
-            raw = load_yaml(path.read_text())
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read study file ({error.strerror or error})") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: cannot read study file (not UTF-8 text)") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: invalid YAML ({yaml_error_text(error)})") from None
+        raw = read_yaml_file(path, "study file")
         pins = {**pinned_revisions(found), **{DATASET_PIN + k: v for k, v in pinned_datasets(found).items()}}
         return cls.from_dict(raw, source=str(path), overrides=overrides, pins=pins,
                              lock_file=str(lock_path(path)) if found is not None else None)

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from paper_repro.config import ConfigError, load_yaml, yaml_error_text
+from paper_repro.config import ConfigError, read_yaml_file
 
 LOCK_VERSION = 1
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -44,12 +44,7 @@ def read_lock(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        raw = load_yaml(path.read_text())
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read the lock file ({error})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML ({yaml_error_text(error)})") from None
+    raw = read_yaml_file(path, "the lock file")
     if not isinstance(raw, dict) or raw.get("version") != LOCK_VERSION:
         raise ConfigError(f"{path}: not a version-{LOCK_VERSION} lock file (rewrite it: paper-repro fetch-models "
                           f"--study <study.yaml> --update)")
