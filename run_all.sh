@@ -22,36 +22,29 @@ if [ "$study" = smoke ] && [ $# -eq 0 ]; then
 else
   # Sweepers: on a CPU machine two concurrent sweepers, each with half the CPUs' threads (measured on 2 cores by
   # `bench/scaling.py --local-parallel 1,2`: 2 x 1 thread = 1.21x the cells/hour of 1 x 2 threads; README
-  # Performance); on a GPU machine, or with --shard given, one. SWEEPERS=N overrides.
+  # Performance); on a GPU machine, or with --shard or --launcher given, one. SWEEPERS=N overrides.
   sweepers="${SWEEPERS:-}"
   if [ -z "$sweepers" ]; then
     if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then sweepers=1; else sweepers=2; fi
   fi
-  case " $* " in *" --shard"*) sweepers=1 ;; esac
+  case " $* " in *" --shard"*|*" --launcher"*) sweepers=1 ;; esac
   if [ "$sweepers" -le 1 ]; then
     echo "== sweep experiments/$study.yaml"
     paper-repro sweep "experiments/$study.yaml" "$@"
   else
     threads=$(( $(nproc) / sweepers )); [ "$threads" -ge 1 ] || threads=1
-    cells="results/$study/cells"
-    # rounds: a shard that reaches a stage whose selection waits for the other shard stops; the next round
-    # resumes (finished cells are skipped); stop when a round finishes no new cell
-    for round in $(seq 1 20); do
-      before=$(ls "$cells"/*.done 2>/dev/null | wc -l)
-      echo "== sweep experiments/$study.yaml: $sweepers sweepers x $threads thread(s), round $round"
-      pids=()
-      for i in $(seq 0 $((sweepers - 1))); do
-        (OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
-           paper-repro sweep "experiments/$study.yaml" --no-progress --shard "$i/$sweepers" "$@" 2>&1 \
-           | sed -u "s/^/[sweeper $i] /") &
-        pids+=($!)
-      done
-      status=0
-      for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-      [ "$status" -eq 0 ] || exit "$status"
-      after=$(ls "$cells"/*.done 2>/dev/null | wc -l)
-      [ "$after" -gt "$before" ] || break
+    # the sweepers share the cells through claims (each takes the next cell nobody runs); --wait: one that reaches
+    # a stage whose selection or gate still needs a cell another is running waits for it instead of stopping
+    echo "== sweep experiments/$study.yaml: $sweepers sweepers x $threads thread(s)"
+    pids=()
+    for i in $(seq 0 $((sweepers - 1))); do
+      (OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
+         paper-repro sweep "experiments/$study.yaml" --no-progress --wait "$@" 2>&1 | sed -u "s/^/[sweeper $i] /") &
+      pids+=($!)
     done
+    status=0
+    for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+    [ "$status" -eq 0 ] || exit "$status"
   fi
 fi
 echo "== collect"

@@ -286,6 +286,12 @@ def cell_claim_status(study_dir: str | Path, run_id: str) -> str:
     return "claimed"
 
 
+def live_claims(study_dir: str | Path, *, steal_stale: bool = False, ttl_s: float = DEFAULT_TTL_S) -> list[str]:
+    """Run ids of the cells some sweeper is running now (their claim is live under the given policy)."""
+    return sorted(path.name[: -len(".claim")] for path in claims_dir(study_dir).glob("*.claim")
+                  if claim_state(path, steal_stale=steal_stale, ttl_s=ttl_s)[0] == "live")
+
+
 def write_failure(study_dir: str | Path, run_id: str, text: str) -> Path:
     from paper_repro.results.store import atomic_write_bytes
 

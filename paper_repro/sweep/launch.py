@@ -448,6 +448,7 @@ def dry_run_report(study: StudyConfig, cells: list[CellConfig], *, launcher: str
 
 # ----------------------------------------------------------------------------------------------------------
 ALLOW_DIRTY_ENV = "PAPER_REPRO_ALLOW_DIRTY"
+LOCAL_WAIT_POLL_S = 30.0   # local --wait: how often a sweeper waiting for its peers looks again
 
 
 def _hf_cache_dirs() -> list[Path]:
@@ -622,7 +623,7 @@ def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult
 
     total = SweepResult()
     for item in study.stages if stage is None else [study.stage(stage)]:
-        blocker = select.gate_blocker(study, item.name)
+        blocker = _wait_for_peers(study, item, **options)
         if blocker is not None:
             kind, why = blocker
             print(f"[sweep] stage {item.name}: {why}")
@@ -652,6 +653,40 @@ def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult
     return total
 
 
+def _wait_for_peers(study: StudyConfig, item, *, launcher, dry_run, wait, steal_stale, stale_ttl_s,
+                    wait_timeout_s, poll_s, **_) -> tuple[str, str] | None:
+    """`select.gate_blocker` for stage `item`. With `wait` on the local launcher, a stage that cannot start yet
+    (a gate, or its selection, waits for cells of an earlier stage) while other sweepers of the study run cells
+    waits for them, polling, instead of stopping this sweeper: concurrent sweepers then all go on to the next
+    stage, where without `wait` the first to arrive stops. It stops waiting when no live claim is left (what is
+    still missing then is failed or unstarted: the caller stops as before), or after `wait_timeout_s`."""
+    from paper_repro.sweep import select
+
+    if not wait or launcher != "local" or dry_run:
+        return select.gate_blocker(study, item.name)
+    study_dir = store.study_dir(study.results_dir, study.study)
+    started, announced = time.monotonic(), False
+    while True:
+        blocker, why = select.gate_blocker(study, item.name), None
+        if blocker is not None:
+            why = blocker[1] if blocker[0] == "pending" else None
+        elif item.select is not None:
+            try:
+                select.compute_selection(study, item.name)
+            except select.SelectionPending as pending:
+                why = f"its selection: {pending}"
+        if why is None:
+            return blocker
+        running = claims.live_claims(study_dir, steal_stale=steal_stale, ttl_s=stale_ttl_s)
+        if not running or (wait_timeout_s is not None and time.monotonic() - started > wait_timeout_s):
+            return blocker
+        if not announced:
+            print(f"[sweep] stage {item.name}: waits while other sweepers run {len(running)} cell(s) ({why})",
+                  flush=True)
+            announced = True
+        time.sleep(max(poll_s, LOCAL_WAIT_POLL_S))
+
+
 # ----------------------------------------------------------------------------------------------------------
 def parse_shard(text: str) -> tuple[int, int]:
     try:
@@ -674,7 +709,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--stage", default=None, help="staged study: run only this stage (default: all, in order)")
     parser.add_argument("--force", action="store_true", help="rerun done cells too")
     parser.add_argument("--retry-failed", action="store_true", help="rerun cells whose last attempt failed")
-    parser.add_argument("--wait", action="store_true", help="slurm: wait for the array and report its results")
+    parser.add_argument("--wait", action="store_true",
+                        help="slurm: wait for the array and report its results; local: a stage that waits for "
+                             "cells other sweepers are running waits for them instead of stopping this sweeper")
     parser.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
                         help="with --wait: give up waiting after this long (the jobs keep running)")
     parser.add_argument("--steal-stale", action="store_true",

@@ -2,6 +2,9 @@
 pre-registered tie rule, and the selecting stage's cells carry the chosen value; the budget check's verdict."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pandas as pd
 import pytest
 from sweep_helpers import fake_rows
@@ -246,3 +249,45 @@ def test_bad_stage_blocks_are_one_line_errors():
     # `ties: {}` frees the init seed
     free = StudyConfig.from_dict({**base, "ties": {}, "grid": {"train.seed": [0, 1]}}, source="s.yaml")
     assert [c.train.seed for c in free.expand()] == [0, 1]
+
+
+def test_with_wait_a_sweeper_waits_at_a_stage_boundary_for_a_cell_another_sweeper_runs(tmp_path, monkeypatch, capsys):
+    """A tuning cell is claimed by another sweeper (here: this test) and not finished: a sweeper with --wait runs
+    every other cell, then waits at `eval` (its selection needs that cell) instead of stopping, and runs eval once
+    the cell is done and its claim released."""
+    from sweep_helpers import fake_run_cell
+
+    from paper_repro.sweep import claims, launch
+
+    study = staged(tmp_path)
+    monkeypatch.setattr(launch, "LOCAL_WAIT_POLL_S", 0.05)
+    held = study.expand(stage="tune")[-1]
+    claim = claims.try_claim(store.study_dir(study.results_dir, study.study), held.run_id)
+    assert claim is not None
+    result: list = []
+    sweeper = threading.Thread(target=lambda: result.append(
+        run_sweep(study, runner="sweep_helpers:fake_run_cell", progress=False, wait=True, poll_s=0.05)))
+    sweeper.start()
+    out, deadline = "", time.monotonic() + 120
+    while "[sweep] stage eval: waits while other sweepers run 1 cell(s) (its selection:" not in out:
+        assert sweeper.is_alive(), f"the sweeper stopped instead of waiting: {out}"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        out += capsys.readouterr().out
+    others = [c for c in study.expand(stage="tune") + study.expand(stage="check") if c.run_id != held.run_id]
+    assert all(store.is_done(c.results_dir, c.study, c.run_id) for c in others)
+    with claim:                                      # the other sweeper finishes its cell and releases the claim
+        fake_run_cell(held)
+    sweeper.join(timeout=120)
+    assert result and result[0].ok and result[0].stopped_at is None
+    eval_ids = {c.run_id for c in study.expand(stage="eval", selections=select.selections_for(study))}
+    assert len(eval_ids) == 12 and eval_ids <= set(result[0].ran) and held.run_id not in result[0].ran
+
+
+def test_wait_stops_when_no_other_sweeper_runs_a_cell(tmp_path, monkeypatch):
+    """--wait never hangs on what no one is running: a failed tuning cell leaves eval's selection pending, and a
+    sweeper alone stops there as without --wait."""
+    monkeypatch.setenv("FAKE_FAIL_METHODS", "dwatt")
+    started = time.monotonic()
+    result = run_sweep(staged(tmp_path), runner="sweep_helpers:fake_run_cell", progress=False, wait=True)
+    assert result.stopped_at == "eval" and result.failed and time.monotonic() - started < 60
