@@ -5,6 +5,7 @@ keys: `train.steps=100`, `model.head.name=dwatt`. Unknown keys and wrong types a
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -158,7 +159,9 @@ class CellConfig:
                                                             "data.hub_revision")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """`dataclasses.asdict(self)`, built without deep-copying the immutable leaves (a sweep hashes thousands of
+        cells: this is most of expanding a study)."""
+        return plain(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -195,6 +198,23 @@ class CellConfig:
         """Short, readable, deterministic id: method-size-seeds plus a hash of the canonical config."""
         d, m, t = self.data, self.model, self.train
         return f"{m.head.name}-{d.sampler}{d.size}-d{d.data_seed}-s{t.seed}-{self.config_hash()[:12]}"
+
+
+IMMUTABLE_LEAVES = (str, int, float, bool, type(None))
+
+
+def plain(value: Any) -> Any:
+    """What `dataclasses.asdict` makes of `value` (dataclasses to dicts in field order, lists/tuples/dicts rebuilt,
+    other values deep-copied), with str/int/float/bool/None returned as they are."""
+    if isinstance(value, IMMUTABLE_LEAVES):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(plain(item) for item in value)
+    if isinstance(value, dict):
+        return type(value)((plain(k), plain(v)) for k, v in value.items())
+    return copy.deepcopy(value)
 
 
 @functools.lru_cache(maxsize=1)
@@ -279,9 +299,20 @@ def check_type(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def type_hints(cls: type) -> typing.Mapping[str, Any]:
+    """`typing.get_type_hints(cls)`, once per class (a sweep builds thousands of cells); read-only."""
+    return types.MappingProxyType(typing.get_type_hints(cls))
+
+
+@functools.lru_cache(maxsize=None)
+def field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def build_dataclass(cls: type, raw: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    hints = type_hints(cls)
+    names = field_names(cls)
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ConfigError(f"unknown config key {prefix}{unknown[0]!s} (known: {', '.join(sorted(names))})")
@@ -303,7 +334,7 @@ def field_annotation(key: str, cls: type = None) -> Any:
     for part in key.split("."):
         if not dataclasses.is_dataclass(node):
             return None
-        hints = typing.get_type_hints(node)
+        hints = type_hints(node)
         if part not in hints or typing.get_origin(hints[part]) is typing.ClassVar:
             return None
         node = hints[part]

@@ -19,8 +19,10 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+if TYPE_CHECKING:   # transformers is imported where a model or tokenizer is loaded: naming a backbone stays cheap
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 ALIASES = ("minilm-l6", "mpnet-base")
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -326,6 +328,8 @@ def unavailable(name: str, source: str, error: BaseException, revision: str | No
 
 def load_backbone_config(name: str, revision: str | None = None):
     """The backbone's transformers config (no weights): a BackboneError, one line, when it cannot be found."""
+    from transformers import AutoConfig
+
     source = resolve_backbone(name)
     try:
         return AutoConfig.from_pretrained(source, **hub_kwargs(name, source, revision))
@@ -402,6 +406,8 @@ class Backbone:
 
 def load_tokenizer(source: str, **hub: object) -> PreTrainedTokenizerBase:
     """The fast tokenizer of `source`; `hub`: `hub_kwargs` (revision, cache_dir, local_files_only) for a hub id."""
+    from transformers import AutoConfig, AutoTokenizer
+
     config = AutoConfig.from_pretrained(source, **hub)
     extra = {"add_prefix_space": True} if config.model_type in PREFIX_SPACE_MODEL_TYPES else {}
     tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **hub, **extra)
@@ -413,6 +419,8 @@ def load_tokenizer(source: str, **hub: object) -> PreTrainedTokenizerBase:
 def load_backbone(name: str, revision: str | None = None) -> Backbone:
     """Load encoder (without its pooler: token features only) and tokenizer; a hub id at `revision` (None: main),
     both from the one commit it resolves to (recorded in `provenance`)."""
+    from transformers import AutoModel
+
     check_revision(name, revision)
     source = resolve_backbone(name)
     try:

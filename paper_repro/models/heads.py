@@ -23,13 +23,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import AutoModel, PretrainedConfig, PreTrainedModel
-from transformers.masking_utils import create_bidirectional_mask
+
+if TYPE_CHECKING:   # transformers is imported where a head builds backbone layers: validating a config stays cheap
+    from transformers import PretrainedConfig, PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class DeeperEncoder(FusionHead):
             raise ValueError(f"init must be one of {self.INITS}, got {init!r}")
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
+        from transformers import AutoModel
+
         config = copy.deepcopy(ctx.backbone_config)
         config.num_hidden_layers = layers
         model = AutoModel.from_config(config)
@@ -141,6 +144,8 @@ class DeeperEncoder(FusionHead):
 
     def forward(self, layers: Tensor, attention_mask: Tensor) -> Tensor:
         x = layers[-1]
+        from transformers.masking_utils import create_bidirectional_mask
+
         mask = create_bidirectional_mask(config=self.config, inputs_embeds=x, attention_mask=attention_mask)
         return self.encoder(x, attention_mask=mask)[0]
 
