@@ -156,6 +156,22 @@ DEFAULT_HASH = "5da6f7773ab0e61baa102787fa889f153d215c6adb6631b2798802d076104b18
 CELL_YAML_HASH = "e678e55f4e83918c2e8412863029762b2f34f9afde27e3b2df894b11b662346f"
 
 
+def test_to_dict_equals_dataclasses_asdict():
+    """`to_dict` skips asdict's deep copy of immutable leaves; its output (and so every run_id) must not change:
+    checked on head options and on every cell of the CPU study."""
+    import dataclasses
+
+    from paper_repro.sweep.grid import load_study
+
+    root = Path(__file__).resolve().parents[1]
+    cells = [override("model.head.name=dwatt", "model.head.options.d_pos=16", "model.head.options.init=zeros")]
+    cells += load_study(root / "experiments" / "cpu_study.yaml").expand(pending="placeholder")
+    assert len(cells) > 400
+    for cell in cells:
+        expected = dataclasses.asdict(cell)
+        assert cell.to_dict() == expected and repr(cell.to_dict()) == repr(expected), cell.run_id
+
+
 def test_config_hashes_unchanged():
     assert CellConfig().config_hash() == DEFAULT_HASH
     assert CellConfig().run_id == "last-sentences100-d0-s0-5da6f7773ab0"
