@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -232,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, BackboneError) as error:
         print(f"paper-repro: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `paper-repro status ... | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 from paper_repro.config import CellConfig, ConfigError
 from paper_repro.results import store
-from paper_repro.sweep import claims
+from paper_repro.sweep import claims, cost
 from paper_repro.sweep.grid import StudyConfig, cell_axes, load_study
 
 DEFAULT_RUNNER = "paper_repro.train.cell:run_cell"
@@ -373,49 +372,9 @@ def wait_for_jobs(jobs: list, *, poll_s: float, timeout_s: float | None, bar) ->
 
 
 # ----------------------------------------------------------------------------------------------------------
-def _timings(cells: list[CellConfig]) -> dict[tuple[str, str], list[float]]:
-    found: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
-    for cell in cells:
-        if not store.is_done(cell.results_dir, cell.study, cell.run_id):
-            continue
-        manifest = store.cell_paths(cell.results_dir, cell.study, cell.run_id)["manifest"]
-        try:
-            total = float(json.loads(manifest.read_text())["timings"]["total_s"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        found[(cell.model.backbone, cell.model.head.name)].append(total)
-    return found
-
-
 def estimate_cost(cells: list[CellConfig], to_run: list[CellConfig]) -> str:
-    """Compute time of `to_run` from the recorded timings of done cells: mean per (backbone, method), else the
-    overall mean; 'unknown' without any."""
-    timings = _timings(cells)
-    if not to_run:
-        return "estimated cost: nothing to run"
-    if not timings:
-        return f"estimated cost: unknown for {len(to_run)} cells (no done cell with recorded timings)"
-    overall = [t for ts in timings.values() for t in ts]
-    overall_mean = sum(overall) / len(overall)
-    total, exact = 0.0, 0
-    for cell in to_run:
-        own = timings.get((cell.model.backbone, cell.model.head.name))
-        if own:
-            total += sum(own) / len(own)
-            exact += 1
-        else:
-            total += overall_mean
-    return (f"estimated cost: {_duration(total)} compute for {len(to_run)} cells ({exact} from their "
-            f"(backbone, method) mean, {len(to_run) - exact} from the overall mean {_duration(overall_mean)}/cell, "
-            f"{len(overall)} done cells timed)")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}min"
-    return f"{seconds / 3600:.1f}h"
+    """Compute time of `to_run`, priced from the done cells among `cells` (paper_repro/sweep/cost.py)."""
+    return cost.estimate(cells, to_run).describe()
 
 
 def cell_table(cells: list[CellConfig], statuses: list[str]) -> str:

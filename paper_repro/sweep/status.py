@@ -44,7 +44,11 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
             if blocker is not None and blocker[0] == "failed" and blocker[1] not in seen_why:
                 seen_why.add(blocker[1])
                 failed_gates.append((stage.name, blocker[1]))
-        waiting = len(loaded.expand(pending="placeholder")) - len(cells) if loaded.stages else 0
+        every = loaded.expand(pending="placeholder") if loaded.stages else cells
+        waiting = len(every) - len(cells)
+        from paper_repro.sweep.cost import estimate
+
+        remaining = estimate(cells, [c for c in every if c.run_id not in done])
         for cell in cells:
             axes = {"stage": cell.stage, **cell_axes(cell)} if loaded.stages else cell_axes(cell)
             rid = cell.run_id
@@ -54,7 +58,7 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
             rows.append({**axes, "size": _size_label(axes["sampler"], axes["size"]), "state": state})
         extra = len(done - {c.run_id for c in cells})
     else:
-        rows, waiting, failed_gates = [], 0, []
+        rows, waiting, failed_gates, remaining = [], 0, [], None
         for rid in sorted(done):
             table = read_cell(study_dir, rid, columns=AXIS_COLUMNS)
             first = {k: table.column(k)[0].as_py() for k in AXIS_COLUMNS} if table.num_rows else {}
@@ -74,6 +78,8 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
         lines.append(f"{waiting} more cells wait for a selection or a budget-check gate of an earlier stage "
                      f"(not counted above)")
     lines += [f"GATE FAILED before stage {name}: {why}" for name, why in failed_gates]
+    if remaining is not None and remaining.cells:
+        lines.append(f"still to run: {remaining.cells} cells; {remaining.describe()}")
     if extra:
         lines.append(f"({extra} done cells in {study_dir} are not in {study})")
     for axis in (("stage",) if rows and "stage" in rows[0] else ()) + tuple(AXES):

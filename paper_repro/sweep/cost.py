@@ -1,0 +1,162 @@
+"""What cells still to run will cost, from the timings recorded in the manifests of done cells.
+
+A cell's time is mostly its training steps, and its step budget grows with the training set (`train.step_rule:
+epochs`), so a mean per method would price a 1000-sentence cell like a 100-sentence one. The model, per method
+(backbone, head, finetune, mixed precision): `total_s = fixed_s + step_s x steps`, fitted by least squares on its
+done cells (`timings.total_s`, `steps.total`); with a single step count among them, `step_s` = their mean time per
+step and `fixed_s` = 0. A pending cell's step budget comes from the step rule (`resolve_steps`) over the training
+windows its (backbone, sampler, size) had in done cells (median), or for the `sentences` sampler about one window
+per sentence. A method with no done cell is priced by the same model fitted on every done cell of its backbone
+(and finetune, mixed precision): fusion heads cost about one more layer, so this is the right order of size. A cell
+whose step budget cannot be told (the `full` sampler before any done cell of it) is priced at its method's mean,
+else at the mean of all done cells. The timings are what the done cells took on the machine and under the load they ran
+with: an estimate for the same set-up, not a benchmark.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import statistics
+from dataclasses import dataclass
+from typing import Iterable
+
+from paper_repro.config import CellConfig, ConfigError, resolve_steps
+from paper_repro.results import store
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A done cell's recorded cost."""
+    cell: CellConfig
+    total_s: float
+    steps: int | None             # None: the manifest does not say (then only the means use this cell)
+    train_windows: int | None
+
+
+def method_key(cell: CellConfig) -> tuple:
+    return (cell.model.backbone, cell.model.head.name, cell.model.finetune, cell.train.mixed_precision)
+
+
+def backbone_key(cell: CellConfig) -> tuple:
+    return (cell.model.backbone, cell.model.finetune, cell.train.mixed_precision)
+
+
+def data_key(cell: CellConfig) -> tuple:
+    return (cell.model.backbone, cell.data.sampler, cell.data.size)
+
+
+def timed_cells(cells: Iterable[CellConfig]) -> list[Timed]:
+    """The done cells among `cells` whose manifest records a total time (and the step count and training windows,
+    where it has them)."""
+    found = []
+    for cell in cells:
+        if not store.is_done(cell.results_dir, cell.study, cell.run_id):
+            continue
+        manifest = store.cell_paths(cell.results_dir, cell.study, cell.run_id)["manifest"]
+        try:
+            record = json.loads(manifest.read_text())
+            total_s = float(record["timings"]["total_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        steps = record.get("steps") if isinstance(record.get("steps"), dict) else {}
+        found.append(Timed(cell, total_s, _count(steps.get("total")), _count(steps.get("train_windows"))))
+    return found
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """(fixed_s, step_s) of total = fixed + step x steps; least squares when the step counts differ (clamped to a
+    non-negative fixed part), else the mean time per step."""
+    steps = [s for s, _ in points]
+    if len(set(steps)) > 1:
+        mean_s, mean_t = statistics.fmean(steps), statistics.fmean(t for _, t in points)
+        slope = (sum((s - mean_s) * (t - mean_t) for s, t in points)
+                 / sum((s - mean_s) ** 2 for s in steps))
+        fixed = mean_t - slope * mean_s
+        if slope > 0 and fixed >= 0:
+            return fixed, slope
+    return 0.0, statistics.fmean(t / s for s, t in points if s > 0)
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    cells: int
+    by_steps: int         # priced from their method's fit and their step budget
+    by_backbone: int      # from their backbone's fit (over every method) and their step budget
+    by_method: int        # from their method's mean
+    by_overall: int       # from the mean of every done cell
+    timed: int            # done cells the estimate rests on
+
+    def describe(self) -> str:
+        if not self.cells:
+            return "estimated cost: nothing to run"
+        if not self.timed:
+            return f"estimated cost: unknown for {self.cells} cells (no done cell with recorded timings)"
+        return (f"estimated cost: {duration(self.seconds)} compute for {self.cells} cells ({self.by_steps} from their "
+                f"method's time per step x their step budget, {self.by_backbone} from their backbone's (any method), "
+                f"{self.by_method} from their method's mean, "
+                f"{self.by_overall} from the overall mean; {self.timed} done cells timed, at the load they ran "
+                f"under)")
+
+
+def estimate(done_pool: Iterable[CellConfig], to_run: list[CellConfig]) -> Estimate:
+    """Compute seconds of `to_run`, priced from the done cells among `done_pool` (see the module docstring)."""
+    timed = timed_cells(done_pool)
+    result = Estimate(0.0, len(to_run), 0, 0, 0, 0, len(timed))
+    if not timed or not to_run:
+        return result
+    by_method: dict[tuple, list[Timed]] = collections.defaultdict(list)
+    by_backbone: dict[tuple, list[Timed]] = collections.defaultdict(list)
+    windows: dict[tuple, list[int]] = collections.defaultdict(list)
+    per_sentence: list[float] = []
+    for item in timed:
+        by_method[method_key(item.cell)].append(item)
+        if item.steps is not None:
+            by_backbone[backbone_key(item.cell)].append(item)
+        if item.train_windows is not None:
+            windows[data_key(item.cell)].append(item.train_windows)
+            if item.cell.data.sampler == "sentences" and item.cell.data.size:
+                per_sentence.append(item.train_windows / item.cell.data.size)
+    fits = {key: fit([(t.steps, t.total_s) for t in items if t.steps is not None])
+            for key, items in by_method.items() if any(t.steps is not None for t in items)}
+    backbone_fits = {key: fit([(t.steps, t.total_s) for t in items]) for key, items in by_backbone.items()}
+    overall = statistics.fmean(t.total_s for t in timed)
+    ratio = statistics.median(per_sentence) if per_sentence else 1.0
+    for cell in to_run:
+        key = method_key(cell)
+        seen = windows.get(data_key(cell))
+        train_windows = (statistics.median(seen) if seen else
+                         cell.data.size * ratio if cell.data.sampler == "sentences" and cell.data.size else None)
+        steps = None
+        if train_windows is not None:
+            try:
+                steps = resolve_steps(cell.train, max(1, round(train_windows)))[0]
+            except ConfigError:
+                steps = None
+        if key in fits and steps is not None:
+            fixed, per_step = fits[key]
+            result.seconds += fixed + per_step * steps
+            result.by_steps += 1
+        elif backbone_key(cell) in backbone_fits and steps is not None:
+            fixed, per_step = backbone_fits[backbone_key(cell)]
+            result.seconds += fixed + per_step * steps
+            result.by_backbone += 1
+        elif key in by_method:
+            result.seconds += statistics.fmean(t.total_s for t in by_method[key])
+            result.by_method += 1
+        else:
+            result.seconds += overall
+            result.by_overall += 1
+    return result
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"

@@ -1,0 +1,61 @@
+"""The cost estimate of cells still to run: a per-method fit of time against the step budget, priced at each
+pending cell's budget from the step rule; the fallbacks are named in the text."""
+from __future__ import annotations
+
+import pytest
+from sweep_helpers import fake_rows
+
+from paper_repro.config import CellConfig, apply_overrides
+from paper_repro.results import store
+from paper_repro.results.schema import cell_table
+from paper_repro.sweep import cost
+
+
+def cell(tmp_path, method="last", size=100, backbone="minilm-l6", seed=0) -> CellConfig:
+    return apply_overrides(CellConfig(), {"results_dir": str(tmp_path), "study": "st", "model.backbone": backbone,
+                                          "model.head.name": method, "data.size": size, "train.seed": seed})
+
+
+def done(config: CellConfig, total_s: float, steps: int, windows: int) -> CellConfig:
+    manifest = {"config": config.to_dict(), "timings": {"total_s": total_s},
+                "steps": {"total": steps, "train_windows": windows}}
+    store.write_cell(config.results_dir, config.study, config.run_id, cell_table(fake_rows(config)), manifest)
+    return config
+
+
+def test_fit_is_least_squares_or_the_mean_time_per_step():
+    assert cost.fit([(200, 60.0), (1250, 270.0)]) == pytest.approx((20.0, 0.2))
+    assert cost.fit([(200, 50.0), (200, 70.0)]) == pytest.approx((0.0, 0.3))
+    # a negative fixed part (noise) is not extrapolated: time per step instead
+    assert cost.fit([(100, 10.0), (200, 40.0)]) == pytest.approx((0.0, (0.1 + 0.2) / 2))
+
+
+def test_pending_cells_are_priced_at_their_step_budget(tmp_path):
+    # min_epochs 5, batch 8, floor 200 steps: 100 windows -> 200 steps; 1000 -> 625; 2000 -> 1250
+    pool = [done(cell(tmp_path, size=100), 60.0, 200, 100), done(cell(tmp_path, size=2000), 270.0, 1250, 2000)]
+    one = cost.estimate(pool, [cell(tmp_path, size=1000, seed=1)])
+    assert one.seconds == pytest.approx(20.0 + 0.2 * 625) and one.by_steps == 1 and one.timed == 2  # (mean: 165)
+    # a head with no done cell: its backbone's fit (every method); at a size seen before, that size's windows
+    other = cost.estimate(pool, [cell(tmp_path, method="dwatt", size=100)])
+    assert other.seconds == pytest.approx(60.0) and other.by_backbone == 1
+    # a backbone with no done cell: the overall mean, and the text says so
+    unknown = cost.estimate(pool, [cell(tmp_path, backbone="mpnet-base")])
+    assert unknown.seconds == pytest.approx(165.0) and unknown.by_overall == 1
+    assert "1 from the overall mean; 2 done cells timed" in unknown.describe()
+    assert cost.estimate([], [cell(tmp_path)]).describe() == \
+        "estimated cost: unknown for 1 cells (no done cell with recorded timings)"
+    assert cost.estimate(pool, []).describe() == "estimated cost: nothing to run"
+
+
+def test_status_states_what_is_still_to_run(tmp_path):
+    from sweep_helpers import tiny_study, write_study
+
+    from paper_repro.sweep.grid import load_study
+    from paper_repro.sweep.status import status
+
+    study_file = write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results"))
+    cells = load_study(study_file).expand()
+    for config in cells[:2]:
+        done(config, 30.0, config.train.steps, config.data.size)
+    text = status(tmp_path / "results" / "st", study_file)
+    assert f"still to run: {len(cells) - 2} cells; estimated cost: " in text
