@@ -145,15 +145,20 @@ def f1_section(table: pd.DataFrame) -> str:
     """Test F1 (points) mean ± 95% CI half-width (n) per size × method, one table per backbone × sampler."""
     if table.empty:
         return "_No test rows._\n"
-    table = fold_tracks(table)
+    return "\n".join(size_method_tables(
+        fold_tracks(table), lambda r: f"{_pm(r['mean'].iloc[0], r['ci_half'].iloc[0])} (n={int(r['n'].iloc[0])})",
+        "–", "test F1 (points), mean ± 95% t-CI half-width (n cells)"))
+
+
+def size_method_tables(table: pd.DataFrame, cell, blank: str, caption: str) -> list[str]:
+    """One size × method markdown table per (backbone, sampler) of `table`, titled `**backbone · sampler** —
+    caption`; `cell(rows of one size and method)` fills a cell, `blank` where there are none."""
     out = []
     for backbone, sampler in _conditions(table):
         sub = table[(table["backbone"] == backbone) & (table["sampler"] == sampler)]
-        methods, rows = size_by_method(
-            sub, lambda r: f"{_pm(r['mean'].iloc[0], r['ci_half'].iloc[0])} (n={int(r['n'].iloc[0])})", "–")
-        out.append(f"**{backbone} · {sampler}** — test F1 (points), mean ± 95% t-CI half-width (n cells)\n\n"
-                   + md_table(rows, ["size", *methods]))
-    return "\n".join(out)
+        methods, rows = size_by_method(sub, cell, blank)
+        out.append(f"**{backbone} · {sampler}** — {caption}\n\n" + md_table(rows, ["size", *methods]))
+    return out
 
 
 def _v1(v1: bool) -> str:
@@ -430,12 +435,8 @@ def completeness_section(comp: dict[str, pd.DataFrame], figures: dict[str, Any],
     if counts.empty:
         out.append("_No cells._\n")
     else:
-        for backbone, sampler in _conditions(counts):
-            sub = counts[(counts["backbone"] == backbone) & (counts["sampler"] == sampler)]
-            methods, rows = size_by_method(
-                sub, lambda r: f"{int(r['n_cells'].iloc[0])} ({int(r['n_test'].iloc[0])} test)", "0")
-            out.append(f"**{backbone} · {sampler}** — cells per method × size (cells with a test row)\n\n"
-                       + md_table(rows, ["size", *methods]))
+        out += size_method_tables(counts, lambda r: f"{int(r['n_cells'].iloc[0])} ({int(r['n_test'].iloc[0])} test)",
+                                  "0", "cells per method × size (cells with a test row)")
     missing = fold_tracks(comp["missing"])
     if missing.empty:
         out.append("No missing cells against the observed grid (union over methods of the data_seed × seed "
