@@ -6,7 +6,7 @@
 #                                stages in order) -> collect -> status -> figures + REPORT.md
 # The reports are byte-stable: on unchanged results a rerun leaves the tree clean.
 #   VERIFY_SAMPLE   how many smoke cells to re-train (default 4; `all` = 12)
-#   SWEEPERS        concurrent sweepers for a STUDY (default: 2 on a CPU machine, 1 with a GPU or --shard)
+#   SWEEPERS        concurrent sweepers for a STUDY (default: 2 on a CPU machine; 1 with a GPU, --shard, --launcher slurm or --dry-run)
 set -euo pipefail
 cd "$(dirname "$0")"
 study="${1:-smoke}"
@@ -22,12 +22,12 @@ if [ "$study" = smoke ] && [ $# -eq 0 ]; then
 else
   # Sweepers: on a CPU machine two concurrent sweepers, each with half the CPUs' threads (measured on 2 cores by
   # `bench/scaling.py --local-parallel 1,2`: 2 x 1 thread = 1.21x the cells/hour of 1 x 2 threads; README
-  # Performance); on a GPU machine, or with --shard or --launcher given, one. SWEEPERS=N overrides.
+  # Performance); on a GPU machine, or with --shard, --launcher slurm or --dry-run given, one. SWEEPERS=N overrides.
   sweepers="${SWEEPERS:-}"
   if [ -z "$sweepers" ]; then
     if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then sweepers=1; else sweepers=2; fi
   fi
-  case " $* " in *" --shard"*|*" --launcher"*) sweepers=1 ;; esac
+  case " $* " in *" --shard"*|*" --launcher slurm"*|*" --launcher=slurm"*|*" --dry-run"*) sweepers=1 ;; esac
   if [ "$sweepers" -le 1 ]; then
     echo "== sweep experiments/$study.yaml"
     paper-repro sweep "experiments/$study.yaml" "$@"

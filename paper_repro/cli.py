@@ -233,9 +233,24 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, BackboneError) as error:
         print(f"paper-repro: error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:   # `paper-repro status ... | head`: the reader left; no traceback
+    except BrokenPipeError:
+        if not stdout_reader_gone():
+            raise                 # another pipe broke: not ours to hide
+        # `paper-repro status ... | head`: stdout's reader left; no traceback (and none at exit's flush)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

@@ -166,3 +166,16 @@ def test_collect_without_cells_writes_nothing(tmp_path):
     assert not (tmp_path / "results" / "empty" / "results.parquet").exists()
     one_error_line(cli("collect", "results/nothing", cwd=tmp_path), "results/nothing: no such study directory")
     assert files_under(tmp_path) == ["results/empty/cells/x.parquet"]
+
+
+def test_a_closed_stdout_pipe_ends_quietly():
+    """`paper-repro status ... | head`: the reader left before the output was written; exit 1, no traceback."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "paper_repro.cli", "status", "results/smoke", "--study",
+                               "experiments/smoke.yaml"], cwd=REPO, stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=300)
+    finally:
+        os.close(write)
+    assert done.returncode == 1 and done.stderr == "", done.stderr

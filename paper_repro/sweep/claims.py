@@ -286,10 +286,20 @@ def cell_claim_status(study_dir: str | Path, run_id: str) -> str:
     return "claimed"
 
 
-def live_claims(study_dir: str | Path, *, steal_stale: bool = False, ttl_s: float = DEFAULT_TTL_S) -> list[str]:
-    """Run ids of the cells some sweeper is running now (their claim is live under the given policy)."""
-    return sorted(path.name[: -len(".claim")] for path in claims_dir(study_dir).glob("*.claim")
-                  if claim_state(path, steal_stale=steal_stale, ttl_s=ttl_s)[0] == "live")
+def live_claims(study_dir: str | Path, *, steal_stale: bool = False, ttl_s: float = DEFAULT_TTL_S,
+                max_age_s: float | None = None) -> list[str]:
+    """Run ids of the cells some sweeper is running now: their claim is live under the given policy (and, with
+    `max_age_s`, its heartbeat is more recent than that: a claim of another host outside Slurm stays 'live'
+    without --steal-stale however long its owner has been dead)."""
+    found = []
+    for path in claims_dir(study_dir).glob("*.claim"):
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if (max_age_s is None or age <= max_age_s) and claim_state(path, steal_stale=steal_stale, ttl_s=ttl_s)[0] == "live":
+            found.append(path.name[: -len(".claim")])
+    return sorted(found)
 
 
 def write_failure(study_dir: str | Path, run_id: str, text: str) -> Path:

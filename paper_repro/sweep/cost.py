@@ -1,7 +1,8 @@
 """What cells still to run will cost, from the timings recorded in the manifests of done cells.
 
 A cell's time is mostly its training steps, and its step budget grows with the training set (`train.step_rule:
-epochs`), so a mean per method would price a 1000-sentence cell like a 100-sentence one. The model, per method
+epochs`), so a mean per method would price a 1000-sentence cell like a 100-sentence one. Every done cell of the
+study directory counts (any stage: tuning cells price evaluation cells). The model, per method
 (backbone, head, finetune, mixed precision): `total_s = fixed_s + step_s x steps`, fitted by least squares on its
 done cells (`timings.total_s`, `steps.total`); with a single step count among them, `step_s` = their mean time per
 step and `fixed_s` = 0. A pending cell's step budget comes from the step rule (`resolve_steps`) over the training
@@ -18,16 +19,18 @@ import collections
 import json
 import statistics
 from dataclasses import dataclass
-from typing import Iterable
+from pathlib import Path
 
 from paper_repro.config import CellConfig, ConfigError, resolve_steps
-from paper_repro.results import store
+from paper_repro.results.collect import done_run_ids
 
 
 @dataclass(frozen=True)
 class Timed:
-    """A done cell's recorded cost."""
-    cell: CellConfig
+    """A done cell's recorded cost, with the keys it prices."""
+    method: tuple                 # method_key
+    backbone: tuple               # backbone_key
+    data: tuple                   # data_key
     total_s: float
     steps: int | None             # None: the manifest does not say (then only the means use this cell)
     train_windows: int | None
@@ -45,21 +48,20 @@ def data_key(cell: CellConfig) -> tuple:
     return (cell.model.backbone, cell.data.sampler, cell.data.size)
 
 
-def timed_cells(cells: Iterable[CellConfig]) -> list[Timed]:
-    """The done cells among `cells` whose manifest records a total time (and the step count and training windows,
-    where it has them)."""
+def timed_cells(study_dir: str | Path) -> list[Timed]:
+    """Every done cell of the study directory (any stage) whose manifest records its config and total time (and
+    its step count and training windows, where it has them)."""
     found = []
-    for cell in cells:
-        if not store.is_done(cell.results_dir, cell.study, cell.run_id):
-            continue
-        manifest = store.cell_paths(cell.results_dir, cell.study, cell.run_id)["manifest"]
+    for run_id in done_run_ids(Path(study_dir)):
         try:
-            record = json.loads(manifest.read_text())
+            record = json.loads((Path(study_dir) / "cells" / f"{run_id}.manifest.json").read_text())
+            cell = CellConfig.from_dict(record["config"])
             total_s = float(record["timings"]["total_s"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, ConfigError):
             continue
         steps = record.get("steps") if isinstance(record.get("steps"), dict) else {}
-        found.append(Timed(cell, total_s, _count(steps.get("total")), _count(steps.get("train_windows"))))
+        found.append(Timed(method_key(cell), backbone_key(cell), data_key(cell), total_s,
+                           _count(steps.get("total")), _count(steps.get("train_windows"))))
     return found
 
 
@@ -103,9 +105,8 @@ class Estimate:
                 f"under)")
 
 
-def estimate(done_pool: Iterable[CellConfig], to_run: list[CellConfig]) -> Estimate:
-    """Compute seconds of `to_run`, priced from the done cells among `done_pool` (see the module docstring)."""
-    timed = timed_cells(done_pool)
+def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
+    """Compute seconds of `to_run`, priced from `timed` (`timed_cells`; see the module docstring)."""
     result = Estimate(0.0, len(to_run), 0, 0, 0, 0, len(timed))
     if not timed or not to_run:
         return result
@@ -114,13 +115,14 @@ def estimate(done_pool: Iterable[CellConfig], to_run: list[CellConfig]) -> Estim
     windows: dict[tuple, list[int]] = collections.defaultdict(list)
     per_sentence: list[float] = []
     for item in timed:
-        by_method[method_key(item.cell)].append(item)
+        by_method[item.method].append(item)
         if item.steps is not None:
-            by_backbone[backbone_key(item.cell)].append(item)
+            by_backbone[item.backbone].append(item)
         if item.train_windows is not None:
-            windows[data_key(item.cell)].append(item.train_windows)
-            if item.cell.data.sampler == "sentences" and item.cell.data.size:
-                per_sentence.append(item.train_windows / item.cell.data.size)
+            windows[item.data].append(item.train_windows)
+            _, sampler, size = item.data
+            if sampler == "sentences" and size:
+                per_sentence.append(item.train_windows / size)
     fits = {key: fit([(t.steps, t.total_s) for t in items if t.steps is not None])
             for key, items in by_method.items() if any(t.steps is not None for t in items)}
     backbone_fits = {key: fit([(t.steps, t.total_s) for t in items]) for key, items in by_backbone.items()}

@@ -372,9 +372,9 @@ def wait_for_jobs(jobs: list, *, poll_s: float, timeout_s: float | None, bar) ->
 
 
 # ----------------------------------------------------------------------------------------------------------
-def estimate_cost(cells: list[CellConfig], to_run: list[CellConfig]) -> str:
-    """Compute time of `to_run`, priced from the done cells among `cells` (paper_repro/sweep/cost.py)."""
-    return cost.estimate(cells, to_run).describe()
+def estimate_cost(study: StudyConfig, to_run: list[CellConfig]) -> str:
+    """Compute time of `to_run`, priced from the study's done cells (paper_repro/sweep/cost.py)."""
+    return cost.estimate(cost.timed_cells(store.study_dir(study.results_dir, study.study)), to_run).describe()
 
 
 def cell_table(cells: list[CellConfig], statuses: list[str]) -> str:
@@ -387,7 +387,7 @@ def cell_table(cells: list[CellConfig], statuses: list[str]) -> str:
 
 
 def dry_run_report(study: StudyConfig, cells: list[CellConfig], *, launcher: str, force: bool,
-                   retry_failed: bool, all_cells: list[CellConfig]) -> str:
+                   retry_failed: bool) -> str:
     statuses = [cell_status(c) for c in cells]
     counts = collections.Counter(statuses)
     to_run = [c for c, s in zip(cells, statuses)
@@ -395,7 +395,7 @@ def dry_run_report(study: StudyConfig, cells: list[CellConfig], *, launcher: str
     lines = [cell_table(cells, statuses), "",
              f"study {study.study}: {len(cells)} cells in this shard ("
              + ", ".join(f"{counts[k]} {k}" for k in ("done", "pending", "failed", "claimed")) + f"); "
-             f"{len(to_run)} would run", estimate_cost(all_cells, to_run)]
+             f"{len(to_run)} would run", estimate_cost(study, to_run)]
     if launcher == "slurm" and to_run:
         L = study.launcher
         tasks = -(-len(to_run) // L.cells_per_task)
@@ -408,6 +408,7 @@ def dry_run_report(study: StudyConfig, cells: list[CellConfig], *, launcher: str
 # ----------------------------------------------------------------------------------------------------------
 ALLOW_DIRTY_ENV = "PAPER_REPRO_ALLOW_DIRTY"
 LOCAL_WAIT_POLL_S = 30.0   # local --wait: how often a sweeper waiting for its peers looks again
+LOCAL_WAIT_HEARTBEAT_S = 5 * claims.HEARTBEAT_S   # local --wait: a claim not refreshed for this long is not waited for
 
 
 def _hf_cache_dirs() -> list[Path]:
@@ -561,8 +562,7 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
     cells = all_cells[index::count]
     since = time.time()
     if dry_run:
-        print(dry_run_report(study, cells, launcher=launcher, force=force, retry_failed=retry_failed,
-                             all_cells=all_cells))
+        print(dry_run_report(study, cells, launcher=launcher, force=force, retry_failed=retry_failed))
         return SweepResult(total=len(cells))
     if launcher == "slurm":
         return submit_slurm(study, cells, runner=runner, force=force, retry_failed=retry_failed,
@@ -598,7 +598,7 @@ def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult
                 placeholder = study.expand(stage=item.name, pending="placeholder")
                 print(f"[sweep] stage {item.name}: {len(placeholder)} cells wait for their selection: {pending}")
                 if options["dry_run"]:
-                    print(estimate_cost(study.expand(pending="skip"), placeholder))
+                    print(estimate_cost(study, placeholder))
                     continue
                 total.stopped_at = item.name
                 break
@@ -617,8 +617,9 @@ def _wait_for_peers(study: StudyConfig, item, *, launcher, dry_run, wait, steal_
     """`select.gate_blocker` for stage `item`. With `wait` on the local launcher, a stage that cannot start yet
     (a gate, or its selection, waits for cells of an earlier stage) while other sweepers of the study run cells
     waits for them, polling, instead of stopping this sweeper: concurrent sweepers then all go on to the next
-    stage, where without `wait` the first to arrive stops. It stops waiting when no live claim is left (what is
-    still missing then is failed or unstarted: the caller stops as before), or after `wait_timeout_s`."""
+    stage, where without `wait` the first to arrive stops. It stops waiting when no claim with a recent heartbeat
+    is left (what is still missing then is failed, unstarted or held by a dead sweeper: the caller stops as
+    before), or after `wait_timeout_s`."""
     from paper_repro.sweep import select
 
     if not wait or launcher != "local" or dry_run:
@@ -626,6 +627,10 @@ def _wait_for_peers(study: StudyConfig, item, *, launcher, dry_run, wait, steal_
     study_dir = store.study_dir(study.results_dir, study.study)
     started, announced = time.monotonic(), False
     while True:
+        # who runs cells is read before the gate and selection: a peer that finishes the last cell they need in
+        # between is then seen by them (and this sweeper goes on), never missed by both
+        running = claims.live_claims(study_dir, steal_stale=steal_stale, ttl_s=stale_ttl_s,
+                                     max_age_s=LOCAL_WAIT_HEARTBEAT_S)
         blocker, why = select.gate_blocker(study, item.name), None
         if blocker is not None:
             why = blocker[1] if blocker[0] == "pending" else None
@@ -636,7 +641,6 @@ def _wait_for_peers(study: StudyConfig, item, *, launcher, dry_run, wait, steal_
                 why = f"its selection: {pending}"
         if why is None:
             return blocker
-        running = claims.live_claims(study_dir, steal_stale=steal_stale, ttl_s=stale_ttl_s)
         if not running or (wait_timeout_s is not None and time.monotonic() - started > wait_timeout_s):
             return blocker
         if not announced:
@@ -672,7 +676,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="slurm: wait for the array and report its results; local: a stage that waits for "
                              "cells other sweepers are running waits for them instead of stopping this sweeper")
     parser.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
-                        help="with --wait: give up waiting after this long (the jobs keep running)")
+                        help="with --wait: slurm: give up waiting for the array after this long (the jobs keep "
+                             "running); local: stop waiting for other sweepers at a stage after this long")
     parser.add_argument("--steal-stale", action="store_true",
                         help="take over claims from other hosts whose heartbeat is older than --stale-ttl")
     parser.add_argument("--stale-ttl", type=float, default=claims.DEFAULT_TTL_S, metavar="SECONDS")

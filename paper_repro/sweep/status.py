@@ -35,7 +35,8 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
         rows = []
         from paper_repro.sweep.select import selections_for
 
-        cells = loaded.expand(selections=selections_for(loaded))
+        selections = selections_for(loaded)
+        cells = loaded.expand(selections=selections)
         from paper_repro.sweep.select import gate_blocker
 
         failed_gates, seen_why = [], set()
@@ -44,11 +45,11 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
             if blocker is not None and blocker[0] == "failed" and blocker[1] not in seen_why:
                 seen_why.add(blocker[1])
                 failed_gates.append((stage.name, blocker[1]))
-        every = loaded.expand(pending="placeholder") if loaded.stages else cells
+        every = loaded.expand(selections=selections, pending="placeholder") if loaded.stages else cells
         waiting = len(every) - len(cells)
-        from paper_repro.sweep.cost import estimate
+        from paper_repro.sweep.cost import estimate, timed_cells
 
-        remaining = estimate(cells, [c for c in every if c.run_id not in done])
+        remaining = estimate(timed_cells(study_dir), [c for c in every if c.run_id not in done])
         for cell in cells:
             axes = {"stage": cell.stage, **cell_axes(cell)} if loaded.stages else cell_axes(cell)
             rid = cell.run_id

@@ -32,7 +32,9 @@ def test_fit_is_least_squares_or_the_mean_time_per_step():
 
 def test_pending_cells_are_priced_at_their_step_budget(tmp_path):
     # min_epochs 5, batch 8, floor 200 steps: 100 windows -> 200 steps; 1000 -> 625; 2000 -> 1250
-    pool = [done(cell(tmp_path, size=100), 60.0, 200, 100), done(cell(tmp_path, size=2000), 270.0, 1250, 2000)]
+    done(cell(tmp_path, size=100), 60.0, 200, 100)
+    done(cell(tmp_path, size=2000), 270.0, 1250, 2000)
+    pool = cost.timed_cells(tmp_path / "st")
     one = cost.estimate(pool, [cell(tmp_path, size=1000, seed=1)])
     assert one.seconds == pytest.approx(20.0 + 0.2 * 625) and one.by_steps == 1 and one.timed == 2  # (mean: 165)
     # a head with no done cell: its backbone's fit (every method); at a size seen before, that size's windows
@@ -59,3 +61,18 @@ def test_status_states_what_is_still_to_run(tmp_path):
         done(config, 30.0, config.train.steps, config.data.size)
     text = status(tmp_path / "results" / "st", study_file)
     assert f"still to run: {len(cells) - 2} cells; estimated cost: " in text
+
+
+def test_status_of_a_complete_staged_study_has_nothing_still_to_run(tmp_path):
+    """The selecting stages' cells are counted with their selected values (not the placeholder's base value)."""
+    from sweep_helpers import write_study
+    from test_select import staged_raw
+
+    from paper_repro.sweep.launch import run_sweep
+    from paper_repro.sweep.status import status
+
+    study_file = write_study(tmp_path / "staged.yaml", staged_raw(tmp_path))
+    result = run_sweep(study_file, runner="sweep_helpers:fake_run_cell", progress=False)
+    assert result.ok and result.stopped_at is None
+    text = status(tmp_path / "staged", study_file)
+    assert text.startswith("study staged: 30/30 done, 0 running, 0 failed, 0 pending") and "still to run" not in text

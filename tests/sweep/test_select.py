@@ -291,3 +291,61 @@ def test_wait_stops_when_no_other_sweeper_runs_a_cell(tmp_path, monkeypatch):
     started = time.monotonic()
     result = run_sweep(staged(tmp_path), runner="sweep_helpers:fake_run_cell", progress=False, wait=True)
     assert result.stopped_at == "eval" and result.failed and time.monotonic() - started < 60
+
+
+def test_wait_is_not_fooled_by_a_peer_finishing_the_gate_between_two_looks(tmp_path, monkeypatch):
+    """The last gating cell is finished by its sweeper right after this one looked at the gate: the claims are
+    read first, so this sweeper sees the gate pass instead of stopping before eval."""
+    from paper_repro.sweep import claims, launch
+
+    study = staged(tmp_path, recheck=GATE)
+    run_tuning(study)
+    selection = select.compute_selection(study, "recheck")
+    tenths = [c for c in study.expand(stage="recheck", selections={"recheck": selection}) if c.train.min_epochs == 10.0]
+    held, rest = tenths[-1], tenths[:-1]
+
+    def finish(cell):
+        base = DEV[(cell.model.head.name, 40, cell.train.head_lr)] + (0.01 if cell.data.data_seed == 101 else 0)
+        write_fake(cell, base + 0.001, 0.0)
+
+    for cell in rest:
+        finish(cell)
+    study_dir = store.study_dir(study.results_dir, study.study)
+    claim = claims.try_claim(study_dir, held.run_id)
+    real = claims.live_claims
+
+    def peer_finishes_first(*args, **kwargs):        # the peer completes the gate just before the claims are read
+        if claim.holds():
+            finish(held)
+            claim.release()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(launch.claims, "live_claims", peer_finishes_first)
+    monkeypatch.setattr(launch, "LOCAL_WAIT_POLL_S", 0.05)
+    result = run_sweep(study, runner="sweep_helpers:fake_run_cell", progress=False, wait=True, poll_s=0.05)
+    assert result.ok and result.stopped_at is None and not claim.holds()
+    assert len([rid for rid in result.ran if rid.startswith(("last-sentences10-", "dwatt-sentences10-"))]) == 4
+
+
+def test_wait_does_not_wait_for_a_claim_whose_heartbeat_stopped(tmp_path, monkeypatch):
+    """A claim of another host (outside Slurm, no --steal-stale) stays 'live' forever; with no heartbeat for
+    LOCAL_WAIT_HEARTBEAT_S it is not waited for: the sweeper stops as without --wait."""
+    import json
+    import os
+
+    from paper_repro.sweep import claims
+
+    study = staged(tmp_path)
+    run_tuning(study)
+    held = study.expand(stage="tune")[-1]
+    store.cell_paths(held.results_dir, held.study, held.run_id)["done"].unlink()
+    path = claims.claim_path(store.study_dir(study.results_dir, study.study), held.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": "another-host", "pid": 1, "token": "t", "time": 0}))
+    assert claims.claim_state(path)[0] == "live"
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    monkeypatch.setenv("FAKE_CELL_SECONDS", "0")
+    started = time.monotonic()
+    result = run_sweep(study, runner="sweep_helpers:fake_run_cell", progress=False, wait=True, poll_s=0.05)
+    assert result.stopped_at == "eval" and time.monotonic() - started < 60
