@@ -49,6 +49,6 @@ else
 fi
 echo "== collect"
 paper-repro collect "results/$study"
-paper-repro status "results/$study" --study "experiments/$study.yaml"
+paper-repro status "results/$study" --study "experiments/$study.yaml" --write   # + results/<study>/PROGRESS.md for the README
 echo "== report"
 paper-repro report "results/$study" --execute-notebooks

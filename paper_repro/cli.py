@@ -187,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.set_defaults(run=collect_main)
 
     status = commands.add_parser("status", help="progress of a study per axis")
-    status.add_argument("study_dir")
-    status.add_argument("--study", help="the study YAML, to count pending cells")
+    from paper_repro.sweep.status import add_status_arguments
+
+    add_status_arguments(status)
     status.set_defaults(run=status_main)
 
     report = commands.add_parser(

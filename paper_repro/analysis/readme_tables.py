@@ -23,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from paper_repro.results.store import PROGRESS_FILE  # results/<study>/PROGRESS.md (`paper-repro status --write`)
+
 BEGIN = "<!-- BEGIN performance -->"
 END = "<!-- END performance -->"
 RESULTS_BEGIN = "<!-- BEGIN results -->"
@@ -440,6 +442,9 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
     df_all = load_results(study_dir)
     report = f" ([REPORT]({study_dir}/REPORT.md))" if (study_dir / "REPORT.md").exists() else ""
     lines = [f"### Study `{study_dir.name}`{report}", ""]
+    progress = study_dir / PROGRESS_FILE          # written by `paper-repro status --study ... --write`
+    if progress.exists():
+        lines += ["#### Progress", "", progress.read_text(encoding="utf-8").rstrip(), ""]
     lines += claims_lines(study_dir, df_all)
     if df_all.empty:
         return "\n".join(lines + ["_No done cells yet._", ""])

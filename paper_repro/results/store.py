@@ -22,6 +22,9 @@ import pyarrow.parquet as pq
 from paper_repro.results.schema import check_schema
 
 
+PROGRESS_FILE = "PROGRESS.md"   # results/<study>/PROGRESS.md: progress per stage (`paper-repro status --write`)
+
+
 def study_dir(results_dir: str | Path, study: str) -> Path:
     return Path(results_dir) / study
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from paper_repro.results.collect import AXES, AXIS_COLUMNS, _not_a_study, done_run_ids, read_cell
 from paper_repro.results.schema import SchemaError
+from paper_repro.results.store import PROGRESS_FILE
 
 def _size_label(sampler: str, size: Any) -> str:
     return "full" if sampler == "full" else f"{sampler}{size}"
@@ -130,9 +131,51 @@ def _bar(fraction: float, width: int = 20) -> str:
 
 
 
+def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
+    """The study's progress per stage as markdown (committed as `results/<study>/PROGRESS.md`; the README quotes
+    it): cells done of all (those waiting for a selection or gate counted), failed, and the compute the rest is
+    estimated to take (cost.py). Only done/failed/pending states: nothing that changes while cells run."""
+    from paper_repro.sweep.cost import duration, estimate, timed_cells
+    from paper_repro.sweep.grid import load_study
+    from paper_repro.sweep.select import gate_blocker, selections_for
+
+    study_dir = Path(study_dir)
+    loaded = load_study(study, [f"results_dir={study_dir.parent}"])
+    if loaded.study != study_dir.name:
+        raise ValueError(f"{study}: study {loaded.study!r} does not match the directory {study_dir}")
+    done = set(done_run_ids(study_dir))
+    failures = {p.stem for p in (study_dir / "failures").glob("*.txt")} - done
+    selections = selections_for(loaded)
+    every = loaded.expand(selections=selections, pending="placeholder")
+    timed = timed_cells(study_dir)
+    rows, left_s, left_n = [], 0.0, 0
+    for stage in loaded.stages or [None]:
+        cells = [c for c in every if stage is None or c.stage == stage.name]
+        todo = [c for c in cells if c.run_id not in done]
+        cost = estimate(timed, todo)
+        left_s, left_n = left_s + cost.seconds, left_n + len(todo)
+        blocker = gate_blocker(loaded, stage.name) if stage is not None else None
+        state = ("complete" if not todo else
+                 "gate failed" if blocker and blocker[0] == "failed" else
+                 "waits for a gate" if blocker else
+                 "waits for its selection" if stage is not None and stage.select is not None
+                 and stage.name not in selections else "runnable")
+        rows.append(f"| {stage.name if stage else '(all)'} | {len(cells) - len(todo)}/{len(cells)} | "
+                    f"{sum(c.run_id in failures for c in cells)} | "
+                    f"{duration(cost.seconds) if todo and cost.timed else '–' if not todo else 'unknown'} | {state} |")
+    rest = (f"the other {left_n} are estimated at {duration(left_s)} of compute, priced from {len(timed)} done "
+            f"cells' time per step at each cell's step budget, at the load they ran under" if left_n else "complete")
+    lines = [f"Study `{loaded.study}` (`{study}`): {len(done & {c.run_id for c in every})}/{len(every)} cells done; "
+             f"{rest} (`paper-repro status {study_dir} --study {study}`).",
+             "", "| stage | cells done | failed | compute left (est.) | state |", "|---|---:|---:|---:|---|", *rows]
+    return "\n".join(lines) + "\n"
+
+
 def add_status_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("study_dir", help="results/<study>")
     parser.add_argument("--study", default=None, help="the study file, for done/total per axis")
+    parser.add_argument("--write", action="store_true",
+                        help=f"with --study: also write <study_dir>/{PROGRESS_FILE} (progress per stage, for the README)")
     return parser
 
 
@@ -144,8 +187,17 @@ def status_main(args: argparse.Namespace) -> int:
     if problem is not None:  # (with --study, a folder the sweep has not created yet is fine: all cells pending)
         print(f"paper-repro: error: {problem}", file=sys.stderr)
         return 2
+    if getattr(args, "write", False) and not args.study:
+        print("paper-repro: error: status --write needs --study", file=sys.stderr)
+        return 2
     try:
         print(status(args.study_dir, args.study))
+        if getattr(args, "write", False):
+            from paper_repro.results.store import atomic_write_bytes
+
+            path = Path(args.study_dir) / PROGRESS_FILE
+            atomic_write_bytes(path, progress_markdown(args.study_dir, args.study).encode())
+            print(f"wrote {path}")
     except (ConfigError, SchemaError, ValueError) as error:
         print(f"paper-repro: error: {error}", file=sys.stderr)
         return 2

@@ -70,3 +70,11 @@ def test_cells_section_lists_each_cell_with_precision_kernel_timings_and_test_f1
     assert "| `dwatt` | 100 | 100 | bf16 | – | cuda:NVIDIA H200 x1 |" in rows[0] and "`aaaaaaa` |" in rows[0]
     assert "| `last` | 100 | 100 | no | off |" in rows[1] and "`aaaaaaa` + diff |" in rows[1]
     assert "58.7" in rows[1] and "57.1" in rows[0] and "17.9" in rows[1]
+
+
+def test_results_section_quotes_the_study_progress(synth_study):
+    """`paper-repro status --write` leaves PROGRESS.md beside the results; the README quotes it under its study."""
+    (synth_study / readme_tables.PROGRESS_FILE).write_text("| stage | cells done |\n|---|---:|\n| eval | 3/9 |\n")
+    text = readme_tables.results_section(synth_study)
+    assert "#### Progress\n\n| stage | cells done |\n|---|---:|\n| eval | 3/9 |\n" in text
+    assert text.index("#### Progress") < text.index("| eval | 3/9 |")

@@ -47,32 +47,3 @@ def test_pending_cells_are_priced_at_their_step_budget(tmp_path):
     assert cost.estimate([], [cell(tmp_path)]).describe() == \
         "estimated cost: unknown for 1 cells (no done cell with recorded timings)"
     assert cost.estimate(pool, []).describe() == "estimated cost: nothing to run"
-
-
-def test_status_states_what_is_still_to_run(tmp_path):
-    from sweep_helpers import tiny_study, write_study
-
-    from paper_repro.sweep.grid import load_study
-    from paper_repro.sweep.status import status
-
-    study_file = write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results"))
-    cells = load_study(study_file).expand()
-    for config in cells[:2]:
-        done(config, 30.0, config.train.steps, config.data.size)
-    text = status(tmp_path / "results" / "st", study_file)
-    assert f"still to run: {len(cells) - 2} cells; estimated cost: " in text
-
-
-def test_status_of_a_complete_staged_study_has_nothing_still_to_run(tmp_path):
-    """The selecting stages' cells are counted with their selected values (not the placeholder's base value)."""
-    from sweep_helpers import write_study
-    from test_select import staged_raw
-
-    from paper_repro.sweep.launch import run_sweep
-    from paper_repro.sweep.status import status
-
-    study_file = write_study(tmp_path / "staged.yaml", staged_raw(tmp_path))
-    result = run_sweep(study_file, runner="sweep_helpers:fake_run_cell", progress=False)
-    assert result.ok and result.stopped_at is None
-    text = status(tmp_path / "staged", study_file)
-    assert text.startswith("study staged: 30/30 done, 0 running, 0 failed, 0 pending") and "still to run" not in text

@@ -1,0 +1,49 @@
+"""`paper-repro status`: progress per stage and axis, the compute still to run, and PROGRESS.md for the README."""
+from __future__ import annotations
+
+from sweep_helpers import fake_run_cell, tiny_study, write_study
+from test_cost import done
+from test_select import run_tuning, staged_raw
+
+from paper_repro.sweep.grid import load_study
+from paper_repro.sweep.launch import run_sweep
+from paper_repro.sweep.status import PROGRESS_FILE, progress_markdown, status, status_main
+
+
+def test_status_states_what_is_still_to_run(tmp_path):
+    study_file = write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results"))
+    cells = load_study(study_file).expand()
+    for config in cells[:2]:
+        done(config, 30.0, config.train.steps, config.data.size)
+    text = status(tmp_path / "results" / "st", study_file)
+    assert f"still to run: {len(cells) - 2} cells; estimated cost: " in text
+
+
+def test_status_of_a_complete_staged_study_has_nothing_still_to_run(tmp_path):
+    """The selecting stages' cells are counted with their selected values (not the placeholder's base value)."""
+    study_file = write_study(tmp_path / "staged.yaml", staged_raw(tmp_path))
+    result = run_sweep(study_file, runner="sweep_helpers:fake_run_cell", progress=False)
+    assert result.ok and result.stopped_at is None
+    text = status(tmp_path / "staged", study_file)
+    assert text.startswith("study staged: 30/30 done, 0 running, 0 failed, 0 pending") and "still to run" not in text
+
+
+def test_progress_markdown_per_stage_and_its_file(tmp_path, capsys):
+    """Done/all per stage (cells that wait for a selection or gate counted), failed, compute left and state."""
+    import argparse
+
+    study_file = write_study(tmp_path / "staged.yaml", staged_raw(tmp_path))
+    study = load_study(study_file)
+    run_tuning(study)                                    # tune done (fake timings: no manifest timings)
+    for cell in study.expand(stage="check"):
+        fake_run_cell(cell)                              # manifests with timings: the price of the rest
+    text = progress_markdown(tmp_path / "staged", study_file)
+    assert text.startswith("Study `staged` (`") and "cells done; the other 12 are estimated at " in text
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ") and not line.startswith("| stage")}
+    assert rows["check"] == ["4/4", "0", "–", "complete"] and rows["tune"][0] == "14/14"
+    assert rows["eval"][0] == "0/12" and rows["eval"][3] == "runnable"
+    assert status_main(argparse.Namespace(study_dir=str(tmp_path / "staged"), study=str(study_file), write=True)) == 0
+    assert (tmp_path / "staged" / PROGRESS_FILE).read_text() == text
+    assert status_main(argparse.Namespace(study_dir=str(tmp_path / "staged"), study=None, write=True)) == 2
+    assert "status --write needs --study" in capsys.readouterr().err
