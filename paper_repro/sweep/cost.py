@@ -6,11 +6,13 @@ study directory counts (any stage: tuning cells price evaluation cells). The mod
 (backbone, head, finetune, mixed precision): `total_s = fixed_s + step_s x steps`, fitted by least squares on its
 done cells (`timings.total_s`, `steps.total`); with a single step count among them, `step_s` = their mean time per
 step and `fixed_s` = 0. A pending cell's step budget comes from the step rule (`resolve_steps`) over the training
-windows its (backbone, sampler, size) had in done cells (median), or for the `sentences` sampler about one window
-per sentence. A method with no done cell is priced by the same model fitted on every done cell of its backbone
-(and finetune, mixed precision): fusion heads cost about one more layer, so this is the right order of size. A cell
-whose step budget cannot be told (the `full` sampler before any done cell of it) is priced at its method's mean,
-else at the mean of all done cells. The timings are what the done cells took on the machine and under the load they ran
+windows its (backbone, sampler, size) had in done cells (median), else from its sentences (the `sentences`
+sampler's size; for `full`, the training split's size recorded in done cells' manifests) times the done cells'
+windows per sentence. A method with no done cell is priced by the same model fitted on every done cell of its
+backbone (and finetune, mixed precision): fusion heads cost about one more layer, so this is the right order of
+size. A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
+sentences K per type draws is not known in advance) is priced at its method's mean, else at the mean of all done
+cells. The timings are what the done cells took on the machine and under the load they ran
 with: an estimate for the same set-up, not a benchmark.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Timed:
     total_s: float
     steps: int | None             # None: the manifest does not say (then only the means use this cell)
     train_windows: int | None
+    train_sentences: int | None   # the corpus's whole training split (what the `full` sampler trains on)
 
 
 def method_key(cell: CellConfig) -> tuple:
@@ -60,8 +63,11 @@ def timed_cells(study_dir: str | Path) -> list[Timed]:
         except (OSError, ValueError, KeyError, TypeError, ConfigError):
             continue
         steps = record.get("steps") if isinstance(record.get("steps"), dict) else {}
+        data = record.get("data") if isinstance(record.get("data"), dict) else {}
+        train = data.get("train") if isinstance(data.get("train"), dict) else {}
         found.append(Timed(method_key(cell), backbone_key(cell), data_key(cell), total_s,
-                           _count(steps.get("total")), _count(steps.get("train_windows"))))
+                           _count(steps.get("total")), _count(steps.get("train_windows")),
+                           _count(train.get("sentences"))))
     return found
 
 
@@ -128,11 +134,14 @@ def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
     backbone_fits = {key: fit([(t.steps, t.total_s) for t in items]) for key, items in by_backbone.items()}
     overall = statistics.fmean(t.total_s for t in timed)
     ratio = statistics.median(per_sentence) if per_sentence else 1.0
+    corpus = [t.train_sentences for t in timed if t.train_sentences is not None]
+    full = statistics.median(corpus) if corpus else None
     for cell in to_run:
         key = method_key(cell)
         seen = windows.get(data_key(cell))
-        train_windows = (statistics.median(seen) if seen else
-                         cell.data.size * ratio if cell.data.sampler == "sentences" and cell.data.size else None)
+        sentences = (cell.data.size if cell.data.sampler == "sentences" and cell.data.size else
+                     full if cell.data.sampler == "full" else None)
+        train_windows = statistics.median(seen) if seen else sentences * ratio if sentences else None
         steps = None
         if train_windows is not None:
             try:

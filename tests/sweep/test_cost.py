@@ -18,7 +18,7 @@ def cell(tmp_path, method="last", size=100, backbone="minilm-l6", seed=0) -> Cel
 
 def done(config: CellConfig, total_s: float, steps: int, windows: int) -> CellConfig:
     manifest = {"config": config.to_dict(), "timings": {"total_s": total_s},
-                "steps": {"total": steps, "train_windows": windows}}
+                "steps": {"total": steps, "train_windows": windows}, "data": {"train": {"sentences": 4000}}}
     store.write_cell(config.results_dir, config.study, config.run_id, cell_table(fake_rows(config)), manifest)
     return config
 
@@ -44,6 +44,9 @@ def test_pending_cells_are_priced_at_their_step_budget(tmp_path):
     unknown = cost.estimate(pool, [cell(tmp_path, backbone="mpnet-base")])
     assert unknown.seconds == pytest.approx(165.0) and unknown.by_overall == 1
     assert "1 from the overall mean; 2 done cells timed" in unknown.describe()
+    # the whole training split (4000 sentences in the manifests, one window each): min_epochs 5 -> 2500 steps
+    full = cost.estimate(pool, [apply_overrides(cell(tmp_path), {"data.sampler": "full"})])
+    assert full.seconds == pytest.approx(20.0 + 0.2 * 2500) and full.by_steps == 1
     assert cost.estimate([], [cell(tmp_path)]).describe() == \
         "estimated cost: unknown for 1 cells (no done cell with recorded timings)"
     assert cost.estimate(pool, []).describe() == "estimated cost: nothing to run"
