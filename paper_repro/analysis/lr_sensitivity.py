@@ -29,8 +29,8 @@ from paper_repro.config import load_yaml
 SPLITS = ("dev", "test")
 LR_CELL_COLUMNS = ["method", *CELL_KEYS, "lr", "split", "value"]
 SELECTED_COLUMNS = ["backbone", "sampler", "size", "method", "bracket", "lr"]
-CHOICE_COLUMNS = [*GROUP_KEYS, "method", "bracket", "n_lrs", "n_seeds", "selected_lr", "best_dev_lr", "best_test_lr",
-                  "test_at_selected", "test_at_best", "test_gap"]
+CHOICE_COLUMNS = [*GROUP_KEYS, "method", "bracket", "n_lrs", "n_seeds", "selected_lr", "grid_end", "dev_spread",
+                  "best_dev_lr", "best_test_lr", "test_at_selected", "test_at_best", "test_gap"]
 DIRECTION_COLUMNS = [*GROUP_KEYS, "ids", "a", "b", "n_seeds", "diff_at_selected", "diff_min", "diff_max", "n_combos",
                      "n_same_sign", "flips"]
 DEFAULT_CONTRASTS = (("dwatt", "deeper", ""), ("concat", "deeper", ""), ("dwatt", "deeper_copy", ""),
@@ -115,8 +115,10 @@ def _means(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def lr_choice_table(cells: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
-    """Per tuning group and arm: selected lr (dev, selection.csv), best mean dev lr, best mean test lr, mean test F1
-    at the selected and at the best-test lr, and their gap (best - selected, F1 units)."""
+    """Per tuning group and arm: selected lr (dev, selection.csv), where it lies in the grid tried (lowest /
+    highest / inside: at an end, the best lr may lie outside the grid), the spread of mean dev F1 over the grid,
+    best mean dev lr, best mean test lr, mean test F1 at the selected and at the best-test lr, and their gap (best -
+    selected, F1 units)."""
     if cells.empty:
         return pd.DataFrame(columns=CHOICE_COLUMNS)
     means = _means(with_finetune(cells))
@@ -128,8 +130,12 @@ def lr_choice_table(cells: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame
         at_sel = test[np.isclose(test["lr"], lr)]["mean"] if np.isfinite(lr) else pd.Series(dtype=float)
         best_test = test.loc[test["mean"].idxmax()] if len(test) else None
         test_at_sel = float(at_sel.iloc[0]) if len(at_sel) else float("nan")
+        grid = sorted(g["lr"].unique())
+        end = ("" if not np.isfinite(lr) or len(grid) < 2 else "lowest" if np.isclose(lr, grid[0])
+               else "highest" if np.isclose(lr, grid[-1]) else "inside")
         rows.append({**keyed, "bracket": bracket, "n_lrs": int(g["lr"].nunique()), "n_seeds": int(g["n"].max()),
-                     "selected_lr": lr,
+                     "selected_lr": lr, "grid_end": end,
+                     "dev_spread": float(dev["mean"].max() - dev["mean"].min()) if len(dev) > 1 else float("nan"),
                      "best_dev_lr": float(dev.loc[dev["mean"].idxmax(), "lr"]) if len(dev) else float("nan"),
                      "best_test_lr": float(best_test["lr"]) if best_test is not None else float("nan"),
                      "test_at_selected": test_at_sel,
@@ -203,14 +209,18 @@ def lr_section(choice: pd.DataFrame, direction: pd.DataFrame, tune_stage: str, f
 
     choice = fold_tracks(choice)
     rows = [[r["backbone"], r["sampler"], r["size"], r["bracket"] or "–", r["method"], f"{r['n_lrs']} × {r['n_seeds']}",
-             lr_text(r["selected_lr"]), lr_text(r["best_dev_lr"]), lr_text(r["best_test_lr"]),
+             lr_text(r["selected_lr"]), r["grid_end"] or "–", _num(r["dev_spread"], 2, 100),
+             lr_text(r["best_dev_lr"]), lr_text(r["best_test_lr"]),
              _pts(r["test_at_selected"]), _pts(r["test_at_best"]), _num(r["test_gap"], 2, 100)]
             for _, r in choice.iterrows()]
     out = [intro, "Per arm: the lr selected on dev (`selection.csv`; ties within the tolerance go to the lower lr), "
-           "the lr with the best mean dev and the best mean test F1, and mean test F1 (points) at the selected and "
-           "at the best-test lr.\n\n"
+           "where it lies in the grid (at the lowest or highest lr the best lr may lie outside the grid, which is "
+           "the study's and is not widened after the fact), the spread of mean dev F1 over the grid (points: how "
+           "much the choice mattered on dev), the lr with the best mean dev and the best mean test F1, and mean test "
+           "F1 (points) at the selected and at the best-test lr.\n\n"
            + md_table(rows, ["backbone", "sampler", "tuned at size", "bracket", "method", "lrs × seeds",
-                             "selected lr (dev)", "best dev lr", "best test lr", "test F1 at selected",
+                             "selected lr (dev)", "in the grid", "dev spread (pts)", "best dev lr", "best test lr",
+                             "test F1 at selected",
                              "test F1 at best test lr", "gap (pts)"])]
     if len(direction):
         direction = fold_tracks(direction)
