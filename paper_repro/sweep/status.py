@@ -28,16 +28,10 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
     claimed = {p.name[: -len(".claim")] for p in (study_dir / "claims").glob("*.claim")}
     done = set(done_run_ids(study_dir))
     if study is not None:
-        from paper_repro.sweep.grid import cell_axes, load_study
+        from paper_repro.sweep.grid import cell_axes
 
-        loaded = load_study(study, [f"results_dir={study_dir.parent}"])
-        if loaded.study != study_dir.name:
-            raise ValueError(f"{study}: study {loaded.study!r} does not match the directory {study_dir}")
+        loaded, _, cells, every = expanded(study_dir, study)
         rows = []
-        from paper_repro.sweep.select import selections_for
-
-        selections = selections_for(loaded)
-        cells = loaded.expand(selections=selections)
         from paper_repro.sweep.select import gate_blocker
 
         failed_gates, seen_why = [], set()
@@ -46,7 +40,6 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
             if blocker is not None and blocker[0] == "failed" and blocker[1] not in seen_why:
                 seen_why.add(blocker[1])
                 failed_gates.append((stage.name, blocker[1]))
-        every = loaded.expand(selections=selections, pending="placeholder") if loaded.stages else cells
         waiting = len(every) - len(cells)
         from paper_repro.sweep.cost import estimate, timed_cells
 
@@ -131,22 +124,32 @@ def _bar(fraction: float, width: int = 20) -> str:
 
 
 
+def expanded(study_dir: Path, study: str | Path):
+    """(study, selections made now, its runnable cells, every cell incl. those waiting for a selection or gate)
+    of the study file `study` whose results are in `study_dir`; ValueError when they do not match."""
+    from paper_repro.sweep.grid import load_study
+    from paper_repro.sweep.select import selections_for
+
+    loaded = load_study(study, [f"results_dir={Path(study_dir).parent}"])
+    if loaded.study != Path(study_dir).name:
+        raise ValueError(f"{study}: study {loaded.study!r} does not match the directory {study_dir}")
+    selections = selections_for(loaded)
+    cells = loaded.expand(selections=selections)
+    every = loaded.expand(selections=selections, pending="placeholder") if loaded.stages else cells
+    return loaded, selections, cells, every
+
+
 def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
     """The study's progress per stage as markdown (committed as `results/<study>/PROGRESS.md`; the README quotes
     it): cells done of all (those waiting for a selection or gate counted), failed, and the compute the rest is
     estimated to take (cost.py). Only done/failed/pending states: nothing that changes while cells run."""
     from paper_repro.sweep.cost import duration, estimate, timed_cells
-    from paper_repro.sweep.grid import load_study
-    from paper_repro.sweep.select import gate_blocker, selections_for
+    from paper_repro.sweep.select import gate_blocker
 
     study_dir = Path(study_dir)
-    loaded = load_study(study, [f"results_dir={study_dir.parent}"])
-    if loaded.study != study_dir.name:
-        raise ValueError(f"{study}: study {loaded.study!r} does not match the directory {study_dir}")
+    loaded, selections, _, every = expanded(study_dir, study)
     done = set(done_run_ids(study_dir))
     failures = {p.stem for p in (study_dir / "failures").glob("*.txt")} - done
-    selections = selections_for(loaded)
-    every = loaded.expand(selections=selections, pending="placeholder")
     timed = timed_cells(study_dir)
     rows, left_s, left_n = [], 0.0, 0
     for stage in loaded.stages or [None]:
