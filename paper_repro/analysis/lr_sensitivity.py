@@ -37,17 +37,53 @@ DEFAULT_CONTRASTS = (("dwatt", "deeper", ""), ("concat", "deeper", ""), ("dwatt"
                      ("concat", "deeper_copy", ""), ("dwatt", "concat", ""))
 
 
+def _stage_entries(study_yaml: str | Path) -> list[dict[str, Any]]:
+    raw = load_yaml(Path(study_yaml).read_text(encoding="utf-8")) or {}
+    return [e for e in ((raw.get("stages") or []) if isinstance(raw, dict) else []) if isinstance(e, dict)]
+
+
 def tuning_source(study_yaml: str | Path | None, stage: str | None) -> tuple[str, str] | None:
     """(tuning stage, results column of the selected parameter) for `stage`'s `select:` block in the study YAML;
     None without a YAML, a stage, or a selection."""
     if study_yaml is None or stage is None:
         return None
-    raw = load_yaml(Path(study_yaml).read_text(encoding="utf-8")) or {}
-    for entry in (raw.get("stages") or []) if isinstance(raw, dict) else []:
-        select = entry.get("select") if isinstance(entry, dict) else None
-        if isinstance(entry, dict) and entry.get("name") == stage and isinstance(select, dict) and select.get("from"):
+    for entry in _stage_entries(study_yaml):
+        select = entry.get("select")
+        if entry.get("name") == stage and isinstance(select, dict) and select.get("from"):
             return str(select["from"]), str(select.get("param", "train.head_lr")).split(".")[-1]
     return None
+
+
+def same_selection_stages(study_yaml: str | Path | None, stage: str | None) -> list[str]:
+    """`stage`, then every other stage (file order) whose `select:` block is the same mapping (the same rule on the
+    same tuning cells, e.g. cpu_study's `budget_recheck` and `eval`): their selection.csv rows are the same
+    choice, so a reported stage whose own rows are not written yet (a gate still closed) reads theirs."""
+    if study_yaml is None or stage is None:
+        return [] if stage is None else [stage]
+    entries = _stage_entries(study_yaml)
+    mine = next((e.get("select") for e in entries if e.get("name") == stage), None)
+    if not isinstance(mine, dict):
+        return [stage]
+    return [stage, *[str(e["name"]) for e in entries if e.get("name") != stage and e.get("select") == mine]]
+
+
+def selection_stage(selection: pd.DataFrame | None, stages: list[str]) -> str | None:
+    """The first of `stages` with rows in selection.csv (None when none has; a file without a `stage` column
+    answers the first)."""
+    if selection is None or selection.empty or not stages:
+        return None
+    if "stage" not in selection:
+        return stages[0]
+    present = set(selection["stage"].astype(str))
+    return next((s for s in stages if s in present), None)
+
+
+def tuning_run_ids(selection: pd.DataFrame | None, stage: str | None) -> set[str]:
+    """The tuning cells behind `stage`'s selection (selection.csv's `run_ids`; empty for a file without it)."""
+    if selection is None or selection.empty or "run_ids" not in selection or stage is None:
+        return set()
+    rows = selection[selection["stage"].astype(str) == stage] if "stage" in selection else selection
+    return {run_id for text in rows["run_ids"].dropna().astype(str) for run_id in text.split()}
 
 
 def lr_cells(tune_df: pd.DataFrame, param: str = "head_lr", metric: str = "f1") -> pd.DataFrame:
@@ -193,14 +229,21 @@ def lr_direction_table(cells: pd.DataFrame, selected: pd.DataFrame,
     return pd.DataFrame(rows, columns=DIRECTION_COLUMNS)
 
 
-def lr_section(choice: pd.DataFrame, direction: pd.DataFrame, tune_stage: str, figure: str = "") -> str:
-    """The lr-sensitivity tables as markdown, with the figure links (`figure`): the one renderer used by REPORT.md
-    and the README results block."""
+def lr_section(lr: dict[str, Any], figure: str = "") -> str:
+    """The lr-sensitivity tables of `study_lr_tables` as markdown, with the figure links (`figure`): the one
+    renderer used by REPORT.md and the README results block."""
     from paper_repro.analysis.report import _num, _pts, md_table
 
+    choice, direction, tune_stage = lr["choice"], lr["direction"], lr["tune_stage"]
+    stage, used = lr.get("stage"), lr.get("selection_stage")
     intro = (f"**Post hoc** (not pre-registered; no verdict rests on it): stage `{tune_stage}` cells (tuning seeds "
              "only), final F1 at every lr of the grid. The selection read only their dev rows; the test rows are "
              "read here, after the fact, to ask whether a verdict survives another lr.\n")
+    if used is not None and stage is not None and used != stage:
+        intro += (f"\nThe selected lr is stage `{used}`'s selection: stage `{stage}` selects by the same rule from the "
+                  f"same tuning cells, and its own rows are written to `selection.csv` when it may start.\n")
+    elif used is None and stage is not None:
+        intro += f"\nNo selection for stage `{stage}` in `selection.csv` yet: the selected lr is not marked.\n"
     if choice.empty:
         return intro + f"\n_No cells of stage `{tune_stage}` yet._\n" + (f"\n{figure}" if figure else "")
 
@@ -240,8 +283,14 @@ def lr_section(choice: pd.DataFrame, direction: pd.DataFrame, tune_stage: str, f
 def study_lr_tables(df_all: pd.DataFrame, study_dir: Path, study_yaml: str | Path | None, stage: str | None,
                     selection_file: str = "selection.csv") -> dict[str, Any] | None:
     """Everything the lr-sensitivity section and figure need for a study, or None when the reported `stage`
-    selects nothing (no tuning stage): tune_stage, param, tune_df (that stage's rows), selection (selection.csv),
-    cells, choice and direction tables."""
+    selects nothing (no tuning stage): tune_stage, param, tune_df, selection (selection.csv), selection_stage (whose
+    selection.csv rows name the selected lr: `stage`'s, else those of a stage with the same `select:` block), cells,
+    choice and direction tables.
+
+    tune_df holds the tuning stage's cells: the rows of that stage, and the cells selection.csv names as the tuning
+    cells behind the selection (`run_ids`). A tuning cell that is also a cell of an earlier stage (the same run id,
+    e.g. a budget-check cell at the rule's budget and an lr of the grid) is collected under that earlier stage, and
+    the selection counted it; so does this table."""
     from paper_repro.analysis.hypotheses import read_hypotheses
     from paper_repro.analysis.load import select_stage, study_stages
 
@@ -249,11 +298,16 @@ def study_lr_tables(df_all: pd.DataFrame, study_dir: Path, study_yaml: str | Pat
     if source is None:
         return None
     tune_stage, param = source
-    tune_df = select_stage(df_all, tune_stage) if tune_stage in study_stages(df_all) else df_all.iloc[0:0]
     selection = read_selection(Path(study_dir) / selection_file)
-    selected = selected_lrs(selection, stage, param)
+    used = selection_stage(selection, same_selection_stages(study_yaml, stage))
+    tune_df = select_stage(df_all, tune_stage) if tune_stage in study_stages(df_all) else df_all.iloc[0:0]
+    shared = tuning_run_ids(selection, used) - set(tune_df["run_id"] if len(tune_df) else ())
+    if shared and len(df_all):
+        tune_df = pd.concat([tune_df, df_all[df_all["run_id"].isin(shared)]], ignore_index=True)
+    selected = selected_lrs(selection, used, param)
     cells = lr_cells(tune_df, param)
     hyp_block = read_hypotheses(study_yaml) if study_yaml is not None else None
-    return {"tune_stage": tune_stage, "param": param, "tune_df": tune_df, "selection": selection, "cells": cells,
+    return {"tune_stage": tune_stage, "param": param, "tune_df": tune_df, "selection": selection,
+            "selection_stage": used, "stage": stage, "cells": cells,
             "choice": lr_choice_table(cells, selected),
             "direction": lr_direction_table(cells, selected, contrasts_of(hyp_block))}

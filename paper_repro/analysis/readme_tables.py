@@ -529,7 +529,7 @@ def lr_lines(study_dir: Path, df_all: pd.DataFrame, stage: str = HEADLINE_STAGE)
                                          for p in pngs) + ".\n" if pngs else
                   f"_Figure: written by `paper-repro report {study_dir}` (not generated yet)._\n")
         lines += ["#### Learning-rate sensitivity (post hoc)", "",
-                  lr_sensitivity.lr_section(lr["choice"], lr["direction"], lr["tune_stage"], figure), ""]
+                  lr_sensitivity.lr_section(lr, figure), ""]
     return lines
 
 

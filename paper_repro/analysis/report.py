@@ -344,16 +344,23 @@ def _csv_value(value: Any) -> str:
     return _cell(value)
 
 
+CSV_HIDDEN = ("run_ids",)   # selection.csv: the tuning cells behind each mean (for code and audits, too long to show)
+
+
 def csv_section(path: Path, what: str) -> str | None:
-    """A CSV written by the sweep (selection.csv, budget_check.csv) as a markdown table; None if absent."""
+    """A CSV written by the sweep (selection.csv, budget_check.csv) as a markdown table (the CSV_HIDDEN columns
+    left out, and said so); None if absent."""
     if not path.exists():
         return None
     try:
         table = pd.read_csv(path)
     except (OSError, ValueError) as error:
         return f"_`{path.name}` unreadable: {error}_\n"
+    hidden = [c for c in CSV_HIDDEN if c in table.columns]
+    table = table.drop(columns=hidden)
     rows = [[_csv_value(v) for v in row] for row in table.itertuples(index=False, name=None)]
-    return f"{what} (`{path.name}`, as written by the sweep).\n\n" + md_table(rows, [str(c) for c in table.columns])
+    note = "".join(f"; its `{c}` column is not shown" for c in hidden)
+    return f"{what} (`{path.name}`, as written by the sweep{note}).\n\n" + md_table(rows, [str(c) for c in table.columns])
 
 
 def per_type_section(table: pd.DataFrame) -> str:
@@ -579,7 +586,7 @@ def build_report(
         figs = plots.make_all_figures(df, manifests, figures_dir, targets=targets, frac=frac, reference=reference,
                                       paired=paired if len(paired) else None, scale=scale,
                                       tune_df=lr["tune_df"] if lr else None, selection=lr["selection"] if lr else None,
-                                      stage=stage, param=lr["param"] if lr else "head_lr")
+                                      stage=lr["selection_stage"] if lr else stage, param=lr["param"] if lr else "head_lr")
     else:
         figs = {name: "figures not requested" for name in (*plots.FIGURE_NAMES, *(["lr_sensitivity"] if lr else []))}
 
@@ -649,8 +656,7 @@ def build_report(
             sections += [f"## {heading}\n", rendered]
     if lr is not None:
         sections += ["## Learning-rate sensitivity (post hoc)\n",
-                     lr_sensitivity.lr_section(lr["choice"], lr["direction"], lr["tune_stage"],
-                                               _figure_links(figs["lr_sensitivity"], out, "lr sensitivity"))]
+                     lr_sensitivity.lr_section(lr, _figure_links(figs["lr_sensitivity"], out, "lr sensitivity"))]
     sections += [
         "## 5. Parameter budget\n",
         label + budget_section(budget),

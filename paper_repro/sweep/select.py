@@ -49,8 +49,8 @@ def final_dev(cell: CellConfig, metric: str = "f1", split: str = "dev") -> float
     return float(rows.sort_values("step")[metric].iloc[-1])
 
 
-def source_scores(study: StudyConfig, stage: str, metric: str, split: str) -> list[tuple[dict[str, Any], float]]:
-    """(flat config, final dev metric) of every cell of `stage` (built with its selection, if it selects);
+def source_scores(study: StudyConfig, stage: str, metric: str, split: str) -> list[tuple[dict[str, Any], float, str]]:
+    """(flat config, final dev metric, run_id) of every cell of `stage` (built with its selection, if it selects);
     SelectionPending if any is not done."""
     selections = {stage: compute_selection(study, stage)} if study.stage(stage).select is not None else None
     cells = study.expand(stage=stage, selections=selections)
@@ -58,7 +58,7 @@ def source_scores(study: StudyConfig, stage: str, metric: str, split: str) -> li
     if missing:
         raise SelectionPending(f"{study.source}: stage {stage} is not complete ({len(cells) - len(missing)} of "
                                f"{len(cells)} cells done, e.g. {missing[0].run_id} pending): run it first")
-    return [(flatten(c.to_dict()), final_dev(c, metric, split)) for c in cells]
+    return [(flatten(c.to_dict()), final_dev(c, metric, split), c.run_id) for c in cells]
 
 
 def column_name(key: str) -> str:
@@ -73,7 +73,7 @@ class Selection:
     stage: str
     param: str
     spec: dict[str, Any]
-    scores: list[tuple[dict[str, Any], float]]
+    scores: list[tuple[dict[str, Any], float, str]]
     chosen: dict[tuple, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -96,9 +96,11 @@ class Selection:
     def _choose(self, match: dict[str, Any], bracket: dict[str, Any]) -> Any:
         tune = bracket.get("tune") or {}
         by_value: dict[Any, list[float]] = {}
-        for flat, score in self.scores:
+        run_ids: dict[Any, list[str]] = {}
+        for flat, score, run_id in self.scores:
             if _matches(flat, match) and _pattern_matches(flat, tune):
                 by_value.setdefault(flat[self.param], []).append(score)
+                run_ids.setdefault(flat[self.param], []).append(run_id)
         if not by_value:
             raise ConfigError(f"stage {self.stage}: no tuning cell of stage {self.spec['from']} for "
                               f"{match} in bracket {bracket['label']} ({tune})")
@@ -111,7 +113,8 @@ class Selection:
             self.rows.append({**{column_name(k): v for k, v in match.items()}, "bracket": bracket["label"],
                               "tuned_at": ", ".join(f"{k.split('.')[-1]}={v}" for k, v in tune.items()),
                               self.param.split(".")[-1]: value, "n": len(by_value[value]),
-                              "dev_f1_mean": means[value], "selected": value == chosen})
+                              "dev_f1_mean": means[value], "selected": value == chosen,
+                              "run_ids": " ".join(sorted(run_ids[value]))})   # the tuning cells behind the mean
         return chosen
 
     def table(self) -> pd.DataFrame:
@@ -157,7 +160,7 @@ def budget_check(study: StudyConfig, stage: str) -> pd.DataFrame:
     max_gain = float(spec.get("max_gain", 0.01))
     scores = source_scores(study, stage, metric, spec.get("split", "dev"))
     frame = pd.DataFrame([{"backbone": f["model.backbone"], "method": f["model.head.name"], "head_lr": f["train.head_lr"],
-                           "size": f["data.size"], "budget": f[param], "dev": s} for f, s in scores])
+                           "size": f["data.size"], "budget": f[param], "dev": s} for f, s, _ in scores])
     rule = spec.get("rule", frame["budget"].min())
     if rule not in set(frame["budget"]):
         raise ConfigError(f"{study.source}: stage {stage}: check.rule {rule} is not among the values of {param}")

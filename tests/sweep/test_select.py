@@ -92,6 +92,11 @@ def test_selection_uses_dev_rows_brackets_and_the_tie_rule(tmp_path):
     assert len(table) == 8 and table["selected"].sum() == 4
     row = table[(table["method"] == "last") & (table["bracket"] == "large") & (table["head_lr"] == 1e-3)].iloc[0]
     assert row["n"] == 2 and row["dev_f1_mean"] == pytest.approx(0.8045)
+    # the tuning cells behind the mean, by run id: the two seeds of that arm, lr and bracket's size
+    tuned = {c.run_id: c for c in study.expand(stage="tune")}
+    behind = [tuned[r] for r in row["run_ids"].split()]
+    assert len(behind) == 2 and {c.data.data_seed for c in behind} == {c.data.data_seed for c in tuned.values()}
+    assert all((c.model.head.name, c.train.head_lr, c.data.size) == ("last", 1e-3, 40) for c in behind)
     # higher tie break, or no tolerance: last at 40 takes 1e-4 (the strictly better mean) either way
     strict = select.compute_selection(staged(tmp_path, tie_tolerance=0.0), "eval")
     assert strict.chosen[("minilm-l6", "last", "large")] == 1e-4
