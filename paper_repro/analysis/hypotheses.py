@@ -10,6 +10,7 @@ The study file carries a `hypotheses:` block (read with the project's YAML loade
       backbone: minilm-l6    # optional default for every test; else every backbone present gets its own row
       finetune: frozen       # optional default (full | frozen) for every test; else one row per track present
       sampler: sentences     # optional default for every test; else every sampler present gets its own row
+      planned_pairs: 8       # optional: the pairs per size the stage's grid gives each test (its seed units)
       tests:
         - {id: H1a, kind: pooled, a: dwatt, b: deeper, sampler: sentences, sizes: [50, 100, 200, 500, 1000],
            claim: "DWAtt beats the deeper baseline few-shot"}
@@ -43,6 +44,12 @@ significant after its own Holm adjustment across the block (the opposite-directi
 of their own); otherwise "inconclusive"; "not run" without pairs. Cells from protocol v1 never get a
 verdict ("descriptive (protocol v1)").
 
+Interim looks. With `planned_pairs` declared, a row whose sparsest tested size has fewer pairs than planned
+(`interaction`: fewer complete seed units) reads "interim" whatever its p: a study that runs for weeks is reported
+while its evaluation stage fills, and a verdict read off a part of the planned pairs (then re-read as pairs arrive)
+would be a test repeated until it passes. The estimates, intervals and p-values of an interim row are shown as
+they stand; they decide nothing, and no cell is run or left out because of them.
+
 The estimate (F1 points = 100 x F1) comes with a two-sided 95% t-interval, descriptive only (the verdict
 uses the permutation p): for `pooled`, Welch-Satterthwaite over the per-size means (with one size this is
 the paired t-interval), NaN when a size has fewer than 2 pairs; for `interaction`, the t-interval over units.
@@ -64,7 +71,8 @@ from paper_repro.config import load_yaml
 KINDS = ("pooled", "interaction")
 N_PERMUTATIONS = 100_000
 PERMUTATION_SEED = 20240521
-VERDICTS = ("supported", "refuted", "inconclusive", "not run")
+INTERIM = "interim"
+VERDICTS = ("supported", "refuted", "inconclusive", "not run", INTERIM)
 V1_VERDICT = "descriptive (protocol v1)"
 HYPOTHESIS_COLUMNS = [
     "id", "claim", "kind", "backbone", "finetune", "sampler", "contrast", "sizes", "pairs_per_size", "unit", "n",
@@ -109,6 +117,7 @@ class HypothesisBlock:
     backbone: str | None = None
     sampler: str | None = None
     finetune: str | None = None
+    planned_pairs: int | None = None   # pairs per size (interaction: complete units) before a verdict is given
 
 
 def _sizes(sizes: tuple[int, ...]) -> str:
@@ -128,13 +137,16 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
     """The `hypotheses:` mapping -> HypothesisBlock (HypothesisError on anything malformed)."""
     if not isinstance(raw, dict):
         raise HypothesisError(f"hypotheses: expected a mapping, got {type(raw).__name__}")
-    known = {"alpha", "stage", "split", "metric", "backbone", "sampler", "finetune", "tests"}
+    known = {"alpha", "stage", "split", "metric", "backbone", "sampler", "finetune", "planned_pairs", "tests"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise HypothesisError(f"hypotheses: unknown keys {unknown}")
     alpha = raw.get("alpha", 0.05)
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 1:
         raise HypothesisError(f"hypotheses.alpha: expected a number in (0, 1), got {alpha!r}")
+    planned = raw.get("planned_pairs")
+    if planned is not None and (not isinstance(planned, int) or isinstance(planned, bool) or planned < 1):
+        raise HypothesisError(f"hypotheses.planned_pairs: expected a positive integer, got {planned!r}")
     tests_raw = raw.get("tests") or []
     if not isinstance(tests_raw, list):
         raise HypothesisError("hypotheses.tests: expected a list")
@@ -171,7 +183,7 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
     return HypothesisBlock(
         tests=tuple(tests), alpha=float(alpha), stage=raw.get("stage", "eval"), split=str(raw.get("split", "test")),
         metric=str(raw.get("metric", "f1")), backbone=raw.get("backbone"), sampler=raw.get("sampler"),
-        finetune=raw.get("finetune"),
+        finetune=raw.get("finetune"), planned_pairs=planned,
     )
 
 
@@ -235,6 +247,7 @@ def _pooled(pairs: pd.DataFrame, sizes: tuple[int, ...]) -> dict[str, Any]:
     per_size = {s: pairs.loc[pairs["size"] == s, "diff"].to_numpy(float) for s in sizes}
     present = {s: d for s, d in per_size.items() if d.size}
     out: dict[str, Any] = {"pairs_per_size": " ".join(f"{s}:{per_size[s].size}" for s in sizes), "unit": "pairs",
+                           "min_pairs": int(min(d.size for d in per_size.values())),
                            "n": int(sum(d.size for d in present.values())),
                            "n_positive": int(sum((d > 0).sum() for d in present.values()))}
     if not present:
@@ -258,7 +271,7 @@ def _pooled(pairs: pd.DataFrame, sizes: tuple[int, ...]) -> dict[str, Any]:
 
 def pooled_test(pairs: pd.DataFrame, sizes: tuple[int, ...]) -> dict[str, Any]:
     """The `pooled` statistic and test on any paired quantity: `pairs` has columns `size` and `diff` (one row per
-    pair); returns n, n_positive, pairs_per_size, statistic, p (one-sided, diff > 0), p_opposite, min_p, exact,
+    pair); returns n, n_positive, pairs_per_size, min_pairs (at the sparsest size), statistic, p (one-sided, diff > 0), p_opposite, min_p, exact,
     estimate and its Welch t-interval (in the units of `diff`). `paper_repro.analysis.verdicts` uses it for the
     paired steps-to-target differences."""
     return _pooled(pairs, tuple(sizes))
@@ -269,13 +282,13 @@ def _interaction(pairs: pd.DataFrame, small: tuple[int, ...], large: tuple[int, 
     pairs = pairs[pairs["size"].isin(sizes)]
     if pairs.empty:
         return {"pairs_per_size": " ".join(f"{s}:0" for s in sizes) + " (0 complete units)", "unit": "seeds",
-                "n_positive": 0, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan")}
+                "min_pairs": 0, "n_positive": 0, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan")}
     wide = pairs.pivot_table(index=["data_seed", "seed"], columns="size", values="diff", aggfunc="mean")
     counts = " ".join(f"{s}:{int(wide[s].notna().sum()) if s in wide else 0}" for s in sizes)
     complete = wide.reindex(columns=list(sizes)).dropna()
     d = (complete[list(small)].mean(axis=1) - complete[list(large)].mean(axis=1)).to_numpy(float)
     out: dict[str, Any] = {"pairs_per_size": f"{counts} ({d.size} complete units)", "unit": "seeds",
-                           "n": int(d.size), "n_positive": int((d > 0).sum())}
+                           "min_pairs": int(d.size), "n": int(d.size), "n_positive": int((d > 0).sum())}
     if d.size == 0:
         return {**out, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan")}
     test = sign_flip_test(d, None, "greater")
@@ -337,16 +350,23 @@ def evaluate_hypotheses(df: pd.DataFrame, block: HypothesisBlock) -> pd.DataFram
                 **{k: result[k] for k in ("pairs_per_size", "unit", "n", "n_positive", "statistic", "p",
                                           "p_opposite", "min_p", "exact")},
                 "estimate": result["estimate"] * 100, "ci_lo": result["ci_lo"] * 100,
-                "ci_hi": result["ci_hi"] * 100,
+                "ci_hi": result["ci_hi"] * 100, "min_pairs": result["min_pairs"],
             })
-    table = pd.DataFrame(rows, columns=[c for c in HYPOTHESIS_COLUMNS if c not in ("p_holm", "p_opposite_holm",
-                                                                                   "verdict")])
+    table = pd.DataFrame(rows, columns=[*[c for c in HYPOTHESIS_COLUMNS if c not in ("p_holm", "p_opposite_holm",
+                                                                                     "verdict")], "min_pairs"])
     table["p_holm"] = stats.holm(table["p"].to_numpy(float)) if len(table) else []
     table["p_opposite_holm"] = stats.holm(table["p_opposite"].to_numpy(float)) if len(table) else []
     table["verdict"] = [verdict(r.n, r.p_holm, r.p_opposite_holm, block.alpha) for r in table.itertuples()]
+    if block.planned_pairs is not None:
+        table.loc[(table["n"] > 0) & (table["min_pairs"] < block.planned_pairs), "verdict"] = INTERIM
     if descriptive:
         table.loc[table["n"] > 0, "verdict"] = V1_VERDICT
     return table[HYPOTHESIS_COLUMNS]
+
+
+def is_interim(min_pairs: int, block: HypothesisBlock) -> bool:
+    """Fewer pairs than the block plans (module docstring, "Interim looks"); False without `planned_pairs`."""
+    return block.planned_pairs is not None and min_pairs < block.planned_pairs
 
 
 def verdict(n: int, p_holm: float, p_opposite_holm: float, alpha: float) -> str:

@@ -306,7 +306,10 @@ def hypotheses_section(table: pd.DataFrame, block: hypotheses.HypothesisBlock | 
                 "significant after its own Holm adjustment. ")
              + "Estimate in F1 points "
              "(pooled: mean over sizes of the per-size mean gain; interaction: mean over seeds of gain(small) − "
-             "gain(large)) with a descriptive 95% t-interval.\n\n")
+             "gain(large)) with a descriptive 95% t-interval."
+             + (f" Planned: {block.planned_pairs} pairs per size (interaction: complete seed units); a row with "
+                "fewer at any tested size reads `interim`: its numbers are shown as they stand and give no verdict."
+                if block.planned_pairs is not None else "") + "\n\n")
     table = fold_tracks(table)
     rows = [[r["id"], r["claim"], r["kind"], r["backbone"] or "–", r["sampler"] or "–", r["contrast"], r["sizes"],
              r["pairs_per_size"], f"{r['n_positive']}/{r['n']} {r['unit']}", _num(r["estimate"], 2, 1.0),

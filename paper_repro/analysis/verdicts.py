@@ -41,7 +41,9 @@ the code below implements it:
   *inconclusive*.
 
 A claim with several components (both fusion heads) is a conjunction: *supported* if every component is, *refuted* if
-any is, *not run* if none ran, else *inconclusive*. Claims are judged per (backbone, finetune, sampler) condition of
+any is, *not run* if none ran, else *inconclusive*. While the tests' stage has fewer pairs than the hypotheses block
+plans (`planned_pairs`), every component with pairs, and so its claim, reads *interim* (`hypotheses`, "Interim looks"):
+the numbers are shown, no verdict is given. Claims are judged per (backbone, finetune, sampler) condition of
 the hypothesis table. Protocol-v1 cells give no verdict (hypotheses.V1_VERDICT).
 """
 from __future__ import annotations
@@ -60,6 +62,7 @@ from paper_repro.config import load_yaml
 KINDS = ("beats", "in_band", "grows_with_data", "step_efficiency")
 READINGS = ("points", "relative")
 NOT_RUN = "not run"
+INTERIM = hypotheses.INTERIM
 PAPER = "(paper's claim)"
 DEFAULT_SMALLEST_EFFECT = 1.0
 CLAIM_COLUMNS = ["id", "claim", "kind", "reading", "backbone", "finetune", "sampler", "verdict", "qualifier",
@@ -227,6 +230,8 @@ def beats_verdict(row: Any, alpha: float, smallest_effect: float) -> str:
         return hypotheses.V1_VERDICT
     if not row["n"] or not _finite(row["p_holm"]):
         return NOT_RUN
+    if row["verdict"] == INTERIM:
+        return INTERIM
     if row["verdict"] == "refuted" or (_finite(row["ci_hi"]) and row["ci_hi"] < smallest_effect):
         return "refuted"
     if row["p_holm"] < alpha and row["estimate"] > 0:
@@ -260,6 +265,8 @@ def combine(verdicts: list[str]) -> str:
         return NOT_RUN
     if hypotheses.V1_VERDICT in verdicts:
         return hypotheses.V1_VERDICT
+    if INTERIM in verdicts:
+        return INTERIM
     if "refuted" in verdicts:
         return "refuted"
     if all(v == "supported" for v in verdicts):
@@ -353,7 +360,7 @@ def _beats(claim: Claim, ctx: _Context, cond: Condition) -> tuple[list[dict], li
             comps.append(_from_hypothesis(claim, cond, row, role, verdict))
     verdict = combine([v for _, v, _ in main])
     qualifier = ""
-    if side and verdict not in (NOT_RUN, hypotheses.V1_VERDICT):
+    if side and verdict not in (NOT_RUN, INTERIM, hypotheses.V1_VERDICT):
         others = sorted({b for _, _, b in side} - {b for _, _, b in main})
         listed = ", ".join(f"{i} {v}" for i, v, _ in side)
         if verdict == "supported":
@@ -388,6 +395,8 @@ def _in_band(claim: Claim, ctx: _Context, cond: Condition) -> tuple[list[dict], 
                 verdict = hypotheses.V1_VERDICT
             elif not row["n"]:
                 verdict = NOT_RUN
+            elif row["verdict"] == INTERIM:
+                verdict = INTERIM
             else:
                 verdict = band_verdict(est, lo, hi, significant, ctx.band)
             by_reading[reading].append(verdict)
@@ -472,7 +481,7 @@ def _steps(claim: Claim, ctx: _Context, conds: list[Condition]) -> tuple[list[di
         for method in claim.methods:
             nan = float("nan")
             result: dict[str, Any] = {"n": 0, "n_positive": 0, "estimate": nan, "ci_lo": nan, "ci_hi": nan,
-                                      "p": nan, "p_opposite": nan, "pairs_per_size": ""}
+                                      "p": nan, "p_opposite": nan, "pairs_per_size": "", "min_pairs": 0}
             n_slower, note = 0, ""
             if base is not None:
                 mine = at[at["method"] == method].set_index(keys)
@@ -494,15 +503,18 @@ def _steps(claim: Claim, ctx: _Context, conds: list[Condition]) -> tuple[list[di
                 unit=UNITS["steps"], estimate=100 * result["estimate"], ci_lo=100 * result["ci_lo"],
                 ci_hi=100 * result["ci_hi"], p=result["p"], p_opposite_holm=result["p_opposite"], n=int(result["n"]),
                 n_positive=int(result["n_positive"]), n_negative=n_slower, pairs_per_size=result["pairs_per_size"],
-                note=note, verdict=NOT_RUN))
+                note=note, verdict=NOT_RUN, min_pairs=int(result["min_pairs"])))
     frame = pd.DataFrame(comps)
     if len(frame):   # Holm across this claim's rows, each direction its own family
         frame["p_holm"] = stats.holm(frame["p"].to_numpy(float))
         frame["p_opposite_holm"] = stats.holm(frame["p_opposite_holm"].to_numpy(float))
         frame["verdict"] = [step_verdict(r.n, r.p_holm, r.p_opposite_holm, r.n_positive, int(r.n_negative),
                                          ctx.alpha) for r in frame.itertuples()]
+        interim = [r.n > 0 and hypotheses.is_interim(r.min_pairs, ctx.hyp_block) for r in frame.itertuples()]
+        frame.loc[interim, "verdict"] = INTERIM
         if ctx.v1:
             frame.loc[frame["n"] > 0, "verdict"] = hypotheses.V1_VERDICT
+        frame = frame.drop(columns="min_pairs")
     comps = frame.to_dict("records")
     targets = "/".join(f"{100 * t:g}" for t in claim.targets)
     evidence = (f"paired steps to dev F1 {targets} (censored at the budget), {', '.join(claim.methods)} vs "
@@ -592,6 +604,11 @@ def claims_section(claims: pd.DataFrame, components: pd.DataFrame, block: ClaimB
     if not_run:
         out.append(f"**Not run yet**: stage `{stage}` has no paired cells, so no claim has a verdict (every row "
                    "reads `not run`).\n")
+    elif bool((claims["verdict"] == INTERIM).any()):
+        out.append(f"**Interim**: stage `{stage}` has fewer pairs than the {hyp_block.planned_pairs} per size it plans "
+                   "(the `pairs per size` column below), so no claim has a verdict yet: the rows read `interim`, and "
+                   "their estimates and p-values are shown as they stand. They decide nothing: the pre-registered "
+                   "rules are applied once every tested size has its planned pairs (`hypotheses.planned_pairs`).\n")
     rows = [[f"({r.id})", _with_paper(r.claim), r.reading or "–", _condition_label(r.backbone, r.finetune, r.sampler),
              f"**{r.verdict}**" + (f" — {r.qualifier}" if r.qualifier else ""), r.evidence]
             for r in claims.itertuples()]
@@ -641,7 +658,7 @@ def tracks_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
     for claim_id, reading in keys:
         shown = [cells.get((claim_id, reading, f"{s}|{c}"), "–") for s, c in columns]
         bare = [v.split(" — ")[0] for v in shown]
-        agree = "–" if any(v in (NOT_RUN, "–") for v in bare) else ("yes" if len(set(bare)) == 1 else "**no**")
+        agree = "–" if any(v in (NOT_RUN, INTERIM, "–") for v in bare) else ("yes" if len(set(bare)) == 1 else "**no**")
         rows.append([f"({claim_id})", _with_paper(texts[claim_id]), reading or "–",
                      *[f"**{v}**" if v.split(" — ")[0] not in (NOT_RUN, "–") else v for v in shown], agree])
     header = ["claim", "what the paper says", "reading", *[f"`{s}`: {c}" for s, c in columns], "agree"]

@@ -182,6 +182,29 @@ def test_committed_study_blocks_parse(name):
         pytest.skip(f"{path} has no hypotheses block")
     assert b.stage == "eval" and len(b.tests) >= 1
     table = H.evaluate_hypotheses(frame({50: [0.01]}), b)        # one dwatt - deeper pair at 50
-    assert len(table) == len(b.tests) and set(table["verdict"]) <= {"not run", "inconclusive"}
+    with_pairs = "inconclusive" if b.planned_pairs is None else "interim"   # 1 pair of the planned ones
+    assert len(table) == len(b.tests) and set(table["verdict"]) <= {"not run", with_pairs}
     h1a = table.set_index("id").loc["H1a"]
-    assert h1a["n"] == 1 and h1a["p"] == pytest.approx(0.5) and h1a["verdict"] == "inconclusive"
+    assert h1a["n"] == 1 and h1a["p"] == pytest.approx(0.5) and h1a["verdict"] == with_pairs
+
+
+def test_interim_until_every_tested_size_has_the_planned_pairs():
+    """A clear gain at 4 of 5 planned pairs per size is `interim` (numbers shown, no verdict), and `supported` at 5;
+    an interaction row counts complete seed units; a size with no pair at all keeps a row interim."""
+    clear = {s: [0.03, 0.031, 0.029, 0.032, 0.03] for s in (50, 100)}
+    tests = (pooled("H1a", sizes=(50, 100)), interaction("H2a", small=(50,), large=(100,)))
+    full = H.evaluate_hypotheses(frame(clear), block(*tests, planned_pairs=5)).set_index("id")
+    assert full.loc["H1a", "verdict"] == "supported" and full.loc["H2a", "verdict"] == "inconclusive"
+    partial = {50: clear[50], 100: clear[100][:4]}
+    t = H.evaluate_hypotheses(frame(partial), block(*tests, planned_pairs=5)).set_index("id")
+    assert t.loc["H1a", "verdict"] == "interim" and t.loc["H1a", "p_holm"] < 0.05    # shown, not judged
+    assert t.loc["H1a", "pairs_per_size"] == "50:5 100:4" and t.loc["H2a", "verdict"] == "interim"
+    assert t.loc["H2a", "n"] == 4                                    # complete units only
+    only_50 = H.evaluate_hypotheses(frame({50: clear[50]}), block(*tests, planned_pairs=5)).set_index("id")
+    assert only_50.loc["H1a", "verdict"] == "interim"                # no pair at 100 yet
+    assert only_50.loc["H2a", "verdict"] == "not run"                # no complete unit: nothing to show
+    unplanned = H.evaluate_hypotheses(frame(partial), block(*tests)).set_index("id")
+    assert unplanned.loc["H1a", "verdict"] == "supported"            # without planned_pairs: judged as it stands
+    for bad in (0, -1, 2.5, True, "8"):
+        with pytest.raises(H.HypothesisError, match="planned_pairs"):
+            block(*tests, planned_pairs=bad)
