@@ -14,10 +14,16 @@ size. A cell whose step budget cannot be told (the `ktype` sampler before any do
 sentences K per type draws is not known in advance) is priced at its method's mean, else at the mean of all done
 cells. The timings are what the done cells took on the machine and under the load they ran
 with: an estimate for the same set-up, not a benchmark.
+
+Wall time moves with the load: a cell run beside two busy sweepers at low priority took many times its CPU time.
+Cells also record the CPU time of their process (`timings.cpu_s`, every thread counted); `cpu_estimate` prices the
+same model in CPU time from the done cells that recorded it, which does not move with the load: the compute to plan
+with (a free core runs a 1-thread cell's CPU time in about that much wall time).
 """
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import statistics
 from dataclasses import dataclass
@@ -37,6 +43,7 @@ class Timed:
     steps: int | None             # None: the manifest does not say (then only the means use this cell)
     train_windows: int | None
     train_sentences: int | None   # the corpus's whole training split (what the `full` sampler trains on)
+    cpu_s: float | None = None    # the process's CPU time for the cell (cells written before it was recorded: None)
 
 
 def method_key(cell: CellConfig) -> tuple:
@@ -65,9 +72,11 @@ def timed_cells(study_dir: str | Path) -> list[Timed]:
         steps = record.get("steps") if isinstance(record.get("steps"), dict) else {}
         data = record.get("data") if isinstance(record.get("data"), dict) else {}
         train = data.get("train") if isinstance(data.get("train"), dict) else {}
+        cpu_s = record["timings"].get("cpu_s")
         found.append(Timed(method_key(cell), backbone_key(cell), data_key(cell), total_s,
                            _count(steps.get("total")), _count(steps.get("train_windows")),
-                           _count(train.get("sentences"))))
+                           _count(train.get("sentences")),
+                           float(cpu_s) if isinstance(cpu_s, (int, float)) and not isinstance(cpu_s, bool) else None))
     return found
 
 
@@ -163,6 +172,22 @@ def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
             result.seconds += overall
             result.by_overall += 1
     return result
+
+
+def cpu_estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate | None:
+    """`estimate` in CPU seconds, from the done cells that recorded their CPU time (None when none did)."""
+    measured = [dataclasses.replace(t, total_s=t.cpu_s) for t in timed if t.cpu_s is not None]
+    return estimate(measured, to_run) if measured else None
+
+
+def describe_both(timed: list[Timed], to_run: list[CellConfig]) -> str:
+    """The wall-time estimate's text, and the CPU-time estimate's where done cells recorded CPU time."""
+    text = estimate(timed, to_run).describe()
+    cpu = cpu_estimate(timed, to_run)
+    if cpu is not None and to_run:
+        text += (f"; in CPU time {duration(cpu.seconds)} (the same model on the {cpu.timed} done cells that "
+                 f"recorded it; it does not move with the load)")
+    return text
 
 
 def duration(seconds: float) -> str:

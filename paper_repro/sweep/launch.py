@@ -374,7 +374,7 @@ def wait_for_jobs(jobs: list, *, poll_s: float, timeout_s: float | None, bar) ->
 # ----------------------------------------------------------------------------------------------------------
 def estimate_cost(study: StudyConfig, to_run: list[CellConfig]) -> str:
     """Compute time of `to_run`, priced from the study's done cells (paper_repro/sweep/cost.py)."""
-    return cost.estimate(cost.timed_cells(store.study_dir(study.results_dir, study.study)), to_run).describe()
+    return cost.describe_both(cost.timed_cells(store.study_dir(study.results_dir, study.study)), to_run)
 
 
 def cell_table(cells: list[CellConfig], statuses: list[str]) -> str:

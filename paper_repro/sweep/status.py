@@ -41,9 +41,10 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
                 seen_why.add(blocker[1])
                 failed_gates.append((stage.name, blocker[1]))
         waiting = len(every) - len(cells)
-        from paper_repro.sweep.cost import estimate, timed_cells
+        from paper_repro.sweep.cost import describe_both, timed_cells
 
-        remaining = estimate(timed_cells(study_dir), [c for c in every if c.run_id not in done])
+        pending = [c for c in every if c.run_id not in done]
+        remaining = (len(pending), describe_both(timed_cells(study_dir), pending))
         for cell in cells:
             axes = {"stage": cell.stage, **cell_axes(cell)} if loaded.stages else cell_axes(cell)
             rid = cell.run_id
@@ -73,8 +74,8 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
         lines.append(f"{waiting} more cells wait for a selection or a budget-check gate of an earlier stage "
                      f"(not counted above)")
     lines += [f"GATE FAILED before stage {name}: {why}" for name, why in failed_gates]
-    if remaining is not None and remaining.cells:
-        lines.append(f"still to run: {remaining.cells} cells; {remaining.describe()}")
+    if remaining is not None and remaining[0]:
+        lines.append(f"still to run: {remaining[0]} cells; {remaining[1]}")
     if extra:
         lines.append(f"({extra} done cells in {study_dir} are not in {study})")
     for axis in (("stage",) if rows and "stage" in rows[0] else ()) + tuple(AXES):
@@ -143,7 +144,7 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
     """The study's progress per stage as markdown (committed as `results/<study>/PROGRESS.md`; the README quotes
     it): cells done of all (those waiting for a selection or gate counted), failed, and the compute the rest is
     estimated to take (cost.py). Only done/failed/pending states: nothing that changes while cells run."""
-    from paper_repro.sweep.cost import duration, estimate, timed_cells
+    from paper_repro.sweep.cost import cpu_estimate, duration, estimate, timed_cells
     from paper_repro.sweep.select import gate_blocker
 
     study_dir = Path(study_dir)
@@ -166,8 +167,12 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
         rows.append(f"| {stage.name if stage else '(all)'} | {len(cells) - len(todo)}/{len(cells)} | "
                     f"{sum(c.run_id in failures for c in cells)} | "
                     f"{duration(cost.seconds) if todo and cost.timed else '–' if not todo else 'unknown'} | {state} |")
+    cpu = cpu_estimate(timed, [c for c in every if c.run_id not in done])
+    in_cpu = (f"; in CPU time, {duration(cpu.seconds)} (the same model on the {cpu.timed} done cells that recorded "
+              f"their CPU time; it does not move with the load)" if cpu is not None else "")
     rest = (f"the other {left_n} are estimated at {duration(left_s)} of compute, priced from {len(timed)} done "
-            f"cells' time per step at each cell's step budget, at the load they ran under" if left_n else "complete")
+            f"cells' time per step at each cell's step budget, at the load they ran under{in_cpu}"
+            if left_n else "complete")
     lines = [f"Study `{loaded.study}` (`{study}`): {len(done & {c.run_id for c in every})}/{len(every)} cells done; "
              f"{rest} (`paper-repro status {study_dir} --study {study}`).",
              "", "| stage | cells done | failed | compute left (est.) | state |", "|---|---:|---:|---:|---|", *rows]

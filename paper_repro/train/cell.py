@@ -155,7 +155,7 @@ def run_cell(config: CellConfig) -> Path:
     """Train and evaluate one cell; write `<results_dir>/<study>/cells/<run_id>.parquet` + manifest + done marker."""
     check_choices(config)
     keep_large_buffers()   # gradients reuse heap memory across steps (train/allocator.py; numbers unchanged)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     timings: dict[str, object] = {}
     train_cfg, model_cfg = config.train, config.model
     if train_cfg.deterministic:
@@ -291,6 +291,7 @@ def run_cell(config: CellConfig) -> Path:
                   progress)
     timings.update(train_s=state.train_seconds, eval_s=eval_seconds, step_time_s=state.train_seconds / steps)
     timings["total_s"] = time.perf_counter() - started
+    timings["cpu_s"] = time.process_time() - cpu_started   # every thread of the process (sweep/cost.py plans with it)
     if trackers:
         accelerator.end_training()
 

@@ -16,8 +16,9 @@ def cell(tmp_path, method="last", size=100, backbone="minilm-l6", seed=0) -> Cel
                                           "model.head.name": method, "data.size": size, "train.seed": seed})
 
 
-def done(config: CellConfig, total_s: float, steps: int, windows: int) -> CellConfig:
-    manifest = {"config": config.to_dict(), "timings": {"total_s": total_s},
+def done(config: CellConfig, total_s: float, steps: int, windows: int, cpu_s: float | None = None) -> CellConfig:
+    timings = {"total_s": total_s} if cpu_s is None else {"total_s": total_s, "cpu_s": cpu_s}
+    manifest = {"config": config.to_dict(), "timings": timings,
                 "steps": {"total": steps, "train_windows": windows}, "data": {"train": {"sentences": 4000}}}
     store.write_cell(config.results_dir, config.study, config.run_id, cell_table(fake_rows(config)), manifest)
     return config
@@ -50,3 +51,21 @@ def test_pending_cells_are_priced_at_their_step_budget(tmp_path):
     assert cost.estimate([], [cell(tmp_path)]).describe() == \
         "estimated cost: unknown for 1 cells (no done cell with recorded timings)"
     assert cost.estimate(pool, []).describe() == "estimated cost: nothing to run"
+
+
+def test_cpu_time_is_priced_from_the_cells_that_recorded_it(tmp_path):
+    """Wall time at the load a cell ran under and its process's CPU time: the same model fitted to each; cells
+    written before CPU time was recorded price the wall estimate only, and the text says on how many cells each
+    rests."""
+    done(cell(tmp_path, size=100), 600.0, 200, 100)                    # an old cell: wall only (a loaded machine)
+    done(cell(tmp_path, size=100, seed=1), 300.0, 200, 100, cpu_s=50.0)
+    done(cell(tmp_path, size=2000), 1000.0, 1250, 2000, cpu_s=260.0)
+    pool = cost.timed_cells(tmp_path / "st")
+    todo = [cell(tmp_path, size=1000, seed=2)]                         # 625 steps (min_epochs 5, batch 8)
+    cpu = cost.cpu_estimate(pool, todo)
+    assert cpu.timed == 2 and cpu.seconds == pytest.approx(10.0 + 0.2 * 625)   # fit: 10 s + 0.2 s per step
+    assert cost.estimate(pool, todo).timed == 3
+    text = cost.describe_both(pool, todo)
+    assert text.startswith("estimated cost: ") and "; in CPU time 2.2min (the same model on the 2 done cells" in text   # 135 s
+    assert cost.cpu_estimate([t for t in pool if t.cpu_s is None], todo) is None
+    assert "CPU time" not in cost.describe_both([t for t in pool if t.cpu_s is None], todo)

@@ -67,7 +67,8 @@ def test_manifest(dwatt_cell):
     assert set(manifest["git"]) - {"diff_file", "diff_sha256"} == {"sha", "dirty"}
     assert ("diff_file" in manifest["git"]) == manifest["git"]["dirty"]  # a dirty checkout's cell keeps its diff
     assert manifest["device_settings"] == {}                        # CPU: nothing set (CUDA: cuDNN attention off)
-    assert {"load_s", "tokenize_s", "train_s", "eval_s", "step_time_s", "total_s"} <= set(manifest["timings"])
+    assert {"load_s", "tokenize_s", "train_s", "eval_s", "step_time_s", "total_s", "cpu_s"} <= set(manifest["timings"])
+    assert 0 < manifest["timings"]["cpu_s"]                             # the process's CPU time (sweep/cost.py)
     assert len(manifest["timings"]["eval_s"]) == 4
     subset = manifest["subset"]
     assert subset["n_sentences"] == 16 and subset["sha256"] == df.subset_sha256.iloc[0]
