@@ -116,7 +116,7 @@ def select_main(args: argparse.Namespace) -> int:
         elif stage.select is not None:
             try:
                 print(f"== selection of {stage.select['param']} for stage {stage.name} (from stage {stage.select['from']})")
-                print(select.format_table(select.compute_selection(study, stage.name).table().drop(columns="run_ids")))
+                print(select.format_table(select.compute_selection(study, stage.name).table().drop(columns="run_ids", errors="ignore")))
                 shown += 1
             except select.SelectionPending as pending:
                 print(f"stage {stage.name}: {pending}")

@@ -38,17 +38,19 @@ reported, so that a test that cannot reach alpha is visible as such.
 
 Multiplicity. Holm's step-down adjustment (`stats.holm`) across ALL tests of the block (every test x
 backbone x finetune x sampler row) controls the family-wise error at `alpha` over the pre-registered claims; nothing
-outside the block enters the family. Rows that could not be run (no pairs) do not count. Verdicts:
+outside the block enters the family. Rows that could not be run (no pairs) do not count; interim rows do (below). Verdicts:
 "supported" if the Holm-adjusted p < alpha; "refuted" if the opposite one-sided test (b > a, or d < 0) is
 significant after its own Holm adjustment across the block (the opposite-direction p-values are a family
 of their own); otherwise "inconclusive"; "not run" without pairs. Cells from protocol v1 never get a
 verdict ("descriptive (protocol v1)").
 
 Interim looks. With `planned_pairs` declared, a row whose sparsest tested size has fewer pairs than planned
-(`interaction`: fewer complete seed units) reads "interim" whatever its p: a study that runs for weeks is reported
-while its evaluation stage fills, and a verdict read off a part of the planned pairs (then re-read as pairs arrive)
-would be a test repeated until it passes. The estimates, intervals and p-values of an interim row are shown as
-they stand; they decide nothing, and no cell is run or left out because of them.
+(`interaction`: fewer complete seed units), or that has no pair yet, is incomplete; while any row of the block is
+incomplete, every row with pairs reads "interim" whatever its p. A study that runs for weeks is reported while its
+evaluation stage fills, and a verdict read off a part of the planned pairs (then re-read as pairs arrive) would be a
+test repeated until it passes; and the Holm adjustment of a complete row depends on every p of the family, so no row
+is judged before all are final. The estimates, intervals and p-values of an interim row are shown as they stand;
+they decide nothing, and no cell is run or left out because of them.
 
 The estimate (F1 points = 100 x F1) comes with a two-sided 95% t-interval, descriptive only (the verdict
 uses the permutation p): for `pooled`, Welch-Satterthwaite over the per-size means (with one size this is
@@ -357,16 +359,21 @@ def evaluate_hypotheses(df: pd.DataFrame, block: HypothesisBlock) -> pd.DataFram
     table["p_holm"] = stats.holm(table["p"].to_numpy(float)) if len(table) else []
     table["p_opposite_holm"] = stats.holm(table["p_opposite"].to_numpy(float)) if len(table) else []
     table["verdict"] = [verdict(r.n, r.p_holm, r.p_opposite_holm, block.alpha) for r in table.itertuples()]
-    if block.planned_pairs is not None:
-        table.loc[(table["n"] > 0) & (table["min_pairs"] < block.planned_pairs), "verdict"] = INTERIM
+    if len(table) and incomplete(table["n"], table["min_pairs"], block):
+        table.loc[table["n"] > 0, "verdict"] = INTERIM
     if descriptive:
         table.loc[table["n"] > 0, "verdict"] = V1_VERDICT
     return table[HYPOTHESIS_COLUMNS]
 
 
-def is_interim(min_pairs: int, block: HypothesisBlock) -> bool:
-    """Fewer pairs than the block plans (module docstring, "Interim looks"); False without `planned_pairs`."""
-    return block.planned_pairs is not None and min_pairs < block.planned_pairs
+def incomplete(n: Any, min_pairs: Any, block: HypothesisBlock) -> bool:
+    """Whether a family of rows (their pair counts `n` and pairs at the sparsest size `min_pairs`) still lacks
+    planned pairs: then every row of it with pairs is interim (module docstring, "Interim looks"). False without
+    `planned_pairs`, and for a family with no pair at all (not run)."""
+    n, min_pairs = np.asarray(n, float), np.asarray(min_pairs, float)
+    if block.planned_pairs is None or not (n > 0).any():
+        return False
+    return bool((min_pairs < block.planned_pairs).any())
 
 
 def verdict(n: int, p_holm: float, p_opposite_holm: float, alpha: float) -> str:

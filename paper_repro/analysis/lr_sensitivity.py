@@ -56,8 +56,9 @@ def tuning_source(study_yaml: str | Path | None, stage: str | None) -> tuple[str
 
 def same_selection_stages(study_yaml: str | Path | None, stage: str | None) -> list[str]:
     """`stage`, then every other stage (file order) whose `select:` block is the same mapping (the same rule on the
-    same tuning cells, e.g. cpu_study's `budget_recheck` and `eval`): their selection.csv rows are the same
-    choice, so a reported stage whose own rows are not written yet (a gate still closed) reads theirs."""
+    same tuning cells, e.g. cpu_study's `budget_recheck` and `eval`): for a (method, bracket) both need, their
+    selection.csv rows are the same choice, so a reported stage whose own rows are not written yet (a gate still
+    closed) reads theirs. (Each stage writes only the brackets its own cells need.)"""
     if study_yaml is None or stage is None:
         return [] if stage is None else [stage]
     entries = _stage_entries(study_yaml)
@@ -67,22 +68,36 @@ def same_selection_stages(study_yaml: str | Path | None, stage: str | None) -> l
     return [stage, *[str(e["name"]) for e in entries if e.get("name") != stage and e.get("select") == mine]]
 
 
-def selection_stage(selection: pd.DataFrame | None, stages: list[str]) -> str | None:
-    """The first of `stages` with rows in selection.csv (None when none has; a file without a `stage` column
-    answers the first)."""
+def selection_stages(selection: pd.DataFrame | None, stages: list[str]) -> list[str]:
+    """Those of `stages` (in order) with rows in selection.csv; a file without a `stage` column answers the first."""
     if selection is None or selection.empty or not stages:
-        return None
+        return []
     if "stage" not in selection:
-        return stages[0]
+        return stages[:1]
     present = set(selection["stage"].astype(str))
-    return next((s for s in stages if s in present), None)
+    return [s for s in stages if s in present]
 
 
-def tuning_run_ids(selection: pd.DataFrame | None, stage: str | None) -> set[str]:
-    """The tuning cells behind `stage`'s selection (selection.csv's `run_ids`; empty for a file without it)."""
-    if selection is None or selection.empty or "run_ids" not in selection or stage is None:
+def _of_stages(selection: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
+    """selection.csv's rows of `stages`: for each (backbone, method, bracket, tuned at) the rows of the first stage
+    (in `stages` order) that has it. A file without a `stage` column: all its rows."""
+    if "stage" not in selection:
+        return selection
+    parts, seen = [], set()
+    key = [c for c in ("backbone", "method", "bracket", "tuned_at") if c in selection]
+    for stage in stages:
+        rows = selection[selection["stage"].astype(str) == stage]
+        keys = [tuple(r) for r in rows[key].astype(str).itertuples(index=False, name=None)]
+        parts.append(rows[[k not in seen for k in keys]])
+        seen |= set(keys)
+    return pd.concat(parts) if parts else selection.iloc[0:0]
+
+
+def tuning_run_ids(selection: pd.DataFrame | None, stages: list[str]) -> set[str]:
+    """The tuning cells behind the selection of `stages` (selection.csv's `run_ids`; empty for a file without it)."""
+    if selection is None or selection.empty or "run_ids" not in selection or not stages:
         return set()
-    rows = selection[selection["stage"].astype(str) == stage] if "stage" in selection else selection
+    rows = _of_stages(selection, stages)
     return {run_id for text in rows["run_ids"].dropna().astype(str) for run_id in text.split()}
 
 
@@ -119,14 +134,16 @@ def read_selection(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def selected_lrs(selection: pd.DataFrame | None, stage: str | None, param: str = "head_lr") -> pd.DataFrame:
+def selected_lrs(selection: pd.DataFrame | None, stages: str | list[str] | None,
+                 param: str = "head_lr") -> pd.DataFrame:
     """The selected value of `param` per (backbone, sampler, tuning size, method) from selection.csv's rows of
-    `stage` (all rows when the file has no `stage` column); a key the bracket does not fix is None (any)."""
-    if selection is None or selection.empty or param not in selection or "selected" not in selection:
+    `stages` (a stage, or stages in order of preference: `_of_stages`; none: nothing selected; a file without a
+    `stage` column: all its rows); a key the bracket does not fix is None (any)."""
+    stages = [stages] if isinstance(stages, str) else list(stages or [])
+    if selection is None or selection.empty or param not in selection or "selected" not in selection or not stages:
         return pd.DataFrame(columns=SELECTED_COLUMNS)
-    rows = selection[selection["selected"].astype(str).str.lower().isin(("true", "1", "yes"))]
-    if "stage" in rows and stage is not None:
-        rows = rows[rows["stage"] == stage]
+    rows = _of_stages(selection, stages)
+    rows = rows[rows["selected"].astype(str).str.lower().isin(("true", "1", "yes"))]
     out = []
     for r in rows.to_dict("records"):
         where = _tuned_at(r.get("tuned_at"))
@@ -235,14 +252,18 @@ def lr_section(lr: dict[str, Any], figure: str = "") -> str:
     from paper_repro.analysis.report import _num, _pts, md_table
 
     choice, direction, tune_stage = lr["choice"], lr["direction"], lr["tune_stage"]
-    stage, used = lr.get("stage"), lr.get("selection_stage")
+    stage, used = lr.get("stage"), lr.get("selection_stages") or []
     intro = (f"**Post hoc** (not pre-registered; no verdict rests on it): stage `{tune_stage}` cells (tuning seeds "
              "only), final F1 at every lr of the grid. The selection read only their dev rows; the test rows are "
              "read here, after the fact, to ask whether a verdict survives another lr.\n")
-    if used is not None and stage is not None and used != stage:
-        intro += (f"\nThe selected lr is stage `{used}`'s selection: stage `{stage}` selects by the same rule from the "
-                  f"same tuning cells, and its own rows are written to `selection.csv` when it may start.\n")
-    elif used is None and stage is not None:
+    borrowed = [s for s in used if s != stage]
+    if borrowed and stage is not None:
+        own = (f"stage `{stage}`'s own rows, then those of" if stage in used else
+               f"stage `{stage}` has no rows in `selection.csv` yet (written when it may start): those of")
+        intro += (f"\nSelected lrs: {own} stage(s) {', '.join(f'`{s}`' for s in borrowed)}, which select by the same "
+                  "`select:` rule from the same tuning cells, for the brackets they have written; a bracket none of "
+                  "them has written shows no selected lr.\n")
+    elif not used and stage is not None:
         intro += f"\nNo selection for stage `{stage}` in `selection.csv` yet: the selected lr is not marked.\n"
     if choice.empty:
         return intro + f"\n_No cells of stage `{tune_stage}` yet._\n" + (f"\n{figure}" if figure else "")
@@ -283,9 +304,9 @@ def lr_section(lr: dict[str, Any], figure: str = "") -> str:
 def study_lr_tables(df_all: pd.DataFrame, study_dir: Path, study_yaml: str | Path | None, stage: str | None,
                     selection_file: str = "selection.csv") -> dict[str, Any] | None:
     """Everything the lr-sensitivity section and figure need for a study, or None when the reported `stage`
-    selects nothing (no tuning stage): tune_stage, param, tune_df, selection (selection.csv), selection_stage (whose
-    selection.csv rows name the selected lr: `stage`'s, else those of a stage with the same `select:` block), cells,
-    choice and direction tables.
+    selects nothing (no tuning stage): tune_stage, param, tune_df, selection (selection.csv), selection_stages (whose
+    selection.csv rows name the selected lr: `stage`'s, then those of stages with the same `select:` block for the
+    brackets it lacks), cells, choice and direction tables.
 
     tune_df holds the tuning stage's cells: the rows of that stage, and the cells selection.csv names as the tuning
     cells behind the selection (`run_ids`). A tuning cell that is also a cell of an earlier stage (the same run id,
@@ -299,7 +320,7 @@ def study_lr_tables(df_all: pd.DataFrame, study_dir: Path, study_yaml: str | Pat
         return None
     tune_stage, param = source
     selection = read_selection(Path(study_dir) / selection_file)
-    used = selection_stage(selection, same_selection_stages(study_yaml, stage))
+    used = selection_stages(selection, same_selection_stages(study_yaml, stage))
     tune_df = select_stage(df_all, tune_stage) if tune_stage in study_stages(df_all) else df_all.iloc[0:0]
     shared = tuning_run_ids(selection, used) - set(tune_df["run_id"] if len(tune_df) else ())
     if shared and len(df_all):
@@ -308,6 +329,6 @@ def study_lr_tables(df_all: pd.DataFrame, study_dir: Path, study_yaml: str | Pat
     cells = lr_cells(tune_df, param)
     hyp_block = read_hypotheses(study_yaml) if study_yaml is not None else None
     return {"tune_stage": tune_stage, "param": param, "tune_df": tune_df, "selection": selection,
-            "selection_stage": used, "stage": stage, "cells": cells,
+            "selection_stages": used, "stage": stage, "cells": cells,
             "choice": lr_choice_table(cells, selected),
             "direction": lr_direction_table(cells, selected, contrasts_of(hyp_block))}

@@ -660,11 +660,12 @@ def plot_lr_sensitivity(tune_df: pd.DataFrame, out_dir: str | Path, selection: p
 def make_all_figures(
     df: pd.DataFrame, manifests: list[dict[str, Any]], out_dir: str | Path, targets=stats.STEP_TARGETS,
     frac: float | None = None, reference: str = "last", paired: pd.DataFrame | None = None, scale: str = "linear",
-    tune_df: pd.DataFrame | None = None, selection: pd.DataFrame | None = None, stage: str | None = "eval",
-    param: str = "head_lr",
+    tune_df: pd.DataFrame | None = None, selection: pd.DataFrame | None = None,
+    stage: str | list[str] | None = "eval", param: str = "head_lr",
 ) -> dict[str, list[Path] | str]:
     """All figures; value = written paths, or the reason the figure was skipped. With `tune_df` (the tuning
-    stage's rows of a staged study; `selection` = selection.csv, `stage` = the reported stage) the post-hoc
+    stage's rows of a staged study; `selection` = selection.csv, `stage` = the stage(s) whose selection.csv rows mark
+    the selected lr, `lr_sensitivity.selected_lrs`) the post-hoc
     lr-sensitivity figure is added under "lr_sensitivity"."""
     out = Path(out_dir)
     figures: dict[str, list[Path] | str] = {

@@ -10,7 +10,8 @@ A staged study (protocol v2) is reported on one stage only (default: the hypothe
 "eval"): tuning and budget-check cells never enter the headline tables, figures or tests. The pre-registered
 hypotheses come from the study YAML (`--study`, default `experiments/<study>.yaml` when it exists); the
 lr selection and budget check from `<study_dir>/selection.csv` and `budget_check.csv` when present. The YAML's
-`claims:` block gives a verdict per paper claim (`verdicts.py`; "not run" before the stage has cells), and a stage
+`claims:` block gives a verdict per paper claim (`verdicts.py`; "not run" before the stage has cells, "interim" while
+it has fewer than the planned pairs), and a stage
 that selects its lr from a tuning stage gets the post-hoc lr-sensitivity tables and figure (`lr_sensitivity.py`). Tables
 built from protocol-v1 cells carry V1_LABEL and no verdicts. The text is deterministic (no timestamps).
 """
@@ -309,7 +310,7 @@ def hypotheses_section(table: pd.DataFrame, block: hypotheses.HypothesisBlock | 
              "gain(large)) with a descriptive 95% t-interval."
              + (f" Planned: {block.planned_pairs} pairs per size (interaction: complete seed units); a row with "
                 "fewer at any tested size reads `interim`: its numbers are shown as they stand and give no verdict."
-                if block.planned_pairs is not None else "") + "\n\n")
+                if block.planned_pairs is not None and not v1 else "") + "\n\n")
     table = fold_tracks(table)
     rows = [[r["id"], r["claim"], r["kind"], r["backbone"] or "–", r["sampler"] or "–", r["contrast"], r["sizes"],
              r["pairs_per_size"], f"{r['n_positive']}/{r['n']} {r['unit']}", _num(r["estimate"], 2, 1.0),
@@ -589,7 +590,7 @@ def build_report(
         figs = plots.make_all_figures(df, manifests, figures_dir, targets=targets, frac=frac, reference=reference,
                                       paired=paired if len(paired) else None, scale=scale,
                                       tune_df=lr["tune_df"] if lr else None, selection=lr["selection"] if lr else None,
-                                      stage=lr["selection_stage"] if lr else stage, param=lr["param"] if lr else "head_lr")
+                                      stage=lr["selection_stages"] if lr else stage, param=lr["param"] if lr else "head_lr")
     else:
         figs = {name: "figures not requested" for name in (*plots.FIGURE_NAMES, *(["lr_sensitivity"] if lr else []))}
 

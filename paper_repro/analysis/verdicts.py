@@ -42,8 +42,9 @@ the code below implements it:
 
 A claim with several components (both fusion heads) is a conjunction: *supported* if every component is, *refuted* if
 any is, *not run* if none ran, else *inconclusive*. While the tests' stage has fewer pairs than the hypotheses block
-plans (`planned_pairs`), every component with pairs, and so its claim, reads *interim* (`hypotheses`, "Interim looks"):
-the numbers are shown, no verdict is given. Claims are judged per (backbone, finetune, sampler) condition of
+plans (`planned_pairs`), every component with pairs, and so its claim, reads *interim* (`hypotheses`, "Interim looks";
+the step tests, a Holm family of their own, likewise until each has its planned pairs): the numbers are shown, no
+verdict is given. Claims are judged per (backbone, finetune, sampler) condition of
 the hypothesis table. Protocol-v1 cells give no verdict (hypotheses.V1_VERDICT).
 """
 from __future__ import annotations
@@ -363,7 +364,9 @@ def _beats(claim: Claim, ctx: _Context, cond: Condition) -> tuple[list[dict], li
     if side and verdict not in (NOT_RUN, INTERIM, hypotheses.V1_VERDICT):
         others = sorted({b for _, _, b in side} - {b for _, _, b in main})
         listed = ", ".join(f"{i} {v}" for i, v, _ in side)
-        if verdict == "supported":
+        if any(v == INTERIM for _, v, _ in side):
+            qualifier = f"against {', '.join(f'`{b}`' for b in others)}: interim ({listed})"
+        elif verdict == "supported":
             both = all(v == "supported" for _, v, _ in side)
             qualifier = (f"against both baselines (`{'`, `'.join(others)}` too: {listed})" if both else
                          f"only against {', '.join(f'`{b}`' for b in sorted({b for _, _, b in main}))}; "
@@ -510,8 +513,8 @@ def _steps(claim: Claim, ctx: _Context, conds: list[Condition]) -> tuple[list[di
         frame["p_opposite_holm"] = stats.holm(frame["p_opposite_holm"].to_numpy(float))
         frame["verdict"] = [step_verdict(r.n, r.p_holm, r.p_opposite_holm, r.n_positive, int(r.n_negative),
                                          ctx.alpha) for r in frame.itertuples()]
-        interim = [r.n > 0 and hypotheses.is_interim(r.min_pairs, ctx.hyp_block) for r in frame.itertuples()]
-        frame.loc[interim, "verdict"] = INTERIM
+        if hypotheses.incomplete(frame["n"], frame["min_pairs"], ctx.hyp_block):   # the whole Holm family waits
+            frame.loc[frame["n"] > 0, "verdict"] = INTERIM
         if ctx.v1:
             frame.loc[frame["n"] > 0, "verdict"] = hypotheses.V1_VERDICT
         frame = frame.drop(columns="min_pairs")
@@ -605,10 +608,12 @@ def claims_section(claims: pd.DataFrame, components: pd.DataFrame, block: ClaimB
         out.append(f"**Not run yet**: stage `{stage}` has no paired cells, so no claim has a verdict (every row "
                    "reads `not run`).\n")
     elif bool((claims["verdict"] == INTERIM).any()):
-        out.append(f"**Interim**: stage `{stage}` has fewer pairs than the {hyp_block.planned_pairs} per size it plans "
-                   "(the `pairs per size` column below), so no claim has a verdict yet: the rows read `interim`, and "
-                   "their estimates and p-values are shown as they stand. They decide nothing: the pre-registered "
-                   "rules are applied once every tested size has its planned pairs (`hypotheses.planned_pairs`).\n")
+        waiting = ", ".join(f"({i})" for i in dict.fromkeys(claims.loc[claims["verdict"] == INTERIM, "id"]))
+        out.append(f"**Interim**: stage `{stage}` does not have all the {hyp_block.planned_pairs} pairs per size it "
+                   f"plans yet (the `pairs per size` column below), so claim(s) {waiting} have no verdict yet: those "
+                   "rows read `interim`, and their estimates and p-values are shown as they stand. They decide "
+                   "nothing: the pre-registered rules are applied once every test of the family has its planned "
+                   "pairs (`hypotheses.planned_pairs`).\n")
     rows = [[f"({r.id})", _with_paper(r.claim), r.reading or "–", _condition_label(r.backbone, r.finetune, r.sampler),
              f"**{r.verdict}**" + (f" — {r.qualifier}" if r.qualifier else ""), r.evidence]
             for r in claims.itertuples()]
@@ -635,7 +640,7 @@ def tracks_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
     """The verdict per paper claim side by side across studies (e.g. the fine-tuned and the frozen-encoder
     track): `tracks` = [(study name, claims table of `evaluate_claims`)]. One column per (study, condition), one
     row per (claim, reading); `agree` says whether every column with a verdict says the same (– while any is not
-    run). The reasons where they differ are the reader's to weigh: the table only lines them up."""
+    run or interim). The reasons where they differ are the reader's to weigh: the table only lines them up."""
     from paper_repro.analysis.report import md_table
 
     columns: list[tuple[str, str]] = []

@@ -203,6 +203,9 @@ def test_interim_until_every_tested_size_has_the_planned_pairs():
     only_50 = H.evaluate_hypotheses(frame({50: clear[50]}), block(*tests, planned_pairs=5)).set_index("id")
     assert only_50.loc["H1a", "verdict"] == "interim"                # no pair at 100 yet
     assert only_50.loc["H2a", "verdict"] == "not run"                # no complete unit: nothing to show
+    # H1b (size 50 only) has its 5 pairs, but its Holm p depends on H2a's, still short of them: interim too
+    mixed = H.evaluate_hypotheses(frame(partial), block(pooled("H1b", sizes=(50,)), tests[1], planned_pairs=5))
+    assert mixed.set_index("id").loc["H1b", "pairs_per_size"] == "50:5" and set(mixed["verdict"]) == {"interim"}
     unplanned = H.evaluate_hypotheses(frame(partial), block(*tests)).set_index("id")
     assert unplanned.loc["H1a", "verdict"] == "supported"            # without planned_pairs: judged as it stands
     for bad in (0, -1, 2.5, True, "8"):

@@ -1,5 +1,7 @@
 """The post-hoc lr-sensitivity tables read the tuning cells the selection read, and the selection of a stage that
 selects by the same rule while the reported stage's own is not written yet."""
+import io
+
 import pandas as pd
 
 from paper_repro.analysis import lr_sensitivity
@@ -19,10 +21,12 @@ def _yaml(path):
     return path
 
 
-def _study(tmp_path, with_run_ids=True):
+def _study(tmp_path, with_run_ids=True, stages=None):
     """The planted tuning stage, but dwatt's two 1000-sentence cells at lr 1e-3 collected under `budget_check` (the
-    same run ids as cells of that earlier stage), and selection.csv written for `budget_recheck` only (eval's gate
-    still closed), with the run ids of every tuning cell behind each row."""
+    same run ids as cells of that earlier stage), and selection.csv as `budget_recheck` writes it while eval's gate
+    is closed: the large bracket only (its cells are 1000-sentence cells), with the run ids of the tuning cells
+    behind each row. `stages`: bracket -> the stage its rows are written under (None: not written)."""
+    stages = {"large": "budget_recheck", "small": None} if stages is None else stages
     cells = tune_cells()
     shared = {run_id for run_id in cells if run_id.startswith("dwatt-n1000-") and "-lr0.001-" in run_id}
     assert len(shared) == 2
@@ -30,12 +34,13 @@ def _study(tmp_path, with_run_ids=True):
         for r in rows:
             r["stage"] = "budget_check" if run_id in shared else "tune"
         write_cell(tmp_path, "lr", run_id, cell_table(rows), {})
-    selection = pd.read_csv(__import__("io").StringIO(TUNE_SELECTION_CSV)).assign(stage="budget_recheck")
+    selection = pd.read_csv(io.StringIO(TUNE_SELECTION_CSV))
+    selection["stage"] = selection["bracket"].map(stages)
     if with_run_ids:
         selection["run_ids"] = [" ".join(sorted(r for r in cells if r.startswith(f"{m}-n{size.split('=')[1]}-")
                                                 and f"-lr{lr:g}-" in r))
                                 for m, size, lr in zip(selection["method"], selection["tuned_at"], selection["head_lr"])]
-    selection.to_csv(tmp_path / "lr" / "selection.csv", index=False)
+    selection.dropna(subset=["stage"]).to_csv(tmp_path / "lr" / "selection.csv", index=False)
     return tmp_path / "lr"
 
 
@@ -49,16 +54,23 @@ def test_same_selection_stages(tmp_path):
 def test_tuning_cells_of_an_earlier_stage_and_a_borrowed_selection(tmp_path):
     study = _study(tmp_path)
     lr = lr_sensitivity.study_lr_tables(load_results(study), study, _yaml(tmp_path / "x.yaml"), "eval")
-    assert lr["tune_stage"] == "tune" and lr["selection_stage"] == "budget_recheck"
+    assert lr["tune_stage"] == "tune" and lr["selection_stages"] == ["budget_recheck"]
     choice = lr["choice"].set_index(["size", "method"])
     # all three lrs of dwatt at 1000, the two cells collected under budget_check included, as the selection had them
     assert choice.loc[(1000, "dwatt"), "n_lrs"] == 3 and choice.loc[(1000, "dwatt"), "n_seeds"] == 2
-    # the selected lr comes from budget_recheck's rows (the same rule): 3e-4 at 1000, 1e-3 at 100
-    assert choice.loc[(1000, "dwatt"), "selected_lr"] == 3e-4 and choice.loc[(100, "dwatt"), "selected_lr"] == 1e-3
-    assert choice.loc[(1000, "dwatt"), "grid_end"] == "inside"
+    # the large bracket's lr comes from budget_recheck's rows (the same rule); the small one nobody wrote yet
+    assert choice.loc[(1000, "dwatt"), "selected_lr"] == 3e-4 and choice.loc[(1000, "dwatt"), "grid_end"] == "inside"
+    assert pd.isna(choice.loc[(100, "dwatt"), "selected_lr"])
     text = lr_sensitivity.lr_section(lr)
-    assert "The selected lr is stage `budget_recheck`'s selection" in text
+    assert "Selected lrs: stage `eval` has no rows in `selection.csv` yet" in text and "`budget_recheck`" in text
     assert "| minilm-l6 | sentences | 1000 | large | dwatt | 3 × 2 | 0.0003 | inside |" in text
+    # once eval writes its rows (both brackets would be there; here the small one): its own first, then the rest
+    study = _study(tmp_path, stages={"large": "budget_recheck", "small": "eval"})
+    lr = lr_sensitivity.study_lr_tables(load_results(study), study, _yaml(tmp_path / "x.yaml"), "eval")
+    choice = lr["choice"].set_index(["size", "method"])
+    assert lr["selection_stages"] == ["eval", "budget_recheck"]
+    assert choice.loc[(100, "dwatt"), "selected_lr"] == 1e-3 and choice.loc[(1000, "dwatt"), "selected_lr"] == 3e-4
+    assert "Selected lrs: stage `eval`'s own rows, then those of stage(s) `budget_recheck`" in lr_sensitivity.lr_section(lr)
 
 
 def test_without_run_ids_or_a_selection(tmp_path):
@@ -69,5 +81,10 @@ def test_without_run_ids_or_a_selection(tmp_path):
     assert lr["choice"].set_index(["size", "method"]).loc[(1000, "dwatt"), "n_lrs"] == 2
     (study / "selection.csv").unlink()
     lr = lr_sensitivity.study_lr_tables(load_results(study), study, _yaml(tmp_path / "x.yaml"), "eval")
-    assert lr["selection_stage"] is None and lr["choice"]["selected_lr"].isna().all()
+    assert lr["selection_stages"] == [] and lr["choice"]["selected_lr"].isna().all()
     assert "No selection for stage `eval` in `selection.csv` yet" in lr_sensitivity.lr_section(lr)
+    # rows of a stage with another rule only (eval_other selects on strict F1): not eval's selection, nothing marked
+    study = _study(tmp_path, stages={"large": "eval_other", "small": "eval_other"})
+    lr = lr_sensitivity.study_lr_tables(load_results(study), study, _yaml(tmp_path / "x.yaml"), "eval")
+    assert lr["selection_stages"] == [] and lr["choice"]["selected_lr"].isna().all()
+    assert lr_sensitivity.selected_lrs(lr["selection"], None).empty

@@ -209,7 +209,8 @@ def test_interim_while_the_eval_stage_fills():
     assert h1a["verdict"] == V.INTERIM and h1a["n"] == 25 and h1a["p_holm"] < 0.05     # the numbers stand
     assert (parts[parts["claim_id"] == "d"]["verdict"] == V.INTERIM).all()
     text = V.claims_section(claims, parts, V.read_claims(STUDY_YAML), H.read_hypotheses(STUDY_YAML), "x.yaml")
-    assert "**Interim**: stage `eval` has fewer pairs than the 8 per size it plans" in text
+    assert "**Interim**: stage `eval` does not have all the 8 pairs per size it plans yet" in text
+    assert "so claim(s) (a), (b), (c), (d) have no verdict yet" in text
     assert "| **interim** |" in text and "Numbers behind the verdicts" in text
     assert "sentences | **interim** | H1a (dwatt − deeper)" in text      # (a): no "against both" qualifier
     _, _, verdict, _ = judge(frame(gains))
