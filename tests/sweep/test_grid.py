@@ -29,8 +29,8 @@ def test_shipped_studies_expand_to_the_documented_counts():
     assert counts("cpu_pilot") == 4 * 3 * 3 and counts("lr_probe") == 2 * 2 * 3
     assert counts("smoke") == {"tune": 4, "eval": 8}
     assert counts("cpu_study") == {  # the header of experiments/cpu_study.yaml
-        "budget_check": 12, "tune": 60, "budget_recheck": 20, "eval": 200, "eval_ktype": 80, "tune_family": 48,
-        "budget_recheck_family": 16, "eval_family": 64, "eval_mpnet": 40}
+        "budget_check": 12, "tune": 60, "budget_recheck": 20, "tune_e20": 60, "budget_recheck_e20": 20, "eval": 200,
+        "eval_ktype": 80, "tune_family": 48, "budget_recheck_family": 16, "eval_family": 64, "eval_mpnet": 40}
     assert counts("paper") == {"tune": 324, "eval": 1080 + 81}
     cpu = load_study(REPO / "experiments" / "cpu_study.yaml")
     tune = cpu.expand(stage="tune")
@@ -38,6 +38,9 @@ def test_shipped_studies_expand_to_the_documented_counts():
     evaluated = cpu.expand(stage="eval", pending="placeholder")
     assert {c.data.data_seed for c in evaluated} == set(range(8))
     assert all(c.train.seed == c.data.data_seed for c in tune + evaluated)
+    # budget_recheck's gate failed: every stage from tune_e20 on runs at 20 epochs (the pre-registered response)
+    assert {c.train.min_epochs for c in tune} == {10.0} and {c.train.min_epochs for c in evaluated} == {20.0}
+    assert {c.train.min_epochs for c in cpu.expand(stage="tune_e20")} == {20.0}
     assert {c.model.head.name for c in evaluated} == {"last", "deeper", "deeper_copy", "concat", "dwatt"}
     assert {(c.train.step_rule, c.train.eval_schedule, c.data.subset_version) for c in evaluated} == {("epochs", "linear", 2)}
     frozen = load_study(REPO / "experiments" / "frozen_study.yaml")
