@@ -266,7 +266,8 @@ def lr_section(lr: dict[str, Any], figure: str = "") -> str:
     elif not used and stage is not None:
         intro += f"\nNo selection for stage `{stage}` in `selection.csv` yet: the selected lr is not marked.\n"
     if choice.empty:
-        return intro + f"\n_No cells of stage `{tune_stage}` yet._\n" + (f"\n{figure}" if figure else "")
+        return intro + (f"\n_No cells of stage `{tune_stage}` yet (its cells that are also cells of an earlier stage "
+                         "count from when its selection is written)._\n") + (f"\n{figure}" if figure else "")
 
     def lr_text(x: Any) -> str:
         return "–" if not np.isfinite(float(x)) else f"{float(x):g}"

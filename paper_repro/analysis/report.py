@@ -110,6 +110,17 @@ def md_table(rows: list[list[Any]], header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def remove_stale_figures(figures_dir: Path, figs: dict[str, list[Path] | str]) -> list[Path]:
+    """Delete the files in `figures_dir` that this report did not write (a figure skipped now, e.g. its stage has
+    no cells after a study changed, must not keep an older run's picture where the README links it); returns them."""
+    written = {Path(p).resolve() for paths in figs.values() if not isinstance(paths, str) for p in paths}
+    stale = [p for p in sorted(figures_dir.glob("*")) if p.is_file() and p.resolve() not in written]
+    for path in stale:
+        log.info("removed stale figure %s", path)
+        path.unlink()
+    return stale
+
+
 def _figure_links(result: list[Path] | str, base: Path, what: str) -> str:
     if isinstance(result, str):
         return f"_Figure skipped ({what}): {result}._\n"
@@ -591,6 +602,7 @@ def build_report(
                                       paired=paired if len(paired) else None, scale=scale,
                                       tune_df=lr["tune_df"] if lr else None, selection=lr["selection"] if lr else None,
                                       stage=lr["selection_stages"] if lr else stage, param=lr["param"] if lr else "head_lr")
+        remove_stale_figures(figures_dir, figs)
     else:
         figs = {name: "figures not requested" for name in (*plots.FIGURE_NAMES, *(["lr_sensitivity"] if lr else []))}
 

@@ -225,7 +225,11 @@ def test_report_verdicts_and_lr_sensitivity(tmp_path, monkeypatch):
     assert "| (a) | Holm p below alpha |" in verdicts                   # the rule, verbatim
     write_study(tmp_path, "lr", methods=("last", "deeper", "dwatt"), sizes=(50, 100, 200), data_seeds=(0, 1),
                 seeds=(0, 1, 2), stage="eval")
+    stale = tmp_path / "out" / "figures" / "lr_sensitivity__an_older_run.png"   # a figure this report will not write
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
     text = report.build_report(study, out_dir=tmp_path / "out", study_yaml=yaml_path, n_boot=200).read_text()
+    assert not stale.exists() and any((tmp_path / "out" / "figures").glob("f1_vs_size*.png"))
     verdicts = text[text.index("## Verdicts on the paper's claims"):text.index("## What the data supports")]
     assert "Not run yet" not in verdicts
     assert "| (a) | DWAtt beats deeper (paper's claim) | – | minilm-l6 · sentences | **supported** |" in verdicts
