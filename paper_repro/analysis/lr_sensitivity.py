@@ -56,7 +56,7 @@ def tuning_source(study_yaml: str | Path | None, stage: str | None) -> tuple[str
 
 def same_selection_stages(study_yaml: str | Path | None, stage: str | None) -> list[str]:
     """`stage`, then every other stage (file order) whose `select:` block is the same mapping (the same rule on the
-    same tuning cells, e.g. cpu_study's `budget_recheck` and `eval`): for a (method, bracket) both need, their
+    same tuning cells, e.g. cpu_study's `budget_recheck_e20` and `eval`): for a (method, bracket) both need, their
     selection.csv rows are the same choice, so a reported stage whose own rows are not written yet (a gate still
     closed) reads theirs. (Each stage writes only the brackets its own cells need.)"""
     if study_yaml is None or stage is None:

@@ -451,7 +451,8 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
     df = select_stage(df_all, stage)
     from paper_repro.analysis.report import BUDGET_CHECK_FILE, SELECTION_FILE, csv_section
 
-    for name, what in ((BUDGET_CHECK_FILE, "Step-budget check (stage `budget_check`, tuning seeds; mean final dev F1)"),
+    for name, what in ((BUDGET_CHECK_FILE, "Step-budget checks (the stages in column `stage`, tuning seeds; mean final "
+                                           "dev F1)"),
                        (SELECTION_FILE, "Head-lr selection (tuning seeds; mean final dev F1 per lr)")):
         section = csv_section(study_dir / name, what)
         if section:
