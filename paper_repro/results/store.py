@@ -23,6 +23,7 @@ from paper_repro.results.schema import check_schema
 
 
 PROGRESS_FILE = "PROGRESS.md"   # results/<study>/PROGRESS.md: progress per stage (`paper-repro status --write`)
+STOP_FILE = "STOP"              # results/<study>/STOP: sweepers of the study finish their cell and start no other
 
 
 def study_dir(results_dir: str | Path, study: str) -> Path:
@@ -85,6 +86,12 @@ def write_cell(results_dir: str | Path, study: str, run_id: str, table: pa.Table
     atomic_write_json(manifest, paths["manifest"])
     atomic_write_bytes(paths["done"], b"")
     return paths["parquet"]
+
+
+def stop_file(results_dir: str | Path, study: str) -> Path:
+    """`results/<study>/STOP`: while it exists, local sweepers and Slurm tasks of the study start no new cell (the
+    cell in flight finishes and is written); delete it to let sweeps run again."""
+    return study_dir(results_dir, study) / STOP_FILE
 
 
 def is_done(results_dir: str | Path, study: str, run_id: str) -> bool:

@@ -44,6 +44,7 @@ class SweepResult:
     stop_reason: str = ""                                   # why it waits (a selection, or a budget-check gate)
     gate_failed: bool = False                               # a gating budget check failed: later stages blocked
     preflight_missing: list[str] = field(default_factory=list)  # dry run: what a run needs and this machine lacks
+    stop_file: str = ""                                     # stopped by results/<study>/STOP (store.stop_file)
 
     @property
     def ok(self) -> bool:
@@ -52,11 +53,13 @@ class SweepResult:
     def merge(self, other: dict[str, Any]) -> None:
         for key in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed"):
             getattr(self, key).extend(other.get(key, []))
+        self.stop_file = self.stop_file or other.get("stop_file", "")
 
     def merge_result(self, other: "SweepResult") -> None:
         self.total += other.total
         for key in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed", "jobs", "lost_tasks"):
             getattr(self, key).extend(getattr(other, key))
+        self.stop_file = self.stop_file or other.stop_file
 
     def summary(self) -> str:
         parts = [f"{len(self.ran)} ran", f"{len(self.failed)} failed", f"{len(self.skipped_done)} already done"]
@@ -69,6 +72,8 @@ class SweepResult:
         if self.stopped_at:
             parts.append(f"stopped before stage {self.stopped_at} "
                          f"({self.stop_reason or 'its selection needs an earlier stage complete'})")
+        if self.stop_file:
+            parts.append(f"stopped by {self.stop_file} (delete it to run the rest)")
         return f"{self.total} cells: " + ", ".join(parts)
 
 
@@ -179,6 +184,11 @@ def run_cells(
                 if reason == "done" and force:
                     bar.update(1)  # (not counted in `initial` when forcing)
                 continue
+            stop = store.stop_file(cell.results_dir, cell.study)
+            if stop.exists():   # checked before every claim: the cell in flight finished, no other starts
+                result.stop_file = str(stop)
+                log(f"[sweep] {stop} exists: no further cell starts (delete it to run the rest)")
+                break
             claim = claims.try_claim(sdir, rid, steal_stale=steal_stale, ttl_s=stale_ttl_s)
             if claim is None:
                 result.skipped_claimed.append(rid)
@@ -251,7 +261,8 @@ class CellChunkTask(_Checkpointable):
         cells = [CellConfig.from_dict(raw) for raw in chunk]
         result = run_cells(cells, runner=self.runner, progress=False, desc="task", **self.options)
         print(f"[sweep] task: {result.summary()}", flush=True)
-        return {k: getattr(result, k) for k in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed")}
+        return {k: getattr(result, k) for k in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed",
+                                                "stop_file")}
 
 
 def make_executor(study: StudyConfig, folder: Path):
@@ -581,8 +592,15 @@ def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult
     from paper_repro.sweep import select
 
     total = SweepResult()
+    stop = store.stop_file(study.results_dir, study.study)
     for item in study.stages if stage is None else [study.stage(stage)]:
+        if total.stop_file or (stop.exists() and not options["dry_run"]):
+            total.stop_file = str(stop)
+            break
         blocker = _wait_for_peers(study, item, **options)
+        if stop.exists() and not options["dry_run"]:   # asked to stop while it waited
+            total.stop_file = str(stop)
+            break
         if blocker is not None:
             kind, why = blocker
             print(f"[sweep] stage {item.name}: {why}")
@@ -642,6 +660,8 @@ def _wait_for_peers(study: StudyConfig, item, *, launcher, dry_run, wait, steal_
         if why is None:
             return blocker
         if not running or (wait_timeout_s is not None and time.monotonic() - started > wait_timeout_s):
+            return blocker
+        if store.stop_file(study.results_dir, study.study).exists():   # asked to stop: no wait (the caller stops)
             return blocker
         if not announced:
             print(f"[sweep] stage {item.name}: waits while other sweepers run {len(running)} cell(s) ({why})",

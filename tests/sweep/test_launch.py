@@ -50,6 +50,28 @@ def test_failures_are_recorded_skipped_and_retried(study_file, tmp_path, monkeyp
     assert not list((sdir / "failures").glob("*.txt"))
 
 
+def test_stop_file_finishes_the_cell_in_flight_and_starts_no_other(study_file, tmp_path, capsys):
+    """results/<study>/STOP: the running cell is written, no other starts, nothing counts as failed; the sweep
+    refuses to start cells while it exists and runs the rest once it is deleted."""
+    ran = []
+
+    def runner(config):   # asks to stop while its cell runs
+        ran.append(config.run_id)
+        store.stop_file(config.results_dir, config.study).touch()
+        return fake_run_cell(config)
+
+    first = run_sweep(study_file, runner=runner, progress=False)
+    stop = tmp_path / "results" / "st" / "STOP"
+    assert first.ran == ran and len(ran) == 1 and first.ok and first.stop_file == str(stop)
+    assert store.is_done(tmp_path / "results", "st", ran[0]) and "stopped by" in first.summary()
+    assert not list((tmp_path / "results" / "st" / "claims").glob("*.claim"))
+    again = run_sweep(study_file, runner=fake_run_cell, progress=False)
+    assert again.ran == [] and again.stop_file and again.ok
+    stop.unlink()
+    rest = run_sweep(study_file, runner=fake_run_cell, progress=False)
+    assert len(rest.ran) == 3 and not rest.stop_file and rest.skipped_done == ran
+
+
 def test_partial_parquet_without_marker_is_rerun(study_file, tmp_path):
     cells = load_study(study_file).expand()
     paths = store.cell_paths(tmp_path / "results", "st", cells[0].run_id)

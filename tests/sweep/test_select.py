@@ -150,6 +150,25 @@ def test_sweep_runs_stages_in_order_and_stops_before_a_pending_selection(tmp_pat
     assert (tmp_path / "staged" / "selection.csv").exists()
 
 
+def test_stop_file_stops_a_staged_sweep_between_stages(tmp_path):
+    """STOP written during stage `check`: its cell in flight is written, then no later stage starts."""
+    from paper_repro.results import store
+
+    study = staged(tmp_path)
+    seen = []
+
+    def runner(config):
+        seen.append(config.stage)
+        if len(seen) == 4:           # the check stage's last cell asks to stop
+            store.stop_file(config.results_dir, config.study).touch()
+        from sweep_helpers import fake_run_cell
+        return fake_run_cell(config)
+
+    result = run_sweep(study, runner=runner, progress=False)
+    assert seen == ["check"] * 4 and len(result.ran) == 4 and result.stop_file and result.ok
+    assert result.stopped_at is None                       # not a selection or a gate: the file
+
+
 GATE = {"param": "train.min_epochs", "rule": 5.0, "max_gain": 0.01, "gate": True}
 
 
