@@ -13,7 +13,7 @@ from typing import Any
 
 from paper_repro.results.collect import AXES, AXIS_COLUMNS, _not_a_study, done_run_ids, read_cell
 from paper_repro.results.schema import SchemaError
-from paper_repro.results.store import PROGRESS_FILE
+from paper_repro.results.store import PROGRESS_FILE, STOP_FILE
 
 def _size_label(sampler: str, size: Any) -> str:
     return "full" if sampler == "full" else f"{sampler}{size}"
@@ -70,6 +70,8 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
     else:
         head += f", {len(claimed)} claimed, {len(failures - done)} failed"
     lines = [head]
+    if (study_dir / STOP_FILE).exists():
+        lines.append(f"{study_dir / STOP_FILE} exists: sweepers of this study start no new cell (delete it to go on)")
     if with_totals and waiting:
         lines.append(f"{waiting} more cells wait for a selection or a budget-check gate of an earlier stage "
                      f"(not counted above)")

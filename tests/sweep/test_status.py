@@ -16,7 +16,9 @@ def test_status_states_what_is_still_to_run(tmp_path):
     for config in cells[:2]:
         done(config, 30.0, config.train.steps, config.data.size)
     text = status(tmp_path / "results" / "st", study_file)
-    assert f"still to run: {len(cells) - 2} cells; estimated cost: " in text
+    assert f"still to run: {len(cells) - 2} cells; estimated cost: " in text and "STOP" not in text
+    (tmp_path / "results" / "st" / "STOP").touch()
+    assert "STOP exists: sweepers of this study start no new cell" in status(tmp_path / "results" / "st", study_file)
 
 
 def test_status_of_a_complete_staged_study_has_nothing_still_to_run(tmp_path):
