@@ -123,8 +123,18 @@ class Estimate:
 def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
     """Compute seconds of `to_run`, priced from `timed` (`timed_cells`; see the module docstring)."""
     result = Estimate(0.0, len(to_run), 0, 0, 0, 0, len(timed))
+    for seconds, how in prices(timed, to_run):
+        result.seconds += seconds
+        setattr(result, how, getattr(result, how) + 1)
+    return result
+
+
+def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, str]]:
+    """Per cell of `to_run`: (estimated seconds, how it was priced: by_steps / by_backbone / by_method / by_overall);
+    empty without timed cells."""
+    out: list[tuple[float, str]] = []
     if not timed or not to_run:
-        return result
+        return out
     by_method: dict[tuple, list[Timed]] = collections.defaultdict(list)
     by_backbone: dict[tuple, list[Timed]] = collections.defaultdict(list)
     windows: dict[tuple, list[int]] = collections.defaultdict(list)
@@ -159,19 +169,15 @@ def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
                 steps = None
         if key in fits and steps is not None:
             fixed, per_step = fits[key]
-            result.seconds += fixed + per_step * steps
-            result.by_steps += 1
+            out.append((fixed + per_step * steps, "by_steps"))
         elif backbone_key(cell) in backbone_fits and steps is not None:
             fixed, per_step = backbone_fits[backbone_key(cell)]
-            result.seconds += fixed + per_step * steps
-            result.by_backbone += 1
+            out.append((fixed + per_step * steps, "by_backbone"))
         elif key in by_method:
-            result.seconds += statistics.fmean(t.total_s for t in by_method[key])
-            result.by_method += 1
+            out.append((statistics.fmean(t.total_s for t in by_method[key]), "by_method"))
         else:
-            result.seconds += overall
-            result.by_overall += 1
-    return result
+            out.append((overall, "by_overall"))
+    return out
 
 
 def cpu_estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate | None:

@@ -45,6 +45,7 @@ class SweepResult:
     gate_failed: bool = False                               # a gating budget check failed: later stages blocked
     preflight_missing: list[str] = field(default_factory=list)  # dry run: what a run needs and this machine lacks
     stop_file: str = ""                                     # stopped by results/<study>/STOP (store.stop_file)
+    deadline: str = ""                                      # stopped by --finish-by: why the next cell did not start
 
     @property
     def ok(self) -> bool:
@@ -60,6 +61,7 @@ class SweepResult:
         for key in ("ran", "failed", "skipped_done", "skipped_failed", "skipped_claimed", "jobs", "lost_tasks"):
             getattr(self, key).extend(getattr(other, key))
         self.stop_file = self.stop_file or other.stop_file
+        self.deadline = self.deadline or other.deadline
 
     def summary(self) -> str:
         parts = [f"{len(self.ran)} ran", f"{len(self.failed)} failed", f"{len(self.skipped_done)} already done"]
@@ -74,6 +76,8 @@ class SweepResult:
                          f"({self.stop_reason or 'its selection needs an earlier stage complete'})")
         if self.stop_file:
             parts.append(f"stopped by {self.stop_file} (delete it to run the rest)")
+        if self.deadline:
+            parts.append(f"stopped: {self.deadline}")
         return f"{self.total} cells: " + ", ".join(parts)
 
 
@@ -148,11 +152,15 @@ def run_cells(
     since: float | None = None,
     progress: bool = True,
     desc: str = "sweep",
+    finish_by: float | None = None,
+    price: Callable[[CellConfig], float] | None = None,
 ) -> SweepResult:
     """The per-cell loop shared by the local launcher and every Slurm array task.
 
     `since`: when this sweep started; with `force`/`retry_failed`, a cell already rerun (or failed again) after
-    it is not run again (a concurrent sweeper did it, or this task before a requeue)."""
+    it is not run again (a concurrent sweeper did it, or this task before a requeue). `finish_by` (epoch seconds):
+    a cell starts only if FINISH_MARGIN x its estimated seconds (`price`; sweep/cost.py) end before then; else the
+    loop stops there (a session or allocation that ends at a known time loses no cell in flight)."""
     from tqdm.auto import tqdm
 
     since = time.time() if since is None else since
@@ -184,6 +192,13 @@ def run_cells(
                 if reason == "done" and force:
                     bar.update(1)  # (not counted in `initial` when forcing)
                 continue
+            if finish_by is not None:
+                seconds = price(cell) if price is not None else 0.0
+                if time.time() + FINISH_MARGIN * seconds > finish_by:
+                    result.deadline = (f"{rid} (est. {cost.duration(seconds)}) would not finish by "
+                                       f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(finish_by))} (--finish-by)")
+                    log(f"[sweep] {result.deadline}: no further cell starts")
+                    break
             stop = store.stop_file(cell.results_dir, cell.study)
             if stop.exists():   # checked before every claim: the cell in flight finished, no other starts
                 result.stop_file = str(stop)
@@ -419,6 +434,7 @@ def dry_run_report(study: StudyConfig, cells: list[CellConfig], *, launcher: str
 # ----------------------------------------------------------------------------------------------------------
 ALLOW_DIRTY_ENV = "PAPER_REPRO_ALLOW_DIRTY"
 LOCAL_WAIT_POLL_S = 30.0   # local --wait: how often a sweeper waiting for its peers looks again
+FINISH_MARGIN = 1.5        # --finish-by: a cell starts if 1.5 x its estimate fits (cost.py's estimate/actual: p90 ~1.5)
 LOCAL_WAIT_HEARTBEAT_S = 5 * claims.HEARTBEAT_S   # local --wait: a claim not refreshed for this long is not waited for
 
 
@@ -530,6 +546,7 @@ def run_sweep(
     poll_s: float = 5.0,
     stage: str | None = None,
     allow_dirty: bool = True,
+    finish_by: float | None = None,
 ) -> SweepResult:
     """Run (or submit, or just describe) the cells of shard `i` of `n` (cells i, i+n, i+2n, ... in expand order);
     a staged study runs its stages in order (`stage`: only that one). A dry run checks once, before the stages,
@@ -554,12 +571,13 @@ def run_sweep(
     if study.stages:
         result = _run_stages(study, stage, shard=shard, launcher=launcher, force=force, retry_failed=retry_failed,
                              dry_run=dry_run, wait=wait, steal_stale=steal_stale, stale_ttl_s=stale_ttl_s,
-                             runner=runner, progress=progress, wait_timeout_s=wait_timeout_s, poll_s=poll_s)
+                             runner=runner, progress=progress, wait_timeout_s=wait_timeout_s, poll_s=poll_s,
+                             finish_by=finish_by)
     else:
         result = _run_cell_list(study, study.expand(), shard=shard, launcher=launcher, force=force,
                                 retry_failed=retry_failed, dry_run=dry_run, wait=wait, steal_stale=steal_stale,
                                 stale_ttl_s=stale_ttl_s, runner=runner, progress=progress,
-                                wait_timeout_s=wait_timeout_s, poll_s=poll_s)
+                                wait_timeout_s=wait_timeout_s, poll_s=poll_s, finish_by=finish_by)
     if dry_run:
         print("\n" + "\n".join(lines))
     result.preflight_missing = missing
@@ -568,7 +586,7 @@ def run_sweep(
 
 def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, launcher, force, retry_failed,
                    dry_run, wait, steal_stale, stale_ttl_s, runner, progress, wait_timeout_s, poll_s,
-                   label: str = "") -> SweepResult:
+                   finish_by=None, label: str = "") -> SweepResult:
     index, count = shard
     cells = all_cells[index::count]
     since = time.time()
@@ -579,9 +597,14 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
         return submit_slurm(study, cells, runner=runner, force=force, retry_failed=retry_failed,
                             steal_stale=steal_stale, stale_ttl_s=stale_ttl_s, wait=wait, since=since,
                             poll_s=poll_s, wait_timeout_s=wait_timeout_s)
+    price = None
+    if finish_by is not None:   # each cell's estimate from the study's done cells (sweep/cost.py), priced once here
+        estimates = cost.prices(cost.timed_cells(store.study_dir(study.results_dir, study.study)), cells)
+        by_id = {cell.run_id: seconds for cell, (seconds, _) in zip(cells, estimates)}
+        price = lambda cell: by_id.get(cell.run_id, 0.0)   # noqa: E731
     return run_cells(cells, runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,
                      stale_ttl_s=stale_ttl_s, accelerate_processes=study.launcher.accelerate_processes,
-                     since=since, progress=progress,
+                     since=since, progress=progress, finish_by=finish_by, price=price,
                      desc=f"sweep {study.study}{label}" + (f" [{index}/{count}]" if count > 1 else ""))
 
 
@@ -596,6 +619,8 @@ def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult
     for item in study.stages if stage is None else [study.stage(stage)]:
         if total.stop_file or (stop.exists() and not options["dry_run"]):
             total.stop_file = str(stop)
+            break
+        if total.deadline:
             break
         blocker = _wait_for_peers(study, item, **options)
         if stop.exists() and not options["dry_run"]:   # asked to stop while it waited
@@ -631,7 +656,7 @@ def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult
 
 
 def _wait_for_peers(study: StudyConfig, item, *, launcher, dry_run, wait, steal_stale, stale_ttl_s,
-                    wait_timeout_s, poll_s, **_) -> tuple[str, str] | None:
+                    wait_timeout_s, poll_s, finish_by=None, **_) -> tuple[str, str] | None:
     """`select.gate_blocker` for stage `item`. With `wait` on the local launcher, a stage that cannot start yet
     (a gate, or its selection, waits for cells of an earlier stage) while other sweepers of the study run cells
     waits for them, polling, instead of stopping this sweeper: concurrent sweepers then all go on to the next
@@ -661,8 +686,9 @@ def _wait_for_peers(study: StudyConfig, item, *, launcher, dry_run, wait, steal_
             return blocker
         if not running or (wait_timeout_s is not None and time.monotonic() - started > wait_timeout_s):
             return blocker
-        if store.stop_file(study.results_dir, study.study).exists():   # asked to stop: no wait (the caller stops)
-            return blocker
+        if store.stop_file(study.results_dir, study.study).exists() or (finish_by is not None
+                                                                         and time.time() > finish_by):
+            return blocker   # asked to stop, or past --finish-by: no wait (the caller stops)
         if not announced:
             print(f"[sweep] stage {item.name}: waits while other sweepers run {len(running)} cell(s) ({why})",
                   flush=True)
@@ -671,6 +697,26 @@ def _wait_for_peers(study: StudyConfig, item, *, launcher, dry_run, wait, steal_
 
 
 # ----------------------------------------------------------------------------------------------------------
+def parse_finish_by(text: str, now: float | None = None) -> float:
+    """`--finish-by`: `HH:MM` (the next such local time), `+90m` / `+2h` (from now) or an ISO date-time -> epoch s."""
+    import datetime as dt
+    import re
+
+    now = time.time() if now is None else now
+    relative = re.fullmatch(r"\+(\d+(?:\.\d+)?)([mh])", text.strip())
+    if relative:
+        return now + float(relative.group(1)) * (60 if relative.group(2) == "m" else 3600)
+    clock = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
+    try:
+        if clock:
+            base = dt.datetime.fromtimestamp(now)
+            when = base.replace(hour=int(clock.group(1)), minute=int(clock.group(2)), second=0, microsecond=0)
+            return (when if when.timestamp() > now else when + dt.timedelta(days=1)).timestamp()
+        return dt.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--finish-by {text!r}: expected HH:MM, +90m, +2h or an ISO date-time") from None
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(part) for part in text.split("/"))
@@ -702,6 +748,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="take over claims from other hosts whose heartbeat is older than --stale-ttl")
     parser.add_argument("--stale-ttl", type=float, default=claims.DEFAULT_TTL_S, metavar="SECONDS")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    parser.add_argument("--finish-by", type=parse_finish_by, default=None, metavar="HH:MM|+90m|+2h",
+                        help="local: start a cell only if its estimated time (x1.5, from the study's done cells) "
+                             "ends before then, else stop (a session or allocation that ends at a known time)")
     parser.add_argument("--allow-dirty", action="store_true",
                         help=f"start even with uncommitted changes under paper_repro/ or experiments/ (also "
                              f"{ALLOW_DIRTY_ENV}=1); each cell records the diff")
@@ -745,7 +794,7 @@ def sweep_main(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed, dry_run=args.dry_run, wait=args.wait,
             steal_stale=args.steal_stale, stale_ttl_s=args.stale_ttl, runner=args.runner,
             progress=not args.no_progress, wait_timeout_s=args.wait_timeout, stage=args.stage,
-            allow_dirty=allow_dirty,
+            allow_dirty=allow_dirty, finish_by=args.finish_by,
         )
     except ConfigError as error:
         print(f"paper-repro: error: {error}", file=sys.stderr)

@@ -72,6 +72,32 @@ def test_stop_file_finishes_the_cell_in_flight_and_starts_no_other(study_file, t
     assert len(rest.ran) == 3 and not rest.stop_file and rest.skipped_done == ran
 
 
+def test_finish_by_starts_only_cells_whose_estimate_fits(study_file, tmp_path):
+    """--finish-by: a cell starts only if 1.5 x its estimate ends in time; the estimate comes from the study's done
+    cells (here: two cells that took 600 s each), and a sweep without a deadline is unaffected."""
+    import time
+
+    from test_cost import done
+
+    from paper_repro.sweep.launch import FINISH_MARGIN, parse_finish_by, run_cells
+
+    cells = load_study(study_file).expand()
+    priced = {cells[0].run_id: 10.0, cells[1].run_id: 1000.0}
+    result = run_cells(cells, runner=fake_run_cell, progress=False, finish_by=time.time() + 100.0,
+                       price=lambda cell: priced.get(cell.run_id, 0.0))
+    assert result.ran == [cells[0].run_id] and result.ok                    # 15 s fits, 1500 s does not
+    assert result.deadline.startswith(f"{cells[1].run_id} (est. 16.7min) would not finish by ")
+    for config in cells[:2]:
+        done(config, 600.0, config.train.steps, config.data.size)          # the study's own timings: 600 s a cell
+    late = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 600 * FINISH_MARGIN - 60)
+    assert late.ran == [] and "would not finish by" in late.summary() and late.ok
+    on_time = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 3 * 3600)
+    assert len(on_time.ran) == 2 and not on_time.deadline
+    assert parse_finish_by("+90m", now=1000.0) == 1000.0 + 5400 and parse_finish_by("+2h", now=0.0) == 7200.0
+    with pytest.raises(argparse.ArgumentTypeError, match="HH:MM"):
+        parse_finish_by("soon")
+
+
 def test_partial_parquet_without_marker_is_rerun(study_file, tmp_path):
     cells = load_study(study_file).expand()
     paths = store.cell_paths(tmp_path / "results", "st", cells[0].run_id)
