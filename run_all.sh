@@ -5,6 +5,7 @@
 #   ./run_all.sh STUDY [opts]    e.g. ./run_all.sh cpu_study --shard 0/2: sweep (trains pending cells only,
 #                                stages in order) -> collect -> status -> figures + REPORT.md
 # The reports are byte-stable: on unchanged results a rerun leaves the tree clean.
+# Exit 3: the sweep stopped on request (results/STUDY/STOP, or --finish-by) with cells left: no collect/report.
 #   VERIFY_SAMPLE   how many smoke cells to re-train (default 4; `all` = 12)
 #   SWEEPERS        concurrent sweepers for a STUDY (default: 2 on a CPU machine; 1 with a GPU, --shard, --launcher slurm or --dry-run)
 set -euo pipefail

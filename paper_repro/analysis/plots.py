@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 FORMATS = ("png", "pdf")
 DPI = 150
 FIGURE_NAMES = ("f1_vs_size", "gains", "pairs", "step_efficiency", "budget", "depth_attention", "per_type", "cost")
+# the file names the figures are saved under: `<prefix>.<fmt>` or `<prefix>__<condition>.<fmt>`
+FIGURE_FILES = ("f1_vs_size", "gain_vs_baselines", "every_pair", "step_efficiency", "budget", "depth_attention",
+                "scalarmix_weights", "per_type_f1", "cost", "lr_sensitivity")
 FUSION_METHODS = ("dwatt", "concat")
 # (method or "fusion", baseline): the panels of the every-pair figure; "fusion" = each of FUSION_METHODS
 PAIR_CONTRASTS = (("fusion", "deeper"), ("fusion", "deeper_copy"), ("fusion", "last"), ("dwatt", "concat"))

@@ -111,10 +111,15 @@ def md_table(rows: list[list[Any]], header: list[str]) -> str:
 
 
 def remove_stale_figures(figures_dir: Path, figs: dict[str, list[Path] | str]) -> list[Path]:
-    """Delete the files in `figures_dir` that this report did not write (a figure skipped now, e.g. its stage has
-    no cells after a study changed, must not keep an older run's picture where the README links it); returns them."""
+    """Delete the report's own figures (`plots.FIGURE_FILES`: `<name>.<fmt>`, `<name>__<condition>.<fmt>`) in
+    `figures_dir` that this run did not write (a figure skipped now, e.g. its stage has no cells after a study
+    changed, must not keep an older run's picture where the README links it); other files stay. Returns them."""
     written = {Path(p).resolve() for paths in figs.values() if not isinstance(paths, str) for p in paths}
-    stale = [p for p in sorted(figures_dir.glob("*")) if p.is_file() and p.resolve() not in written]
+
+    def is_ours(path: Path) -> bool:
+        return path.suffix.lstrip(".") in plots.FORMATS and path.stem.split("__")[0] in plots.FIGURE_FILES
+
+    stale = [p for p in sorted(figures_dir.glob("*")) if p.is_file() and is_ours(p) and p.resolve() not in written]
     for path in stale:
         log.info("removed stale figure %s", path)
         path.unlink()

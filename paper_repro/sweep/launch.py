@@ -45,7 +45,8 @@ class SweepResult:
     gate_failed: bool = False                               # a gating budget check failed: later stages blocked
     preflight_missing: list[str] = field(default_factory=list)  # dry run: what a run needs and this machine lacks
     stop_file: str = ""                                     # stopped by results/<study>/STOP (store.stop_file)
-    deadline: str = ""                                      # stopped by --finish-by: why the next cell did not start
+    deadline: str = ""                                      # --finish-by: why cells did not start
+    past_deadline: list[str] = field(default_factory=list)  # --finish-by: cells left because they would not fit
 
     @property
     def ok(self) -> bool:
@@ -62,6 +63,7 @@ class SweepResult:
             getattr(self, key).extend(getattr(other, key))
         self.stop_file = self.stop_file or other.stop_file
         self.deadline = self.deadline or other.deadline
+        self.past_deadline.extend(other.past_deadline)
 
     def summary(self) -> str:
         parts = [f"{len(self.ran)} ran", f"{len(self.failed)} failed", f"{len(self.skipped_done)} already done"]
@@ -77,7 +79,8 @@ class SweepResult:
         if self.stop_file:
             parts.append(f"stopped by {self.stop_file} (delete it to run the rest)")
         if self.deadline:
-            parts.append(f"stopped: {self.deadline}")
+            parts.append(f"{len(self.past_deadline)} left for lack of time: {self.deadline}"
+                         if self.past_deadline else f"stopped: {self.deadline}")
         return f"{self.total} cells: " + ", ".join(parts)
 
 
@@ -153,14 +156,15 @@ def run_cells(
     progress: bool = True,
     desc: str = "sweep",
     finish_by: float | None = None,
-    price: Callable[[CellConfig], float] | None = None,
+    price: Callable[[CellConfig], float | None] | None = None,
 ) -> SweepResult:
     """The per-cell loop shared by the local launcher and every Slurm array task.
 
     `since`: when this sweep started; with `force`/`retry_failed`, a cell already rerun (or failed again) after
     it is not run again (a concurrent sweeper did it, or this task before a requeue). `finish_by` (epoch seconds):
-    a cell starts only if FINISH_MARGIN x its estimated seconds (`price`; sweep/cost.py) end before then; else the
-    loop stops there (a session or allocation that ends at a known time loses no cell in flight)."""
+    a cell starts only if FINISH_MARGIN x its estimated seconds (`price`; sweep/cost.py; None: unknown, it starts
+    while the deadline is ahead) end before then; a cell that does not fit is left and the next is tried (a session
+    that ends at a known time loses no cell in flight)."""
     from tqdm.auto import tqdm
 
     since = time.time() if since is None else since
@@ -192,13 +196,6 @@ def run_cells(
                 if reason == "done" and force:
                     bar.update(1)  # (not counted in `initial` when forcing)
                 continue
-            if finish_by is not None:
-                seconds = price(cell) if price is not None else 0.0
-                if time.time() + FINISH_MARGIN * seconds > finish_by:
-                    result.deadline = (f"{rid} (est. {cost.duration(seconds)}) would not finish by "
-                                       f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(finish_by))} (--finish-by)")
-                    log(f"[sweep] {result.deadline}: no further cell starts")
-                    break
             stop = store.stop_file(cell.results_dir, cell.study)
             if stop.exists():   # checked before every claim: the cell in flight finished, no other starts
                 result.stop_file = str(stop)
@@ -215,6 +212,16 @@ def run_cells(
                     (result.skipped_done if reason == "done" else result.skipped_failed).append(rid)
                     bar.update(reason == "done")
                     continue
+                if finish_by is not None:   # (after the claim: a cell a peer runs does not count against this one)
+                    seconds = price(cell) if price is not None else None
+                    if seconds is not None and time.time() + FINISH_MARGIN * seconds > finish_by:
+                        result.past_deadline.append(rid)   # a cheaper cell later in the list may still fit
+                        if not result.deadline:
+                            result.deadline = (f"{rid} (est. {cost.duration(seconds)}) and any cell that would not "
+                                               f"finish by {time.strftime('%Y-%m-%d %H:%M', time.localtime(finish_by))}"
+                                               " did not start (--finish-by)")
+                            log(f"[sweep] {result.deadline}")
+                        continue
                 cells_dir = store.cell_paths(cell.results_dir, cell.study, rid)["done"].parent
                 if force:
                     (cells_dir / f"{rid}.done").unlink(missing_ok=True)
@@ -322,6 +329,11 @@ def submit_slurm(
 ) -> SweepResult:
     launcher = study.launcher
     result = SweepResult(total=len(cells))
+    stop = store.stop_file(study.results_dir, study.study)
+    if stop.exists():   # nothing is submitted while the study is asked to stop
+        print(f"[sweep] {stop} exists: nothing submitted (delete it to go on)")
+        result.stop_file = str(stop)
+        return result
     to_run = []
     for cell in cells:
         status = cell_status(cell)
@@ -435,6 +447,7 @@ def dry_run_report(study: StudyConfig, cells: list[CellConfig], *, launcher: str
 ALLOW_DIRTY_ENV = "PAPER_REPRO_ALLOW_DIRTY"
 LOCAL_WAIT_POLL_S = 30.0   # local --wait: how often a sweeper waiting for its peers looks again
 FINISH_MARGIN = 1.5        # --finish-by: a cell starts if 1.5 x its estimate fits (cost.py's estimate/actual: p90 ~1.5)
+STOPPED_EXIT = 3           # `paper-repro sweep` stopped on request (STOP file, --finish-by) with cells left
 LOCAL_WAIT_HEARTBEAT_S = 5 * claims.HEARTBEAT_S   # local --wait: a claim not refreshed for this long is not waited for
 
 
@@ -562,6 +575,11 @@ def run_sweep(
         raise ConfigError(f"shard {index}/{count}: expected 0 <= i < n")
     if launcher not in ("local", "slurm"):
         raise ConfigError(f"launcher {launcher!r}: expected local or slurm")
+    if finish_by is not None and launcher != "local":
+        raise ConfigError("--finish-by is for the local launcher (a Slurm task has its allocation's time limit: "
+                          "launcher.time_min, and is requeued when it runs out)")
+    if finish_by is not None and finish_by <= time.time() and not dry_run:
+        raise ConfigError(f"--finish-by {time.strftime('%Y-%m-%d %H:%M', time.localtime(finish_by))} has passed")
     if stage is not None:
         study.stage(stage)  # raises: unknown stage, or the study has no stages
     lines: list[str] = []
@@ -600,8 +618,11 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
     price = None
     if finish_by is not None:   # each cell's estimate from the study's done cells (sweep/cost.py), priced once here
         estimates = cost.prices(cost.timed_cells(store.study_dir(study.results_dir, study.study)), cells)
+        if cells and not estimates:
+            print(f"[sweep] --finish-by: no done cell of {study.study} records its time, so no cell can be priced: "
+                  "cells start until the deadline itself", file=sys.stderr)
         by_id = {cell.run_id: seconds for cell, (seconds, _) in zip(cells, estimates)}
-        price = lambda cell: by_id.get(cell.run_id, 0.0)   # noqa: E731
+        price = lambda cell: by_id.get(cell.run_id)   # noqa: E731
     return run_cells(cells, runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,
                      stale_ttl_s=stale_ttl_s, accelerate_processes=study.launcher.accelerate_processes,
                      since=since, progress=progress, finish_by=finish_by, price=price,
@@ -625,6 +646,10 @@ def _run_stages(study: StudyConfig, stage: str | None, **options) -> SweepResult
         blocker = _wait_for_peers(study, item, **options)
         if stop.exists() and not options["dry_run"]:   # asked to stop while it waited
             total.stop_file = str(stop)
+            break
+        finish_by = options.get("finish_by")
+        if finish_by is not None and time.time() > finish_by and not options["dry_run"]:
+            total.deadline = f"--finish-by passed before stage {item.name} could start"
             break
         if blocker is not None:
             kind, why = blocker
@@ -748,9 +773,10 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="take over claims from other hosts whose heartbeat is older than --stale-ttl")
     parser.add_argument("--stale-ttl", type=float, default=claims.DEFAULT_TTL_S, metavar="SECONDS")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
-    parser.add_argument("--finish-by", type=parse_finish_by, default=None, metavar="HH:MM|+90m|+2h",
+    parser.add_argument("--finish-by", type=parse_finish_by, default=None, metavar="HH:MM|+90m|+2h|ISO",
                         help="local: start a cell only if its estimated time (x1.5, from the study's done cells) "
-                             "ends before then, else stop (a session or allocation that ends at a known time)")
+                             "ends before then (HH:MM: its next occurrence, local time; or an ISO date-time); "
+                             f"cells left for lack of time make the exit status {3}")
     parser.add_argument("--allow-dirty", action="store_true",
                         help=f"start even with uncommitted changes under paper_repro/ or experiments/ (also "
                              f"{ALLOW_DIRTY_ENV}=1); each cell records the diff")
@@ -781,7 +807,8 @@ def allow_dirty_from_env() -> bool:
 
 def sweep_main(args: argparse.Namespace) -> int:
     """0: every cell of the shard done (or running elsewhere); 1: some failed; 2: bad study/arguments, a dirty
-    checkout without --allow-dirty, or (dry run) a preflight that found something missing."""
+    checkout without --allow-dirty, or (dry run) a preflight that found something missing; 3: stopped on request
+    (results/<study>/STOP, or --finish-by) with cells left, none failed."""
     allow_dirty = getattr(args, "allow_dirty", False) or allow_dirty_from_env()
     try:
         study = load_study(args.study, args.overrides)
@@ -818,7 +845,9 @@ def sweep_main(args: argparse.Namespace) -> int:
     print(f"[sweep] {result.summary()}")
     for rid in result.failed + result.skipped_failed:
         print(f"[sweep] failed: {rid}", file=sys.stderr)
-    return 0 if result.ok else 1
+    if not result.ok:
+        return 1
+    return STOPPED_EXIT if (result.stop_file or result.deadline) else 0
 
 
 def main(argv: Iterable[str] | None = None) -> int:

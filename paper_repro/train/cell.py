@@ -291,7 +291,9 @@ def run_cell(config: CellConfig) -> Path:
                   progress)
     timings.update(train_s=state.train_seconds, eval_s=eval_seconds, step_time_s=state.train_seconds / steps)
     timings["total_s"] = time.perf_counter() - started
-    timings["cpu_s"] = time.process_time() - cpu_started   # every thread of the process (sweep/cost.py plans with it)
+    # every thread of this process (sweep/cost.py plans with it); under `accelerate launch` with N processes, the
+    # main process's share only (the manifest's `device` says how many ran)
+    timings["cpu_s"] = time.process_time() - cpu_started
     if trackers:
         accelerator.end_training()
 

@@ -43,6 +43,10 @@ def test_full_report_contents(synth_report):
     assert any(link.endswith("f1_vs_size.png") for link in links)
     for link in links:
         assert (synth_report.parent / link).exists(), link
+    from paper_repro.analysis import plots
+
+    figures = list((synth_report.parent / "figures").iterdir())   # every file a name remove_stale_figures knows
+    assert len(figures) > 10 and all(p.stem.split("__")[0] in plots.FIGURE_FILES for p in figures)
     tables = synth_report.parent / "tables"
     assert (tables / "paired_gains.csv").stat().st_size > 1000
     assert (tables / "every_pair.csv").stat().st_size > 1000 and (tables / "hypotheses.csv").exists()
@@ -228,8 +232,14 @@ def test_report_verdicts_and_lr_sensitivity(tmp_path, monkeypatch):
     stale = tmp_path / "out" / "figures" / "lr_sensitivity__an_older_run.png"   # a figure this report will not write
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
+    someone_elses = stale.with_name("diagram_by_hand.png")                     # not a report figure: kept
+    someone_elses.write_bytes(b"mine")
     text = report.build_report(study, out_dir=tmp_path / "out", study_yaml=yaml_path, n_boot=200).read_text()
-    assert not stale.exists() and any((tmp_path / "out" / "figures").glob("f1_vs_size*.png"))
+    assert not stale.exists() and someone_elses.exists()
+    from paper_repro.analysis import plots
+
+    written = [p for p in (tmp_path / "out" / "figures").iterdir() if p != someone_elses]
+    assert written and all(p.stem.split("__")[0] in plots.FIGURE_FILES for p in written)   # every name is known
     verdicts = text[text.index("## Verdicts on the paper's claims"):text.index("## What the data supports")]
     assert "Not run yet" not in verdicts
     assert "| (a) | DWAtt beats deeper (paper's claim) | – | minilm-l6 · sentences | **supported** |" in verdicts

@@ -10,6 +10,7 @@ import pytest
 from sweep_helpers import (FAKE_RUNNER, fake_run_cell, kill_and_resume, subprocess_env, sweep_process, tiny_study,
                            write_study)
 
+from paper_repro.config import ConfigError
 from paper_repro.results import store
 from paper_repro.results.collect import collect
 from paper_repro.sweep import claims
@@ -82,20 +83,46 @@ def test_finish_by_starts_only_cells_whose_estimate_fits(study_file, tmp_path):
     from paper_repro.sweep.launch import FINISH_MARGIN, parse_finish_by, run_cells
 
     cells = load_study(study_file).expand()
-    priced = {cells[0].run_id: 10.0, cells[1].run_id: 1000.0}
+    priced = {cells[0].run_id: 10.0, cells[1].run_id: 1000.0, cells[2].run_id: 1000.0, cells[3].run_id: 20.0}
     result = run_cells(cells, runner=fake_run_cell, progress=False, finish_by=time.time() + 100.0,
                        price=lambda cell: priced.get(cell.run_id, 0.0))
-    assert result.ran == [cells[0].run_id] and result.ok                    # 15 s fits, 1500 s does not
-    assert result.deadline.startswith(f"{cells[1].run_id} (est. 16.7min) would not finish by ")
+    # 15 s fits, 1500 s does not (left, the next is tried), 30 s fits
+    assert result.ran == [cells[0].run_id, cells[3].run_id] and result.ok
+    assert result.past_deadline == [cells[1].run_id, cells[2].run_id]
+    assert result.deadline.startswith(f"{cells[1].run_id} (est. 16.7min) and any cell that would not finish by ")
+    for rid in result.ran:
+        store.cell_paths(tmp_path / "results", "st", rid)["done"].unlink()   # as if not run: the next checks
     for config in cells[:2]:
         done(config, 600.0, config.train.steps, config.data.size)          # the study's own timings: 600 s a cell
     late = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 600 * FINISH_MARGIN - 60)
-    assert late.ran == [] and "would not finish by" in late.summary() and late.ok
+    assert late.ran == [] and "2 left for lack of time" in late.summary() and late.ok
     on_time = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 3 * 3600)
     assert len(on_time.ran) == 2 and not on_time.deadline
     assert parse_finish_by("+90m", now=1000.0) == 1000.0 + 5400 and parse_finish_by("+2h", now=0.0) == 7200.0
+    import datetime as dt
+
+    noon = dt.datetime(2026, 11, 26, 12, 0).timestamp()
+    assert parse_finish_by("13:30", now=noon) == noon + 5400                # later today
+    assert parse_finish_by("11:00", now=noon) == noon + 23 * 3600           # passed today: tomorrow
+    assert parse_finish_by("2026-11-26T12:45", now=noon) == noon + 2700
     with pytest.raises(argparse.ArgumentTypeError, match="HH:MM"):
         parse_finish_by("soon")
+    with pytest.raises(ConfigError, match="has passed"):
+        run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() - 1)
+    with pytest.raises(ConfigError, match="local launcher"):
+        run_sweep(study_file, launcher="slurm", progress=False, finish_by=time.time() + 60)
+
+
+def test_cli_exit_status_3_when_stopped_with_cells_left(study_file, tmp_path):
+    from paper_repro.sweep.launch import STOPPED_EXIT
+
+    parser = add_sweep_arguments(argparse.ArgumentParser())
+    (tmp_path / "results" / "st").mkdir(parents=True)
+    (tmp_path / "results" / "st" / "STOP").touch()
+    args = parser.parse_args([str(study_file), "--runner", FAKE_RUNNER, "--no-progress", "--allow-dirty"])
+    assert sweep_main(args) == STOPPED_EXIT == 3
+    (tmp_path / "results" / "st" / "STOP").unlink()
+    assert sweep_main(args) == 0
 
 
 def test_partial_parquet_without_marker_is_rerun(study_file, tmp_path):
