@@ -450,10 +450,13 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
         return "\n".join(lines + ["_No done cells yet._", ""])
     df = select_stage(df_all, stage)
     from paper_repro.analysis.report import BUDGET_CHECK_FILE, SELECTION_FILE, csv_section
+    from paper_repro.results.store import VERIFY_FILE
 
     for name, what in ((BUDGET_CHECK_FILE, "Step-budget checks (the stages in column `stage`, tuning seeds; mean final "
                                            "dev F1)"),
-                       (SELECTION_FILE, "Head-lr selection (tuning seeds; mean final dev F1 per lr)")):
+                       (SELECTION_FILE, "Head-lr selection (tuning seeds; mean final dev F1 per lr)"),
+                       (VERIFY_FILE, "Committed cells re-trained from their manifests (`paper-repro verify --record`; "
+                                     "largest |difference| of any metric over every eval row)")):
         section = csv_section(study_dir / name, what)
         if section:
             lines += [section, ""]

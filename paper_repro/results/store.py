@@ -24,6 +24,7 @@ from paper_repro.results.schema import check_schema
 
 PROGRESS_FILE = "PROGRESS.md"   # results/<study>/PROGRESS.md: progress per stage (`paper-repro status --write`)
 STOP_FILE = "STOP"              # results/<study>/STOP: sweepers of the study finish their cell and start no other
+VERIFY_FILE = "verify.csv"      # results/<study>/verify.csv: re-runs of committed cells (`paper-repro verify --record`)
 
 
 def study_dir(results_dir: str | Path, study: str) -> Path:

@@ -33,6 +33,37 @@ class Verdict:
     worst: str
     ok: bool
     seconds: float
+    ran_at: str = ""          # the commit (and device) the committed cell recorded
+    rerun_at: str = ""        # the commit (and device) of the re-run
+
+
+RECORD_COLUMNS = ["run_id", "ran_at", "rerun_at", "rows", "max_diff", "worst", "tolerance", "ok", "date"]
+
+
+def record(study_dir: Path, verdicts: list[Verdict], tolerance: float, date: str | None = None) -> Path:
+    """Append the verdicts to `<study_dir>/verify.csv` (store.VERIFY_FILE; the README shows it under the study):
+    which cell, the code and device it ran with and those of the re-run, the largest difference and where."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from paper_repro.results.store import VERIFY_FILE, atomic_write_bytes
+
+    path = Path(study_dir) / VERIFY_FILE
+    date = date or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    rows = pd.DataFrame([{"run_id": v.run_id, "ran_at": v.ran_at, "rerun_at": v.rerun_at, "rows": v.rows,
+                          "max_diff": v.max_diff, "worst": v.worst or "identical", "tolerance": tolerance,
+                          "ok": v.ok, "date": date} for v in verdicts], columns=RECORD_COLUMNS)
+    if path.exists():
+        rows = pd.concat([pd.read_csv(path), rows], ignore_index=True)
+    atomic_write_bytes(path, rows.to_csv(index=False, float_format="%.3g").encode())
+    return path
+
+
+def _provenance(manifest: dict) -> str:
+    git = manifest.get("git") or {}
+    sha = str(git.get("sha") or "unknown")[:12] + (" + diff" if git.get("dirty") else "")
+    return f"{sha} on {manifest.get('device', 'unknown device')}"
 
 
 def manifest_config(study_dir: Path, run_id: str) -> CellConfig:
@@ -91,6 +122,13 @@ def verify(study_dir: str | Path, *, sample: int | None = 2, run_ids: list[str] 
         raise ConfigError(f"{study_dir}: no done cell {unknown[0]}")
     configs = {run_id: manifest_config(study_dir, run_id) for run_id in chosen}  # refuse before training
     scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="paper-repro-verify-"))
+
+    def provenance_of(directory: Path, run_id: str) -> str:
+        try:
+            return _provenance(json.loads((directory / "cells" / f"{run_id}.manifest.json").read_text()))
+        except (OSError, ValueError):
+            return "unknown"
+
     verdicts = []
     for i, (run_id, config) in enumerate(configs.items(), 1):
         log(f"[verify] {i}/{len(configs)} {run_id}: re-running into {scratch}")
@@ -98,7 +136,8 @@ def verify(study_dir: str | Path, *, sample: int | None = 2, run_ids: list[str] 
         config = apply_overrides(config, {"results_dir": str(scratch)})
         run_cell(config)
         rows, worst, where = compare(study_dir, run_id, scratch / config.study)
-        verdict = Verdict(run_id, rows, worst, where, worst <= tolerance, time.perf_counter() - started)
+        verdict = Verdict(run_id, rows, worst, where, worst <= tolerance, time.perf_counter() - started,
+                          provenance_of(study_dir, run_id), provenance_of(scratch / config.study, run_id))
         log(f"[verify] {run_id}: max |diff| {worst:.2g} ({where or 'identical'}) -> "
             f"{'OK' if verdict.ok else 'DIFFERENT'} (tolerance {tolerance:g})")
         verdicts.append(verdict)
@@ -113,6 +152,8 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help=f"largest accepted |difference| of any metric (default {DEFAULT_TOLERANCE})")
     parser.add_argument("--scratch", help="results directory for the re-runs (default: a new temp dir)")
+    parser.add_argument("--record", action="store_true",
+                        help="append the verdicts to <study_dir>/verify.csv (shown under the study in the README)")
     return parser
 
 
@@ -127,6 +168,8 @@ def verify_main(args: argparse.Namespace) -> int:
             raise ConfigError(f"--sample {args.sample!r}: expected an integer or 'all'") from None
     verdicts = verify(args.study_dir, sample=sample, run_ids=args.run_id, seed=args.seed,
                       tolerance=args.tolerance, scratch=args.scratch)
+    if getattr(args, "record", False):
+        print(f"[verify] recorded in {record(Path(args.study_dir), verdicts, args.tolerance)}")
     bad = [v for v in verdicts if not v.ok]
     print(f"[verify] {len(verdicts) - len(bad)} of {len(verdicts)} cells reproduce within {args.tolerance:g}"
           + (f"; different: {', '.join(v.run_id for v in bad)}" if bad else ""), file=sys.stderr if bad else sys.stdout)

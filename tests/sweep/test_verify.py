@@ -24,7 +24,7 @@ def committed(tiny_cell_config, tmp_path):
 
 def test_rerun_reproduces_and_tampering_is_caught(committed, tmp_path):
     study_dir = tmp_path / "committed" / "results" / "tiny"
-    verdicts = verify(study_dir, sample=None, scratch=tmp_path / "scratch", log=lambda *_: None)
+    verdicts = first = verify(study_dir, sample=None, scratch=tmp_path / "scratch", log=lambda *_: None)
     assert [(v.run_id, v.ok) for v in verdicts] == [(committed.run_id, True)]
     assert verdicts[0].max_diff <= 1e-6 and verdicts[0].rows == 3      # 2 dev points + test
     path = cell_paths(committed.results_dir, committed.study, committed.run_id)["parquet"]
@@ -33,6 +33,20 @@ def test_rerun_reproduces_and_tampering_is_caught(committed, tmp_path):
     pq.write_table(table.set_column(table.schema.get_field_index("f1"), "f1", f1), path)
     verdicts = verify(study_dir, sample=None, scratch=tmp_path / "scratch2", log=lambda *_: None)
     assert not verdicts[0].ok and verdicts[0].max_diff == pytest.approx(0.1) and verdicts[0].worst.startswith("f1 at")
+    # --record: one row per re-run, appended, with the code and device of the cell and of the re-run
+    import pandas as pd
+
+    from paper_repro.results.manifest import git_state
+    from paper_repro.sweep.verify import RECORD_COLUMNS, record
+
+    record(study_dir, first, 0.005, date="2026-11-26")
+    path = record(study_dir, verdicts, 0.005, date="2026-11-27")
+    table = pd.read_csv(path)
+    assert list(table.columns) == RECORD_COLUMNS and list(table["ok"]) == [True, False]
+    assert list(table["worst"])[0] == "identical" and table["max_diff"].iloc[1] == pytest.approx(0.1)
+    sha = git_state()[0][:12]
+    assert table["ran_at"].iloc[0].startswith(sha) and table["rerun_at"].iloc[0].startswith(sha)
+    assert " on cpu:" in table["rerun_at"].iloc[0] and "threads=" in table["rerun_at"].iloc[0]
 
 
 def test_old_config_schema_is_refused_before_training(committed, tmp_path):
