@@ -159,6 +159,7 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
         cells = [c for c in every if stage is None or c.stage == stage.name]
         todo = [c for c in cells if c.run_id not in done]
         cost = estimate(timed, todo)
+        cpu = cpu_estimate(timed, todo)
         left_s, left_n = left_s + cost.seconds, left_n + len(todo)
         blocker = gate_blocker(loaded, stage.name) if stage is not None else None
         state = ("complete" if not todo else
@@ -168,7 +169,8 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
                  and stage.name not in selections else "runnable")
         rows.append(f"| {stage.name if stage else '(all)'} | {len(cells) - len(todo)}/{len(cells)} | "
                     f"{sum(c.run_id in failures for c in cells)} | "
-                    f"{duration(cost.seconds) if todo and cost.timed else '–' if not todo else 'unknown'} | {state} |")
+                    f"{duration(cost.seconds) if todo and cost.timed else '–' if not todo else 'unknown'} | "
+                    f"{duration(cpu.seconds) if todo and cpu is not None else '–'} | {state} |")
     cpu = cpu_estimate(timed, [c for c in every if c.run_id not in done])
     in_cpu = (f"; in CPU time, {duration(cpu.seconds)} (the same model on the {cpu.timed} done cells that recorded "
               f"their CPU time; it does not move with the load)" if cpu is not None else "")
@@ -177,7 +179,8 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
             if left_n else "complete")
     lines = [f"Study `{loaded.study}` (`{study}`): {len(done & {c.run_id for c in every})}/{len(every)} cells done; "
              f"{rest} (`paper-repro status {study_dir} --study {study}`).",
-             "", "| stage | cells done | failed | compute left (est.) | state |", "|---|---:|---:|---:|---|", *rows]
+             "", "| stage | cells done | failed | compute left (est.) | CPU time left (est.) | state |",
+             "|---|---:|---:|---:|---:|---|", *rows]
     return "\n".join(lines) + "\n"
 
 

@@ -43,8 +43,9 @@ def test_progress_markdown_per_stage_and_its_file(tmp_path, capsys):
     assert text.startswith("Study `staged` (`") and "cells done; the other 12 are estimated at " in text
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in text.splitlines() if line.startswith("| ") and not line.startswith("| stage")}
-    assert rows["check"] == ["4/4", "0", "–", "complete"] and rows["tune"][0] == "14/14"
-    assert rows["eval"][0] == "0/12" and rows["eval"][3] == "runnable"
+    assert rows["check"] == ["4/4", "0", "–", "–", "complete"] and rows["tune"][0] == "14/14"
+    assert rows["eval"][0] == "0/12" and rows["eval"][4] == "runnable"
+    assert rows["eval"][3] == "–"                       # the fake cells record no CPU time: none priced in it
     assert status_main(argparse.Namespace(study_dir=str(tmp_path / "staged"), study=str(study_file), write=True)) == 0
     assert (tmp_path / "staged" / PROGRESS_FILE).read_text() == text
     assert status_main(argparse.Namespace(study_dir=str(tmp_path / "staged"), study=None, write=True)) == 2
