@@ -368,7 +368,7 @@ CSV_HIDDEN = ("run_ids",)   # selection.csv: the tuning cells behind each mean (
 
 
 def csv_section(path: Path, what: str) -> str | None:
-    """A CSV written by the sweep (selection.csv, budget_check.csv) as a markdown table (the CSV_HIDDEN columns
+    """A CSV written by `paper-repro` (selection.csv, budget_check.csv, verify.csv) as a markdown table (the CSV_HIDDEN columns
     left out, and said so); None if absent."""
     if not path.exists():
         return None
@@ -380,7 +380,7 @@ def csv_section(path: Path, what: str) -> str | None:
     table = table.drop(columns=hidden)
     rows = [[_csv_value(v) for v in row] for row in table.itertuples(index=False, name=None)]
     note = "".join(f"; its `{c}` column is not shown" for c in hidden)
-    return f"{what} (`{path.name}`, as written by the sweep{note}).\n\n" + md_table(rows, [str(c) for c in table.columns])
+    return f"{what} (`{path.name}`, as `paper-repro` wrote it{note}).\n\n" + md_table(rows, [str(c) for c in table.columns])
 
 
 def per_type_section(table: pd.DataFrame) -> str:

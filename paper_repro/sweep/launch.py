@@ -776,7 +776,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--finish-by", type=parse_finish_by, default=None, metavar="HH:MM|+90m|+2h|ISO",
                         help="local: start a cell only if its estimated time (x1.5, from the study's done cells) "
                              "ends before then (HH:MM: its next occurrence, local time; or an ISO date-time); "
-                             f"cells left for lack of time make the exit status {3}")
+                             f"cells left for lack of time make the exit status {STOPPED_EXIT}")
     parser.add_argument("--allow-dirty", action="store_true",
                         help=f"start even with uncommitted changes under paper_repro/ or experiments/ (also "
                              f"{ALLOW_DIRTY_ENV}=1); each cell records the diff")

@@ -60,7 +60,12 @@ def record(study_dir: Path, verdicts: list[Verdict], tolerance: float, date: str
     return path
 
 
-def _provenance(manifest: dict) -> str:
+def provenance(study_dir: Path, run_id: str) -> str:
+    """`<commit> [+ diff] on <device>` of a cell, from its manifest ("unknown" if unreadable)."""
+    try:
+        manifest = json.loads((Path(study_dir) / "cells" / f"{run_id}.manifest.json").read_text())
+    except (OSError, ValueError):
+        return "unknown"
     git = manifest.get("git") or {}
     sha = str(git.get("sha") or "unknown")[:12] + (" + diff" if git.get("dirty") else "")
     return f"{sha} on {manifest.get('device', 'unknown device')}"
@@ -123,12 +128,6 @@ def verify(study_dir: str | Path, *, sample: int | None = 2, run_ids: list[str] 
     configs = {run_id: manifest_config(study_dir, run_id) for run_id in chosen}  # refuse before training
     scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="paper-repro-verify-"))
 
-    def provenance_of(directory: Path, run_id: str) -> str:
-        try:
-            return _provenance(json.loads((directory / "cells" / f"{run_id}.manifest.json").read_text()))
-        except (OSError, ValueError):
-            return "unknown"
-
     verdicts = []
     for i, (run_id, config) in enumerate(configs.items(), 1):
         log(f"[verify] {i}/{len(configs)} {run_id}: re-running into {scratch}")
@@ -137,7 +136,7 @@ def verify(study_dir: str | Path, *, sample: int | None = 2, run_ids: list[str] 
         run_cell(config)
         rows, worst, where = compare(study_dir, run_id, scratch / config.study)
         verdict = Verdict(run_id, rows, worst, where, worst <= tolerance, time.perf_counter() - started,
-                          provenance_of(study_dir, run_id), provenance_of(scratch / config.study, run_id))
+                          provenance(study_dir, run_id), provenance(scratch / config.study, run_id))
         log(f"[verify] {run_id}: max |diff| {worst:.2g} ({where or 'identical'}) -> "
             f"{'OK' if verdict.ok else 'DIFFERENT'} (tolerance {tolerance:g})")
         verdicts.append(verdict)
