@@ -58,7 +58,7 @@ def test_shipped_studies_expand_to_the_documented_counts():
     assert {(c.train.steps, c.train.eval_points, c.data.dev_subsample, c.model.backbone) for c in smoke} == {
         (30, 3, 200, "minilm-l6")}
     paper = load_study(REPO / "experiments" / "paper.yaml").expand(pending="placeholder")
-    assert {c.train.mixed_precision for c in paper} == {"bf16"}
+    assert {c.train.mixed_precision for c in paper} == {"no"}   # fp32: bf16 trained slower on an H100 (its header)
     assert {c.train.min_epochs for c in paper if c.data.sampler == "full"} == {3.0}
     pilot = load_study(REPO / "experiments" / "cpu_pilot.yaml").expand()   # v1, superseded: settings pinned
     assert {(c.train.step_rule, c.train.steps, c.train.seed, c.data.subset_version) for c in pilot} == {("fixed", 200, 0, 1)}
