@@ -26,7 +26,7 @@ from paper_repro.models.tagger import build_tagger
 from paper_repro.results import manifest as provenance
 from paper_repro.results.schema import cell_table, type_columns
 from paper_repro.results.store import write_cell
-from paper_repro.train.evaluate import eval_model, eval_schedule, predict, score_by_type
+from paper_repro.train.evaluate import EntitySets, eval_model, eval_schedule, predict, score_by_type
 from paper_repro.train.features import (
     Collator,
     Features,
@@ -258,6 +258,7 @@ def run_cell(config: CellConfig) -> Path:
     rows: list[dict] = []
     eval_seconds: list[float] = []
     final: dict[str, object] = {}
+    gold_entities: dict[str, EntitySets] = {}
 
     def evaluate(split_name: str, loader, features: Features, split: Split, indices: list[int], state: TrainState, loss: float):
         tick = time.perf_counter()
@@ -266,8 +267,9 @@ def run_cell(config: CellConfig) -> Path:
         predicted, depth = predict(eval_model(model, accelerator, train_cfg.eval_precision), loader, accelerator,
                                    features, sentences, progress,
                                    depth_weights=split_name == "test", label_set=label_set)
-        metrics, by_type = score_by_type([list(split.sentences[i].tags) for i in indices],
-                                         [predicted[i] for i in indices], label_set.types)
+        if split_name not in gold_entities:   # the same gold at every evaluation of a split: its entities once
+            gold_entities[split_name] = EntitySets.of([list(split.sentences[i].tags) for i in indices])
+        metrics, by_type = score_by_type(gold_entities[split_name], [predicted[i] for i in indices], label_set.types)
         seconds = time.perf_counter() - tick
         eval_seconds.append(seconds)
         rows.append({

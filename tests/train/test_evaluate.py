@@ -475,3 +475,84 @@ def test_speed_switches_in_a_cell(tiny_cell_config, tmp_path):
     for bad in ("train.eval_precision=fp16", "train.length_bucket_tokens=-1"):
         with pytest.raises(ConfigError):
             run_cell(tiny_cell_config(tmp_path, bad))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# score_by_type counts entities itself (EntitySets): its floats must be seqeval's classification_report's, to the bit
+def seqeval_reference(gold, pred, types):
+    """What score_by_type returned when it called seqeval's classification_report in both modes."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    default = classification_report(gold, pred, output_dict=True, zero_division=0)
+    strict = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    metrics = {}
+    for suffix, report in (("", default), ("_strict", strict)):
+        micro = report["micro avg"]
+        metrics.update({f"f1{suffix}": float(micro["f1-score"]), f"precision{suffix}": float(micro["precision"]),
+                        f"recall{suffix}": float(micro["recall"])})
+    by_type = {t: float(default[t]["f1-score"]) if t in default else math.nan for t in types}
+    return metrics, by_type
+
+
+def assert_same_floats(ours, reference):
+    for got, want in zip(ours, reference):
+        assert list(got) == list(want)
+        for key in want:
+            assert (math.isnan(got[key]) and math.isnan(want[key])) or got[key] == want[key], (key, got[key], want[key])
+
+
+def corrupt(tags, rng, labels):
+    """Prediction-like noise: swapped types, dropped and invented entities, I- tags after O (invalid IOB2)."""
+    out = []
+    for sentence in tags:
+        sentence = list(sentence)
+        for i in range(len(sentence)):
+            if rng.random() < 0.08:
+                sentence[i] = rng.choice(labels)
+        out.append(sentence)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_score_by_type_equals_seqeval_on_random_sequences(seed):
+    import random
+
+    from paper_repro.train.evaluate import score_by_type
+
+    rng = random.Random(seed)
+    types = ("DRUG-X", "Gene", "LOC", "PER")   # a hyphen inside a type, as LabelSet allows
+    labels = ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
+    gold = [[rng.choice(labels) for _ in range(rng.randint(0, 12))] for _ in range(rng.randint(1, 30))]
+    pred = corrupt(gold, rng, labels) if seed % 2 else [[rng.choice(labels) for _ in s] for s in gold]
+    if seed % 5 == 0:
+        pred = [["O"] * len(s) for s in gold]   # no prediction at all: seqeval's zero divisions
+    assert_same_floats(score_by_type(gold, pred, types), seqeval_reference(gold, pred, types))
+
+
+def test_score_by_type_equals_seqeval_on_conll03_with_gold_reused(real_data_dir):
+    """The real dev and test splits, scored against noisy copies of their gold: the same floats as seqeval's
+    reports, with the gold's EntitySets built once and reused (as a cell does at each evaluation)."""
+    import random
+
+    from paper_repro.data.conll import ENTITY_TYPES, LABELS, read_conll
+    from paper_repro.train.evaluate import EntitySets, score_by_type
+
+    for split in ("valid", "test"):
+        gold = [list(s.tags) for s in read_conll(real_data_dir / f"{split}.txt").sentences]
+        gold_sets = EntitySets.of(gold)
+        for seed in range(3):
+            pred = corrupt(gold, random.Random(seed), list(LABELS))
+            reference = seqeval_reference(gold, pred, ENTITY_TYPES)
+            assert_same_floats(score_by_type(gold_sets, pred, ENTITY_TYPES), reference)
+            assert_same_floats(score_by_type(gold, pred, ENTITY_TYPES), reference)
+            assert 0.5 < reference[0]["f1"] < 1.0 and reference[0]["f1_strict"] != reference[0]["f1"]   # modes differ
+
+
+def test_score_by_type_refuses_mismatched_lengths():
+    from paper_repro.train.evaluate import EntitySets, score_by_type
+
+    with pytest.raises(ValueError, match="differ"):
+        score_by_type(EntitySets.of([["B-PER", "O"]]), [["B-PER"]])
+    with pytest.raises(ValueError, match="differ"):
+        score_by_type([["O"]], [["O"], ["O"]])
