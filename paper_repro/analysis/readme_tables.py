@@ -218,10 +218,30 @@ BENCHES = [
                 ("layer_cache_build_s", "build (s)", fmt_seconds), ("layer_cache_gib", "size (GiB)", fmt_float),
             ], variants=lambda v: v == "frozen", row_label="cache")],
         describe=("`bench/frozen.py` on one NVIDIA H100: the MiniLM-L6 cell of the CPU benchmark (`frozen` table "
-                  "below), one repeat, with MiniLM's weights rounded to fp16 (the packaged fp32 file did not fit the "
-                  "transfer to that machine), so its F1 is not the CPU run's."),
+                  "below), two repeats, with MiniLM's weights rounded to fp16 (the packaged fp32 file did not fit the "
+                  "transfer to that machine), so its F1 is not the CPU run's. The code is commit `48ec56d` (entity "
+                  "sets scoring); the lent machine's copy of the repository kept the session's first commit in its "
+                  "git metadata, which is what the run line records (`2267b04`, dirty)."),
         order=["last-full", "last-frozen", "dwatt-full", "dwatt-frozen"],
     ),
+    *[BenchSpec(
+        f"frozen_gpu_h100_scoring_{when}", f"On a GPU (H100): `last` cells {label} the scoring change",
+        "python bench/frozen.py --backbone <MiniLM folder> --repeats 2 --heads last   # on the GPU machine",
+        [TableSpec("", [
+            ("total_s", "total (s)", fmt_seconds), ("train_s", "train (s)", fmt_seconds),
+            ("eval_s", "eval (s)", fmt_seconds), ("f1_test_mean", "test F1", fmt_f1),
+            ("f1_dev_mean", "dev F1", fmt_f1), ("speedup_total", "full / frozen", fmt_ratio),
+        ], variants=lambda v: "-" in v, row_label="cell")],
+        describe=describe, order=["last-full", "last-frozen"],
+    ) for when, label, describe in (
+        ("before", "before",
+         "Scoring by seqeval's `classification_report` in both modes (the code of `2267b04`, exported with "
+         "`git archive`, hence `unknown` below), then the code of `48ec56d` (next table), in one call on one "
+         "machine: evaluation is host work on a GPU, and scoring was most of it."),
+        ("after", "after",
+         "The same cells with each side's entities found once (`EntitySets`, `paper_repro/train/evaluate.py`): "
+         "the same F1 to the last digit; compare the eval column with the table above. The run line's `2267b04` "
+         "(dirty) is the machine's stale git metadata; the code was `48ec56d`."))],
     BenchSpec(
         "memory", "Peak memory of a cell per head",
         "python bench/memory.py --backbone minilm-l6",
