@@ -10,7 +10,13 @@ windows its (backbone, sampler, size) had in done cells (median), else from its 
 sampler's size; for `full`, the training split's size recorded in done cells' manifests) times the done cells'
 windows per sentence. A method with no done cell is priced by the same model fitted on every done cell of its
 backbone (and finetune, mixed precision): fusion heads cost about one more layer, so this is the right order of
-size. A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
+size. A backbone with no done cell at all (a study's second encoder, before its first cell) is priced from another
+backbone's cells of the same method (else of any method), same finetune and precision, scaled by the ratio of the
+two encoders' per-token layer FLOPs, layers x (4 H^2 + 2 H I) from their configs (`encoder_flops`; no weights
+loaded): the right ratio for full fine-tuning, where the encoder's forward and backward dominate, and for the
+frozen heads that work on every fused layer (dwatt, concat, lstm, attnres, scalarmix: their work grows with the
+number of layers and, matched to one layer's parameters, with its width); an upper bound for `deeper` and `last`
+on a frozen encoder, which see one layer. A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
 sentences K per type draws is not known in advance) is priced at its method's mean, else at the mean of all done
 cells. The timings are what the done cells took on the machine and under the load they ran
 with: an estimate for the same set-up, not a benchmark.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import statistics
 from dataclasses import dataclass
@@ -44,6 +51,26 @@ class Timed:
     train_windows: int | None
     train_sentences: int | None   # the corpus's whole training split (what the `full` sampler trains on)
     cpu_s: float | None = None    # the process's CPU time for the cell (cells written before it was recorded: None)
+
+
+@functools.lru_cache(maxsize=None)
+def encoder_flops(backbone: str) -> float | None:
+    """Per-token multiply-adds of the encoder's layers, L x (4 H^2 + 2 H I) (attention projections and feed-forward;
+    the attention scores' share, which grows with the sentence length, is left out), from its config alone; None
+    when the config cannot be had cheaply: the packaged MPNet before its parts are assembled (assembling writes
+    hundreds of MB, not a pricing step's business), or a hub id neither cached nor reachable."""
+    from paper_repro.models import backbone as backbones
+
+    try:
+        if backbone == "mpnet-base" and backbones.mpnet_part_files() is not None \
+                and not (backbones.models_cache_dir() / "all-mpnet-base-v2" / "config.json").exists():
+            return None
+        config = backbones.load_backbone_config(backbone)
+        layers, hidden = int(config.num_hidden_layers), int(config.hidden_size)
+        inner = int(getattr(config, "intermediate_size", 4 * hidden))
+    except Exception:  # noqa: BLE001 - any failure only loses this pricing tier (the cell falls to a cruder one)
+        return None
+    return float(layers * (4 * hidden * hidden + 2 * hidden * inner))
 
 
 def method_key(cell: CellConfig) -> tuple:
@@ -107,15 +134,18 @@ class Estimate:
     by_method: int        # from their method's mean
     by_overall: int       # from the mean of every done cell
     timed: int            # done cells the estimate rests on
+    by_scaled: int = 0    # from another backbone's fit x the encoders' FLOPs ratio (a backbone without done cells)
 
     def describe(self) -> str:
         if not self.cells:
             return "estimated cost: nothing to run"
         if not self.timed:
             return f"estimated cost: unknown for {self.cells} cells (no done cell with recorded timings)"
+        scaled = (f"{self.by_scaled} from another backbone's scaled by the encoders' FLOPs, " if self.by_scaled
+                  else "")
         return (f"estimated cost: {duration(self.seconds)} compute for {self.cells} cells ({self.by_steps} from their "
                 f"method's time per step x their step budget, {self.by_backbone} from their backbone's (any method), "
-                f"{self.by_method} from their method's mean, "
+                f"{scaled}{self.by_method} from their method's mean, "
                 f"{self.by_overall} from the overall mean; {self.timed} done cells timed, at the load they ran "
                 f"under)")
 
@@ -130,8 +160,8 @@ def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
 
 
 def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, str]]:
-    """Per cell of `to_run`: (estimated seconds, how it was priced: by_steps / by_backbone / by_method / by_overall);
-    empty without timed cells."""
+    """Per cell of `to_run`: (estimated seconds, how it was priced: by_steps / by_backbone / by_scaled / by_method /
+    by_overall); empty without timed cells."""
     out: list[tuple[float, str]] = []
     if not timed or not to_run:
         return out
@@ -173,11 +203,36 @@ def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, st
         elif backbone_key(cell) in backbone_fits and steps is not None:
             fixed, per_step = backbone_fits[backbone_key(cell)]
             out.append((fixed + per_step * steps, "by_backbone"))
+        elif steps is not None and (scaled := _scaled(cell, steps, fits, backbone_fits)) is not None:
+            out.append((scaled, "by_scaled"))
         elif key in by_method:
             out.append((statistics.fmean(t.total_s for t in by_method[key]), "by_method"))
         else:
             out.append((overall, "by_overall"))
     return out
+
+
+def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict) -> float | None:
+    """A cell of a backbone without done cells, from another backbone's fit (its method's, else any method's; same
+    finetune and precision) times the ratio of the two encoders' FLOPs; the other backbone with the most similar
+    FLOPs wins. None without such a backbone, or without both configs."""
+    target = encoder_flops(cell.model.backbone)
+    if target is None:
+        return None
+    _, head, finetune, precision = method_key(cell)
+    best = None
+    for other, other_finetune, other_precision in backbone_fits:
+        if (other_finetune, other_precision) != (finetune, precision) or other == cell.model.backbone:
+            continue
+        source = encoder_flops(other)
+        if source is None:
+            continue
+        fixed, per_step = fits.get((other, head, finetune, precision)) or backbone_fits[(other, finetune, precision)]
+        seconds = (fixed + per_step * steps) * target / source
+        distance = abs(target / source - 1)
+        if best is None or distance < best[0]:
+            best = (distance, seconds)
+    return None if best is None else best[1]
 
 
 def cpu_estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate | None:

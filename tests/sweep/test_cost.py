@@ -41,8 +41,8 @@ def test_pending_cells_are_priced_at_their_step_budget(tmp_path):
     # a head with no done cell: its backbone's fit (every method); at a size seen before, that size's windows
     other = cost.estimate(pool, [cell(tmp_path, method="dwatt", size=100)])
     assert other.seconds == pytest.approx(60.0) and other.by_backbone == 1
-    # a backbone with no done cell: the overall mean, and the text says so
-    unknown = cost.estimate(pool, [cell(tmp_path, backbone="mpnet-base")])
+    # a backbone with no done cell and no config to be had: the overall mean, and the text says so
+    unknown = cost.estimate(pool, [cell(tmp_path, backbone="/nonexistent/encoder")])
     assert unknown.seconds == pytest.approx(165.0) and unknown.by_overall == 1
     assert "1 from the overall mean; 2 done cells timed" in unknown.describe()
     # the whole training split (4000 sentences in the manifests, one window each): min_epochs 5 -> 2500 steps
@@ -69,3 +69,26 @@ def test_cpu_time_is_priced_from_the_cells_that_recorded_it(tmp_path):
     assert text.startswith("estimated cost: ") and "; in CPU time 2.2min (the same model on the 2 done cells" in text   # 135 s
     assert cost.cpu_estimate([t for t in pool if t.cpu_s is None], todo) is None
     assert "CPU time" not in cost.describe_both([t for t in pool if t.cpu_s is None], todo)
+
+
+def test_a_backbone_without_done_cells_is_priced_by_the_encoders_flops(tmp_path, tiny_backbone_dir):
+    """MiniLM-L6's cells price a cell of another encoder (here the tests' tiny 2-layer BERT, a local folder) at its
+    own step budget, scaled by L x (4 H^2 + 2 H I) of the two configs."""
+    from paper_repro.models.backbone import load_backbone_config
+
+    done(cell(tmp_path, size=100), 60.0, 200, 100)
+    done(cell(tmp_path, size=2000), 270.0, 1250, 2000)
+    pool = cost.timed_cells(tmp_path / "st")
+    assert cost.encoder_flops("minilm-l6") == 6 * (4 * 384 ** 2 + 2 * 384 * 1536)   # the packaged MiniLM's config
+    tiny = load_backbone_config(str(tiny_backbone_dir))
+    ratio = (tiny.num_hidden_layers * (4 * tiny.hidden_size ** 2 + 2 * tiny.hidden_size * tiny.intermediate_size)
+             / cost.encoder_flops("minilm-l6"))
+    scaled = cost.estimate(pool, [cell(tmp_path, size=1000, backbone=str(tiny_backbone_dir))])
+    assert scaled.by_scaled == 1 and scaled.seconds == pytest.approx((20.0 + 0.2 * 625) * ratio)
+    assert "1 from another backbone's scaled by the encoders' FLOPs" in scaled.describe()
+    # a head without cells on the other backbone: that backbone's fit over every method, scaled the same way
+    other_head = cost.estimate(pool, [cell(tmp_path, method="dwatt", size=1000, backbone=str(tiny_backbone_dir))])
+    assert other_head.by_scaled == 1 and other_head.seconds == pytest.approx((20.0 + 0.2 * 625) * ratio)
+    # a frozen cell is not priced from full fine-tuning cells
+    frozen = apply_overrides(cell(tmp_path, size=1000, backbone=str(tiny_backbone_dir)), {"model.finetune": "frozen"})
+    assert cost.estimate(pool, [frozen]).by_scaled == 0
