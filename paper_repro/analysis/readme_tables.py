@@ -243,6 +243,18 @@ BENCHES = [
          "the same F1 to the last digit; compare the eval column with the table above. The run line's `2267b04` "
          "(dirty) is the machine's stale git metadata; the code was `48ec56d`."))],
     BenchSpec(
+        "scoring", "Scoring one evaluation: seqeval's reports vs entity sets",
+        "python bench/scoring.py",
+        [TableSpec("", [("score_s", "seconds (median)", fmt_seconds),
+                        ("speedup", "vs seqeval's reports", fmt_ratio)], row_label="split-scorer")],
+        describe=("`seqeval_reports`: `classification_report` in the default and the strict IOB2 mode (how a cell "
+                  "scored before `48ec56d`); `fresh`: `score_by_type` now, finding each side's entities once; "
+                  "`reused`: the same with the gold's entities built beforehand, as a cell does at every evaluation "
+                  "after its first. Real dev subsample and test split against corrupted copies of their gold; the "
+                  "three give the same floats (checked before timing). Alternating order, one process."),
+        order=["dev-seqeval_reports", "dev-fresh", "dev-reused", "test-seqeval_reports", "test-fresh", "test-reused"],
+    ),
+    BenchSpec(
         "memory", "Peak memory of a cell per head",
         "python bench/memory.py --backbone minilm-l6",
         [TableSpec("", [

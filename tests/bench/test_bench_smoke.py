@@ -21,6 +21,7 @@ SUMMARY_METRICS = {
     "scaling": {"total_s", "train_s", "intercept", "slope", "r2"},
     "floor": {"matmul_gflops_best", "step_gflop", "floor_step_s", "measured_step_s", "x_floor"},
     "switch_f1": {"f1_test", "gap_pts", "total_x_off", "train_x_off", "eval_x_off", "within_1pt"},
+    "scoring": {"score_s", "speedup"},
     "profile_cell": {"train_step_s", "train_backward_s", "train_padding_fraction", "adamw_word_embedding_s",
                      "eval_predict_s", "eval_forward_s", "eval_score_s", "eval_padding_fraction", "cell_total_s"},
 }
@@ -35,6 +36,7 @@ EXTRA_ARGS = {
     "switch_f1": ["--steps", "2", "--variants", "bucket:train.length_bucket_tokens=4,all:train.eval_precision=bf16;"
                   "train.freeze_word_embeddings=true"],
     "profile_cell": ["--steps", "2", "--warmup", "1", "--eval-passes", "1", "--opt-repeats", "1", "--cell"],
+    "scoring": ["--rate", "0.3"],
 }
 
 

@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from paper_repro.data.conll import LABEL2ID
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:      # bench/ (the scoring benchmark holds the seqeval reference)
+    sys.path.insert(0, str(REPO_ROOT))
 from paper_repro.train.evaluate import DEPTH_GROUPS, eval_schedule, label_types, score
 from paper_repro.train.features import IGNORE_INDEX
 
@@ -481,18 +487,9 @@ def test_speed_switches_in_a_cell(tiny_cell_config, tmp_path):
 # score_by_type counts entities itself (EntitySets): its floats must be seqeval's classification_report's, to the bit
 def seqeval_reference(gold, pred, types):
     """What score_by_type returned when it called seqeval's classification_report in both modes."""
-    from seqeval.metrics import classification_report
-    from seqeval.scheme import IOB2
+    from bench.scoring import seqeval_reports
 
-    default = classification_report(gold, pred, output_dict=True, zero_division=0)
-    strict = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
-    metrics = {}
-    for suffix, report in (("", default), ("_strict", strict)):
-        micro = report["micro avg"]
-        metrics.update({f"f1{suffix}": float(micro["f1-score"]), f"precision{suffix}": float(micro["precision"]),
-                        f"recall{suffix}": float(micro["recall"])})
-    by_type = {t: float(default[t]["f1-score"]) if t in default else math.nan for t in types}
-    return metrics, by_type
+    return seqeval_reports(gold, pred, types)
 
 
 def assert_same_floats(ours, reference):
@@ -504,14 +501,9 @@ def assert_same_floats(ours, reference):
 
 def corrupt(tags, rng, labels):
     """Prediction-like noise: swapped types, dropped and invented entities, I- tags after O (invalid IOB2)."""
-    out = []
-    for sentence in tags:
-        sentence = list(sentence)
-        for i in range(len(sentence)):
-            if rng.random() < 0.08:
-                sentence[i] = rng.choice(labels)
-        out.append(sentence)
-    return out
+    from bench.scoring import corrupt as corrupt_tags
+
+    return corrupt_tags(tags, rng, labels)
 
 
 @pytest.mark.parametrize("seed", range(40))
