@@ -4,9 +4,10 @@
 # minilm (the H200 session's check): fusion-head step/eval cost in fp32 and bf16, and four cells (last, dwatt x
 #   fp32, bf16; 100 sentences, tuning seed 100, cpu_study's protocol at head lr 1e-3) -> results/bench/
 #   head_overhead_gpu_$TAG*.parquet, results/gpu_check/cells/.
-# shapes (the H100 session's check): the frozen track (bench/frozen.py, one repeat) and paper.yaml's encoder shapes
+# shapes (the H100 session's check): the frozen track (bench/frozen.py, two repeats) and paper.yaml's encoder shapes
 #   (bench/shape_backbone.py: BERT-base and XLM-R-large shapes, random weights) under fp32 and bf16 autocast ->
-#   results/bench/frozen_gpu_$TAG.parquet, head_overhead_gpu_${TAG}{,_bf16}{,_r3}.parquet.
+#   results/bench/frozen_gpu_$TAG.parquet, head_overhead_gpu_${TAG}_shapes{,_bf16}{,_r3}.parquet (files of their
+#   own: a bench file keeps the rows of other backbones, so sharing minilm's would mix the two checks).
 # (README's runs used a MiniLM-L6 folder with fp16-rounded weights: the packaged fp32 file did not fit the
 # transfer to the lent GPU machine; step times do not depend on the weights' values.)
 set -euo pipefail
@@ -34,20 +35,20 @@ if [ "$WHAT" = minilm ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = shapes ] || [ "$WHAT" = all ]; then
-  $PY bench/frozen.py --backbone "$B" --repeats 1 --out $OUT_DIR/frozen_gpu_$TAG.parquet
+  $PY bench/frozen.py --backbone "$B" --repeats 2 --out $OUT_DIR/frozen_gpu_$TAG.parquet
   tmp=${SHAPES_DIR:-/tmp}   # a fixed path: the shape's folder is the bench rows' `backbone` (reruns replace rows)
   for shape in bert-base xlmr-large; do
     $PY bench/shape_backbone.py $shape "$tmp/shape-$shape" --tokenizer-from "$B"
     for precision in no bf16; do
       suffix=$([ $precision = bf16 ] && echo _bf16 || true)
       $PY bench/head_overhead.py --backbone "$tmp/shape-$shape" --steps 50 --repeats 1 --heads last,deeper,concat,dwatt \
-          --set train.mixed_precision=$precision --out $OUT_DIR/head_overhead_gpu_${TAG}${suffix}.parquet
+          --set train.mixed_precision=$precision --out $OUT_DIR/head_overhead_gpu_${TAG}_shapes${suffix}.parquet
     done
   done
   for precision in no bf16; do
     suffix=$([ $precision = bf16 ] && echo _bf16 || true)
     $PY bench/head_overhead.py --backbone "$tmp/shape-xlmr-large" --steps 40 --repeats 3 --heads last,dwatt \
-        --set train.mixed_precision=$precision --out $OUT_DIR/head_overhead_gpu_${TAG}${suffix}_r3.parquet
+        --set train.mixed_precision=$precision --out $OUT_DIR/head_overhead_gpu_${TAG}_shapes${suffix}_r3.parquet
   done
   rm -rf "$tmp/shape-bert-base" "$tmp/shape-xlmr-large"
 fi

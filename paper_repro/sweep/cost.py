@@ -54,18 +54,25 @@ class Timed:
 
 
 @functools.lru_cache(maxsize=None)
-def encoder_flops(backbone: str) -> float | None:
+def encoder_flops(backbone: str, revision: str | None = None) -> float | None:
     """Per-token multiply-adds of the encoder's layers, L x (4 H^2 + 2 H I) (attention projections and feed-forward;
-    the attention scores' share, which grows with the sentence length, is left out), from its config alone; None
-    when the config cannot be had cheaply: the packaged MPNet before its parts are assembled (assembling writes
-    hundreds of MB, not a pricing step's business), or a hub id neither cached nor reachable."""
+    the attention scores' share, which grows with the sentence length, is left out), from its config alone, read
+    from disk only: a local folder, the packaged MiniLM, the packaged MPNet once assembled (assembling writes
+    hundreds of MB, not a pricing step's business), a hub id in the HF cache (at `revision`). None otherwise:
+    pricing never waits on the network."""
+    from transformers import AutoConfig
+
     from paper_repro.models import backbone as backbones
 
     try:
-        if backbone == "mpnet-base" and backbones.mpnet_part_files() is not None \
-                and not (backbones.models_cache_dir() / "all-mpnet-base-v2" / "config.json").exists():
+        if backbone == "mpnet-base":
+            source = backbones.mpnet_dir() if (backbones.mpnet_dir() / "config.json").exists() else None
+        else:
+            source = backbones.resolve_backbone(backbone)
+        if source is None:
             return None
-        config = backbones.load_backbone_config(backbone)
+        with backbones.quiet_transformers():
+            config = AutoConfig.from_pretrained(source, local_files_only=True, revision=revision)
         layers, hidden = int(config.num_hidden_layers), int(config.hidden_size)
         inner = int(getattr(config, "intermediate_size", 4 * hidden))
     except Exception:  # noqa: BLE001 - any failure only loses this pricing tier (the cell falls to a cruder one)
@@ -145,7 +152,7 @@ class Estimate:
                   else "")
         return (f"estimated cost: {duration(self.seconds)} compute for {self.cells} cells ({self.by_steps} from their "
                 f"method's time per step x their step budget, {self.by_backbone} from their backbone's (any method), "
-                f"{scaled}{self.by_method} from their method's mean, "
+                f"{self.by_method} from their method's mean, {scaled}"
                 f"{self.by_overall} from the overall mean; {self.timed} done cells timed, at the load they ran "
                 f"under)")
 
@@ -160,7 +167,7 @@ def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
 
 
 def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, str]]:
-    """Per cell of `to_run`: (estimated seconds, how it was priced: by_steps / by_backbone / by_scaled / by_method /
+    """Per cell of `to_run`: (estimated seconds, how it was priced: by_steps / by_backbone / by_method / by_scaled /
     by_overall); empty without timed cells."""
     out: list[tuple[float, str]] = []
     if not timed or not to_run:
@@ -203,10 +210,10 @@ def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, st
         elif backbone_key(cell) in backbone_fits and steps is not None:
             fixed, per_step = backbone_fits[backbone_key(cell)]
             out.append((fixed + per_step * steps, "by_backbone"))
-        elif steps is not None and (scaled := _scaled(cell, steps, fits, backbone_fits)) is not None:
-            out.append((scaled, "by_scaled"))
         elif key in by_method:
             out.append((statistics.fmean(t.total_s for t in by_method[key]), "by_method"))
+        elif steps is not None and (scaled := _scaled(cell, steps, fits, backbone_fits)) is not None:
+            out.append((scaled, "by_scaled"))
         else:
             out.append((overall, "by_overall"))
     return out
@@ -216,7 +223,7 @@ def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict) -> fl
     """A cell of a backbone without done cells, from another backbone's fit (its method's, else any method's; same
     finetune and precision) times the ratio of the two encoders' FLOPs; the other backbone with the most similar
     FLOPs wins. None without such a backbone, or without both configs."""
-    target = encoder_flops(cell.model.backbone)
+    target = encoder_flops(cell.model.backbone, cell.model.revision)
     if target is None:
         return None
     _, head, finetune, precision = method_key(cell)
@@ -224,7 +231,7 @@ def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict) -> fl
     for other, other_finetune, other_precision in backbone_fits:
         if (other_finetune, other_precision) != (finetune, precision) or other == cell.model.backbone:
             continue
-        source = encoder_flops(other)
+        source = encoder_flops(other)   # the revision its done cells ran at is not in the key: the default's
         if source is None:
             continue
         fixed, per_step = fits.get((other, head, finetune, precision)) or backbone_fits[(other, finetune, precision)]

@@ -234,6 +234,8 @@ def score_by_type(
     four extractions per side and mode that the reports make: scoring was a fifth of a frozen cell's time.
     `gold` may be an `EntitySets` built earlier from the same tags."""
     gold_sets = gold if isinstance(gold, EntitySets) else EntitySets.of(gold)
+    if not predicted:
+        raise ValueError("score: no sentences to score")       # seqeval's reports refused it too
     if gold_sets.lengths != tuple(map(len, predicted)):
         raise ValueError(f"score: {len(gold_sets.lengths)} gold and {len(predicted)} predicted sequences, or their "
                          "lengths, differ")

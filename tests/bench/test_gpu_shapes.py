@@ -38,25 +38,18 @@ def test_shape_folder_loads_as_a_backbone_of_that_shape(tiny_shape, tiny_backbon
         original("germany beat".split(), is_split_into_words=True)["input_ids"]
 
 
-def test_paper_shapes_are_the_hub_configs():
-    """The two shapes stand for experiments/paper.yaml's encoders: their layer/width/vocabulary numbers."""
-    from bench.shape_backbone import SHAPES
-
-    assert SHAPES["bert-base"]["num_hidden_layers"] == 12 and SHAPES["bert-base"]["hidden_size"] == 768
-    assert SHAPES["xlmr-large"]["num_hidden_layers"] == 24 and SHAPES["xlmr-large"]["hidden_size"] == 1024
-    assert SHAPES["xlmr-large"]["vocab_size"] == 250002
-
-
-def test_unknown_shape_and_missing_tokenizer_are_one_line_errors(tmp_path, tiny_backbone_dir):
+def test_unknown_shape_missing_tokenizer_and_too_small_vocabulary_are_one_line_errors(tmp_path, tiny_backbone_dir,
+                                                                                      monkeypatch, capsys):
     from bench import shape_backbone
 
-    with pytest.raises(SystemExit) as error:
-        shape_backbone.main(["bert-base", str(tmp_path / "x"), "--tokenizer-from", str(tmp_path / "nowhere")])
-    assert "not a local folder" in str(error.value)
-    with pytest.raises(SystemExit) as error:
+    assert shape_backbone.main(["bert-base", str(tmp_path / "x"), "--tokenizer-from", str(tmp_path / "nowhere")]) == 2
+    assert "not a local folder" in capsys.readouterr().err
+    with pytest.raises(shape_backbone.ShapeError, match="unknown shape"):
         shape_backbone.write_shape("bert-huge", tmp_path / "y", tiny_backbone_dir)
-    assert "unknown shape" in str(error.value)
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    monkeypatch.setitem(shape_backbone.SHAPES, "narrow", {**TINY, "vocab_size": 5})
+    assert shape_backbone.main(["narrow", str(tmp_path / "z"), "--tokenizer-from", str(tiny_backbone_dir)]) == 2
+    assert "more than the narrow shape's 5 embedding rows" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))
 
 
 def test_precision_table_pairs_an_fp32_and_a_bf16_run(tiny_shape, tiny_conll_dir, tmp_path):
@@ -85,5 +78,7 @@ def test_precision_table_pairs_an_fp32_and_a_bf16_run(tiny_shape, tiny_conll_dir
         ratio = readme_tables.fmt_ratio(steps["half"][head] / steps["fp"][head])
         assert f"| `shape-tiny` | `{head}` | {readme_tables.fmt_ms(steps['fp'][head])} | " \
                f"{readme_tables.fmt_ms(steps['half'][head])} | {ratio} |" in text
+    swapped = readme_tables.precision_section(bench_dir, "half", "fp", "T", "D")   # the files' precisions say no
+    assert "`half.parquet` is not a fp32" in swapped and "| `shape-tiny` |" not in swapped
     missing = readme_tables.precision_section(bench_dir, "fp", "absent", "T", "D")
     assert "Not measured yet" in missing and "`absent.parquet`" in missing

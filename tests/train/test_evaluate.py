@@ -548,3 +548,5 @@ def test_score_by_type_refuses_mismatched_lengths():
         score_by_type(EntitySets.of([["B-PER", "O"]]), [["B-PER"]])
     with pytest.raises(ValueError, match="differ"):
         score_by_type([["O"]], [["O"], ["O"]])
+    with pytest.raises(ValueError, match="no sentences"):
+        score_by_type([], [])
