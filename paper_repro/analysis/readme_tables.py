@@ -252,7 +252,8 @@ BENCHES = [
                   "scored before `48ec56d`); `fresh`: `score_by_type` now, finding each side's entities once; "
                   "`reused`: the same with the gold's entities built beforehand, as a cell does at every evaluation "
                   "after its first. Real dev subsample and test split against corrupted copies of their gold; the "
-                  "three give the same floats (checked before timing). Alternating order, one process."),
+                  "three give the same floats (checked before timing). Alternating order, one process; the study "
+                  "sweepers were paused (SIGSTOP) for the run, which the 1-minute load average below still shows."),
         order=["dev-seqeval_reports", "dev-fresh", "dev-reused", "test-seqeval_reports", "test-fresh", "test-reused"],
     ),
     BenchSpec(
