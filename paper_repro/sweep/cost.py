@@ -13,10 +13,13 @@ backbone (and finetune, mixed precision): fusion heads cost about one more layer
 size. A backbone with no done cell at all (a study's second encoder, before its first cell) is priced from another
 backbone's cells of the same method (else of any method), same finetune and precision, scaled by the ratio of the
 two encoders' per-token layer FLOPs, layers x (4 H^2 + 2 H I) from their configs (`encoder_flops`; no weights
-loaded): the right ratio for full fine-tuning, where the encoder's forward and backward dominate, and for the
+loaded). The work scales so for full fine-tuning, where the encoder's forward and backward dominate, and for the
 frozen heads that work on every fused layer (dwatt, concat, lstm, attnres, scalarmix: their work grows with the
-number of layers and, matched to one layer's parameters, with its width); an upper bound for `deeper` and `last`
-on a frozen encoder, which see one layer. A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
+number of layers and, matched to one layer's parameters, with its width); less for `deeper` and `last` on a
+frozen encoder, which see one layer. The time scales less than the work when the reference encoder is the
+smaller one (its small matrices run further from the machine's peak: on the 2-core CPU MPNet-base's training
+step measured about 5x MiniLM-L6's, against 8x the FLOPs), so this price leans high: a planning bound, replaced
+by the backbone's own fit as soon as one of its cells is done. A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
 sentences K per type draws is not known in advance) is priced at its method's mean, else at the mean of all done
 cells. The timings are what the done cells took on the machine and under the load they ran
 with: an estimate for the same set-up, not a benchmark.
