@@ -151,7 +151,7 @@ class Estimate:
             return "estimated cost: nothing to run"
         if not self.timed:
             return f"estimated cost: unknown for {self.cells} cells (no done cell with recorded timings)"
-        scaled = (f"{self.by_scaled} from another backbone's scaled by the encoders' FLOPs, " if self.by_scaled
+        scaled = (f"{self.by_scaled} from another backbone's fit scaled by the encoders' FLOPs, " if self.by_scaled
                   else "")
         return (f"estimated cost: {duration(self.seconds)} compute for {self.cells} cells ({self.by_steps} from their "
                 f"method's time per step x their step budget, {self.by_backbone} from their backbone's (any method), "

@@ -85,7 +85,7 @@ def test_a_backbone_without_done_cells_is_priced_by_the_encoders_flops(tmp_path,
              / cost.encoder_flops("minilm-l6"))
     scaled = cost.estimate(pool, [cell(tmp_path, size=1000, backbone=str(tiny_backbone_dir))])
     assert scaled.by_scaled == 1 and scaled.seconds == pytest.approx((20.0 + 0.2 * 625) * ratio)
-    assert "1 from another backbone's scaled by the encoders' FLOPs" in scaled.describe()
+    assert "1 from another backbone's fit scaled by the encoders' FLOPs" in scaled.describe()
     # a head without cells on the other backbone: that backbone's fit over every method, scaled the same way
     other_head = cost.estimate(pool, [cell(tmp_path, method="dwatt", size=1000, backbone=str(tiny_backbone_dir))])
     assert other_head.by_scaled == 1 and other_head.seconds == pytest.approx((20.0 + 0.2 * 625) * ratio)
