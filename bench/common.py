@@ -371,22 +371,13 @@ def build_trainable(pristine_model, config: CellConfig, steps: int):
     """A fresh tagger (deep copy of the pristine backbone + the configured head at its budget), its optimizer and
     scheduler for `steps` steps, prepared by Accelerate as in run_cell. Returns (model, optimizer, scheduler,
     accelerator, budget record)."""
-    from accelerate import Accelerator
-
     from paper_repro.data.conll import LABELS
     from paper_repro.models.tagger import build_tagger
     from paper_repro.train import device as device_setup
     from paper_repro.train.loop import make_optimizer
 
-    try:  # a fresh Accelerate state, as run_cell (a bench may build models of different mixed precision)
-        from accelerate.state import AcceleratorState, GradientState
-
-        AcceleratorState._reset_state(reset_partial_state=False)
-        GradientState._reset_state()
-    except (ImportError, AttributeError):
-        pass
-    accelerator = Accelerator(mixed_precision=config.train.mixed_precision, step_scheduler_with_optimizer=False)
-    device_setup.configure(accelerator.device)                      # as run_cell
+    accelerator = device_setup.make_accelerator(config.train)          # as run_cell (a fresh Accelerate state)
+    device_setup.configure(accelerator.device, config.train)          # as run_cell
     model, record = build_tagger(copy.deepcopy(pristine_model), config.model, num_labels=len(LABELS),
                                  seed=config.train.seed)
     if getattr(config.train, "freeze_word_embeddings", False):       # as run_cell

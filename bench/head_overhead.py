@@ -66,12 +66,15 @@ class Workload:
         return common.build_trainable(self.pristine.model, config, len(self.batches))
 
 
-def run_block(work: Workload, head: str, args) -> tuple[list[float], list[float], int]:
-    """(timed step seconds, eval sentences/s per pass, head params) of one fresh tagger with `head`."""
+def run_block(work: Workload, head: str, args) -> tuple[list[float], list[float], int, float]:
+    """(timed step seconds, eval sentences/s per pass, head params, warm-up seconds) of one fresh tagger with `head`.
+    The warm-up steps' time is where `train.compile` compiles the training graph (the first eval pass, the eval
+    graph): reported, never part of the step medians."""
     from paper_repro.train.evaluate import predict
 
     model, optimizer, scheduler, accelerator, record = work.build(head)
-    steps = common.timed_train_steps(model, optimizer, scheduler, accelerator, work.config, work.batches)[args.warmup:]
+    all_steps = common.timed_train_steps(model, optimizer, scheduler, accelerator, work.config, work.batches)
+    steps, warmup_s = all_steps[args.warmup:], sum(all_steps[: args.warmup])
     throughput = []
     if args.eval_passes > 0:
         loader = work.eval_loader(accelerator)
@@ -82,7 +85,7 @@ def run_block(work: Workload, head: str, args) -> tuple[list[float], list[float]
             throughput.append(len(sentences) / (common.now(accelerator.device) - started))
     del model, optimizer, scheduler
     gc.collect()
-    return steps, throughput, record["head_params"]
+    return steps, throughput, record["head_params"], warmup_s
 
 
 def profile_head(work: Workload, head: str, args, out_dir: Path) -> str:
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[{BENCH}] {common.describe_machine()}")
 
     steps = {h: {} for h in heads}        # head -> repeat -> step seconds
+    warmups = {h: [] for h in heads}      # head -> warm-up seconds per repeat (train.compile: compiling)
     evals = {h: {} for h in heads}        # head -> repeat -> sentences/s
     params = {}
     with common.cells_dir(args.keep_cells) as folder:
@@ -138,14 +142,17 @@ def main(argv: list[str] | None = None) -> int:
         work = Workload(args, common.apply_overrides(config, args.overrides) if args.overrides else config)
         for repeat in range(args.repeats):
             for position, head in enumerate(common.rotated(heads, repeat)):
-                step_s, throughput, params[head] = run_block(work, head, args)
+                step_s, throughput, params[head], warmup_s = run_block(work, head, args)
                 steps[head][repeat], evals[head][repeat] = step_s, throughput
+                warmups[head].append(warmup_s)
+                results.add(head, "warmup_s", warmup_s, "s", repeat=repeat, position=position)
                 for i, seconds in enumerate(step_s):
                     results.add(head, "step_s", seconds, "s", repeat=repeat, position=position, step=i)
                 for i, rate in enumerate(throughput):
                     results.add(head, "eval_sentences_per_s", rate, "sentences/s", repeat=repeat, position=position, step=i)
                 print(f"[{BENCH}] repeat {repeat} {head:<14} step {common.median(step_s) * 1000:8.1f} ms"
-                      + (f"  eval {common.median(throughput):8.1f} sent/s" if throughput else ""))
+                      + (f"  eval {common.median(throughput):8.1f} sent/s" if throughput else "")
+                      + f"  warm-up {warmup_s:6.1f} s ({args.warmup} steps)")
 
         table, missing = [], []
         for head in heads:
@@ -154,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                    "step_x_last": common.median(step_ratios)}
             results.summary(head, "head_params", params[head], "params")
             results.summary(head, "step_s", row["step_ms"] / 1000, "s")
+            results.summary(head, "warmup_s", common.median(warmups[head]), "s")
             results.summary(head, "step_time_ratio", row["step_x_last"], "x last")
             if "deeper" in steps:
                 deeper_ratios = [common.median(steps[head][r]) / common.median(steps["deeper"][r])

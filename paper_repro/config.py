@@ -138,6 +138,8 @@ class TrainConfig:
     length_bucket_tokens: int = 0        # > 0: training batches of similar-length windows (length buckets this many subwords wide; each window once per epoch, batches in random order); 0: the shuffled loader
     freeze_word_embeddings: bool = False # keep the backbone's word-embedding table fixed (no gradient, no AdamW update: ~half of MiniLM's parameters)
     eval_precision: str = "fp32"         # "fp32" | "bf16": predict with a bf16 copy of the model (CPU: ~1.8x sentences/s; training precision: mixed_precision)
+    compile: str = "none"                # "none" | "default" | "reduce-overhead" | "max-autotune": torch.compile (inductor, dynamic shapes) of the tagger through Accelerate's dynamo plugin
+    tf32: bool = False                   # CUDA: TF32 matmuls (torch.backends.cuda.matmul.allow_tf32) in training and eval; no effect on the CPU
 
 
 @dataclass
@@ -156,7 +158,7 @@ class CellConfig:
     # while they hold their default value, so that no existing run id moved (any other value enters the hash)
     OMITTED_AT_DEFAULT: typing.ClassVar[tuple[str, ...]] = ("model.revision", "model.finetune", "train.length_bucket_tokens",
                                                             "train.freeze_word_embeddings", "train.eval_precision",
-                                                            "data.hub_revision")
+                                                            "data.hub_revision", "train.compile", "train.tf32")
 
     def to_dict(self) -> dict[str, Any]:
         """`dataclasses.asdict(self)`, built without deep-copying the immutable leaves (a sweep hashes thousands of

@@ -359,7 +359,8 @@ def test_finetune_choices():
 # of cpu_study's `tune` stage (60 cells), sorted, joined by "\n"
 TUNE_IDS_SHA256 = "380d0393a54bd7c2f315819129ce3a56d99667580c2785090ef5a992d9e187c8"
 SPEED_SWITCHES = {"train.length_bucket_tokens": (0, 8), "train.freeze_word_embeddings": (False, True),
-                  "train.eval_precision": ("fp32", "bf16")}
+                  "train.eval_precision": ("fp32", "bf16"), "train.compile": ("none", "default"),
+                  "train.tf32": (False, True)}
 
 
 def test_tune_stage_run_ids_unchanged_by_the_speed_switches():
@@ -393,6 +394,10 @@ def test_speed_switch_values_are_validated():
                            "train.freeze_word_embeddings=true"))
     with pytest.raises(ConfigError, match="train.eval_precision: unknown value 'fp16'"):
         validate_cell(override("train.eval_precision=fp16"))
+    assert CHOICES["train.compile"] == ("none", "default", "reduce-overhead", "max-autotune")
+    validate_cell(override("train.compile=reduce-overhead", "train.tf32=true", "model.finetune=frozen"))
+    with pytest.raises(ConfigError, match=r"train.compile: unknown value 'reduce_overhead' \(did you mean reduce-overhead\?\)"):
+        validate_cell(override("train.compile=reduce_overhead"))
     with pytest.raises(ConfigError, match="train.length_bucket_tokens"):
         validate_cell(override("train.length_bucket_tokens=-2"))
     for switch in ("train.eval_precision=bf16", "train.freeze_word_embeddings=true"):

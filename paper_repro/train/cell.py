@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import set_seed
 
 from paper_repro.config import CellConfig, ConfigError, resolve_steps
@@ -160,20 +159,13 @@ def run_cell(config: CellConfig) -> Path:
     train_cfg, model_cfg = config.train, config.model
     if train_cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    # the scheduler is stepped once per optimizer step, not once per process (Accelerate's default would end
-    # the schedule at 1/num_processes of the budget)
-    # Accelerate keeps its state process-wide: a sweep process running cells of different mixed precision would
-    # fail at the second cell ("AcceleratorState has already been initialized"). Forget the previous cell's
-    # accelerator state (not the process group: PartialState stays).
-    AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
     trackers = None if train_cfg.log_with == "none" else [train_cfg.log_with]
-    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision, step_scheduler_with_optimizer=False,
-                              log_with=trackers, project_dir=str(Path(config.results_dir) / config.study / "trackers"))
+    accelerator = device_setup.make_accelerator(train_cfg, log_with=trackers,
+                                                project_dir=str(Path(config.results_dir) / config.study / "trackers"))
     if trackers:  # the run is named by its run_id; its hyper-parameters are the flattened config
         accelerator.init_trackers(config.study, config=tracker_config(config),
                                   init_kwargs={train_cfg.log_with: tracker_run_name(train_cfg.log_with, config.run_id)})
-    device_settings = device_setup.configure(accelerator.device)
+    device_settings = device_setup.configure(accelerator.device, train_cfg)
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:  # e.g. torchrun on a CPU-only host: N copies racing on one cell
         raise RuntimeError(
@@ -239,6 +231,7 @@ def run_cell(config: CellConfig) -> Path:
     model, optimizer, train_loader, dev_loader, test_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, dev_loader, test_loader, scheduler
     )
+    device_settings["compiled"] = device_setup.is_compiled(model)   # train.compile, as Accelerate applied it
 
     git_sha, git_dirty = provenance.git_state()
     versions = provenance.package_versions()

@@ -83,7 +83,7 @@ def eval_model(model: torch.nn.Module, accelerator: Accelerator, precision: str 
         return model
     import copy
 
-    clone = copy.deepcopy(accelerator.unwrap_model(model))
+    clone = copy.deepcopy(accelerator.unwrap_model(model, keep_torch_compile=False))   # (train.compile: copy the eager model)
     # with mixed_precision=bf16 Accelerate wraps `forward` in autocast on the instance: the copy runs its own class
     # forward (its weights are bf16 already; the prepared model keeps its wrapper)
     for name in ("forward", "_original_forward"):

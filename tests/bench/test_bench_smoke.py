@@ -16,7 +16,7 @@ COLUMNS = {"bench", "kind", "backbone", "variant", "repeat", "metric", "value", 
            "usable_cpus", "torch_threads", "torch_version", "date", "git_sha", "loadavg_1m", "args"}
 SUMMARY_METRICS = {
     "cell_cost": {"total_s", "train_s", "eval_s", "f1_test_mean", "time_ratio_vs_peer", "meets_target"},
-    "head_overhead": {"step_s", "step_time_ratio", "eval_time_ratio", "head_params", "meets_target"},
+    "head_overhead": {"step_s", "step_time_ratio", "eval_time_ratio", "head_params", "meets_target", "warmup_s"},
     "memory": {"peak_rss_mb", "sampled_peak_rss_mb"},
     "scaling": {"total_s", "train_s", "intercept", "slope", "r2"},
     "floor": {"matmul_gflops_best", "step_gflop", "floor_step_s", "measured_step_s", "x_floor"},

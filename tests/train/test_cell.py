@@ -227,3 +227,21 @@ def test_tracker_logs_loss_lr_grad_norm_and_dev_f1(tiny_cell_config, tmp_path):
     assert scalars["train/loss"] == [1, 2, 3, 4] and scalars["train/lr"] == [1, 2, 3, 4]
     assert scalars["train/grad_norm"] == [1, 2, 3, 4]
     assert scalars["dev/f1"] == eval_schedule(4, 2, 1) and scalars["test/f1"] == [4]
+
+
+def test_compiled_cell_matches_the_eager_cell(tiny_cell_config, tmp_path, monkeypatch):
+    """train.compile: the tagger runs through torch.compile (inductor, dynamic shapes) and scores as the eager cell
+    within float noise; a user's ACCELERATE_DYNAMO_BACKEND never compiles a cell whose config says "none"."""
+    monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "inductor")   # e.g. left by `accelerate config`
+    eager_config = tiny_cell_config(tmp_path, "train.steps=3", "model.head.name=dwatt", "train.deterministic=true")
+    compiled_config = tiny_cell_config(tmp_path, "train.steps=3", "model.head.name=dwatt", "train.deterministic=true",
+                                       "train.compile=default")
+    assert compiled_config.run_id != eager_config.run_id
+    _, eager, eager_manifest = run(eager_config)
+    _, compiled, manifest = run(compiled_config)
+    assert manifest["config"]["train"]["compile"] == "default"
+    assert manifest["run_id"] == compiled_config.run_id
+    # 3 steps of a random tiny BERT: predictions identical or off by float noise in the loss
+    assert compiled["train_loss"].dropna().tolist() == pytest.approx(eager["train_loss"].dropna().tolist(), rel=1e-4, abs=1e-5)
+    assert compiled[METRICS].to_numpy() == pytest.approx(eager[METRICS].to_numpy(), abs=1e-6)
+    assert manifest["device_settings"]["compiled"] is True and eager_manifest["device_settings"]["compiled"] is False
