@@ -8,6 +8,11 @@
 #   (bench/shape_backbone.py: BERT-base and XLM-R-large shapes, random weights) under fp32 and bf16 autocast ->
 #   results/bench/frozen_gpu_$TAG.parquet, head_overhead_gpu_${TAG}_shapes{,_bf16}{,_r3}.parquet (files of their
 #   own: a bench file keeps the rows of other backbones, so sharing minilm's would mix the two checks).
+# compile (train.compile, train.tf32): two cells, eager and compiled (dwatt, 100 sentences, tuning seed 100,
+#   cpu_study's tune_e20 protocol at head lr 1e-4) -> results/gpu_check/cells/; step/eval/warm-up cost of last and
+#   dwatt eager, compiled (mode default) -> head_overhead_gpu_${TAG}_compile_{eager,default}.parquet.
+# compile-shapes: the same at BERT-base's shape (random weights), plus TF32 ->
+#   head_overhead_gpu_${TAG}_shapes_compile_{eager,tf32,default}.parquet.
 # (README's runs used a MiniLM-L6 folder with fp16-rounded weights: the packaged fp32 file did not fit the
 # transfer to the lent GPU machine; step times do not depend on the weights' values.)
 set -euo pipefail
@@ -15,8 +20,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 B=${BACKBONE:-minilm-l6}
 TAG=${TAG:-gpu}
-WHAT=${1:-all}
-OUT_DIR=results/bench
+WHAT=${1:-all}   # minilm | shapes | compile | compile-shapes | all
+OUT_DIR=${OUT_DIR:-results/bench}
 $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: this check is for a GPU machine')"
 
 if [ "$WHAT" = minilm ] || [ "$WHAT" = all ]; then
@@ -51,4 +56,29 @@ if [ "$WHAT" = shapes ] || [ "$WHAT" = all ]; then
         --set train.mixed_precision=$precision --out $OUT_DIR/head_overhead_gpu_${TAG}_shapes${suffix}_r3.parquet
   done
   rm -rf "$tmp/shape-bert-base" "$tmp/shape-xlmr-large"
+fi
+
+if [ "$WHAT" = compile ] || [ "$WHAT" = all ]; then
+  common=(model.backbone="$B" data.sampler=sentences data.subset_version=2 train.step_rule=epochs train.steps=200
+          train.min_epochs=20.0 train.warmup_steps=20 train.eval_schedule=linear train.eval_points=8
+          train.backbone_lr=5e-5 train.head_lr=1e-4 train.seed=100 data.data_seed=100 data.size=100
+          results_dir=${RESULTS_DIR:-results} study=gpu_check)
+  for mode in none default; do
+    $PY -m paper_repro.cli cell "${common[@]}" model.head.name=dwatt train.compile=$mode
+  done
+  for mode in none default; do
+    name=$([ $mode = none ] && echo eager || echo $mode)
+    $PY bench/head_overhead.py --backbone "$B" --steps 100 --warmup 10 --eval-passes 3 --repeats 1 --heads last,dwatt \
+        --set train.compile=$mode --out $OUT_DIR/head_overhead_gpu_${TAG}_compile_$name.parquet
+  done
+fi
+
+if [ "$WHAT" = compile-shapes ] || [ "$WHAT" = all ]; then
+  tmp=${SHAPES_DIR:-/tmp}
+  $PY bench/shape_backbone.py bert-base "$tmp/shape-bert-base" --tokenizer-from "$B"
+  for variant in eager:train.compile=none tf32:train.tf32=true default:train.compile=default; do
+    $PY bench/head_overhead.py --backbone "$tmp/shape-bert-base" --steps 50 --warmup 10 --eval-passes 3 --repeats 1 \
+        --heads last,dwatt --set ${variant#*:} --out $OUT_DIR/head_overhead_gpu_${TAG}_shapes_compile_${variant%%:*}.parquet
+  done
+  rm -rf "$tmp/shape-bert-base"
 fi
