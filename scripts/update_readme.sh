@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-exec "$PY" -m paper_repro.analysis.readme_tables README.md --cells results/gpu_h200 \
+exec "$PY" -m paper_repro.analysis.readme_tables README.md --cells results/gpu_h200 --cells results/gpu_h100 \
     --results-study results/cpu_study --results-study results/frozen_study --results-study results/smoke \
     --results-study results/cpu_pilot --results-study results/lr_probe "$@"

@@ -479,6 +479,89 @@ def precision_section(bench_dir: Path, fp32_name: str, bf16_name: str, title: st
     return "\n".join(lines)
 
 
+# train.compile / train.tf32 on a GPU (`bench/gpu_check.sh compile` and `compile-shapes`): bench/head_overhead.py runs
+# of one session, each labelled by its own `overrides` column (never by its file name); rendered after COMPILE_AFTER
+COMPILE_AFTER = "frozen_gpu_h100_scoring_after"
+COMPILE_RUNS = ["head_overhead_gpu_h100_compile_eager", "head_overhead_gpu_h100_compile_default",
+                "head_overhead_gpu_h100_shapes_compile_eager", "head_overhead_gpu_h100_shapes_compile_tf32",
+                "head_overhead_gpu_h100_shapes_compile_default"]
+COMPILE_TITLE = "On a GPU (H100): torch.compile and TF32 (`train.compile`, `train.tf32`)"
+COMPILE_DESCRIBE = (
+    "`bench/head_overhead.py` on one NVIDIA H100, batch 8, 10 warm-up steps then 100 (MiniLM) or 50 (BERT-base "
+    "shape, random weights) timed steps, 3 dev passes (the first holds the eval graph's compilation; the median "
+    "is shown), one repeat per setting, `TAG=h100 bash bench/gpu_check.sh compile` and `compile-shapes`. MiniLM's "
+    "weights are rounded to fp16 (the transfer limit of that machine). Warm-up: the 10 untimed steps, where "
+    "`torch.compile` compiles the training graph. Break-even: the training steps after which compiling has paid "
+    "for itself, (warm-up compiled − warm-up eager) / (step eager − step compiled); evaluation's own compilation "
+    "(the cells table below: the first dev evaluation) comes on top. Each process compiles from cold caches for its "
+    "first head (`last`), warmer for the next. The run lines' `ec1f46f` (dirty) is the lent machine's stale git "
+    "metadata; the code was `533b320`.")
+
+
+def compile_variant(overrides: str) -> str | None:
+    """The setting a head_overhead run measured, read from its `--set` overrides: "eager", "TF32", "compile
+    <mode>"; None for a run that set anything else (e.g. bf16: not comparable here)."""
+    settings = dict(item.split("=", 1) for item in overrides.split(",") if "=" in item)
+    compiled, tf32 = settings.pop("train.compile", "none"), settings.pop("train.tf32", "false").lower()
+    if settings or tf32 not in ("true", "false"):
+        return None
+    if compiled != "none":
+        return f"compile {compiled}" + (" + TF32" if tf32 == "true" else "")
+    return "TF32" if tf32 == "true" else "eager"
+
+
+def compile_section(bench_dir: Path, names: Sequence[str], title: str, describe: str) -> str:
+    """Step time, eval rate and warm-up (compile) time per (backbone, head, setting), each against the eager run
+    of the same backbone and head; runs of another setting (a bf16 run) or with no summary rows are named."""
+    lines = [f"### {title}", ""]
+    rows, skipped, machines = [], [], []
+    for name in names:
+        frame = read_bench(bench_dir / f"{name}.parquet")
+        if frame is None or "kind" not in frame.columns:
+            skipped.append(f"`{name}.parquet` ({'missing' if frame is None else 'no summary rows'})")
+            continue
+        overrides = " ".join(str(o) for o in frame.get("overrides", pd.Series(dtype=str)).dropna().unique())
+        variant = compile_variant(overrides)
+        if variant is None:
+            skipped.append(f"`{name}.parquet` (overrides `{overrides}`)")
+            continue
+        machines.append((frame, name))
+        summary = frame[frame["kind"] == "summary"]
+        for (backbone, head), group in summary.groupby(["backbone", "variant"], sort=False):
+            values = group.groupby("metric")["value"].last()
+            rows.append({"backbone": Path(str(backbone)).name, "head": head, "setting": variant,
+                         "step": values.get("step_s", float("nan")), "warmup": values.get("warmup_s", float("nan")),
+                         "eval": values.get("eval_sentences_per_s", float("nan"))})
+    if not rows:
+        return "\n".join(lines + [f"_Not measured yet: {', '.join(skipped) or 'no runs named'}._", ""])
+    frame = pd.DataFrame(rows)
+    eager = frame[frame["setting"] == "eager"].set_index(["backbone", "head"])
+    order = {h: i for i, h in enumerate(HEAD_ORDER)}
+    frame["_head"] = frame["head"].map(lambda h: order.get(h, len(order)))
+    frame["_setting"] = frame["setting"].map(lambda v: (v != "eager", v))
+    body = []
+    for row in frame.sort_values(["backbone", "_head", "_setting"], kind="stable").itertuples():
+        base = eager.loc[(row.backbone, row.head)] if (row.backbone, row.head) in eager.index else None
+        step_x = eval_x = saved = float("nan")
+        breakeven = "–"
+        if base is not None and row.setting != "eager":
+            step_x, eval_x = row.step / base["step"], row.eval / base["eval"]
+            saved = base["step"] - row.step
+            if row.setting.startswith("compile"):
+                breakeven = (f"{(row.warmup - base['warmup']) / saved:,.0f}" if saved > 0 else "never")
+        body.append([f"`{row.backbone}`", f"`{row.head}`", row.setting, fmt_ms(row.step), fmt_ratio(step_x),
+                     fmt_float(row.eval), fmt_ratio(eval_x), fmt_seconds(row.warmup), breakeven])
+    lines += [describe, "", markdown_table(["backbone", "head", "setting", "step (ms)", "× eager", "eval (sent/s)",
+                                            "× eager", "warm-up (s)", "break-even (steps)"], body), "",
+              "Step: below 1× eager is faster; eval: above 1× is faster.", ""]
+    first, _ = machines[0]
+    later = [f"`{name}` {str(frame['date'].iloc[0])[11:19]}" for frame, name in machines[1:] if "date" in frame.columns]
+    lines += [f"Machine (first run): {machine_line(first)}." + (f" Then, in order: {', '.join(later)}." if later else ""), ""]
+    if skipped:
+        lines += [f"_Not shown: {', '.join(skipped)}._", ""]
+    return "\n".join(lines)
+
+
 def read_bench(path: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
@@ -535,6 +618,7 @@ def cells_section(root: Path) -> str:
             settings = manifest.get("device_settings")
             body.append([f"`{run.name}`", f"`{((config.get('model') or {}).get('head') or {}).get('name')}`",
                          str(data.get("size")), str(train.get("seed")), str(train.get("mixed_precision")),
+                         str(train.get("compile", "none")),
                          "–" if settings is None else ("off" if settings.get("sdpa_cudnn") is False else "default"),
                          str(manifest.get("device")), fmt_ms(timings.get("step_time_s", float("nan"))),
                          fmt_seconds(timings.get("train_s", float("nan"))),
@@ -545,7 +629,7 @@ def cells_section(root: Path) -> str:
                          + (" + diff" if (manifest.get("git") or {}).get("dirty") else "")])
     if not body:
         return "\n".join(lines + ["_No done cells._", ""])
-    lines.append(markdown_table(["run", "method", "size", "seed", "mixed precision", "cuDNN attention", "device",
+    lines.append(markdown_table(["run", "method", "size", "seed", "mixed precision", "compile", "cuDNN attention", "device",
                                  "step (ms)", "train (s)", "1st dev eval (s)", "total (s)", "test F1", "code"], body))
     lines += ["", "Manifest timings: step = mean optimizer step (train / steps), train = the optimizer steps "
               "alone (dev evaluations excluded), 1st dev eval = the first dev evaluation, total = the whole cell "
@@ -720,13 +804,15 @@ def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: st
              "(written by `bench/*.py`)" + (" and the cells' parquet and manifests" if cells else "")
              + "; do not edit by hand._", ""]
     paired = {name for pair in PRECISION_PAIRS for name in pair[:2]}
-    known = {spec.name for spec in BENCHES} | paired
+    known = {spec.name for spec in BENCHES} | paired | set(COMPILE_RUNS)
     specs = list(BENCHES) + [generic_spec(p.stem) for p in sorted(bench_dir.glob("*.parquet")) if p.stem not in known]
     for spec in specs:
         path = bench_dir / f"{spec.name}.parquet"
         lines.append(render_bench(spec, read_bench(path), Path(shown) / path.name))
         if spec.name == PRECISION_AFTER:
             lines += [precision_section(bench_dir, *pair) for pair in PRECISION_PAIRS]
+        if spec.name == COMPILE_AFTER:
+            lines.append(compile_section(bench_dir, COMPILE_RUNS, COMPILE_TITLE, COMPILE_DESCRIBE))
     for study in studies:
         lines.append(study_section(Path(study)))
     for root in cells:

@@ -54,11 +54,13 @@ def test_cells_section_lists_each_cell_with_precision_kernel_timings_and_test_f1
     cells = tmp_path / "gpu" / "run_a" / "cells"
     cells.mkdir(parents=True)
     for run_id, precision, settings, f1 in (("last-x-1", "no", {"sdpa_cudnn": False}, 0.5870),
-                                             ("dwatt-x-2", "bf16", None, 0.5709)):
+                                             ("dwatt-x-2", "bf16", None, 0.5709),
+                                             ("dwatt-x-3", "no", {"sdpa_cudnn": False, "compiled": True}, 0.5709)):
         pq.write_table(pa.table({"split": ["dev", "test"], "step": [200, 200], "f1": [0.6, f1]}), cells / f"{run_id}.parquet")
         manifest = {"run_id": run_id, "device": "cuda:NVIDIA H200 x1", "git": {"sha": "a" * 40, "dirty": precision == "no"},
                     "config": {"model": {"head": {"name": run_id.split("-")[0]}}, "data": {"size": 100},
-                               "train": {"seed": 100, "mixed_precision": precision}},
+                               "train": {"seed": 100, "mixed_precision": precision,
+                                         **({"compile": "default"} if run_id.endswith("3") else {})}},
                     "timings": {"step_time_s": 0.0179, "train_s": 3.6, "eval_s": [0.32, 0.2], "total_s": 9.9}}
         if settings is not None:
             manifest["device_settings"] = settings
@@ -66,10 +68,38 @@ def test_cells_section_lists_each_cell_with_precision_kernel_timings_and_test_f1
         (cells / f"{run_id}.done").write_text("")
     text = readme_tables.cells_section(tmp_path / "gpu")
     rows = [line for line in text.splitlines() if line.startswith("| `run_a`")]
-    assert len(rows) == 2
-    assert "| `dwatt` | 100 | 100 | bf16 | – | cuda:NVIDIA H200 x1 |" in rows[0] and "`aaaaaaa` |" in rows[0]
-    assert "| `last` | 100 | 100 | no | off |" in rows[1] and "`aaaaaaa` + diff |" in rows[1]
-    assert "58.7" in rows[1] and "57.1" in rows[0] and "17.9" in rows[1]
+    assert len(rows) == 3
+    assert "| `dwatt` | 100 | 100 | bf16 | none | – | cuda:NVIDIA H200 x1 |" in rows[0] and "`aaaaaaa` |" in rows[0]
+    assert "| `dwatt` | 100 | 100 | no | default | off |" in rows[1]     # a cell of train.compile (older: none)
+    assert "| `last` | 100 | 100 | no | none | off |" in rows[2] and "`aaaaaaa` + diff |" in rows[2]
+    assert "58.7" in rows[2] and "57.1" in rows[0] and "17.9" in rows[2]
+
+
+def test_compile_section_sets_each_setting_against_eager_from_the_runs_own_overrides(tmp_path):
+    """bench/head_overhead.py runs with train.compile / train.tf32 (labelled by their `overrides`, not file names):
+    step and eval ratios to the eager run of the same backbone and head, and the compile break-even in steps."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def run(name, overrides, step, warmup, rate):
+        rows = [dict(kind="summary", backbone="/tmp/shape-bert-base", variant=head, metric=metric, value=value,
+                     overrides=overrides, date="2026-11-26T13:18:09+00:00")
+                for head in ("last", "dwatt")
+                for metric, value in (("step_s", step), ("warmup_s", warmup), ("eval_sentences_per_s", rate))]
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / f"{name}.parquet")
+
+    run("eager", "train.compile=none", 0.036, 0.5, 4000.0)
+    run("compiled", "train.compile=default", 0.024, 60.5, 6000.0)
+    run("tf32", "train.tf32=true", 0.032, 0.5, 5000.0)
+    run("bf16", "train.mixed_precision=bf16", 0.040, 0.5, 5000.0)   # not a compile/TF32 run: named, not shown
+    text = readme_tables.compile_section(tmp_path, ["eager", "tf32", "compiled", "bf16", "absent"], "T", "D")
+    rows = [line for line in text.splitlines() if line.startswith("| `shape-bert-base` | `last`")]
+    assert [row.split(" | ")[2] for row in rows] == ["eager", "TF32", "compile default"]   # eager first
+    assert "| 24.0 | 0.67× | 6,000 | 1.50× | 60.5 | 5,000 |" in rows[2]      # (60.5 - 0.5) / (0.036 - 0.024)
+    assert "| 32.0 | 0.89× | 5,000 | 1.25× |" in rows[1] and rows[1].endswith("| – |")
+    assert "`bf16.parquet` (overrides `train.mixed_precision=bf16`)" in text and "`absent.parquet` (missing)" in text
+    assert readme_tables.compile_variant("train.compile=max-autotune,train.tf32=true") == "compile max-autotune + TF32"
+    assert readme_tables.compile_variant("") == "eager"
 
 
 def test_results_section_quotes_the_study_progress(synth_study):
