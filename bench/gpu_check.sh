@@ -8,7 +8,8 @@
 #   (bench/shape_backbone.py: BERT-base and XLM-R-large shapes, random weights) under fp32 and bf16 autocast ->
 #   results/bench/frozen_gpu_$TAG.parquet, head_overhead_gpu_${TAG}_shapes{,_bf16}{,_r3}.parquet (files of their
 #   own: a bench file keeps the rows of other backbones, so sharing minilm's would mix the two checks).
-# compile (train.compile, train.tf32): two cells, eager and compiled (dwatt, 100 sentences, tuning seed 100,
+# compile (train.compile, train.tf32; each process with a cold inductor cache since 2026-11-26's run, whose
+#   processes shared one): two cells, eager and compiled (dwatt, 100 sentences, tuning seed 100,
 #   cpu_study's tune_e20 protocol at head lr 1e-4) -> results/gpu_check/cells/; step/eval/warm-up cost of last and
 #   dwatt eager, compiled (mode default) -> head_overhead_gpu_${TAG}_compile_{eager,default}.parquet.
 # compile-shapes: the same at BERT-base's shape (random weights), plus TF32 ->
@@ -58,17 +59,21 @@ if [ "$WHAT" = shapes ] || [ "$WHAT" = all ]; then
   rm -rf "$tmp/shape-bert-base" "$tmp/shape-xlmr-large"
 fi
 
+if [ "$WHAT" = compile ] || [ "$WHAT" = all ] || [ "$WHAT" = compile-shapes ]; then
+  fresh_cache() { export TORCHINDUCTOR_CACHE_DIR=$(mktemp -d); }   # each process compiles from a cold cache
+fi
+
 if [ "$WHAT" = compile ] || [ "$WHAT" = all ]; then
   common=(model.backbone="$B" data.sampler=sentences data.subset_version=2 train.step_rule=epochs train.steps=200
           train.min_epochs=20.0 train.warmup_steps=20 train.eval_schedule=linear train.eval_points=8
           train.backbone_lr=5e-5 train.head_lr=1e-4 train.seed=100 data.data_seed=100 data.size=100
           results_dir=${RESULTS_DIR:-results} study=gpu_check)
   for mode in none default; do
-    $PY -m paper_repro.cli cell "${common[@]}" model.head.name=dwatt train.compile=$mode
+    fresh_cache; $PY -m paper_repro.cli cell "${common[@]}" model.head.name=dwatt train.compile=$mode
   done
   for mode in none default; do
     name=$([ $mode = none ] && echo eager || echo $mode)
-    $PY bench/head_overhead.py --backbone "$B" --steps 100 --warmup 10 --eval-passes 3 --repeats 1 --heads last,dwatt \
+    fresh_cache; $PY bench/head_overhead.py --backbone "$B" --steps 100 --warmup 10 --eval-passes 3 --repeats 1 --heads last,dwatt \
         --set train.compile=$mode --out $OUT_DIR/head_overhead_gpu_${TAG}_compile_$name.parquet
   done
 fi
@@ -77,7 +82,7 @@ if [ "$WHAT" = compile-shapes ] || [ "$WHAT" = all ]; then
   tmp=${SHAPES_DIR:-/tmp}
   $PY bench/shape_backbone.py bert-base "$tmp/shape-bert-base" --tokenizer-from "$B"
   for variant in eager:train.compile=none tf32:train.tf32=true default:train.compile=default; do
-    $PY bench/head_overhead.py --backbone "$tmp/shape-bert-base" --steps 50 --warmup 10 --eval-passes 3 --repeats 1 \
+    fresh_cache; $PY bench/head_overhead.py --backbone "$tmp/shape-bert-base" --steps 50 --warmup 10 --eval-passes 3 --repeats 1 \
         --heads last,dwatt --set ${variant#*:} --out $OUT_DIR/head_overhead_gpu_${TAG}_shapes_compile_${variant%%:*}.parquet
   done
   rm -rf "$tmp/shape-bert-base"

@@ -72,7 +72,7 @@ def run_peer(config: CellConfig, test_limit: int = 0, single_lr: bool = False) -
 
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
-    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision)
+    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision, dynamo_backend="no")  # never from ACCELERATE_DYNAMO_*
     device_setup.configure(accelerator.device)   # the same attention kernels as ours on CUDA (CPU: nothing)
     set_seed(train_cfg.seed)
 

@@ -493,21 +493,25 @@ COMPILE_DESCRIBE = (
     "weights are rounded to fp16 (the transfer limit of that machine). Warm-up: the 10 untimed steps, where "
     "`torch.compile` compiles the training graph. Break-even: the training steps after which compiling has paid "
     "for itself, (warm-up compiled − warm-up eager) / (step eager − step compiled); evaluation's own compilation "
-    "(the cells table below: the first dev evaluation) comes on top. Each process compiles from cold caches for its "
-    "first head (`last`), warmer for the next. The run lines' `ec1f46f` (dirty) is the lent machine's stale git "
-    "metadata; the code was `533b320`.")
+    "(the cells table below: the first dev evaluation) comes on top. Inductor's on-disk cache was shared by these "
+    "runs in the order shown, after the compiled cell of the cells table below (its training time holds the first, "
+    "cold compile on that machine): later compiles reused kernels, so their warm-up understates a cold compile, "
+    "`dwatt` at MiniLM's shape most (the cell had compiled that model). The run lines' `ec1f46f` (dirty) is the "
+    "lent machine's stale git metadata; the code was `533b320`.")
 
 
 def compile_variant(overrides: str) -> str | None:
     """The setting a head_overhead run measured, read from its `--set` overrides: "eager", "TF32", "compile
     <mode>"; None for a run that set anything else (e.g. bf16: not comparable here)."""
-    settings = dict(item.split("=", 1) for item in overrides.split(",") if "=" in item)
-    compiled, tf32 = settings.pop("train.compile", "none"), settings.pop("train.tf32", "false").lower()
-    if settings or tf32 not in ("true", "false"):
+    settings = dict(item.strip().split("=", 1) for item in overrides.split(",") if "=" in item)
+    compiled = settings.pop("train.compile", "none")
+    tf32 = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
+            "off": False}.get(settings.pop("train.tf32", "false").lower())
+    if settings or tf32 is None:
         return None
     if compiled != "none":
-        return f"compile {compiled}" + (" + TF32" if tf32 == "true" else "")
-    return "TF32" if tf32 == "true" else "eager"
+        return f"compile {compiled}" + (" + TF32" if tf32 else "")
+    return "TF32" if tf32 else "eager"
 
 
 def compile_section(bench_dir: Path, names: Sequence[str], title: str, describe: str) -> str:
@@ -520,7 +524,11 @@ def compile_section(bench_dir: Path, names: Sequence[str], title: str, describe:
         if frame is None or "kind" not in frame.columns:
             skipped.append(f"`{name}.parquet` ({'missing' if frame is None else 'no summary rows'})")
             continue
-        overrides = " ".join(str(o) for o in frame.get("overrides", pd.Series(dtype=str)).dropna().unique())
+        runs = frame["overrides"].fillna("").unique() if "overrides" in frame.columns else []
+        if len(runs) != 1:   # no record of what it set, or several runs' rows in one file: not labelled by guess
+            skipped.append(f"`{name}.parquet` ({'no overrides column' if len(runs) == 0 else 'several runs'})")
+            continue
+        overrides = str(runs[0])
         variant = compile_variant(overrides)
         if variant is None:
             skipped.append(f"`{name}.parquet` (overrides `{overrides}`)")
@@ -535,7 +543,7 @@ def compile_section(bench_dir: Path, names: Sequence[str], title: str, describe:
     if not rows:
         return "\n".join(lines + [f"_Not measured yet: {', '.join(skipped) or 'no runs named'}._", ""])
     frame = pd.DataFrame(rows)
-    eager = frame[frame["setting"] == "eager"].set_index(["backbone", "head"])
+    eager = frame[frame["setting"] == "eager"].drop_duplicates(["backbone", "head"], keep="last").set_index(["backbone", "head"])
     order = {h: i for i, h in enumerate(HEAD_ORDER)}
     frame["_head"] = frame["head"].map(lambda h: order.get(h, len(order)))
     frame["_setting"] = frame["setting"].map(lambda v: (v != "eager", v))
@@ -618,7 +626,7 @@ def cells_section(root: Path) -> str:
             settings = manifest.get("device_settings")
             body.append([f"`{run.name}`", f"`{((config.get('model') or {}).get('head') or {}).get('name')}`",
                          str(data.get("size")), str(train.get("seed")), str(train.get("mixed_precision")),
-                         str(train.get("compile", "none")),
+                         str(train.get("compile", "none")), "on" if train.get("tf32") else "off",
                          "–" if settings is None else ("off" if settings.get("sdpa_cudnn") is False else "default"),
                          str(manifest.get("device")), fmt_ms(timings.get("step_time_s", float("nan"))),
                          fmt_seconds(timings.get("train_s", float("nan"))),
@@ -629,7 +637,7 @@ def cells_section(root: Path) -> str:
                          + (" + diff" if (manifest.get("git") or {}).get("dirty") else "")])
     if not body:
         return "\n".join(lines + ["_No done cells._", ""])
-    lines.append(markdown_table(["run", "method", "size", "seed", "mixed precision", "compile", "cuDNN attention", "device",
+    lines.append(markdown_table(["run", "method", "size", "seed", "mixed precision", "compile", "TF32", "cuDNN attention", "device",
                                  "step (ms)", "train (s)", "1st dev eval (s)", "total (s)", "test F1", "code"], body))
     lines += ["", "Manifest timings: step = mean optimizer step (train / steps), train = the optimizer steps "
               "alone (dev evaluations excluded), 1st dev eval = the first dev evaluation, total = the whole cell "

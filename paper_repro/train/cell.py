@@ -294,6 +294,8 @@ def run_cell(config: CellConfig) -> Path:
 
     head = accelerator.unwrap_model(model).head
     layer_names = fused_layer_names(pristine.num_layers, head_cfg.fuse_embeddings)
+    if device_settings["compiled"]:   # what dynamo compiled in this cell (0 graphs: it ran eager after all)
+        device_settings["compile_stats"] = device_setup.compile_stats()
     manifest = {
         "run_id": config.run_id,
         "config": config.to_dict(),

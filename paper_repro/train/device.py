@@ -11,9 +11,9 @@ bf16 autocast PyTorch prefers cuDNN attention on Hopper, and cuDNN builds an exe
 length; a cell's batches come in dozens of lengths (padded to the longest window of each batch), so a bf16 MiniLM
 cell on an H200 spent most of its steps building plans: 98 ms per training step against 25 ms in fp32, and its
 first dev evaluation took 3.6 s against 0.4 s; with cuDNN attention off, 18 ms and 0.3 s (README "On a GPU"). The
-other kernels need no per-shape plan. TF32 matmuls (`train.tf32`, torch.backends.cuda.matmul.allow_tf32) are set
-on or off at every cell: the flag is global to the process, and a sweep may run cells of both kinds; cuDNN's own
-TF32 flag (the `lstm` head's RNN) keeps PyTorch's default. Nothing changes on the CPU.
+other kernels need no per-shape plan. TF32 (`train.tf32`: fp32 matmuls and cuDNN, whose PyTorch default is on) is
+set on or off at every cell: the flags are global to the process, and a sweep may run cells of both kinds. Nothing
+changes on the CPU.
 """
 from __future__ import annotations
 
@@ -28,19 +28,19 @@ from paper_repro.config import TrainConfig
 
 
 def dynamo_plugin(config: TrainConfig) -> TorchDynamoPlugin:
-    """`train.compile` as Accelerate's plugin: "none" -> no compilation; a torch.compile mode -> inductor at that
-    mode with dynamic shapes (a cell's batches have dozens of lengths and word counts: one graph, not one per
-    shape). Every field is set, so Accelerate reads none of its ACCELERATE_DYNAMO_* environment variables."""
+    """`train.compile` as Accelerate's plugin: "none" -> no compilation; "default" -> inductor with dynamic shapes (a
+    cell's batches have dozens of lengths and word counts: one graph, not one per shape). Every field is set, so
+    Accelerate reads none of its ACCELERATE_DYNAMO_* environment variables. Inductor's `fallback_random` is passed
+    with this compile only (not set process-wide): dropout draws from torch's own generator as in eager mode, where
+    inductor's Philox stream would give a compiled cell other dropout masks than its eager twin at the same seed (a
+    different sample, not float noise)."""
     if config.compile == "none":
         return TorchDynamoPlugin(backend="no", mode="default", fullgraph=False, dynamic=False,
                                  use_regional_compilation=False)
-    import torch._inductor.config as inductor_config
-
-    # dropout draws from torch's own generator as in eager mode (inductor's Philox stream would give every compiled
-    # cell other dropout masks than its eager twin at the same seed: a different sample, not float noise)
-    inductor_config.fallback_random = True
-    return TorchDynamoPlugin(backend="inductor", mode=config.compile, fullgraph=False, dynamic=True,
-                             use_regional_compilation=False)
+    if config.compile != "default":   # validate_cell refuses the rest; this guards direct callers
+        raise ValueError(f"train.compile: only none and default are supported, got {config.compile!r}")
+    return TorchDynamoPlugin(backend="inductor", mode="default", fullgraph=False, dynamic=True,
+                             use_regional_compilation=False, options={"fallback_random": True})
 
 
 def make_accelerator(config: TrainConfig, **kwargs: Any) -> Accelerator:
@@ -53,8 +53,38 @@ def make_accelerator(config: TrainConfig, **kwargs: Any) -> Accelerator:
     state is forgotten first (not the process group: PartialState stays)."""
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
-    return Accelerator(mixed_precision=config.mixed_precision, step_scheduler_with_optimizer=False,
-                       dynamo_plugin=dynamo_plugin(config), **kwargs)
+    if config.compile != "none":
+        # dynamo caches graphs per code object (FusionTagger.forward), not per model, and past its recompile limit it
+        # runs the frame eagerly with a warning: a sweep process compiling cell after cell would go quietly eager.
+        # Forget the previous cells' graphs, count this cell's (`compile_stats`), and fail loudly at the limit.
+        import torch._dynamo
+
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        if hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit"):   # torch >= 2.6 (process-wide)
+            torch._dynamo.config.fail_on_recompile_limit_hit = True
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, step_scheduler_with_optimizer=False,
+                              dynamo_plugin=dynamo_plugin(config), **kwargs)
+    set_tf32(accelerator.device, config)   # after: Accelerate turns TF32 on for a compiled fp32 model on CUDA
+    return accelerator
+
+
+def compile_stats() -> dict[str, int]:
+    """What dynamo compiled since `make_accelerator` (for the manifest): unique graphs, and frames it captured."""
+    import torch._dynamo
+
+    stats = torch._dynamo.utils.counters["stats"]
+    return {"unique_graphs": int(stats.get("unique_graphs", 0)), "calls_captured": int(stats.get("calls_captured", 0))}
+
+
+def set_tf32(device: torch.device | str, config: TrainConfig | None) -> bool:
+    """CUDA: TF32 for fp32 matmuls and cuDNN (the `lstm` head's RNN) as `train.tf32` says, set at every cell (the
+    flags are process-wide and PyTorch's cuDNN default is on); returns the value set. Nothing on the CPU."""
+    tf32 = bool(config.tf32) if config is not None else False
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    return tf32
 
 
 def is_compiled(model: torch.nn.Module) -> bool:
@@ -67,7 +97,5 @@ def configure(device: torch.device | str, config: TrainConfig | None = None) -> 
     the CPU)."""
     if torch.device(device).type != "cuda":
         return {}
-    tf32 = bool(config.tf32) if config is not None else False
     torch.backends.cuda.enable_cudnn_sdp(False)
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    return {"sdpa_cudnn": False, "tf32_matmul": tf32}
+    return {"sdpa_cudnn": False, "tf32": set_tf32(device, config)}

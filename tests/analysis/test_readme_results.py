@@ -69,9 +69,9 @@ def test_cells_section_lists_each_cell_with_precision_kernel_timings_and_test_f1
     text = readme_tables.cells_section(tmp_path / "gpu")
     rows = [line for line in text.splitlines() if line.startswith("| `run_a`")]
     assert len(rows) == 3
-    assert "| `dwatt` | 100 | 100 | bf16 | none | – | cuda:NVIDIA H200 x1 |" in rows[0] and "`aaaaaaa` |" in rows[0]
-    assert "| `dwatt` | 100 | 100 | no | default | off |" in rows[1]     # a cell of train.compile (older: none)
-    assert "| `last` | 100 | 100 | no | none | off |" in rows[2] and "`aaaaaaa` + diff |" in rows[2]
+    assert "| `dwatt` | 100 | 100 | bf16 | none | off | – | cuda:NVIDIA H200 x1 |" in rows[0] and "`aaaaaaa` |" in rows[0]
+    assert "| `dwatt` | 100 | 100 | no | default | off | off |" in rows[1]     # a cell of train.compile (older: none)
+    assert "| `last` | 100 | 100 | no | none | off | off |" in rows[2] and "`aaaaaaa` + diff |" in rows[2]
     assert "58.7" in rows[2] and "57.1" in rows[0] and "17.9" in rows[2]
 
 
@@ -100,6 +100,11 @@ def test_compile_section_sets_each_setting_against_eager_from_the_runs_own_overr
     assert "`bf16.parquet` (overrides `train.mixed_precision=bf16`)" in text and "`absent.parquet` (missing)" in text
     assert readme_tables.compile_variant("train.compile=max-autotune,train.tf32=true") == "compile max-autotune + TF32"
     assert readme_tables.compile_variant("") == "eager"
+    assert readme_tables.compile_variant("train.tf32=1") == "TF32" and readme_tables.compile_variant("train.tf32=maybe") is None
+    assert readme_tables.COMPILE_AFTER in {spec.name for spec in readme_tables.BENCHES}   # else the section vanishes
+    pq.write_table(pa.Table.from_pylist([dict(kind="summary", backbone="b", variant="last", metric="step_s", value=1.0)]),
+                   tmp_path / "bare.parquet")
+    assert "`bare.parquet` (no overrides column)" in readme_tables.compile_section(tmp_path, ["eager", "bare"], "T", "D")
 
 
 def test_results_section_quotes_the_study_progress(synth_study):

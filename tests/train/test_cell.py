@@ -66,7 +66,7 @@ def test_manifest(dwatt_cell):
     assert CellConfig.from_dict(manifest["config"]) == config
     assert set(manifest["git"]) - {"diff_file", "diff_sha256"} == {"sha", "dirty"}
     assert ("diff_file" in manifest["git"]) == manifest["git"]["dirty"]  # a dirty checkout's cell keeps its diff
-    assert manifest["device_settings"] == {}                        # CPU: nothing set (CUDA: cuDNN attention off)
+    assert manifest["device_settings"] == {"compiled": False}       # CPU: nothing set (CUDA: cuDNN attention off, TF32)
     assert {"load_s", "tokenize_s", "train_s", "eval_s", "step_time_s", "total_s", "cpu_s"} <= set(manifest["timings"])
     assert 0 < manifest["timings"]["cpu_s"]                             # the process's CPU time (sweep/cost.py)
     assert len(manifest["timings"]["eval_s"]) == 4
@@ -229,6 +229,7 @@ def test_tracker_logs_loss_lr_grad_norm_and_dev_f1(tiny_cell_config, tmp_path):
     assert scalars["dev/f1"] == eval_schedule(4, 2, 1) and scalars["test/f1"] == [4]
 
 
+@pytest.mark.slow
 def test_compiled_cell_matches_the_eager_cell(tiny_cell_config, tmp_path, monkeypatch):
     """train.compile: the tagger runs through torch.compile (inductor, dynamic shapes) and scores as the eager cell
     within float noise; a user's ACCELERATE_DYNAMO_BACKEND never compiles a cell whose config says "none"."""
@@ -245,3 +246,5 @@ def test_compiled_cell_matches_the_eager_cell(tiny_cell_config, tmp_path, monkey
     assert compiled["train_loss"].dropna().tolist() == pytest.approx(eager["train_loss"].dropna().tolist(), rel=1e-4, abs=1e-5)
     assert compiled[METRICS].to_numpy() == pytest.approx(eager[METRICS].to_numpy(), abs=1e-6)
     assert manifest["device_settings"]["compiled"] is True and eager_manifest["device_settings"]["compiled"] is False
+    assert manifest["device_settings"]["compile_stats"]["unique_graphs"] >= 1       # dynamo really compiled
+    assert "compile_stats" not in eager_manifest["device_settings"]
