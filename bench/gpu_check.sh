@@ -8,8 +8,8 @@
 #   (bench/shape_backbone.py: BERT-base and XLM-R-large shapes, random weights) under fp32 and bf16 autocast ->
 #   results/bench/frozen_gpu_$TAG.parquet, head_overhead_gpu_${TAG}_shapes{,_bf16}{,_r3}.parquet (files of their
 #   own: a bench file keeps the rows of other backbones, so sharing minilm's would mix the two checks).
-# compile (train.compile, train.tf32; each process with a cold inductor cache since 2026-11-26's run, whose
-#   processes shared one): two cells, eager and compiled (dwatt, 100 sentences, tuning seed 100,
+# compile (train.compile, train.tf32; inductor's caches off, so every compile is cold: the first H100 run shared
+#   them): two cells, eager and compiled (dwatt, 100 sentences, tuning seed 100,
 #   cpu_study's tune_e20 protocol at head lr 1e-4) -> results/gpu_check/cells/; step/eval/warm-up cost of last and
 #   dwatt eager, compiled (mode default) -> head_overhead_gpu_${TAG}_compile_{eager,default}.parquet.
 # compile-shapes: the same at BERT-base's shape (random weights), plus TF32 ->
@@ -60,7 +60,7 @@ if [ "$WHAT" = shapes ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = compile ] || [ "$WHAT" = all ] || [ "$WHAT" = compile-shapes ]; then
-  fresh_cache() { export TORCHINDUCTOR_CACHE_DIR=$(mktemp -d); }   # each process compiles from a cold cache
+  fresh_cache() { export TORCHINDUCTOR_FORCE_DISABLE_CACHES=1; }   # every compile is a cold one (no inductor caches)
 fi
 
 if [ "$WHAT" = compile ] || [ "$WHAT" = all ]; then
