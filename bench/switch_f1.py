@@ -8,6 +8,7 @@ of the paired (same seed) test-F1 difference to `off` in points, and the median 
 eval time to `off`. Timings are only comparable when the machine is otherwise idle.
 
   python bench/switch_f1.py --threads 1 --eval-points 2
+  python bench/switch_f1.py --threads 1 --base 'model.finetune=frozen;model.head.name=dwatt' --variants words:train.head_words_only=true
   python bench/switch_f1.py --size 20 --dev 50 --steps 4 --test-limit 50 --repeats 1   # validation only
 """
 from __future__ import annotations
@@ -46,20 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = common.make_parser(__doc__.splitlines()[0])
     parser.add_argument("--variants", type=parse_variants, default=DEFAULT_VARIANTS,
                         help="name:key=value;key=value,... (default: " + ", ".join(DEFAULT_VARIANTS) + ")")
+    parser.add_argument("--base", type=lambda text: parse_variants(f"base:{text}")["base"], default={},
+                        help="key=value;key=value,... of every cell, `off` included (e.g. "
+                             "'model.finetune=frozen;model.head.name=dwatt' for the frozen track)")
     args = parser.parse_args(argv)
     common.setup(args)
     variants = {"off": {}, **args.variants}
     results = common.Results(BENCH, args, size=args.size, steps=args.steps, batch_size=args.batch_size, dev=args.dev,
-                             eval_points=args.eval_points, test_limit=args.test_limit)
+                             eval_points=args.eval_points, test_limit=args.test_limit,
+                             base=";".join(f"{k}={v}" for k, v in args.base.items()))
     print(f"[{BENCH}] {common.describe_machine()}")
     keys = ("f1_test", "f1_dev", "total_s", "train_s", "eval_s", "step_time_s")
     samples: dict[str, list[dict]] = {v: [] for v in variants}
     with common.cells_dir(args.keep_cells) as folder:
-        common.prime_caches(common.cell_config(args, folder, BENCH))
+        base = {k.replace(".", "__"): v for k, v in args.base.items()}
+        common.prime_caches(common.cell_config(args, folder, BENCH, **base))
         for repeat in range(args.repeats):
             seed = args.seed + repeat
             for position, name in enumerate(common.alternating(list(variants), repeat)):
-                overrides = {k.replace(".", "__"): v for k, v in variants[name].items()}
+                overrides = {**base, **{k.replace(".", "__"): v for k, v in variants[name].items()}}
                 config = common.cell_config(args, folder, BENCH, train__seed=seed, **overrides)
                 outcome = common.run_ours(config)
                 outcome = {k: outcome[k] for k in keys}

@@ -77,6 +77,9 @@ def validate_cell(cell: CellConfig) -> None:
             if flat[key] != off:
                 raise ConfigError(f"{key}: applies to model.finetune=full only (got {flat[key]!r} with "
                                   f"model.finetune={flat['model.finetune']})")
+    if flat["train.head_words_only"] and flat["model.pooling"] != "first":
+        raise ConfigError(f"train.head_words_only: needs model.pooling=first (the head's output is kept at each "
+                          f"word's first subword only then), got model.pooling={flat['model.pooling']}")
     if flat["train.min_epochs"] <= 0:
         raise ConfigError(f"train.min_epochs: expected a positive number, got {flat['train.min_epochs']}")
     if flat["data.subset_version"] not in (1, 2):

@@ -360,7 +360,7 @@ def test_finetune_choices():
 TUNE_IDS_SHA256 = "380d0393a54bd7c2f315819129ce3a56d99667580c2785090ef5a992d9e187c8"
 SPEED_SWITCHES = {"train.length_bucket_tokens": (0, 8), "train.freeze_word_embeddings": (False, True),
                   "train.eval_precision": ("fp32", "bf16"), "train.compile": ("none", "default"),
-                  "train.tf32": (False, True)}
+                  "train.tf32": (False, True), "train.head_words_only": (False, True)}
 
 
 def test_tune_stage_run_ids_unchanged_by_the_speed_switches():

@@ -70,6 +70,9 @@ class FusionHead(nn.Module):
     name: ClassVar[str]
     knob: ClassVar[str | None] = None
     NO_DECAY: ClassVar[tuple[str, ...]] = ()  # fnmatch patterns over own parameter names: no weight decay
+    # True for a head whose output at a token depends on that token's layer states alone (no attention across
+    # tokens): it can run on any subset of tokens with the same values there (`train.head_words_only`)
+    token_local: ClassVar[bool] = False
 
     @classmethod
     def knob_for(cls, **options) -> str | None:
@@ -86,6 +89,8 @@ class FusionHead(nn.Module):
 @register_head("last")
 class LastLayer(FusionHead):
     """h = z_N. No parameters."""
+
+    token_local = True
 
     def __init__(self, ctx: HeadContext):
         super().__init__()
@@ -170,6 +175,7 @@ class ConcatProjection(FusionHead):
     """
 
     knob = "width"
+    token_local = True
     PROJECTIONS = ("mlp", "linear")
 
     def __init__(self, ctx: HeadContext, projection: str = "mlp", width: int | None = None):
@@ -248,6 +254,7 @@ class DWAtt(FusionHead):
     """
 
     knob = "gamma"
+    token_local = True
     NO_DECAY: ClassVar[tuple[str, ...]] = ("depth_embedding", "value_ln_weight", "value_ln_bias")
 
     def __init__(self, ctx: HeadContext, gamma: float = 0.5, d_pos: int = 24, scale: bool = True):
@@ -296,6 +303,7 @@ class ScalarMix(FusionHead):
     """
 
     NO_DECAY: ClassVar[tuple[str, ...]] = ("w", "gamma")  # mixing logits and scalar gain
+    token_local = True
 
     def __init__(self, ctx: HeadContext, layer_start: int = 0):
         super().__init__()
@@ -322,6 +330,7 @@ class DepthBiLSTM(FusionHead):
     """
 
     knob = "hidden"
+    token_local = True
 
     def __init__(self, ctx: HeadContext, hidden: int | None = None):
         super().__init__()
@@ -356,6 +365,7 @@ class DepthAttention(FusionHead):
     """
 
     knob = "width"
+    token_local = True
     NO_DECAY: ClassVar[tuple[str, ...]] = ("depth_embedding",)
     default_block_size: ClassVar[int] = 1
 

@@ -35,17 +35,11 @@ class SubwordPooling(nn.Module):
         b, t, h = token_features.shape
         w = int(num_words)
         slots = b * (w + 1)
-        valid = (word_index >= 0) & (word_index < w)
-        slot = torch.where(valid, word_index, torch.full_like(word_index, w))
-        flat = (torch.arange(b, device=slot.device)[:, None] * (w + 1) + slot).reshape(-1)  # [B*T]
+        flat = slot_index(word_index, w)  # [B*T]
         x = token_features.reshape(b * t, h)
 
         if self.mode == "first":
-            pos = torch.arange(t, device=slot.device).repeat(b)  # [B*T] position within the example
-            first = torch.full((slots,), t, dtype=torch.long, device=slot.device)
-            first = first.scatter_reduce(0, flat, pos, reduce="amin", include_self=True)  # t = no token
-            has = first < t
-            src = torch.arange(slots, device=slot.device) // (w + 1) * t + first.clamp(max=t - 1)
+            src, has = first_tokens(word_index, w, slots=True)
             out = x[src] * has[:, None].to(x.dtype)
         else:
             if self.mode == "mean":
@@ -60,3 +54,31 @@ class SubwordPooling(nn.Module):
                 weight = e / denom[flat]
             out = x.new_zeros(slots, h).index_add(0, flat, x * weight[:, None])
         return out.reshape(b, w + 1, h)[:, :w]
+
+
+def first_tokens(word_index: Tensor, num_words: int, slots: bool = False) -> tuple[Tensor, Tensor]:
+    """Where each word starts: (src, has), src the flat [B*T] index of word w's first token (clamped to its
+    example's last token when the word has none) and has whether it has one, both [B*W] (`slots`: [B*(W+1)], the
+    pooling's layout with the ignored tokens' slot W). word_index [B, T] as in `SubwordPooling.forward`."""
+    b, t = word_index.shape
+    w = int(num_words)
+    device = word_index.device
+    flat = slot_index(word_index, w)
+    pos = torch.arange(t, device=device).repeat(b)  # [B*T] position within the example
+    first = torch.full((b * (w + 1),), t, dtype=torch.long, device=device)
+    first = first.scatter_reduce(0, flat, pos, reduce="amin", include_self=True)  # t = no token
+    has = first < t
+    src = torch.arange(b * (w + 1), device=device) // (w + 1) * t + first.clamp(max=t - 1)
+    if slots:
+        return src, has
+    keep = (torch.arange(b * (w + 1), device=device) % (w + 1)) < w
+    return src[keep], has[keep]
+
+
+def slot_index(word_index: Tensor, num_words: int) -> Tensor:
+    """[B, T] word indices -> [B*T] slots b*(W+1) + w: slot W of each example collects the ignored tokens (-1
+    and indices >= W)."""
+    b = word_index.shape[0]
+    valid = (word_index >= 0) & (word_index < num_words)
+    slot = torch.where(valid, word_index, torch.full_like(word_index, num_words))
+    return (torch.arange(b, device=slot.device)[:, None] * (num_words + 1) + slot).reshape(-1)

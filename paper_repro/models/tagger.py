@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 from paper_repro.config import HeadConfig, ModelConfig
 from paper_repro.models import budget
 from paper_repro.models.heads import HEADS, DeeperEncoder, HeadContext, LastLayer, build_head
-from paper_repro.models.pooling import SubwordPooling
+from paper_repro.models.pooling import SubwordPooling, first_tokens
 
 
 # heads whose forward reads only layers[-1]: the tagger passes them the last hidden state alone
@@ -83,6 +83,29 @@ class FusionTagger(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(backbone.config.hidden_size, num_labels)
         self.first_fused = 0 if fuse_embeddings else 1
+        self.words_only_training = False   # train.head_words_only (set by run_cell; see `words`)
+
+    def words_only(self) -> bool:
+        """Whether this forward runs the head on word-initial tokens only: training steps, with
+        `train.head_words_only`, a head that works token by token, and `first` pooling (which keeps exactly those
+        tokens' outputs). Evaluation always runs every token (the depth-attention weights average all subwords)."""
+        return (self.training and self.words_only_training and getattr(self.head, "token_local", False)
+                and self.pooling.mode == "first")
+
+    def words(self, layers: torch.Tensor, attention_mask: torch.Tensor, word_index: torch.Tensor,
+              num_words: int) -> torch.Tensor:
+        """Fused layers [N, B, T, H] -> word features [B, W, H]: the head, then the subword pooling. Under
+        `words_only()` the head sees only each word's first token, as a [N, 1, B·W, H] batch: the values the
+        pooling keeps are computed from the same inputs by the same per-token function (the forward is the same
+        to the bit on this CPU, `tests/models/test_tagger.py`), the tokens it drops are never computed, and the
+        head's parameter gradients differ only in float summation order (fewer rows)."""
+        if not self.words_only():
+            return self.pooling(self.head(layers, attention_mask), word_index, num_words)
+        n, b, t, h = layers.shape
+        src, has = first_tokens(word_index, num_words)                             # [B*W], [B*W]
+        picked = layers.reshape(n, b * t, h)[:, src].unsqueeze(1)                  # [N, 1, B*W, H]
+        words = self.head(picked, has.unsqueeze(0).to(attention_mask.dtype))[0]    # [B*W, H]
+        return (words * has[:, None].to(words.dtype)).reshape(b, -1, h)            # no token: zeros, as pooling
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, word_index: torch.Tensor, num_words: int
@@ -94,12 +117,11 @@ class FusionTagger(nn.Module):
         """
         if isinstance(self.head, LAST_LAYER_HEADS):
             last = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            tokens = self.head(last.unsqueeze(0), attention_mask)                 # [B, T, H]
+            layers = last.unsqueeze(0)                                            # [1, B, T, H]
         else:
             hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
             layers = torch.stack(hidden.hidden_states[self.first_fused :])      # [N, B, T, H]
-            tokens = self.head(layers, attention_mask)                            # [B, T, H]
-        words = self.pooling(tokens, word_index, num_words)                       # [B, W, H]
+        words = self.words(layers, attention_mask, word_index, num_words)         # [B, W, H]
         return self.classifier(self.dropout(words))                               # [B, W, C]
 
     def forward_from_layers(
@@ -108,8 +130,7 @@ class FusionTagger(nn.Module):
         """`forward` from the fused layers on: layers [N, B, T, H] (what `forward` stacks from the backbone's
         hidden states), attention_mask, word_index [B, T] -> logits [B, W, C]. The frozen track
         (`model.finetune: frozen`, paper_repro/train/layer_cache.py) feeds it cached hidden states."""
-        tokens = self.head(layers, attention_mask)                                # [B, T, H]
-        words = self.pooling(tokens, word_index, num_words)                       # [B, W, H]
+        words = self.words(layers, attention_mask, word_index, num_words)         # [B, W, H]
         return self.classifier(self.dropout(words))                               # [B, W, C]
 
     def parameter_groups(self, backbone_lr: float, head_lr: float, weight_decay: float) -> list[dict]:

@@ -210,6 +210,8 @@ def run_cell(config: CellConfig) -> Path:
     else:  # head + pooling + classifier only, on the cached states; initialised as a full cell's at this seed
         model, budget_record = layer_cache.frozen_tagger(pristine.model, model_cfg, len(label_set), train_cfg.seed,
                                                          frozen.layers)
+    tagger = model.tagger if frozen is not None else model
+    tagger.words_only_training = train_cfg.head_words_only    # training steps only (FusionTagger.words)
     if train_cfg.freeze_word_embeddings:  # before the optimizer: its groups take only parameters that need a gradient
         model.backbone.get_input_embeddings().weight.requires_grad_(False)
     set_seed(train_cfg.seed, deterministic=train_cfg.deterministic)
@@ -320,6 +322,9 @@ def run_cell(config: CellConfig) -> Path:
         "git": {"sha": git_sha, "dirty": git_dirty},
         "device": device,
         "device_settings": device_settings,
+        # train.head_words_only took effect (a token-by-token head under first pooling; deeper heads ignore it)
+        "head_tokens_in_training": "words" if (train_cfg.head_words_only and getattr(head, "token_local", False)
+                                               and model_cfg.pooling == "first") else "all",
         **provenance.host_description(),
     }
     if frozen is not None:

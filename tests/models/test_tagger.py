@@ -177,3 +177,58 @@ def test_deeper_copy_starts_as_the_backbone_last_layer(backbone):
     assert record["deviation"] == 0 and record["options"] == {}
     rows = {r["method"]: r for r in record["table"]}
     assert rows["deeper_copy"]["matched"] and rows["deeper_copy"]["deviation"] == 0
+
+
+# ------------------------------------------------------------------ train.head_words_only
+def words_batch(seed=0):
+    """A batch of 3 windows with subword continuations, padding and a word with no token (truncated)."""
+    torch.manual_seed(seed)
+    word_index = torch.tensor([[-1, 0, 0, 1, 2, 2, 2, 3, -1, -1, -1, -1],
+                               [-1, 0, 1, 1, 2, 3, 4, 5, 6, 6, 7, -1],
+                               [-1, 0, 1, -1, -1, -1, -1, -1, -1, -1, -1, -1]])   # window 3 lost words 2..8
+    attention_mask = (word_index != -1).long()
+    attention_mask[:, 0] = 1
+    attention_mask[0, 8] = attention_mask[1, 11] = attention_mask[2, 3] = 1           # [SEP]
+    input_ids = torch.randint(5, 60, word_index.shape) * attention_mask
+    return input_ids, attention_mask, word_index, 9
+
+
+@pytest.mark.parametrize("head", ["last", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block", "deeper"])
+def test_words_only_training_keeps_the_values_and_the_gradients(backbone, head):
+    """train.head_words_only: the head runs on word-initial tokens only in training; logits are the same to the bit,
+    the head's gradients the same up to float summation order, the backbone's the same to the bit; a head that
+    attends across tokens (deeper) and evaluation are not affected."""
+    batch = words_batch()
+    runs = {}
+    for words_only in (False, True):
+        model, _ = make(backbone, head)
+        model.words_only_training = words_only
+        model.train()
+        torch.manual_seed(1)   # the backbone's own dropout: the same masks in both runs
+        logits = model(*batch)
+        logits.square().sum().backward()
+        runs[words_only] = (logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+                            model.words_only())
+        model.eval()
+        with torch.no_grad():
+            runs[words_only] += (model(*batch), model.words_only())
+    (full, full_grads, _, full_eval, _), (words, word_grads, applied, words_eval, applied_eval) = runs[False], runs[True]
+    assert applied == (head != "deeper") and applied_eval is False
+    assert torch.equal(full, words)                            # forward: the same values at every word
+    assert torch.equal(full_eval, words_eval)
+    assert full[2, 2:].abs().sum() > 0 and set(full_grads) == set(word_grads)   # words with no token: the classifier bias
+    scale = max(float(g.abs().max()) for g in full_grads.values())
+    for name, grad in full_grads.items():
+        if name.startswith("backbone."):
+            assert torch.equal(grad, word_grads[name]), name    # d layers per token: the same
+        else:   # sums over fewer rows: float noise, relative to the gradients' scale (softmax mixing weights cancel)
+            assert float((word_grads[name] - grad).abs().max()) <= 1e-6 * scale, name
+
+
+def test_words_only_needs_first_pooling():
+    from paper_repro.config import ConfigError
+    from paper_repro.validate import validate_cell
+
+    validate_cell(apply_overrides(CellConfig(), {"train.head_words_only": True}))
+    with pytest.raises(ConfigError, match="train.head_words_only: needs model.pooling=first"):
+        validate_cell(apply_overrides(CellConfig(), {"train.head_words_only": True, "model.pooling": "mean"}))

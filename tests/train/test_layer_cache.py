@@ -323,3 +323,21 @@ def test_compiled_frozen_cell_matches_the_eager_one(tiny_cell_config, tmp_path, 
     assert manifest["device_settings"]["compile_stats"]["unique_graphs"] >= 1       # dynamo really compiled
     assert compiled["train_loss"].tolist() == pytest.approx(eager["train_loss"].tolist(), rel=1e-4, abs=1e-5)
     assert compiled["f1"].tolist() == pytest.approx(eager["f1"].tolist(), abs=1e-6)
+
+
+def test_words_only_frozen_cell_scores_as_the_plain_one(tiny_cell_config, tmp_path, cache_dir):
+    """train.head_words_only on the frozen track (where the head is most of the work): another run id, the manifest
+    says it applied, and the metrics match the plain cell's within float noise."""
+    results = {}
+    for words_only in ("false", "true"):
+        config = tiny_cell_config(tmp_path, "model.finetune=frozen", "model.head.name=dwatt", "train.steps=6",
+                                  "train.eval_points=3", f"train.head_words_only={words_only}")
+        run_cell(config)
+        paths = cell_paths(config.results_dir, config.study, config.run_id)
+        results[words_only] = (config.run_id, pq.read_table(paths["parquet"]).to_pandas(),
+                               json.loads(paths["manifest"].read_text()))
+    (plain_id, plain, plain_manifest), (words_id, words, manifest) = results["false"], results["true"]
+    assert plain_id != words_id
+    assert (plain_manifest["head_tokens_in_training"], manifest["head_tokens_in_training"]) == ("all", "words")
+    assert words["train_loss"].tolist() == pytest.approx(plain["train_loss"].tolist(), rel=1e-5)
+    assert words["f1"].tolist() == pytest.approx(plain["f1"].tolist(), abs=1e-4)
