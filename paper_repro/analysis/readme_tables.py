@@ -62,6 +62,10 @@ def fmt_points(value) -> str:
     return "–" if _nan(value) else f"{value:+.1f}"
 
 
+def fmt_points2(value) -> str:
+    return "–" if _nan(value) else f"{value:+.2f}"
+
+
 def fmt_bool(value) -> str:
     return "–" if _nan(value) else ("yes" if value >= 0.5 else "**no**")
 
@@ -314,6 +318,24 @@ BENCHES = [
                   "(head, pooling, classifier, loss, their backward): what a frozen-encoder training step saves in "
                   "FLOPs; it also skips the encoder's optimizer update, so its measured speed-up (`speedup_train` "
                   "of the `frozen` benchmark) can be somewhat higher."),
+    ),
+    BenchSpec(
+        "switch_f1_frozen_words", "Frozen track: the head on word-initial tokens only (`train.head_words_only`)",
+        "python bench/switch_f1.py --threads 1 --size 1000 --steps 1250 --eval-points 8 --repeats 3 --base "
+        "'model.finetune=frozen;model.head.name=dwatt;train.head_lr=1e-3;train.eval_schedule=linear;"
+        "train.warmup_steps=20' --variants words:train.head_words_only=true --out "
+        "results/bench/switch_f1_frozen_words.parquet",
+        [TableSpec("", [
+            ("f1_test", "test F1", fmt_f1), ("f1_dev", "dev F1", fmt_f1), ("gap_pts", "test gap (pts)", fmt_points2),
+            ("gap_min", "min", fmt_points2), ("gap_max", "max", fmt_points2), ("total_x_off", "cell × off", fmt_ratio),
+            ("train_x_off", "train × off", fmt_ratio), ("eval_x_off", "eval × off", fmt_ratio),
+        ], row_label="variant")],
+        describe=("Frozen `dwatt` cells (MiniLM-L6, 1000 sentences, 1250 steps, head lr 1e-3, 8 linear dev "
+                  "evaluations, full test), `off` = the plain cell, `words` = `train.head_words_only`, the same 3 seeds "
+                  "(paired), variants alternating per seed; machine shared with the study's sweepers (timings noisy, "
+                  "ratios paired). Gap: test F1 of `words` minus `off` per seed, points. Evaluation runs every token "
+                  "in both, so `eval × off` should read 1×."),
+        order=["off", "words"],
     ),
 ]
 

@@ -35,13 +35,13 @@ class SubwordPooling(nn.Module):
         b, t, h = token_features.shape
         w = int(num_words)
         slots = b * (w + 1)
-        flat = slot_index(word_index, w)  # [B*T]
         x = token_features.reshape(b * t, h)
 
         if self.mode == "first":
             src, has = first_tokens(word_index, w, slots=True)
             out = x[src] * has[:, None].to(x.dtype)
         else:
+            flat = slot_index(word_index, w)  # [B*T]
             if self.mode == "mean":
                 count = torch.zeros(slots, dtype=x.dtype, device=x.device).index_add(0, flat, x.new_ones(b * t))
                 weight = 1.0 / count[flat]
@@ -71,8 +71,7 @@ def first_tokens(word_index: Tensor, num_words: int, slots: bool = False) -> tup
     src = torch.arange(b * (w + 1), device=device) // (w + 1) * t + first.clamp(max=t - 1)
     if slots:
         return src, has
-    keep = (torch.arange(b * (w + 1), device=device) % (w + 1)) < w
-    return src[keep], has[keep]
+    return src.view(b, w + 1)[:, :w].reshape(-1), has.view(b, w + 1)[:, :w].reshape(-1)   # static shapes (compile)
 
 
 def slot_index(word_index: Tensor, num_words: int) -> Tensor:

@@ -84,6 +84,8 @@ class FusionTagger(nn.Module):
         self.classifier = nn.Linear(backbone.config.hidden_size, num_labels)
         self.first_fused = 0 if fuse_embeddings else 1
         self.words_only_training = False   # train.head_words_only (set by run_cell; see `words`)
+        self.took_words_path = False       # a training forward took the word-initial path (for the manifest; only
+                                           # written in forward, never read there: no compile guard on it)
 
     def words_only(self) -> bool:
         """Whether this forward runs the head on word-initial tokens only: training steps, with
@@ -96,16 +98,19 @@ class FusionTagger(nn.Module):
               num_words: int) -> torch.Tensor:
         """Fused layers [N, B, T, H] -> word features [B, W, H]: the head, then the subword pooling. Under
         `words_only()` the head sees only each word's first token, as a [N, 1, B·W, H] batch: the values the
-        pooling keeps are computed from the same inputs by the same per-token function (the forward is the same
-        to the bit on this CPU, `tests/models/test_tagger.py`), the tokens it drops are never computed, and the
-        head's parameter gradients differ only in float summation order (fewer rows)."""
+        pooling keeps are computed from the same inputs by the same per-token function, and the tokens it drops
+        are never computed. Equal up to float rounding: kernels may be chosen by the number of rows. In fp32 on
+        this CPU the logits and the backbone's gradients were the same to the bit and the head's parameter
+        gradients differed in summation order only (`tests/models/test_tagger.py`); under bf16 autocast some
+        heads' logits moved by about one bf16 step."""
         if not self.words_only():
             return self.pooling(self.head(layers, attention_mask), word_index, num_words)
+        self.took_words_path = True
         n, b, t, h = layers.shape
         src, has = first_tokens(word_index, num_words)                             # [B*W], [B*W]
         picked = layers.reshape(n, b * t, h)[:, src].unsqueeze(1)                  # [N, 1, B*W, H]
         words = self.head(picked, has.unsqueeze(0).to(attention_mask.dtype))[0]    # [B*W, H]
-        return (words * has[:, None].to(words.dtype)).reshape(b, -1, h)            # no token: zeros, as pooling
+        return (words * has[:, None].to(words.dtype)).reshape(b, int(num_words), h)   # no token: zeros, as pooling
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, word_index: torch.Tensor, num_words: int

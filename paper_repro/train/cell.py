@@ -322,9 +322,8 @@ def run_cell(config: CellConfig) -> Path:
         "git": {"sha": git_sha, "dirty": git_dirty},
         "device": device,
         "device_settings": device_settings,
-        # train.head_words_only took effect (a token-by-token head under first pooling; deeper heads ignore it)
-        "head_tokens_in_training": "words" if (train_cfg.head_words_only and getattr(head, "token_local", False)
-                                               and model_cfg.pooling == "first") else "all",
+        # train.head_words_only as it ran: the training forwards that took the word-initial path (deeper: none)
+        "head_tokens_in_training": "words" if tagger.took_words_path else "all",
         **provenance.host_description(),
     }
     if frozen is not None:

@@ -80,3 +80,20 @@ def test_attention_scorer_gets_gradient():
 def test_unknown_mode():
     with pytest.raises(ValueError, match="first"):
         SubwordPooling("max", H)
+
+
+def test_first_tokens_match_the_pooling_and_trace_without_graph_breaks():
+    """`first_tokens` (train.head_words_only) gives the rows `first` pooling keeps, in [B, W] order, with static
+    shapes: no data-dependent op for torch.compile to break the graph on."""
+    import torch._dynamo
+
+    from paper_repro.models.pooling import SubwordPooling, first_tokens
+
+    word_index = torch.tensor([[-1, 0, 0, 1, 5, -1], [-1, 0, 1, 1, 2, -1]])   # 5 >= num_words: ignored
+    x = torch.randn(2, 6, 4)
+    src, has = first_tokens(word_index, 3)
+    pooled = SubwordPooling("first")(x, word_index, 3)
+    assert torch.equal((x.reshape(12, 4)[src] * has[:, None]).reshape(2, 3, 4), pooled)
+    assert has.tolist() == [True, True, False, True, True, True]
+    explained = torch._dynamo.explain(first_tokens)(word_index, 3)
+    assert explained.graph_break_count == 0

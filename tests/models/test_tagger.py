@@ -201,7 +201,7 @@ def test_words_only_training_keeps_the_values_and_the_gradients(backbone, head):
     batch = words_batch()
     runs = {}
     for words_only in (False, True):
-        model, _ = make(backbone, head)
+        model, _ = make(backbone, head, **{"model.head.fuse_embeddings": True})   # N=3: attnres_block has 2 blocks
         model.words_only_training = words_only
         model.train()
         torch.manual_seed(1)   # the backbone's own dropout: the same masks in both runs
@@ -217,12 +217,16 @@ def test_words_only_training_keeps_the_values_and_the_gradients(backbone, head):
     assert torch.equal(full, words)                            # forward: the same values at every word
     assert torch.equal(full_eval, words_eval)
     assert full[2, 2:].abs().sum() > 0 and set(full_grads) == set(word_grads)   # words with no token: the classifier bias
+    assert model.took_words_path == (head != "deeper")                 # the path the manifest reports
     scale = max(float(g.abs().max()) for g in full_grads.values())
     for name, grad in full_grads.items():
         if name.startswith("backbone."):
-            assert torch.equal(grad, word_grads[name]), name    # d layers per token: the same
-        else:   # sums over fewer rows: float noise, relative to the gradients' scale (softmax mixing weights cancel)
-            assert float((word_grads[name] - grad).abs().max()) <= 1e-6 * scale, name
+            assert torch.equal(grad, word_grads[name]), name    # d layers per token: the same (fp32, this CPU)
+        else:   # sums over fewer rows: float noise, per parameter (a zeroed or wrong gradient fails); the second term
+            # is for gradients that are zero in exact arithmetic (softmax shift invariance: attnres's k.bias)
+            own = float(grad.abs().max())
+            assert own > 0 or name.endswith("k.bias"), name
+            assert float((word_grads[name] - grad).abs().max()) <= 2e-4 * own + 1e-7 * scale, name
 
 
 def test_words_only_needs_first_pooling():

@@ -338,6 +338,6 @@ def test_words_only_frozen_cell_scores_as_the_plain_one(tiny_cell_config, tmp_pa
                                json.loads(paths["manifest"].read_text()))
     (plain_id, plain, plain_manifest), (words_id, words, manifest) = results["false"], results["true"]
     assert plain_id != words_id
-    assert (plain_manifest["head_tokens_in_training"], manifest["head_tokens_in_training"]) == ("all", "words")
+    assert (plain_manifest["head_tokens_in_training"], manifest["head_tokens_in_training"]) == ("all", "words")   # as run
     assert words["train_loss"].tolist() == pytest.approx(plain["train_loss"].tolist(), rel=1e-5)
     assert words["f1"].tolist() == pytest.approx(plain["f1"].tolist(), abs=1e-4)
