@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="key=value;key=value,... of every cell, `off` included (e.g. "
                              "'model.finetune=frozen;model.head.name=dwatt' for the frozen track)")
     args = parser.parse_args(argv)
+    if "train.seed" in args.base:
+        parser.error("--base: train.seed is set per repeat (--seed, --repeats)")
     common.setup(args)
     variants = {"off": {}, **args.variants}
     results = common.Results(BENCH, args, size=args.size, steps=args.steps, batch_size=args.batch_size, dev=args.dev,
