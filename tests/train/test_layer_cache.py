@@ -307,18 +307,22 @@ def test_describe_prints_sizes_and_builds(tiny_conll_dir, tiny_backbone_dir, cac
     assert len([p for p in cache_dir.iterdir() if p.is_dir()]) == 3
 
 
+def frozen_dwatt_cell(tiny_cell_config, tmp_path, *overrides):
+    """Run a frozen `dwatt` tiny cell; (run id, its parquet as a frame, its manifest)."""
+    config = tiny_cell_config(tmp_path, "model.finetune=frozen", "model.head.name=dwatt", *overrides)
+    run_cell(config)
+    paths = cell_paths(config.results_dir, config.study, config.run_id)
+    return config.run_id, pq.read_table(paths["parquet"]).to_pandas(), json.loads(paths["manifest"].read_text())
+
+
 @pytest.mark.slow
 def test_compiled_frozen_cell_matches_the_eager_one(tiny_cell_config, tmp_path, cache_dir):
     """train.compile on the frozen track: the FrozenTagger (cache gather + head) runs through torch.compile and
     scores as the eager frozen cell within float noise."""
-    results = {}
-    for mode in ("none", "default"):
-        config = tiny_cell_config(tmp_path, "model.finetune=frozen", "model.head.name=dwatt", "train.steps=3",
-                                  "train.deterministic=true", f"train.compile={mode}")
-        run_cell(config)
-        paths = cell_paths(config.results_dir, config.study, config.run_id)
-        results[mode] = (pq.read_table(paths["parquet"]).to_pandas(), json.loads(paths["manifest"].read_text()))
-    (eager, eager_manifest), (compiled, manifest) = results["none"], results["default"]
+    _, eager, eager_manifest = frozen_dwatt_cell(tiny_cell_config, tmp_path, "train.steps=3", "train.deterministic=true",
+                                                 "train.compile=none")
+    _, compiled, manifest = frozen_dwatt_cell(tiny_cell_config, tmp_path, "train.steps=3", "train.deterministic=true",
+                                              "train.compile=default")
     assert (eager_manifest["device_settings"].get("compiled"), manifest["device_settings"].get("compiled")) == (False, True)
     assert manifest["device_settings"]["compile_stats"]["unique_graphs"] >= 1       # dynamo really compiled
     assert compiled["train_loss"].tolist() == pytest.approx(eager["train_loss"].tolist(), rel=1e-4, abs=1e-5)
@@ -328,15 +332,9 @@ def test_compiled_frozen_cell_matches_the_eager_one(tiny_cell_config, tmp_path, 
 def test_words_only_frozen_cell_scores_as_the_plain_one(tiny_cell_config, tmp_path, cache_dir):
     """train.head_words_only on the frozen track (where the head is most of the work): another run id, the manifest
     says it applied, and the metrics match the plain cell's within float noise."""
-    results = {}
-    for words_only in ("false", "true"):
-        config = tiny_cell_config(tmp_path, "model.finetune=frozen", "model.head.name=dwatt", "train.steps=6",
-                                  "train.eval_points=3", f"train.head_words_only={words_only}")
-        run_cell(config)
-        paths = cell_paths(config.results_dir, config.study, config.run_id)
-        results[words_only] = (config.run_id, pq.read_table(paths["parquet"]).to_pandas(),
-                               json.loads(paths["manifest"].read_text()))
-    (plain_id, plain, plain_manifest), (words_id, words, manifest) = results["false"], results["true"]
+    plain_id, plain, plain_manifest = frozen_dwatt_cell(tiny_cell_config, tmp_path, "train.steps=6", "train.eval_points=3")
+    words_id, words, manifest = frozen_dwatt_cell(tiny_cell_config, tmp_path, "train.steps=6", "train.eval_points=3",
+                                                  "train.head_words_only=true")
     assert plain_id != words_id
     assert (plain_manifest["head_tokens_in_training"], manifest["head_tokens_in_training"]) == ("all", "words")   # as run
     assert words["train_loss"].tolist() == pytest.approx(plain["train_loss"].tolist(), rel=1e-5)
