@@ -38,9 +38,15 @@ def test_shipped_studies_expand_to_the_documented_counts():
     evaluated = cpu.expand(stage="eval", pending="placeholder")
     assert {c.data.data_seed for c in evaluated} == set(range(8))
     assert all(c.train.seed == c.data.data_seed for c in tune + evaluated)
-    # budget_recheck's gate failed: every stage from tune_e20 on runs at 20 epochs (the pre-registered response)
-    assert {c.train.min_epochs for c in tune} == {10.0} and {c.train.min_epochs for c in evaluated} == {20.0}
-    assert {c.train.min_epochs for c in cpu.expand(stage="tune_e20")} == {20.0}
+    # budget_recheck's gate failed: every stage from tune_e20 on runs at 20 epochs (the pre-registered response);
+    # budget_recheck_e20's failed too: eval, eval_ktype and eval_mpnet run at 40 (the second pre-registered response)
+    assert {c.train.min_epochs for c in tune} == {10.0} and {c.train.min_epochs for c in evaluated} == {40.0}
+    epochs = {s.name: {c.train.min_epochs for c in cpu.expand(stage=s.name, pending="placeholder")}
+              for s in cpu.stages if s.name not in ("budget_check", "tune", "budget_recheck")}
+    assert epochs == {"tune_e20": {20.0}, "budget_recheck_e20": {20.0, 40.0}, "eval": {40.0}, "eval_ktype": {40.0},
+                      "tune_family": {20.0}, "budget_recheck_family": {20.0, 40.0}, "eval_family": {20.0},
+                      "eval_mpnet": {40.0}}
+    assert not any((s.check or {}).get("gate") for s in cpu.stages if s.name != "budget_recheck_family")
     assert {c.model.head.name for c in evaluated} == {"last", "deeper", "deeper_copy", "concat", "dwatt"}
     assert {(c.train.step_rule, c.train.eval_schedule, c.data.subset_version) for c in evaluated} == {("epochs", "linear", 2)}
     frozen = load_study(REPO / "experiments" / "frozen_study.yaml")
