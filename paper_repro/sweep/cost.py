@@ -12,14 +12,16 @@ windows per sentence. A method with no done cell is priced by the same model fit
 backbone (and finetune, mixed precision): fusion heads cost about one more layer, so this is the right order of
 size. A backbone with no done cell at all (a study's second encoder, before its first cell) is priced from another
 backbone's cells of the same method (else of any method), same finetune and precision, scaled by the ratio of the
-two encoders' per-token layer FLOPs, layers x (4 H^2 + 2 H I) from their configs (`encoder_flops`; no weights
-loaded). The work scales so for full fine-tuning, where the encoder's forward and backward dominate, and for the
-frozen heads that work on every fused layer (dwatt, concat, lstm, attnres, scalarmix: their work grows with the
-number of layers and, matched to one layer's parameters, with its width); less for `deeper` and `last` on a
-frozen encoder, which see one layer. The time scales less than the work when the reference encoder is the
-smaller one (its small matrices run further from the machine's peak: on the 2-core CPU MPNet-base's training
-step measured about 5x MiniLM-L6's, against 8x the FLOPs), so this price leans high: a planning bound, replaced
-by the backbone's own fit as soon as one of its cells is done. A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
+two encoders' per-token FLOPs from their configs (no weights loaded): for full fine-tuning, where the encoder's
+forward and backward dominate, the whole encoder's, layers x (4 H^2 + 2 H I) (`encoder_flops`); for a frozen
+encoder, which never runs inside a cell, one layer's, 4 H^2 + 2 H I (`layer_flops`), since a budget-matched head
+is solved to one layer's parameters. A frozen cell's time is its head's, and on a frozen encoder the heads differ
+far more than in fine-tuning (`last` trains a classifier, the others a layer's worth), so a frozen method without
+done cells on its backbone is priced from its own cells on another backbone, scaled, before its backbone's other
+methods are used. The time scales less than the work when the reference encoder is the smaller one (its small
+matrices run further from the machine's peak: on the 2-core CPU MPNet-base's full training step measured about 5x
+MiniLM-L6's, against 8x the FLOPs), so this price leans high: a planning bound, replaced by the method's own fit
+on the backbone as soon as one of its cells is done. A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
 sentences K per type draws is not known in advance) is priced at its method's mean, else at the mean of all done
 cells. The timings are what the done cells took on the machine and under the load they ran
 with: an estimate for the same set-up, not a benchmark.
@@ -56,13 +58,26 @@ class Timed:
     cpu_s: float | None = None    # the process's CPU time for the cell (cells written before it was recorded: None)
 
 
-@functools.lru_cache(maxsize=None)
 def encoder_flops(backbone: str, revision: str | None = None) -> float | None:
     """Per-token multiply-adds of the encoder's layers, L x (4 H^2 + 2 H I) (attention projections and feed-forward;
     the attention scores' share, which grows with the sentence length, is left out), from its config alone, read
     from disk only: a local folder, the packaged MiniLM, the packaged MPNet once assembled (assembling writes
     hundreds of MB, not a pricing step's business), a hub id in the HF cache (at `revision`). None otherwise:
     pricing never waits on the network."""
+    shape = _encoder_shape(backbone, revision)
+    return None if shape is None else shape[0] * shape[1]
+
+
+def layer_flops(backbone: str, revision: str | None = None) -> float | None:
+    """Per-token multiply-adds of one of the encoder's layers, 4 H^2 + 2 H I (`encoder_flops` over L): what a
+    budget-matched head costs on a frozen encoder, whose layers never run inside a cell."""
+    shape = _encoder_shape(backbone, revision)
+    return None if shape is None else shape[1]
+
+
+@functools.lru_cache(maxsize=None)
+def _encoder_shape(backbone: str, revision: str | None) -> tuple[int, float] | None:
+    """(layers, per-token multiply-adds of one layer) from the encoder's config (`encoder_flops` says where from)."""
     from transformers import AutoConfig
 
     from paper_repro.models import backbone as backbones
@@ -80,7 +95,7 @@ def encoder_flops(backbone: str, revision: str | None = None) -> float | None:
         inner = int(getattr(config, "intermediate_size", 4 * hidden))
     except Exception:  # noqa: BLE001 - any failure only loses this pricing tier (the cell falls to a cruder one)
         return None
-    return float(layers * (4 * hidden * hidden + 2 * hidden * inner))
+    return layers, float(4 * hidden * hidden + 2 * hidden * inner)
 
 
 def method_key(cell: CellConfig) -> tuple:
@@ -210,6 +225,9 @@ def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, st
         if key in fits and steps is not None:
             fixed, per_step = fits[key]
             out.append((fixed + per_step * steps, "by_steps"))
+        elif (cell.model.finetune == "frozen" and steps is not None
+              and (scaled := _scaled(cell, steps, fits, backbone_fits, same_method=True)) is not None):
+            out.append((scaled, "by_scaled"))   # a frozen cell's time is its head's: its own head elsewhere first
         elif backbone_key(cell) in backbone_fits and steps is not None:
             fixed, per_step = backbone_fits[backbone_key(cell)]
             out.append((fixed + per_step * steps, "by_backbone"))
@@ -222,11 +240,13 @@ def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, st
     return out
 
 
-def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict) -> float | None:
-    """A cell of a backbone without done cells, from another backbone's fit (its method's, else any method's; same
-    finetune and precision) times the ratio of the two encoders' FLOPs; the other backbone with the most similar
-    FLOPs wins. None without such a backbone, or without both configs."""
-    target = encoder_flops(cell.model.backbone, cell.model.revision)
+def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict, same_method: bool = False) -> float | None:
+    """A cell from another backbone's fit (its method's, else, unless `same_method`, any method's; same finetune and
+    precision) times the ratio of the two encoders' FLOPs (`encoder_flops`; for a frozen cell, one layer's,
+    `layer_flops`: its head is matched to one layer and the encoder does not run); the other backbone with the most
+    similar FLOPs wins. None without such a backbone, or without both configs."""
+    flops = layer_flops if cell.model.finetune == "frozen" else encoder_flops
+    target = flops(cell.model.backbone, cell.model.revision)
     if target is None:
         return None
     _, head, finetune, precision = method_key(cell)
@@ -234,7 +254,9 @@ def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict) -> fl
     for other, other_finetune, other_precision in backbone_fits:
         if (other_finetune, other_precision) != (finetune, precision) or other == cell.model.backbone:
             continue
-        source = encoder_flops(other)   # the revision its done cells ran at is not in the key: the default's
+        if same_method and (other, head, finetune, precision) not in fits:
+            continue
+        source = flops(other)   # the revision its done cells ran at is not in the key: the default's
         if source is None:
             continue
         fixed, per_step = fits.get((other, head, finetune, precision)) or backbone_fits[(other, finetune, precision)]

@@ -92,3 +92,34 @@ def test_a_backbone_without_done_cells_is_priced_by_the_encoders_flops(tmp_path,
     # a frozen cell is not priced from full fine-tuning cells
     frozen = apply_overrides(cell(tmp_path, size=1000, backbone=str(tiny_backbone_dir)), {"model.finetune": "frozen"})
     assert cost.estimate(pool, [frozen]).by_scaled == 0
+
+
+def test_a_frozen_head_is_priced_from_the_same_head_on_another_backbone(tmp_path, tiny_backbone_dir):
+    """On a frozen encoder `last` trains a classifier and a budget-matched head a layer's worth: a frozen head without
+    done cells on its backbone is priced from the same head's cells on another backbone, scaled by one layer's FLOPs
+    (the encoder never runs), before that backbone's other heads; with no such cells, as before."""
+    from paper_repro.models.backbone import load_backbone_config
+
+    def frozen(method, size, backbone="minilm-l6", seed=0):
+        return apply_overrides(cell(tmp_path, method, size, backbone, seed), {"model.finetune": "frozen"})
+
+    done(frozen("last", 100), 5.0, 200, 100)
+    done(frozen("last", 2000), 8.0, 1250, 2000)
+    done(frozen("dwatt", 100), 20.0, 200, 100)
+    done(frozen("dwatt", 2000), 62.0, 1250, 2000)          # dwatt's fit: 12 s + 0.04 s per step
+    tiny_dir = str(tiny_backbone_dir)
+    done(frozen("last", 100, tiny_dir), 1.0, 200, 100)    # the other backbone's only done cells: `last`
+    pool = cost.timed_cells(tmp_path / "st")
+    assert cost.layer_flops("minilm-l6") == 4 * 384 ** 2 + 2 * 384 * 1536
+    assert cost.encoder_flops("minilm-l6") == 6 * cost.layer_flops("minilm-l6")
+    tiny = load_backbone_config(tiny_dir)
+    ratio = ((4 * tiny.hidden_size ** 2 + 2 * tiny.hidden_size * tiny.intermediate_size)
+             / cost.layer_flops("minilm-l6"))
+    priced = cost.estimate(pool, [frozen("dwatt", 1000, tiny_dir, seed=1)])   # 625 steps (min_epochs 5, batch 8)
+    assert priced.by_scaled == 1 and priced.seconds == pytest.approx((12.0 + 0.04 * 625) * ratio)
+    # its own backbone's `last` cells price a head that no backbone has run (the fit over every method there)
+    unseen = cost.estimate(pool, [frozen("concat", 100, tiny_dir, seed=1)])
+    assert unseen.by_backbone == 1 and unseen.seconds == pytest.approx(1.0)
+    # full fine-tuning keeps the backbone's own fit over every method first (the encoder dominates every head)
+    full = cost.estimate(pool, [cell(tmp_path, "dwatt", 100, tiny_dir, seed=1)])
+    assert full.by_scaled == 0
