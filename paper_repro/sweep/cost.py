@@ -9,8 +9,8 @@ step and `fixed_s` = 0. A pending cell's step budget comes from the step rule (`
 windows its (backbone, sampler, size) had in done cells (median), else from its sentences (the `sentences`
 sampler's size; for `full`, the training split's size recorded in done cells' manifests) times the done cells'
 windows per sentence. A method with no done cell is priced by the same model fitted on every done cell of its
-backbone (and finetune, mixed precision): fusion heads cost about one more layer, so this is the right order of
-size. A backbone with no done cell at all (a study's second encoder, before its first cell) is priced from another
+backbone (and finetune, mixed precision): in fine-tuning fusion heads cost about one more layer, so this is the
+right order of size (a frozen head first looks for its own cells on another backbone, below). A backbone with no done cell at all (a study's second encoder, before its first cell) is priced from another
 backbone's cells of the same method (else of any method), same finetune and precision, scaled by the ratio of the
 two encoders' per-token FLOPs from their configs (no weights loaded): for full fine-tuning, where the encoder's
 forward and backward dominate, the whole encoder's, layers x (4 H^2 + 2 H I) (`encoder_flops`); for a frozen
@@ -20,8 +20,10 @@ far more than in fine-tuning (`last` trains a classifier, the others a layer's w
 done cells on its backbone is priced from its own cells on another backbone, scaled, before its backbone's other
 methods are used. The time scales less than the work when the reference encoder is the smaller one (its small
 matrices run further from the machine's peak: on the 2-core CPU MPNet-base's full training step measured about 5x
-MiniLM-L6's, against 8x the FLOPs), so this price leans high: a planning bound, replaced by the method's own fit
-on the backbone as soon as one of its cells is done. A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
+MiniLM-L6's, against 8x the FLOPs), so this price leans high: a planning bound, replaced by the backbone's own
+cells as soon as it has some (in fine-tuning any method's; on a frozen encoder the method's own, once its first cell
+on the backbone is done). A frozen cell's recorded time leaves out the layer cache it built, if it did (the
+backbone's first frozen cell builds it once for every later cell). A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
 sentences K per type draws is not known in advance) is priced at its method's mean, else at the mean of all done
 cells. The timings are what the done cells took on the machine and under the load they ran
 with: an estimate for the same set-up, not a benchmark.
@@ -124,12 +126,33 @@ def timed_cells(study_dir: str | Path) -> list[Timed]:
         steps = record.get("steps") if isinstance(record.get("steps"), dict) else {}
         data = record.get("data") if isinstance(record.get("data"), dict) else {}
         train = data.get("train") if isinstance(data.get("train"), dict) else {}
-        cpu_s = record["timings"].get("cpu_s")
+        total_s, cpu_s = _without_cache_build(record["timings"], total_s)
         found.append(Timed(method_key(cell), backbone_key(cell), data_key(cell), total_s,
                            _count(steps.get("total")), _count(steps.get("train_windows")),
-                           _count(train.get("sentences")),
-                           float(cpu_s) if isinstance(cpu_s, (int, float)) and not isinstance(cpu_s, bool) else None))
+                           _count(train.get("sentences")), cpu_s))
     return found
+
+
+CACHE_OPENED_S = 5.0   # opening a published layer cache takes milliseconds; more, and the cell built it
+
+
+def _without_cache_build(timings: dict, total_s: float) -> tuple[float, float | None]:
+    """(wall, CPU seconds) of a cell less the layer cache its frozen run built (`timings.layer_cache_s`, and
+    `layer_cache_cpu_s` where recorded): a one-off of the backbone's first frozen cell that every later cell reads
+    (MPNet's took most of an hour on this CPU, where the cell's own training and evaluation took seconds). A cell that built its cache
+    before its CPU share was recorded gives no CPU time (None): its share of `cpu_s` is not known."""
+    cpu_s = timings.get("cpu_s")
+    cpu_s = float(cpu_s) if isinstance(cpu_s, (int, float)) and not isinstance(cpu_s, bool) else None
+    cache_s, cache_cpu_s = (timings.get(k) for k in ("layer_cache_s", "layer_cache_cpu_s"))
+    if not isinstance(cache_s, (int, float)) or cache_s <= 0:
+        return total_s, cpu_s
+    total_s = max(total_s - float(cache_s), 0.0)
+    if cpu_s is not None:
+        if isinstance(cache_cpu_s, (int, float)):
+            cpu_s = max(cpu_s - float(cache_cpu_s), 0.0)
+        elif cache_s > CACHE_OPENED_S:
+            cpu_s = None
+    return total_s, cpu_s
 
 
 def _count(value) -> int | None:
@@ -159,7 +182,8 @@ class Estimate:
     by_method: int        # from their method's mean
     by_overall: int       # from the mean of every done cell
     timed: int            # done cells the estimate rests on
-    by_scaled: int = 0    # from another backbone's fit x the encoders' FLOPs ratio (a backbone without done cells)
+    by_scaled: int = 0    # from another backbone's fit x the encoders' FLOPs ratio (a backbone without done cells,
+                          # or a frozen head without done cells on its backbone)
 
     def describe(self) -> str:
         if not self.cells:

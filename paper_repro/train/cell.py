@@ -193,11 +193,13 @@ def run_cell(config: CellConfig) -> Path:
     timings["tokenize_s"] = time.perf_counter() - tick
     frozen = None
     if model_cfg.finetune == "frozen":  # the encoder never runs: its cached hidden states do (train/layer_cache.py)
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         parts = {"train": (splits["train"], train_features), "dev": (splits["valid"], dev_features),
                  "test": (test_split, test_features)}
         frozen = layer_cache.frozen_inputs(pristine, model_cfg, parts, accelerator.device, progress, label_set)
+        # a cache built here (the backbone's first frozen cell) is a one-off, not the cell's cost (sweep/cost.py)
         timings["layer_cache_s"] = time.perf_counter() - tick
+        timings["layer_cache_cpu_s"] = time.process_time() - cpu_tick
 
     steps, warmup = resolve_steps(train_cfg, len(train_features.windows))
     set_seed(train_cfg.seed, deterministic=train_cfg.deterministic)

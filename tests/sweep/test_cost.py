@@ -121,5 +121,23 @@ def test_a_frozen_head_is_priced_from_the_same_head_on_another_backbone(tmp_path
     unseen = cost.estimate(pool, [frozen("concat", 100, tiny_dir, seed=1)])
     assert unseen.by_backbone == 1 and unseen.seconds == pytest.approx(1.0)
     # full fine-tuning keeps the backbone's own fit over every method first (the encoder dominates every head)
-    full = cost.estimate(pool, [cell(tmp_path, "dwatt", 100, tiny_dir, seed=1)])
-    assert full.by_scaled == 0
+    done(cell(tmp_path, "dwatt", 100), 60.0, 200, 100)
+    done(cell(tmp_path, "last", 100, tiny_dir), 2.0, 200, 100)
+    full = cost.estimate(cost.timed_cells(tmp_path / "st"), [cell(tmp_path, "dwatt", 100, tiny_dir, seed=1)])
+    assert full.by_backbone == 1 and full.seconds == pytest.approx(2.0)
+
+
+def test_a_layer_cache_built_by_a_cell_is_not_its_cost(tmp_path):
+    """The backbone's first frozen cell builds the layer cache every later cell reads: its recorded time less the
+    build (wall, and CPU where the build's CPU time was recorded; an unknown CPU share gives no CPU time)."""
+    def frozen(seed, timings):
+        config = apply_overrides(cell(tmp_path, seed=seed), {"model.finetune": "frozen"})
+        manifest = {"config": config.to_dict(), "timings": timings,
+                    "steps": {"total": 200, "train_windows": 100}, "data": {"train": {"sentences": 4000}}}
+        store.write_cell(config.results_dir, config.study, config.run_id, cell_table(fake_rows(config)), manifest)
+
+    frozen(0, {"total_s": 3066.0, "cpu_s": 865.0, "layer_cache_s": 2946.0, "layer_cache_cpu_s": 760.0})   # built
+    frozen(1, {"total_s": 3000.0, "cpu_s": 900.0, "layer_cache_s": 2940.0})       # built, CPU share not recorded
+    frozen(2, {"total_s": 34.0, "cpu_s": 30.0, "layer_cache_s": 0.02})            # opened a published cache
+    by_seed = {t.total_s: t.cpu_s for t in cost.timed_cells(tmp_path / "st")}
+    assert by_seed == pytest.approx({120.0: 105.0, 60.0: None, 33.98: 30.0})

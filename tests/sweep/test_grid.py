@@ -46,7 +46,8 @@ def test_shipped_studies_expand_to_the_documented_counts():
     assert epochs == {"tune_e20": {20.0}, "budget_recheck_e20": {20.0, 40.0}, "eval": {40.0}, "eval_ktype": {40.0},
                       "tune_family": {20.0}, "budget_recheck_family": {20.0, 40.0}, "eval_family": {20.0},
                       "eval_mpnet": {40.0}}
-    assert not any((s.check or {}).get("gate") for s in cpu.stages if s.name != "budget_recheck_family")
+    gates = {s.name: s.check["gate"] for s in cpu.stages if (s.check or {}).get("gate")}
+    assert gates == {"budget_recheck_family": ["eval_family"]}   # the family's gate stands (its own 20 vs 40)
     assert {c.model.head.name for c in evaluated} == {"last", "deeper", "deeper_copy", "concat", "dwatt"}
     assert {(c.train.step_rule, c.train.eval_schedule, c.data.subset_version) for c in evaluated} == {("epochs", "linear", 2)}
     frozen = load_study(REPO / "experiments" / "frozen_study.yaml")
