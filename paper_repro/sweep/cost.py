@@ -10,7 +10,8 @@ windows its (backbone, sampler, size) had in done cells (median), else from its 
 sampler's size; for `full`, the training split's size recorded in done cells' manifests) times the done cells'
 windows per sentence. A method with no done cell is priced by the same model fitted on every done cell of its
 backbone (and finetune, mixed precision): in fine-tuning fusion heads cost about one more layer, so this is the
-right order of size (a frozen head first looks for its own cells on another backbone, below). A backbone with no done cell at all (a study's second encoder, before its first cell) is priced from another
+right order of size (a frozen head first looks for its own cells on another backbone, below). A backbone with no
+done cell at all (a study's second encoder, before its first cell) is priced from another
 backbone's cells of the same method (else of any method), same finetune and precision, scaled by the ratio of the
 two encoders' per-token FLOPs from their configs (no weights loaded): for full fine-tuning, where the encoder's
 forward and backward dominate, the whole encoder's, layers x (4 H^2 + 2 H I) (`encoder_flops`); for a frozen
@@ -139,8 +140,9 @@ CACHE_OPENED_S = 5.0   # opening a published layer cache takes milliseconds; mor
 def _without_cache_build(timings: dict, total_s: float) -> tuple[float, float | None]:
     """(wall, CPU seconds) of a cell less the layer cache its frozen run built (`timings.layer_cache_s`, and
     `layer_cache_cpu_s` where recorded): a one-off of the backbone's first frozen cell that every later cell reads
-    (MPNet's took most of an hour on this CPU, where the cell's own training and evaluation took seconds). A cell that built its cache
-    before its CPU share was recorded gives no CPU time (None): its share of `cpu_s` is not known."""
+    (MPNet's took most of an hour on this CPU, where the cell's own training and evaluation took seconds). A cell
+    that built its cache before its CPU share was recorded gives no CPU time (None): its share of `cpu_s` is not
+    known."""
     cpu_s = timings.get("cpu_s")
     cpu_s = float(cpu_s) if isinstance(cpu_s, (int, float)) and not isinstance(cpu_s, bool) else None
     cache_s, cache_cpu_s = (timings.get(k) for k in ("layer_cache_s", "layer_cache_cpu_s"))
