@@ -327,6 +327,8 @@ class DepthBiLSTM(FusionHead):
     bidirectional LSTM (hidden size knob ``hidden``); h = W [→h_N ; ←h_1], W: 2·hidden -> H.
 
     One LSTM call over the [M, N, H] real tokens (mask-selected); padding positions are zeros.
+    Under autocast the recurrence runs in fp32 on every device (oneDNN has no bf16 LSTM on CPUs without
+    AVX-512, and one rule everywhere keeps a cell's numerics independent of the host); ``proj`` follows autocast.
     """
 
     knob = "hidden"
@@ -342,7 +344,8 @@ class DepthBiLSTM(FusionHead):
         n, b, t, h = layers.shape
         real = attention_mask.bool()  # [B, T]
         seq = layers.permute(1, 2, 0, 3)[real]  # [M, N, H]
-        _, (h_final, _) = self.lstm(seq)  # [2, M, hidden]: forward final, backward final
+        with torch.autocast(seq.device.type, enabled=False):
+            _, (h_final, _) = self.lstm(seq.float())  # [2, M, hidden]: forward final, backward final
         projected = self.proj(torch.cat([h_final[0], h_final[1]], dim=-1))   # [M, H] (bf16 under autocast)
         out = projected.new_zeros(b, t, h)
         out[real] = projected

@@ -74,5 +74,18 @@ def device_description(device: torch.device, num_processes: int) -> str:
     return f"{device.type}:{name} x{num_processes}"
 
 
+def cpu_description() -> str:
+    """CPU model and the kernel set torch dispatches to ("AMD EPYC (AVX2)"): fp32 results differ in the last bits
+    between AVX2 and AVX-512 kernels, so a cell's manifest says which one produced it."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def host_description() -> dict[str, str]:
-    return {"host": socket.gethostname(), "platform": platform.platform(), "argv": " ".join(sys.argv)}
+    return {"host": socket.gethostname(), "platform": platform.platform(), "cpu": cpu_description(),
+            "argv": " ".join(sys.argv)}

@@ -197,7 +197,9 @@ def words_batch(seed=0):
 def test_words_only_training_keeps_the_values_and_the_gradients(backbone, head):
     """train.head_words_only: the head runs on word-initial tokens only in training; logits are the same to the bit,
     the head's gradients the same up to float summation order, the backbone's the same to the bit; a head that
-    attends across tokens (deeper) and evaluation are not affected."""
+    attends across tokens (deeper) and evaluation are not affected. `lstm` is the exception to "the bit": oneDNN's
+    LSTM blocks its arithmetic by the number of rows on AVX2 CPUs (not on AVX-512), so fewer rows give float noise
+    there (measured on an AVX2 EPYC: 8e-8 of the logits' scale, 1.3e-7 of the gradients'); the others are bit-exact."""
     batch = words_batch()
     runs = {}
     for words_only in (False, True):
@@ -214,14 +216,19 @@ def test_words_only_training_keeps_the_values_and_the_gradients(backbone, head):
             runs[words_only] += (model(*batch), model.words_only())
     (full, full_grads, _, full_eval, _), (words, word_grads, applied, words_eval, applied_eval) = runs[False], runs[True]
     assert applied == (head != "deeper") and applied_eval is False
-    assert torch.equal(full, words)                            # forward: the same values at every word
+    exact = head != "lstm"
+
+    def same(a, b, scale):
+        return torch.equal(a, b) if exact else float((a - b).abs().max()) <= 1e-6 * scale
+
+    assert same(full, words, float(full.abs().max()))          # forward: the same values at every word
     assert torch.equal(full_eval, words_eval)
     assert full[2, 2:].abs().sum() > 0 and set(full_grads) == set(word_grads)   # words with no token: the classifier bias
     assert model.took_words_path == (head != "deeper")                 # the path the manifest reports
     scale = max(float(g.abs().max()) for g in full_grads.values())
     for name, grad in full_grads.items():
         if name.startswith("backbone."):
-            assert torch.equal(grad, word_grads[name]), name    # d layers per token: the same (fp32, this CPU)
+            assert same(grad, word_grads[name], scale), name    # d layers per token: the same (fp32, this CPU)
         else:   # sums over fewer rows: float noise, per parameter (a zeroed or wrong gradient fails); the second term
             # is for gradients that are zero in exact arithmetic (softmax shift invariance: attnres's k.bias)
             own = float(grad.abs().max())

@@ -73,3 +73,17 @@ def test_outside_git(tmp_path, monkeypatch):
     monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
     (sha, dirty), diff = fresh()
     assert (sha, dirty, diff) == ("unknown", False, None)
+
+
+def test_host_description_names_the_cpu_kernel_set():
+    """fp32 results differ in the last bits between AVX2 and AVX-512 kernels (the `lstm` head's, for one): every
+    manifest records which one this host dispatches to, beside the CPU model read from /proc/cpuinfo."""
+    import torch
+
+    host = provenance.host_description()
+    assert set(host) == {"host", "platform", "cpu", "argv"}
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert host["cpu"].endswith(f"({capability})") and len(host["cpu"]) > len(capability) + 3
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    assert host["cpu"].startswith(model)

@@ -246,33 +246,46 @@ BUILDER = textwrap.dedent("""
     from paper_repro.data.conll import load_conll03
     from paper_repro.models.backbone import load_backbone
     from paper_repro.train import layer_cache
-    data_dir, model_dir, lock, go = sys.argv[1:5]
+    from pathlib import Path
+    data_dir, model_dir, lock, sync, me = sys.argv[1:6]
     if lock == "nolock":
         layer_cache.fcntl = None          # no flock: both build, the atomic rename decides
     split = load_conll03(data_dir)["train"]
     backbone = load_backbone(model_dir)
+
+    def barrier(name):                    # wait until both builders reached this point (not a wall-clock guess)
+        Path(sync, f"{name}-{me}").touch()
+        deadline = time.time() + 60
+        while len(list(Path(sync).glob(f"{name}-*"))) < 2:
+            if time.time() > deadline:
+                sys.exit(f"barrier {name}: the other builder never arrived")
+            time.sleep(0.01)
+
     encode = layer_cache.encode_into
-    def slow(*args, **kwargs):            # both builders are inside the build at once
-        time.sleep(1.0)
+    def slow(*args, **kwargs):            # nolock: both builders are inside the build at once
+        if lock == "nolock":
+            barrier("inside")
+        else:                             # lock: the holder stays inside while the other one blocks on the lock
+            time.sleep(1.0)
         return encode(*args, **kwargs)
     layer_cache.encode_into = slow
-    while time.time() < float(go):
-        time.sleep(0.01)
+    barrier("ready")                      # imports and loading done in both: start together
     cache = layer_cache.layer_cache(split, backbone.tokenizer, backbone.model, 24, False)
     print(json.dumps({"built": cache.built, "path": str(cache.path), "sum": float(cache.hidden.astype("float64").sum())}))
 """)
 
 
 @pytest.mark.parametrize("lock", ["lock", "nolock"])
-def test_concurrent_builders_leave_one_valid_cache(tiny_conll_dir, tiny_backbone_dir, tiny, cache_dir, lock):
-    import time
-
+def test_concurrent_builders_leave_one_valid_cache(tiny_conll_dir, tiny_backbone_dir, tiny, cache_dir, lock, tmp_path):
+    """Two processes build the same cache at once. The start is a file barrier, not a clock: on a loaded machine
+    one process's imports can take longer than any fixed head start (CI failed that way once)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
-    go = str(time.time() + 3.0)
-    processes = [subprocess.Popen([sys.executable, "-c", BUILDER, str(tiny_conll_dir), str(tiny_backbone_dir), lock, go],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                 for _ in range(2)]
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    processes = [subprocess.Popen([sys.executable, "-c", BUILDER, str(tiny_conll_dir), str(tiny_backbone_dir), lock,
+                                   str(sync), str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for i in range(2)]
     outputs = [p.communicate(timeout=120) for p in processes]
     assert all(p.returncode == 0 for p in processes), [err for _, err in outputs]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
