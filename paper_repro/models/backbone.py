@@ -342,6 +342,14 @@ def load_backbone_config(name: str, revision: str | None = None):
         raise unavailable(name, source, error, revision) from None
 
 
+def encoder_shape(config) -> dict[str, int]:
+    """An encoder's size from its transformers config, as every cell's manifest records it (`backbone.shape`) and
+    the cost model reads it (sweep/cost.py): layers, hidden size, feed-forward inner size."""
+    hidden = int(config.hidden_size)
+    return {"layers": int(config.num_hidden_layers), "hidden": hidden,
+            "intermediate": int(getattr(config, "intermediate_size", 4 * hidden))}
+
+
 def check_revision(name: str, revision: str | None) -> None:
     """A revision pins a hub id only: for a packaged alias or a local folder it is a one-line BackboneError."""
     if revision is not None and backbone_kind(name) != "hub":

@@ -16,7 +16,12 @@ backbone's cells of the same method (else of any method), same finetune and prec
 two encoders' per-token FLOPs from their configs (no weights loaded): for full fine-tuning, where the encoder's
 forward and backward dominate, the whole encoder's, layers x (4 H^2 + 2 H I) (`encoder_flops`); for a frozen
 encoder, which never runs inside a cell, one layer's, 4 H^2 + 2 H I (`layer_flops`), since a budget-matched head
-is solved to one layer's parameters. A frozen cell's time is its head's, and on a frozen encoder the heads differ
+is solved to one layer's parameters. An encoder's shape comes from its config on disk, else from the `backbone.shape`
+that its done cells recorded in their manifests (any study directory's cells that price this one). A cell that
+would need a shape nobody has, or a backbone with no done cell and no other backbone to scale from, is **unpriced**:
+left out of the sum and counted, with its backbones named, in the text. It is never priced at another backbone's
+cost unscaled: on a machine without the MPNet parts, MPNet's frozen cells once fell back to its cheap `last` cells
+and its fine-tuning cells to MiniLM's mean, and the study's total read 103 h instead of 227 h. A frozen cell's time is its head's, and on a frozen encoder the heads differ
 far more than in fine-tuning (`last` trains a classifier, the others a layer's worth), so a frozen method without
 done cells on its backbone is priced from its own cells on another backbone, scaled, before its backbone's other
 methods are used. The time scales less than the work when the reference encoder is the smaller one (its small
@@ -25,8 +30,8 @@ MiniLM-L6's, against 8x the FLOPs), so this price leans high: a planning bound, 
 cells as soon as it has some (in fine-tuning any method's; on a frozen encoder the method's own, once its first cell
 on the backbone is done). A frozen cell's recorded time leaves out the layer cache it built, if it did (the
 backbone's first frozen cell builds it once for every later cell). A cell whose step budget cannot be told (the `ktype` sampler before any done cell of its K: how many
-sentences K per type draws is not known in advance) is priced at its method's mean, else at the mean of all done
-cells. The timings are what the done cells took on the machine and under the load they ran
+sentences K per type draws is not known in advance) is priced at its method's mean, else at the mean of its backbone's done
+cells with the same finetune and precision (else unpriced). The timings are what the done cells took on the machine and under the load they ran
 with: an estimate for the same set-up, not a benchmark.
 
 Wall time moves with the load: a cell run beside two busy sweepers at low priority took many times its CPU time.
@@ -59,22 +64,24 @@ class Timed:
     train_windows: int | None
     train_sentences: int | None   # the corpus's whole training split (what the `full` sampler trains on)
     cpu_s: float | None = None    # the process's CPU time for the cell (cells written before it was recorded: None)
+    shape: tuple[int, float] | None = None   # (layers, one layer's multiply-adds) from the manifest's backbone.shape
 
 
-def encoder_flops(backbone: str, revision: str | None = None) -> float | None:
+def encoder_flops(backbone: str, revision: str | None = None, recorded: dict | None = None) -> float | None:
     """Per-token multiply-adds of the encoder's layers, L x (4 H^2 + 2 H I) (attention projections and feed-forward;
     the attention scores' share, which grows with the sentence length, is left out), from its config alone, read
     from disk only: a local folder, the packaged MiniLM, the packaged MPNet once assembled (assembling writes
-    hundreds of MB, not a pricing step's business), a hub id in the HF cache (at `revision`). None otherwise:
-    pricing never waits on the network."""
-    shape = _encoder_shape(backbone, revision)
+    hundreds of MB, not a pricing step's business), a hub id in the HF cache (at `revision`); else the shape a done
+    cell of the backbone recorded (`recorded`: `recorded_shapes`). None otherwise: pricing never waits on the
+    network."""
+    shape = _encoder_shape(backbone, revision) or (recorded or {}).get(backbone)
     return None if shape is None else shape[0] * shape[1]
 
 
-def layer_flops(backbone: str, revision: str | None = None) -> float | None:
+def layer_flops(backbone: str, revision: str | None = None, recorded: dict | None = None) -> float | None:
     """Per-token multiply-adds of one of the encoder's layers, 4 H^2 + 2 H I (`encoder_flops` over L): what a
     budget-matched head costs on a frozen encoder, whose layers never run inside a cell."""
-    shape = _encoder_shape(backbone, revision)
+    shape = _encoder_shape(backbone, revision) or (recorded or {}).get(backbone)
     return None if shape is None else shape[1]
 
 
@@ -94,11 +101,23 @@ def _encoder_shape(backbone: str, revision: str | None) -> tuple[int, float] | N
             return None
         with backbones.quiet_transformers():
             config = AutoConfig.from_pretrained(source, local_files_only=True, revision=revision)
-        layers, hidden = int(config.num_hidden_layers), int(config.hidden_size)
-        inner = int(getattr(config, "intermediate_size", 4 * hidden))
-    except Exception:  # noqa: BLE001 - any failure only loses this pricing tier (the cell falls to a cruder one)
+        return _shape(backbones.encoder_shape(config))
+    except Exception:  # noqa: BLE001 - no config here: the shape may still come from a manifest (else: unpriced)
         return None
-    return layers, float(4 * hidden * hidden + 2 * hidden * inner)
+
+
+def _shape(record) -> tuple[int, float] | None:
+    """(layers, 4 H^2 + 2 H I) from a `backbone.shape` record ({layers, hidden, intermediate}); None if malformed."""
+    try:
+        layers, hidden, inner = (int(record[k]) for k in ("layers", "hidden", "intermediate"))
+    except (TypeError, KeyError, ValueError):
+        return None
+    return (layers, float(4 * hidden * hidden + 2 * hidden * inner)) if min(layers, hidden, inner) > 0 else None
+
+
+def recorded_shapes(timed: list[Timed]) -> dict[str, tuple[int, float]]:
+    """Backbone name -> the shape its done cells recorded (the latest read wins; a name is one encoder)."""
+    return {t.backbone[0]: t.shape for t in timed if t.shape is not None}
 
 
 def method_key(cell: CellConfig) -> tuple:
@@ -128,9 +147,10 @@ def timed_cells(study_dir: str | Path) -> list[Timed]:
         data = record.get("data") if isinstance(record.get("data"), dict) else {}
         train = data.get("train") if isinstance(data.get("train"), dict) else {}
         total_s, cpu_s = _without_cache_build(record["timings"], total_s)
+        loaded = record.get("backbone") if isinstance(record.get("backbone"), dict) else {}
         found.append(Timed(method_key(cell), backbone_key(cell), data_key(cell), total_s,
                            _count(steps.get("total")), _count(steps.get("train_windows")),
-                           _count(train.get("sentences")), cpu_s))
+                           _count(train.get("sentences")), cpu_s, _shape(loaded.get("shape"))))
     return found
 
 
@@ -182,38 +202,54 @@ class Estimate:
     by_steps: int         # priced from their method's fit and their step budget
     by_backbone: int      # from their backbone's fit (over every method) and their step budget
     by_method: int        # from their method's mean
-    by_overall: int       # from the mean of every done cell
+    by_backbone_mean: int       # from the mean of every done cell
     timed: int            # done cells the estimate rests on
     by_scaled: int = 0    # from another backbone's fit x the encoders' FLOPs ratio (a backbone without done cells,
                           # or a frozen head without done cells on its backbone)
+    unpriced: int = 0     # not in `seconds`: a shape nobody has, or nothing of the backbone's to price from
+    unpriced_backbones: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if not self.cells:
             return "estimated cost: nothing to run"
         if not self.timed:
             return f"estimated cost: unknown for {self.cells} cells (no done cell with recorded timings)"
+        if self.unpriced == self.cells:
+            return f"estimated cost: unknown for {self.cells} cells ({self.unpriced_text()})"
         scaled = (f"{self.by_scaled} from another backbone's fit scaled by the encoders' FLOPs, " if self.by_scaled
                   else "")
-        return (f"estimated cost: {duration(self.seconds)} compute for {self.cells} cells ({self.by_steps} from their "
+        priced = self.cells - self.unpriced
+        text = (f"estimated cost: {'at least ' if self.unpriced else ''}{duration(self.seconds)} compute for "
+                f"{priced} cells ({self.by_steps} from their "
                 f"method's time per step x their step budget, {self.by_backbone} from their backbone's (any method), "
                 f"{self.by_method} from their method's mean, {scaled}"
-                f"{self.by_overall} from the overall mean; {self.timed} done cells timed, at the load they ran "
+                f"{self.by_backbone_mean} from their backbone's mean; {self.timed} done cells timed, at the load they ran "
                 f"under)")
+        return text + (f"; {self.unpriced_text()}" if self.unpriced else "")
+
+    def unpriced_text(self) -> str:
+        return (f"{self.unpriced} cells unpriced: {', '.join(self.unpriced_backbones)} has no done cell to price "
+                f"them and no encoder config on this machine or shape in a manifest to scale another backbone's "
+                f"cells by (`paper-repro fetch-models` installs the packaged encoders)")
 
 
 def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
     """Compute seconds of `to_run`, priced from `timed` (`timed_cells`; see the module docstring)."""
     result = Estimate(0.0, len(to_run), 0, 0, 0, 0, len(timed))
-    for seconds, how in prices(timed, to_run):
-        result.seconds += seconds
+    unpriced = set()
+    for cell, (seconds, how) in zip(to_run, prices(timed, to_run)):
+        result.seconds += seconds or 0.0
         setattr(result, how, getattr(result, how) + 1)
+        if seconds is None:
+            unpriced.add(cell.model.backbone)
+    result.unpriced_backbones = tuple(sorted(unpriced))
     return result
 
 
-def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, str]]:
+def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float | None, str]]:
     """Per cell of `to_run`: (estimated seconds, how it was priced: by_steps / by_backbone / by_method / by_scaled /
-    by_overall); empty without timed cells."""
-    out: list[tuple[float, str]] = []
+    by_backbone_mean), or (None, "unpriced"); empty without timed cells."""
+    out: list[tuple[float | None, str]] = []
     if not timed or not to_run:
         return out
     by_method: dict[tuple, list[Timed]] = collections.defaultdict(list)
@@ -232,7 +268,10 @@ def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, st
     fits = {key: fit([(t.steps, t.total_s) for t in items if t.steps is not None])
             for key, items in by_method.items() if any(t.steps is not None for t in items)}
     backbone_fits = {key: fit([(t.steps, t.total_s) for t in items]) for key, items in by_backbone.items()}
-    overall = statistics.fmean(t.total_s for t in timed)
+    own: dict[tuple, list[float]] = collections.defaultdict(list)   # per backbone_key: finetune and precision too
+    for item in timed:
+        own[item.backbone].append(item.total_s)
+    shapes = recorded_shapes(timed)
     ratio = statistics.median(per_sentence) if per_sentence else 1.0
     corpus = [t.train_sentences for t in timed if t.train_sentences is not None]
     full = statistics.median(corpus) if corpus else None
@@ -252,37 +291,47 @@ def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float, st
             fixed, per_step = fits[key]
             out.append((fixed + per_step * steps, "by_steps"))
         elif (cell.model.finetune == "frozen" and steps is not None
-              and (scaled := _scaled(cell, steps, fits, backbone_fits, same_method=True)) is not None):
-            out.append((scaled, "by_scaled"))   # a frozen cell's time is its head's: its own head elsewhere first
+              and (scaled := _scaled(cell, steps, fits, backbone_fits, shapes, same_method=True)) is not None):
+            # a frozen cell's time is its head's: its own head elsewhere first (a missing shape: unpriced, not
+            # its backbone's other heads, which may cost a tenth of it)
+            out.append((None, "unpriced") if scaled is UNKNOWN_SHAPE else (scaled, "by_scaled"))
         elif backbone_key(cell) in backbone_fits and steps is not None:
             fixed, per_step = backbone_fits[backbone_key(cell)]
             out.append((fixed + per_step * steps, "by_backbone"))
         elif key in by_method:
             out.append((statistics.fmean(t.total_s for t in by_method[key]), "by_method"))
-        elif steps is not None and (scaled := _scaled(cell, steps, fits, backbone_fits)) is not None:
-            out.append((scaled, "by_scaled"))
-        else:
-            out.append((overall, "by_overall"))
+        elif steps is not None and (scaled := _scaled(cell, steps, fits, backbone_fits, shapes)) is not None:
+            out.append((None, "unpriced") if scaled is UNKNOWN_SHAPE else (scaled, "by_scaled"))
+        elif own.get(backbone_key(cell)):
+            out.append((statistics.fmean(own[backbone_key(cell)]), "by_backbone_mean"))
+        else:   # never another backbone's cost, unscaled
+            out.append((None, "unpriced"))
     return out
 
 
-def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict, same_method: bool = False) -> float | None:
+UNKNOWN_SHAPE = object()   # `_scaled`: another backbone could price the cell, but an encoder's shape is unknown
+
+
+def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict, shapes: dict,
+            same_method: bool = False) -> float | object | None:
     """A cell from another backbone's fit (its method's, else, unless `same_method`, any method's; same finetune and
     precision) times the ratio of the two encoders' FLOPs (`encoder_flops`; for a frozen cell, one layer's,
     `layer_flops`: its head is matched to one layer and the encoder does not run); the other backbone with the most
-    similar FLOPs wins. None without such a backbone, or without both configs."""
+    similar FLOPs wins. None without such a backbone; UNKNOWN_SHAPE when there is one but the cell's encoder's shape,
+    or every candidate's, is unknown (config not on disk, no manifest recorded it)."""
     flops = layer_flops if cell.model.finetune == "frozen" else encoder_flops
-    target = flops(cell.model.backbone, cell.model.revision)
-    if target is None:
-        return None
     _, head, finetune, precision = method_key(cell)
+    candidates = [other for other, other_finetune, other_precision in backbone_fits
+                  if (other_finetune, other_precision) == (finetune, precision) and other != cell.model.backbone
+                  and (not same_method or (other, head, finetune, precision) in fits)]
+    if not candidates:
+        return None
+    target = flops(cell.model.backbone, cell.model.revision, shapes)
+    if target is None:
+        return UNKNOWN_SHAPE
     best = None
-    for other, other_finetune, other_precision in backbone_fits:
-        if (other_finetune, other_precision) != (finetune, precision) or other == cell.model.backbone:
-            continue
-        if same_method and (other, head, finetune, precision) not in fits:
-            continue
-        source = flops(other)   # the revision its done cells ran at is not in the key: the default's
+    for other in candidates:
+        source = flops(other, None, shapes)   # the revision its done cells ran at is not in the key: the default's
         if source is None:
             continue
         fixed, per_step = fits.get((other, head, finetune, precision)) or backbone_fits[(other, finetune, precision)]
@@ -290,7 +339,7 @@ def _scaled(cell: CellConfig, steps: int, fits: dict, backbone_fits: dict, same_
         distance = abs(target / source - 1)
         if best is None or distance < best[0]:
             best = (distance, seconds)
-    return None if best is None else best[1]
+    return UNKNOWN_SHAPE if best is None else best[1]
 
 
 def cpu_estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate | None:

@@ -121,6 +121,21 @@ def _sort_key(value: Any) -> tuple:
     return (2, str(value))
 
 
+def _left(todo: list, cost) -> str:
+    """A stage's compute left: '–' when none is (or no CPU time to price it in), 'unknown'/'unpriced' when nothing
+    prices it, '≥ x' when some of it
+    is unpriced (sweep/cost.py never prices a cell at another backbone's cost)."""
+    from paper_repro.sweep.cost import duration
+
+    if not todo or cost is None:   # nothing left, or no done cell recorded CPU time
+        return "–"
+    if not cost.timed:
+        return "unknown"
+    if cost.unpriced == len(todo):
+        return "unpriced"
+    return f"≥ {duration(cost.seconds)} (+{cost.unpriced} unpriced)" if cost.unpriced else duration(cost.seconds)
+
+
 def _bar(fraction: float, width: int = 20) -> str:
     filled = int(round(fraction * width))
     return "[" + "#" * filled + "." * (width - filled) + "]"
@@ -154,13 +169,13 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
     done = set(done_run_ids(study_dir))
     failures = {p.stem for p in (study_dir / "failures").glob("*.txt")} - done
     timed = timed_cells(study_dir)
-    rows, left_s, left_n = [], 0.0, 0
+    rows, left_s, left_n, unpriced = [], 0.0, 0, 0
     for stage in loaded.stages or [None]:
         cells = [c for c in every if stage is None or c.stage == stage.name]
         todo = [c for c in cells if c.run_id not in done]
         cost = estimate(timed, todo)
         cpu = cpu_estimate(timed, todo)
-        left_s, left_n = left_s + cost.seconds, left_n + len(todo)
+        left_s, left_n, unpriced = left_s + cost.seconds, left_n + len(todo), unpriced + cost.unpriced
         blocker = gate_blocker(loaded, stage.name) if stage is not None else None
         state = ("complete" if not todo else
                  "gate failed" if blocker and blocker[0] == "failed" else
@@ -169,14 +184,15 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
                  and stage.name not in selections else "runnable")
         rows.append(f"| {stage.name if stage else '(all)'} | {len(cells) - len(todo)}/{len(cells)} | "
                     f"{sum(c.run_id in failures for c in cells)} | "
-                    f"{duration(cost.seconds) if todo and cost.timed else '–' if not todo else 'unknown'} | "
-                    f"{duration(cpu.seconds) if todo and cpu is not None else '–'} | {state} |")
+                    f"{_left(todo, cost)} | {_left(todo, cpu)} | {state} |")
     cpu = cpu_estimate(timed, [c for c in every if c.run_id not in done])
     in_cpu = (f"; in CPU time, {duration(cpu.seconds)} (the same model on the {cpu.timed} done cells that recorded "
               f"their CPU time; it does not move with the load)" if cpu is not None else "")
-    rest = (f"the other {left_n} are estimated at {duration(left_s)} of compute, priced from {len(timed)} done "
-            f"cells' time per step at each cell's step budget, at the load they ran under{in_cpu}"
-            if left_n else "complete")
+    unpriced_note = (f"; {unpriced} cells are unpriced, not in these sums (backbones with no done cell and no "
+                     f"encoder config on this machine: `paper-repro fetch-models`)" if unpriced else "")
+    rest = (f"the other {left_n} are estimated at {'at least ' if unpriced else ''}{duration(left_s)} of compute, "
+            f"priced from {len(timed)} done cells' time per step at each cell's step budget, at the load they ran "
+            f"under{in_cpu}{unpriced_note}" if left_n else "complete")
     lines = [f"Study `{loaded.study}` (`{study}`): {len(done & {c.run_id for c in every})}/{len(every)} cells done; "
              f"{rest} (`paper-repro status {study_dir} --study {study}`).",
              "", "| stage | cells done | failed | compute left (est.) | CPU time left (est.) | state |",

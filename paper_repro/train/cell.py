@@ -20,7 +20,7 @@ from paper_repro.config import CellConfig, ConfigError, resolve_steps
 from paper_repro.data.conll import Split, corpus_labels, load_conll03, split_statistics
 from paper_repro.data.labels import LabelSet
 from paper_repro.data.sampling import content_sha256, load_or_create_subset
-from paper_repro.models.backbone import Backbone, load_backbone
+from paper_repro.models.backbone import Backbone, encoder_shape, load_backbone
 from paper_repro.models.tagger import build_tagger
 from paper_repro.results import manifest as provenance
 from paper_repro.results.schema import cell_table, type_columns
@@ -320,7 +320,8 @@ def run_cell(config: CellConfig) -> Path:
         "timings": timings,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "versions": versions,
-        "backbone": pristine.provenance,   # what loaded: the hub commit sha, or the packaged wheel's version
+        # what loaded (the hub commit sha, or the packaged wheel's version) and its size (what prices cells elsewhere)
+        "backbone": {**pristine.provenance, "shape": encoder_shape(pristine.model.config)},
         "git": {"sha": git_sha, "dirty": git_dirty},
         "device": device,
         "device_settings": device_settings,

@@ -41,10 +41,14 @@ def test_pending_cells_are_priced_at_their_step_budget(tmp_path):
     # a head with no done cell: its backbone's fit (every method); at a size seen before, that size's windows
     other = cost.estimate(pool, [cell(tmp_path, method="dwatt", size=100)])
     assert other.seconds == pytest.approx(60.0) and other.by_backbone == 1
-    # a backbone with no done cell and no config to be had: the overall mean, and the text says so
+    # a backbone with no done cell and no config to be had: unpriced (never another backbone's mean), and named
     unknown = cost.estimate(pool, [cell(tmp_path, backbone="/nonexistent/encoder")])
-    assert unknown.seconds == pytest.approx(165.0) and unknown.by_overall == 1
-    assert "1 from the overall mean; 2 done cells timed" in unknown.describe()
+    assert unknown.seconds == 0.0 and unknown.unpriced == 1 and unknown.unpriced_backbones == ("/nonexistent/encoder",)
+    assert unknown.describe().startswith("estimated cost: unknown for 1 cells (1 cells unpriced: /nonexistent/encoder ")
+    both = cost.estimate(pool, [cell(tmp_path, backbone="/nonexistent/encoder"), cell(tmp_path, size=1000, seed=1)])
+    assert both.seconds == pytest.approx(20.0 + 0.2 * 625) and both.by_steps == 1 and both.unpriced == 1
+    assert both.describe().startswith("estimated cost: at least 2.4min compute for 1 cells (1 from their method's")
+    assert "; 1 cells unpriced: /nonexistent/encoder has no done cell" in both.describe()
     # the whole training split (4000 sentences in the manifests, one window each): min_epochs 5 -> 2500 steps
     full = cost.estimate(pool, [apply_overrides(cell(tmp_path), {"data.sampler": "full"})])
     assert full.seconds == pytest.approx(20.0 + 0.2 * 2500) and full.by_steps == 1
@@ -92,6 +96,44 @@ def test_a_backbone_without_done_cells_is_priced_by_the_encoders_flops(tmp_path,
     # a frozen cell is not priced from full fine-tuning cells
     frozen = apply_overrides(cell(tmp_path, size=1000, backbone=str(tiny_backbone_dir)), {"model.finetune": "frozen"})
     assert cost.estimate(pool, [frozen]).by_scaled == 0
+
+
+def test_an_encoder_without_its_config_is_priced_from_its_recorded_shape_or_not_at_all(tmp_path, tiny_backbone_dir):
+    """The defect this guards: on a machine without the MPNet parts, MPNet's frozen heads were priced at its cheap
+    `last` cells and its fine-tuning cells at MiniLM's mean (the study's total read 103 h, not 227 h). Now an encoder
+    whose config is not on disk is scaled by the shape its done cells recorded (`backbone.shape` in every manifest);
+    with no shape anywhere its cells are unpriced, whatever else is done."""
+    from paper_repro.models.backbone import encoder_shape, load_backbone_config
+
+    def frozen(method, size, backbone="minilm-l6", seed=0):
+        return apply_overrides(cell(tmp_path, method, size, backbone, seed), {"model.finetune": "frozen"})
+
+    def done_shaped(config, total_s, steps, windows, shape):
+        manifest = {"config": config.to_dict(), "timings": {"total_s": total_s}, "backbone": {"shape": shape},
+                    "steps": {"total": steps, "train_windows": windows}, "data": {"train": {"sentences": 4000}}}
+        store.write_cell(config.results_dir, config.study, config.run_id, cell_table(fake_rows(config)), manifest)
+
+    gone = str(tmp_path / "uninstalled-encoder")            # a backbone whose config is not on this machine
+    tiny = encoder_shape(load_backbone_config(str(tiny_backbone_dir)))
+    done(frozen("dwatt", 100), 20.0, 200, 100)
+    done(frozen("dwatt", 2000), 62.0, 1250, 2000)            # MiniLM's dwatt: 12 s + 0.04 s per step
+    done(frozen("last", 100, gone), 1.0, 200, 100)           # the uninstalled encoder's only cells: `last`, no shape
+    pool = cost.timed_cells(tmp_path / "st")
+    assert cost.recorded_shapes(pool) == {}
+    todo = [frozen("dwatt", 1000, gone, seed=1), cell(tmp_path, "dwatt", 1000, gone, seed=1)]
+    before = cost.prices(pool, todo)
+    assert before == [(None, "unpriced"), (None, "unpriced")]     # not `last`'s 1 s, not MiniLM's mean
+    assert cost.estimate(pool, todo).unpriced_backbones == (gone,)
+    # one of its cells recorded its shape (the tiny encoder's): now scaled by one layer's FLOPs, as if installed
+    done_shaped(frozen("last", 2000, gone), 1.5, 1250, 2000, tiny)
+    pool = cost.timed_cells(tmp_path / "st")
+    ratio = (4 * tiny["hidden"] ** 2 + 2 * tiny["hidden"] * tiny["intermediate"]) / cost.layer_flops("minilm-l6")
+    seconds, how = cost.prices(pool, todo[:1])[0]
+    assert how == "by_scaled" and seconds == pytest.approx((12.0 + 0.04 * 625) * ratio)
+    assert cost.layer_flops(gone) is None and cost.layer_flops(gone, None, cost.recorded_shapes(pool)) == \
+        pytest.approx(4 * tiny["hidden"] ** 2 + 2 * tiny["hidden"] * tiny["intermediate"])
+    # the fine-tuning cell has no fine-tuning cell of its backbone, nor any other backbone's: still unpriced
+    assert cost.prices(pool, todo[1:]) == [(None, "unpriced")]
 
 
 def test_a_frozen_head_is_priced_from_the_same_head_on_another_backbone(tmp_path, tiny_backbone_dir):

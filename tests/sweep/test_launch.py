@@ -150,7 +150,7 @@ def test_dry_run_table_and_cost(study_file, tmp_path, capsys, monkeypatch):
     assert status == {cells[0].run_id: "done", cells[1].run_id: "failed", cells[2].run_id: "pending",
                       cells[3].run_id: "pending"}
     assert "(1 done, 2 pending, 1 failed, 0 claimed); 2 would run" in out
-    assert "for 2 cells (0 from their method's time per step x their step budget, 0 from their backbone's (any method), 0 from their method's mean, 2 from the overall mean; 1 done cells timed" in out
+    assert "for 2 cells (0 from their method's time per step x their step budget, 0 from their backbone's (any method), 0 from their method's mean, 2 from their backbone's mean; 1 done cells timed" in out
 
 
 def test_shards_partition_the_cells(study_file):

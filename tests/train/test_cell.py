@@ -75,6 +75,9 @@ def test_manifest(dwatt_cell):
     assert manifest["data"]["train"]["sentences"] == 40
     assert manifest["features"]["train_windows"] >= 16
     assert manifest["features"]["lost_words_test"] == 0
+    # the encoder's size, read back by the cost model where its config is not on disk (sweep/cost.py)
+    assert manifest["backbone"]["shape"] == {"layers": 2, "hidden": 32, "intermediate": 64}
+    assert manifest["cpu"].endswith(")") and manifest["platform"]          # which CPU kernels produced it
 
 
 def test_depth_attention_in_manifest(dwatt_cell):
