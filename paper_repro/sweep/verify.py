@@ -61,14 +61,17 @@ def record(study_dir: Path, verdicts: list[Verdict], tolerance: float, date: str
 
 
 def provenance(study_dir: Path, run_id: str) -> str:
-    """`<commit> [+ diff] on <device>` of a cell, from its manifest ("unknown" if unreadable)."""
+    """`<commit> [+ diff] on <device> [(<CPU model (kernel set)>)]` of a cell, from its manifest ("unknown" if
+    unreadable); the CPU's kernel set (AVX2, AVX512) where the manifest recorded it: fp32 results may differ in
+    the last bits between them."""
     try:
         manifest = json.loads((Path(study_dir) / "cells" / f"{run_id}.manifest.json").read_text())
     except (OSError, ValueError):
         return "unknown"
     git = manifest.get("git") or {}
     sha = str(git.get("sha") or "unknown")[:12] + (" + diff" if git.get("dirty") else "")
-    return f"{sha} on {manifest.get('device', 'unknown device')}"
+    cpu = f" ({manifest['cpu']})" if manifest.get("cpu") else ""
+    return f"{sha} on {manifest.get('device', 'unknown device')}{cpu}"
 
 
 def manifest_config(study_dir: Path, run_id: str) -> CellConfig:

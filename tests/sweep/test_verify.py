@@ -7,6 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from paper_repro.config import ConfigError
 from paper_repro.results.store import cell_paths
@@ -47,6 +48,8 @@ def test_rerun_reproduces_and_tampering_is_caught(committed, tmp_path):
     sha = git_state()[0][:12]
     assert table["ran_at"].iloc[0].startswith(sha) and table["rerun_at"].iloc[0].startswith(sha)
     assert " on cpu:" in table["rerun_at"].iloc[0] and "threads=" in table["rerun_at"].iloc[0]
+    # the re-run's CPU kernel set, from its manifest's `cpu`
+    assert table["rerun_at"].iloc[0].endswith(f"({torch.backends.cpu.get_cpu_capability()}))")
 
 
 def test_old_config_schema_is_refused_before_training(committed, tmp_path):
