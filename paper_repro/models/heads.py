@@ -327,8 +327,9 @@ class DepthBiLSTM(FusionHead):
     bidirectional LSTM (hidden size knob ``hidden``); h = W [→h_N ; ←h_1], W: 2·hidden -> H.
 
     One LSTM call over the [M, N, H] real tokens (mask-selected); padding positions are zeros.
-    Under autocast the recurrence runs in fp32 on every device (oneDNN has no bf16 LSTM on CPUs without
-    AVX-512, and one rule everywhere keeps a cell's numerics independent of the host); ``proj`` follows autocast.
+    The recurrence runs at its own weights' dtype with autocast off: fp32 under a bf16 autocast on every device
+    (oneDNN has no autocast bf16 LSTM on CPUs without AVX-512, and one rule everywhere keeps a cell's numerics
+    independent of the host), bf16 in ``train.eval_precision=bf16``'s cast copy; ``proj`` follows autocast.
     """
 
     knob = "hidden"
@@ -345,8 +346,9 @@ class DepthBiLSTM(FusionHead):
         real = attention_mask.bool()  # [B, T]
         seq = layers.permute(1, 2, 0, 3)[real]  # [M, N, H]
         with torch.autocast(seq.device.type, enabled=False):
-            _, (h_final, _) = self.lstm(seq.float())  # [2, M, hidden]: forward final, backward final
-        projected = self.proj(torch.cat([h_final[0], h_final[1]], dim=-1))   # [M, H] (bf16 under autocast)
+            _, (h_final, _) = self.lstm(seq.to(self.lstm.weight_ih_l0.dtype))  # [2, M, hidden]: fwd, bwd finals
+        final = torch.cat([h_final[0], h_final[1]], dim=-1).to(self.proj.weight.dtype)
+        projected = self.proj(final)   # [M, H] (bf16 under autocast)
         out = projected.new_zeros(b, t, h)
         out[real] = projected
         return out

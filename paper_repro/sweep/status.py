@@ -186,8 +186,9 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
                     f"{sum(c.run_id in failures for c in cells)} | "
                     f"{_left(todo, cost)} | {_left(todo, cpu)} | {state} |")
     cpu = cpu_estimate(timed, [c for c in every if c.run_id not in done])
-    in_cpu = (f"; in CPU time, {duration(cpu.seconds)} (the same model on the {cpu.timed} done cells that recorded "
-              f"their CPU time; it does not move with the load)" if cpu is not None else "")
+    in_cpu = (f"; in CPU time, {'at least ' if cpu.unpriced else ''}{duration(cpu.seconds)} (the same model on the "
+              f"{cpu.timed} done cells that recorded their CPU time; it does not move with the load"
+              f"{f'; {cpu.unpriced} cells unpriced' if cpu.unpriced else ''})" if cpu is not None else "")
     unpriced_note = (f"; {unpriced} cells are unpriced, not in these sums (backbones with no done cell and no "
                      f"encoder config on this machine: `paper-repro fetch-models`)" if unpriced else "")
     rest = (f"the other {left_n} are estimated at {'at least ' if unpriced else ''}{duration(left_s)} of compute, "

@@ -65,6 +65,17 @@ def test_every_head_runs_under_bf16_autocast(name):
     assert layers.grad is not None
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_every_head_runs_in_a_bf16_copy(name):
+    """`train.eval_precision: bf16` predicts with a bfloat16 copy of the model (no autocast): bf16 layer states into
+    bf16 weights. `lstm` once cast its input to fp32 for the recurrence and failed there ("RNN input dtype
+    (torch.float32) does not match weight dtype (torch.bfloat16)")."""
+    head = make(name).eval().to(torch.bfloat16)
+    with torch.no_grad():
+        out = head(layers_input().to(torch.bfloat16), MASK)
+    assert out.shape == (B, T, H) and out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+
+
 def expected_grad_layers(name, n=N, layer_start=0):
     if name in ("last", "deeper", "deeper_copy"):
         return {n - 1}

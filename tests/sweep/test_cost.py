@@ -44,11 +44,12 @@ def test_pending_cells_are_priced_at_their_step_budget(tmp_path):
     # a backbone with no done cell and no config to be had: unpriced (never another backbone's mean), and named
     unknown = cost.estimate(pool, [cell(tmp_path, backbone="/nonexistent/encoder")])
     assert unknown.seconds == 0.0 and unknown.unpriced == 1 and unknown.unpriced_backbones == ("/nonexistent/encoder",)
-    assert unknown.describe().startswith("estimated cost: unknown for 1 cells (1 cells unpriced: /nonexistent/encoder ")
+    assert unknown.describe().startswith("estimated cost: unknown for 1 cells (1 cell(s) unpriced, of backbone(s) "
+                                         "/nonexistent/encoder: no done cell of theirs prices them")
     both = cost.estimate(pool, [cell(tmp_path, backbone="/nonexistent/encoder"), cell(tmp_path, size=1000, seed=1)])
     assert both.seconds == pytest.approx(20.0 + 0.2 * 625) and both.by_steps == 1 and both.unpriced == 1
     assert both.describe().startswith("estimated cost: at least 2.4min compute for 1 cells (1 from their method's")
-    assert "; 1 cells unpriced: /nonexistent/encoder has no done cell" in both.describe()
+    assert "; 1 cell(s) unpriced, of backbone(s) /nonexistent/encoder: no done" in both.describe()
     # the whole training split (4000 sentences in the manifests, one window each): min_epochs 5 -> 2500 steps
     full = cost.estimate(pool, [apply_overrides(cell(tmp_path), {"data.sampler": "full"})])
     assert full.seconds == pytest.approx(20.0 + 0.2 * 2500) and full.by_steps == 1
@@ -72,6 +73,10 @@ def test_cpu_time_is_priced_from_the_cells_that_recorded_it(tmp_path):
     text = cost.describe_both(pool, todo)
     assert text.startswith("estimated cost: ") and "; in CPU time 2.2min (the same model on the 2 done cells" in text   # 135 s
     assert cost.cpu_estimate([t for t in pool if t.cpu_s is None], todo) is None
+    # an unpriced cell (a backbone with nothing to price it): both totals say "at least" and count it
+    text = cost.describe_both(pool, [*todo, cell(tmp_path, backbone="/nonexistent/encoder")])
+    assert "estimated cost: at least " in text and "; in CPU time at least 2.2min (" in text
+    assert text.endswith("; 1 cell(s) unpriced)")
     assert "CPU time" not in cost.describe_both([t for t in pool if t.cpu_s is None], todo)
 
 

@@ -73,6 +73,25 @@ def test_stop_file_finishes_the_cell_in_flight_and_starts_no_other(study_file, t
     assert len(rest.ran) == 3 and not rest.stop_file and rest.skipped_done == ran
 
 
+def test_finish_by_names_the_cells_it_cannot_price(study_file, tmp_path, capsys):
+    """Cells whose backbone has no done cell, and whose price would need an encoder shape nobody has, are never
+    priced at another backbone's cost: under --finish-by they start until the deadline itself, and the sweep says
+    so, with their count and backbone."""
+    import time
+
+    from test_cost import done
+
+    from paper_repro.config import apply_overrides
+
+    cells = load_study(study_file).expand()
+    other = apply_overrides(cells[0], {"model.backbone": str(tmp_path / "uninstalled-encoder")})
+    done(other, 600.0, 200, 16)                          # the only timed cell: another backbone, shape unknown
+    result = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 3600)
+    err = capsys.readouterr().err
+    assert f"--finish-by: 4 cell(s) of {cells[0].model.backbone} cannot be priced" in err
+    assert len(result.ran) == 4 and result.ok
+
+
 def test_finish_by_starts_only_cells_whose_estimate_fits(study_file, tmp_path):
     """--finish-by: a cell starts only if 1.5 x its estimate ends in time; the estimate comes from the study's done
     cells (here: two cells that took 600 s each), and a sweep without a deadline is unaffected."""

@@ -261,14 +261,20 @@ BUILDER = textwrap.dedent("""
                 sys.exit(f"barrier {name}: the other builder never arrived")
             time.sleep(0.01)
 
-    encode = layer_cache.encode_into
+    encode, say = layer_cache.encode_into, layer_cache.stderr_line
     def slow(*args, **kwargs):            # nolock: both builders are inside the build at once
         if lock == "nolock":
             barrier("inside")
-        else:                             # lock: the holder stays inside while the other one blocks on the lock
-            time.sleep(1.0)
+        else:                             # lock: the holder stays inside until the other one blocks on the lock
+            deadline = time.time() + 60
+            while not any(Path(sync).glob("waiting-*")) and time.time() < deadline:
+                time.sleep(0.01)
         return encode(*args, **kwargs)
-    layer_cache.encode_into = slow
+    def said(text):                       # the blocked builder's "waiting for another process" line
+        if text.startswith("waiting for another process"):
+            Path(sync, f"waiting-{me}").touch()
+        say(text)
+    layer_cache.encode_into, layer_cache.stderr_line = slow, said
     barrier("ready")                      # imports and loading done in both: start together
     cache = layer_cache.layer_cache(split, backbone.tokenizer, backbone.model, 24, False)
     print(json.dumps({"built": cache.built, "path": str(cache.path), "sum": float(cache.hidden.astype("float64").sum())}))
