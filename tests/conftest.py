@@ -20,7 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if os.environ.get("PYTEST_XDIST_WORKER"):   # scripts/test.sh runs 2 workers on 2 cores: one torch thread each
     import torch
 
-    torch.set_num_threads(int(os.environ.get("PAPER_REPRO_TEST_THREADS", "1")))
+    torch.set_num_threads(1)
 
 REAL_DATA_DIR = Path(os.environ.get("PAPER_REPRO_CONLL03") or "/work/shared/data/conll2003")
 

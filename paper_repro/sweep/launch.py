@@ -624,8 +624,7 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
         unpriced = sorted({cell.model.backbone for cell, (seconds, _) in zip(cells, estimates) if seconds is None})
         if unpriced:   # (sweep/cost.py never prices them at another backbone's cost)
             print(f"[sweep] --finish-by: {sum(s is None for s, _ in estimates)} cell(s) of {', '.join(unpriced)} "
-                  "cannot be priced (no done cell of theirs, no encoder shape): they start until the deadline itself",
-                  file=sys.stderr)
+                  f"cannot be priced ({cost.UNPRICED_WHY}): they start until the deadline itself", file=sys.stderr)
         by_id = {cell.run_id: seconds for cell, (seconds, _) in zip(cells, estimates)}
         price = lambda cell: by_id.get(cell.run_id)   # noqa: E731
     return run_cells(cells, runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,

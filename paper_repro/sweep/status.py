@@ -123,8 +123,7 @@ def _sort_key(value: Any) -> tuple:
 
 def _left(todo: list, cost) -> str:
     """A stage's compute left: '–' when none is (or no CPU time to price it in), 'unknown'/'unpriced' when nothing
-    prices it, '≥ x' when some of it
-    is unpriced (sweep/cost.py never prices a cell at another backbone's cost)."""
+    prices it, '≥ x' when some of it is unpriced (sweep/cost.py never prices a cell at another backbone's cost)."""
     from paper_repro.sweep.cost import duration
 
     if not todo or cost is None:   # nothing left, or no done cell recorded CPU time
@@ -161,7 +160,7 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
     """The study's progress per stage as markdown (committed as `results/<study>/PROGRESS.md`; the README quotes
     it): cells done of all (those waiting for a selection or gate counted), failed, and the compute the rest is
     estimated to take (cost.py). Only done/failed/pending states: nothing that changes while cells run."""
-    from paper_repro.sweep.cost import cpu_estimate, duration, estimate, timed_cells
+    from paper_repro.sweep.cost import UNPRICED_WHY, cpu_estimate, duration, estimate, timed_cells
     from paper_repro.sweep.select import gate_blocker
 
     study_dir = Path(study_dir)
@@ -189,8 +188,7 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
     in_cpu = (f"; in CPU time, {'at least ' if cpu.unpriced else ''}{duration(cpu.seconds)} (the same model on the "
               f"{cpu.timed} done cells that recorded their CPU time; it does not move with the load"
               f"{f'; {cpu.unpriced} cells unpriced' if cpu.unpriced else ''})" if cpu is not None else "")
-    unpriced_note = (f"; {unpriced} cells are unpriced, not in these sums (backbones with no done cell and no "
-                     f"encoder config on this machine: `paper-repro fetch-models`)" if unpriced else "")
+    unpriced_note = f"; {unpriced} cells are unpriced, not in these sums ({UNPRICED_WHY})" if unpriced else ""
     rest = (f"the other {left_n} are estimated at {'at least ' if unpriced else ''}{duration(left_s)} of compute, "
             f"priced from {len(timed)} done cells' time per step at each cell's step budget, at the load they ran "
             f"under{in_cpu}{unpriced_note}" if left_n else "complete")
