@@ -11,6 +11,9 @@ The study file carries a `hypotheses:` block (read with the project's YAML loade
       finetune: frozen       # optional default (full | frozen) for every test; else one row per track present
       sampler: sentences     # optional default for every test; else every sampler present gets its own row
       planned_pairs: 8       # optional: the pairs per size the stage's grid gives each test (its seed units)
+      unit: seeds            # optional: what a sign flip exchanges in a pooled test: pairs (default) or seeds
+      amendments:            # optional: dated changes after registration, shown verbatim in the report
+        - {date: 2026-11-27, text: "..."}
       tests:
         - {id: H1a, kind: pooled, a: dwatt, b: deeper, sampler: sentences, sizes: [50, 100, 200, 500, 1000],
            claim: "DWAtt beats the deeper baseline few-shot"}
@@ -27,6 +30,17 @@ weighs the same whatever its number of pairs (pair i at size s has weight 1 / (S
 `interaction`: per seed unit (data_seed, seed), d = mean gain a - b over the `small` sizes minus the mean
 gain over the `large` sizes; only units with a pair at every one of those sizes enter. The statistic is the
 mean of d over units, tested for d > 0.
+
+What the sign flips exchange (`unit:`, block level; `pooled` tests only). `pairs` flips each pair on its own, as if
+the pairs at different sizes were independent. They are not where subsets are nested and the init seed is tied to
+the data seed (protocol v2): the pairs of one (data_seed, seed) unit share their training sentences and their
+initialisation across sizes, so their differences are correlated and per-pair flips understate the null spread (a
+simulation with 8 units x 5 sizes and half the variance at the unit level rejected a true null 19% of the time at
+alpha 5%). `seeds` flips all of a unit's pairs together: the same statistic, written as a sum of per-unit
+contributions c_u = sum of w_i d_i over the unit's pairs, with the null distribution from flipping the c_u; the
+t-interval is over units (U - 1 degrees of freedom; with every unit complete it is the t-interval of the units' mean
+differences over sizes). The per-pair p is kept beside it (`p_pairs`). Default `pairs` (what the first studies
+registered); `cpu_study` and `frozen_study` declare `seeds` by amendment (`amendments:` below).
 
 Why a sign-flip permutation test. Under the null hypothesis that a and b are exchangeable within a pair
 (same subset, same seed), each pair's difference is as likely to be d as -d, so flipping the signs of the
@@ -53,8 +67,13 @@ is judged before all are final. The estimates, intervals and p-values of an inte
 they decide nothing, and no cell is run or left out because of them.
 
 The estimate (F1 points = 100 x F1) comes with a two-sided 95% t-interval, descriptive only (the verdict
-uses the permutation p): for `pooled`, Welch-Satterthwaite over the per-size means (with one size this is
-the paired t-interval), NaN when a size has fewer than 2 pairs; for `interaction`, the t-interval over units.
+uses the permutation p): for `pooled` with `unit: pairs`, Welch-Satterthwaite over the per-size means (with one size
+this is the paired t-interval), NaN when a size has fewer than 2 pairs; with `unit: seeds`, over units (above), NaN
+with fewer than 2 units; for `interaction`, the t-interval over units.
+
+Amendments (`amendments:`, a list of {date, text}): changes to the block after it was registered, each dated and
+explained, shown verbatim under the pre-registered rules in REPORT.md and the README. The code applies the amended
+block; the registered wording stays as it was.
 """
 from __future__ import annotations
 
@@ -71,6 +90,8 @@ from paper_repro.analysis.load import has_v1
 from paper_repro.config import load_yaml
 
 KINDS = ("pooled", "interaction")
+UNITS = ("pairs", "seeds")      # what a sign flip of a pooled test exchanges (module docstring)
+UNIT_KEYS = ["data_seed", "seed"]
 N_PERMUTATIONS = 100_000
 PERMUTATION_SEED = 20240521
 INTERIM = "interim"
@@ -79,7 +100,7 @@ V1_VERDICT = "descriptive (protocol v1)"
 HYPOTHESIS_COLUMNS = [
     "id", "claim", "kind", "backbone", "finetune", "sampler", "contrast", "sizes", "pairs_per_size", "unit", "n",
     "n_positive", "estimate", "ci_lo", "ci_hi", "statistic", "p", "p_holm", "p_opposite", "p_opposite_holm",
-    "min_p", "exact", "verdict",
+    "min_p", "exact", "p_pairs", "verdict",
 ]
 
 
@@ -120,6 +141,8 @@ class HypothesisBlock:
     sampler: str | None = None
     finetune: str | None = None
     planned_pairs: int | None = None   # pairs per size (interaction: complete units) before a verdict is given
+    unit: str = "pairs"                # pooled tests: what a sign flip exchanges (UNITS)
+    amendments: tuple[tuple[str, str], ...] = ()   # (date, text), verbatim from the YAML
 
 
 def _sizes(sizes: tuple[int, ...]) -> str:
@@ -139,7 +162,8 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
     """The `hypotheses:` mapping -> HypothesisBlock (HypothesisError on anything malformed)."""
     if not isinstance(raw, dict):
         raise HypothesisError(f"hypotheses: expected a mapping, got {type(raw).__name__}")
-    known = {"alpha", "stage", "split", "metric", "backbone", "sampler", "finetune", "planned_pairs", "tests"}
+    known = {"alpha", "stage", "split", "metric", "backbone", "sampler", "finetune", "planned_pairs", "unit",
+             "amendments", "tests"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise HypothesisError(f"hypotheses: unknown keys {unknown}")
@@ -149,6 +173,18 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
     planned = raw.get("planned_pairs")
     if planned is not None and (not isinstance(planned, int) or isinstance(planned, bool) or planned < 1):
         raise HypothesisError(f"hypotheses.planned_pairs: expected a positive integer, got {planned!r}")
+    unit = raw.get("unit", "pairs")
+    if unit not in UNITS:
+        raise HypothesisError(f"hypotheses.unit: expected one of {UNITS}, got {unit!r}")
+    amendments = []
+    if not isinstance(raw.get("amendments") or [], list):
+        raise HypothesisError("hypotheses.amendments: expected a list of {date, text}")
+    for i, entry in enumerate(raw.get("amendments") or []):
+        if (not isinstance(entry, dict) or set(entry) != {"date", "text"} or not str(entry["date"]).strip()
+                or not isinstance(entry["text"], str) or not entry["text"].strip()):
+            raise HypothesisError(f"hypotheses.amendments[{i}]: expected {{date: YYYY-MM-DD, text: what changed and "
+                                  f"why}}, got {entry!r}")
+        amendments.append((str(entry["date"]), " ".join(entry["text"].split())))
     tests_raw = raw.get("tests") or []
     if not isinstance(tests_raw, list):
         raise HypothesisError("hypotheses.tests: expected a list")
@@ -185,7 +221,7 @@ def parse_hypotheses(raw: dict[str, Any]) -> HypothesisBlock:
     return HypothesisBlock(
         tests=tuple(tests), alpha=float(alpha), stage=raw.get("stage", "eval"), split=str(raw.get("split", "test")),
         metric=str(raw.get("metric", "f1")), backbone=raw.get("backbone"), sampler=raw.get("sampler"),
-        finetune=raw.get("finetune"), planned_pairs=planned,
+        finetune=raw.get("finetune"), planned_pairs=planned, unit=unit, amendments=tuple(amendments),
     )
 
 
@@ -244,22 +280,40 @@ def _t_interval(mean: float, se: float, dof: float, confidence: float = stats.CO
     return float(lo), float(hi)
 
 
-def _pooled(pairs: pd.DataFrame, sizes: tuple[int, ...]) -> dict[str, Any]:
+def _pooled(pairs: pd.DataFrame, sizes: tuple[int, ...], unit: str = "pairs",
+            n_resamples: int = N_PERMUTATIONS) -> dict[str, Any]:
     pairs = pairs[pairs["size"].isin(sizes)]
     per_size = {s: pairs.loc[pairs["size"] == s, "diff"].to_numpy(float) for s in sizes}
     present = {s: d for s, d in per_size.items() if d.size}
-    out: dict[str, Any] = {"pairs_per_size": " ".join(f"{s}:{per_size[s].size}" for s in sizes), "unit": "pairs",
+    out: dict[str, Any] = {"pairs_per_size": " ".join(f"{s}:{per_size[s].size}" for s in sizes), "unit": unit,
                            "min_pairs": int(min(d.size for d in per_size.values())),
                            "n": int(sum(d.size for d in present.values())),
                            "n_positive": int(sum((d > 0).sum() for d in present.values()))}
     if not present:
-        return {**out, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan")}
+        return {**out, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan"), "p_pairs": float("nan")}
     n_sizes = len(present)
-    d = np.concatenate(list(present.values()))
-    w = np.concatenate([np.full(v.size, 1.0 / (n_sizes * v.size)) for v in present.values()])
-    test = sign_flip_test(d, w, "greater")
-    opposite = sign_flip_test(d, w, "less")
     estimate = float(np.mean([v.mean() for v in present.values()]))
+    rows = pd.concat([pairs[pairs["size"] == s] for s in present])   # sizes in the test's order (seeded draws)
+    # pair i at size s weighs 1 / (S n_s): the statistic sum(w d) is the mean over sizes of the per-size means
+    weight = 1.0 / (n_sizes * rows["size"].map(rows["size"].value_counts()).to_numpy(float))
+    d = rows["diff"].to_numpy(float)
+    by_pair = sign_flip_test(d, weight, "greater", n_resamples)
+    p_pairs = by_pair["p"]
+    if unit == "seeds":
+        missing = [k for k in UNIT_KEYS if k not in rows]
+        if missing:
+            raise HypothesisError(f"unit: seeds needs the pairs' {missing} columns")
+        c = (rows.assign(c=weight * d).groupby(UNIT_KEYS, sort=True)["c"].sum()).to_numpy(float)
+        ones = np.ones(c.size)
+        test, opposite = sign_flip_test(c, ones, "greater", n_resamples), sign_flip_test(c, ones, "less", n_resamples)
+        if c.size >= 2:   # Var(sum c_u) estimated from the units' spread; U - 1 degrees of freedom
+            se = float(np.sqrt(c.size / (c.size - 1) * np.sum((c - c.mean()) ** 2)))
+            lo, hi = _t_interval(estimate, se, c.size - 1)
+        else:
+            lo, hi = float("nan"), float("nan")
+        return {**out, **test, "n": out["n"], "pairs_per_size": f"{out['pairs_per_size']} ({c.size} seed units)",
+                "estimate": estimate, "ci_lo": lo, "ci_hi": hi, "p_opposite": opposite["p"], "p_pairs": p_pairs}
+    test, opposite = by_pair, sign_flip_test(d, weight, "less", n_resamples)
     if all(v.size >= 2 for v in present.values()):      # Welch-Satterthwaite over the per-size means
         parts = np.array([v.var(ddof=1) / v.size / n_sizes**2 for v in present.values()])
         dofs = np.array([v.size - 1 for v in present.values()], float)
@@ -268,15 +322,18 @@ def _pooled(pairs: pd.DataFrame, sizes: tuple[int, ...]) -> dict[str, Any]:
         lo, hi = _t_interval(estimate, se, dof)
     else:
         lo, hi = float("nan"), float("nan")
-    return {**out, **test, "estimate": estimate, "ci_lo": lo, "ci_hi": hi, "p_opposite": opposite["p"]}
+    return {**out, **test, "estimate": estimate, "ci_lo": lo, "ci_hi": hi, "p_opposite": opposite["p"],
+            "p_pairs": p_pairs}
 
 
-def pooled_test(pairs: pd.DataFrame, sizes: tuple[int, ...]) -> dict[str, Any]:
+def pooled_test(pairs: pd.DataFrame, sizes: tuple[int, ...], unit: str = "pairs",
+                n_resamples: int = N_PERMUTATIONS) -> dict[str, Any]:
     """The `pooled` statistic and test on any paired quantity: `pairs` has columns `size` and `diff` (one row per
-    pair); returns n, n_positive, pairs_per_size, min_pairs (at the sparsest size), statistic, p (one-sided, diff > 0), p_opposite, min_p, exact,
-    estimate and its Welch t-interval (in the units of `diff`). `paper_repro.analysis.verdicts` uses it for the
-    paired steps-to-target differences."""
-    return _pooled(pairs, tuple(sizes))
+    pair; with `unit="seeds"` also `data_seed` and `seed`); returns n, n_positive, pairs_per_size, min_pairs (at the
+    sparsest size), statistic, p (one-sided, diff > 0, flipping `unit`s), p_opposite, p_pairs (flipping pairs),
+    min_p, exact, estimate and its t-interval (in the units of `diff`). `paper_repro.analysis.verdicts` uses it for
+    the paired steps-to-target differences; `bench/sign_flip_units.py` (with fewer `n_resamples`) simulates it."""
+    return _pooled(pairs, tuple(sizes), unit, n_resamples)
 
 
 def _interaction(pairs: pd.DataFrame, small: tuple[int, ...], large: tuple[int, ...]) -> dict[str, Any]:
@@ -284,7 +341,8 @@ def _interaction(pairs: pd.DataFrame, small: tuple[int, ...], large: tuple[int, 
     pairs = pairs[pairs["size"].isin(sizes)]
     if pairs.empty:
         return {"pairs_per_size": " ".join(f"{s}:0" for s in sizes) + " (0 complete units)", "unit": "seeds",
-                "min_pairs": 0, "n_positive": 0, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan")}
+                "min_pairs": 0, "n_positive": 0, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan"),
+                "p_pairs": float("nan")}
     wide = pairs.pivot_table(index=["data_seed", "seed"], columns="size", values="diff", aggfunc="mean")
     counts = " ".join(f"{s}:{int(wide[s].notna().sum()) if s in wide else 0}" for s in sizes)
     complete = wide.reindex(columns=list(sizes)).dropna()
@@ -292,12 +350,12 @@ def _interaction(pairs: pd.DataFrame, small: tuple[int, ...], large: tuple[int, 
     out: dict[str, Any] = {"pairs_per_size": f"{counts} ({d.size} complete units)", "unit": "seeds",
                            "min_pairs": int(d.size), "n": int(d.size), "n_positive": int((d > 0).sum())}
     if d.size == 0:
-        return {**out, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan")}
+        return {**out, **sign_flip_test([]), **_nan_ci(), "p_opposite": float("nan"), "p_pairs": float("nan")}
     test = sign_flip_test(d, None, "greater")
     opposite = sign_flip_test(d, None, "less")
     ci = stats.mean_ci(d)
     return {**out, **test, "estimate": float(d.mean()), "ci_lo": ci["ci_lo"], "ci_hi": ci["ci_hi"],
-            "p_opposite": opposite["p"]}
+            "p_opposite": opposite["p"], "p_pairs": float("nan")}   # units already: no per-pair test
 
 
 def _nan_ci() -> dict[str, float]:
@@ -342,7 +400,7 @@ def evaluate_hypotheses(df: pd.DataFrame, block: HypothesisBlock) -> pd.DataFram
             pairs = all_pairs[(all_pairs["backbone"] == backbone) & (all_pairs["finetune"] == finetune)
                               & (all_pairs["sampler"] == sampler)]
             if test.kind == "pooled":
-                result, sizes = _pooled(pairs, test.sizes), _sizes(test.sizes)
+                result, sizes = _pooled(pairs, test.sizes, block.unit), _sizes(test.sizes)
             else:
                 result = _interaction(pairs, test.small, test.large)
                 sizes = f"small {_sizes(test.small)}; large {_sizes(test.large)}"
@@ -350,7 +408,7 @@ def evaluate_hypotheses(df: pd.DataFrame, block: HypothesisBlock) -> pd.DataFram
                 "id": test.id, "claim": test.claim, "kind": test.kind, "backbone": backbone or "",
                 "finetune": finetune or "", "sampler": sampler or "", "contrast": test.contrast, "sizes": sizes,
                 **{k: result[k] for k in ("pairs_per_size", "unit", "n", "n_positive", "statistic", "p",
-                                          "p_opposite", "min_p", "exact")},
+                                          "p_opposite", "min_p", "exact", "p_pairs")},
                 "estimate": result["estimate"] * 100, "ci_lo": result["ci_lo"] * 100,
                 "ci_hi": result["ci_hi"] * 100, "min_pairs": result["min_pairs"],
             })

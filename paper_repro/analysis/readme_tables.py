@@ -320,6 +320,21 @@ BENCHES = [
                   "of the `frozen` benchmark) can be somewhat higher."),
     ),
     BenchSpec(
+        "sign_flip_units", "Sign flips per pair vs per seed unit (the statistics amendment of 2026-11-27)",
+        "python bench/sign_flip_units.py",
+        [TableSpec("", [
+            ("reject_pairs", "reject, flipping pairs", fmt_float), ("reject_seeds", "reject, flipping seeds", fmt_float),
+            ("cover_pairs", "95% CI covers 0, pairs (Welch)", fmt_float),
+            ("cover_seeds", "95% CI covers 0, seeds", fmt_float),
+        ], row_label="unit-level share of variance")],
+        describe=("Null studies shaped like `cpu_study`'s eval stage (8 (data_seed, seed) units x sizes 50-1000, no "
+                  "effect) where a share of each pair difference's variance is the unit's, as nested subsets and a "
+                  "tied init seed make it; `hypotheses.pooled_test` on each, flipping pairs (the test as first "
+                  "registered; 2000 random sign patterns instead of the study's 100000) and whole units (`unit: "
+                  "seeds`, exact). Nominal: reject 0.05 (one-sided, alpha 0.05), cover 0.95."),
+        order=["icc-0", "icc-0.2", "icc-0.5"],
+    ),
+    BenchSpec(
         "switch_f1_frozen_words", "Frozen track: the head on word-initial tokens only (`train.head_words_only`)",
         "python bench/switch_f1.py --threads 1 --size 1000 --steps 1250 --eval-points 8 --repeats 3 --base "
         "'model.finetune=frozen;model.head.name=dwatt;train.head_lr=1e-3;train.eval_schedule=linear;"

@@ -327,14 +327,31 @@ def hypotheses_section(table: pd.DataFrame, block: hypotheses.HypothesisBlock | 
              + (f" Planned: {block.planned_pairs} pairs per size (interaction: complete seed units); a row with "
                 "fewer at any tested size reads `interim`: its numbers are shown as they stand and give no verdict."
                 if block.planned_pairs is not None and not v1 else "") + "\n\n")
+    by_seeds = block.unit == "seeds"
+    if by_seeds:
+        intro = intro.replace("\n\n", " Pooled tests flip whole (data_seed, seed) units (`unit: seeds`: a seed's "
+                              "pairs at every size share their sentences and init) and their interval is over units; "
+                              "`p per pair` is the pooled test as first registered, flipping pairs.\n\n")
     table = fold_tracks(table)
     rows = [[r["id"], r["claim"], r["kind"], r["backbone"] or "–", r["sampler"] or "–", r["contrast"], r["sizes"],
-             r["pairs_per_size"], f"{r['n_positive']}/{r['n']} {r['unit']}", _num(r["estimate"], 2, 1.0),
-             _ci(r["ci_lo"], r["ci_hi"], 2, 1.0), _p(r["p"]), _p(r["min_p"]), _p(r["p_holm"]),
-             _p(r["p_opposite_holm"]), r["verdict"]] for _, r in table.iterrows()]
+             r["pairs_per_size"], f"{r['n_positive']}/{r['n']} {'pairs' if r['kind'] == 'pooled' else r['unit']}",
+             _num(r["estimate"], 2, 1.0), _ci(r["ci_lo"], r["ci_hi"], 2, 1.0), _p(r["p"]), _p(r["min_p"]),
+             _p(r["p_holm"]), _p(r["p_opposite_holm"]), *([_p(r["p_pairs"])] if by_seeds else []), r["verdict"]]
+            for _, r in table.iterrows()]
     return (_v1(v1) + intro + md_table(rows, ["id", "claim", "kind", "backbone", "sampler", "contrast", "sizes",
                                              "pairs per size", "a > b", "estimate (pts)", "95% t-CI (pts)", "p",
-                                             "min attainable p", "Holm p", "Holm p (opposite)", "verdict"]))
+                                             "min attainable p", "Holm p", "Holm p (opposite)",
+                                             *(["p per pair"] if by_seeds else []), "verdict"])
+            + amendments_section(block))
+
+
+def amendments_section(block: hypotheses.HypothesisBlock | None) -> str:
+    """The block's dated amendments, verbatim (REPORT's hypotheses and the claims' rules both show them)."""
+    if block is None or not block.amendments:
+        return ""
+    return ("\nAmendments to the pre-registration (verbatim from the study YAML, `hypotheses.amendments`; the rules "
+            "above are as first registered, the code applies them as amended):\n\n"
+            + md_table([[date, text] for date, text in block.amendments], ["date", "amendment"]))
 
 
 def pairs_section(diffs: pd.DataFrame, v1: bool = False) -> str:

@@ -69,7 +69,7 @@ DEFAULT_SMALLEST_EFFECT = 1.0
 CLAIM_COLUMNS = ["id", "claim", "kind", "reading", "backbone", "finetune", "sampler", "verdict", "qualifier",
                  "evidence", "rule"]
 COMPONENT_COLUMNS = ["claim_id", "reading", "component", "role", "contrast", "backbone", "finetune", "sampler", "unit",
-                     "estimate", "ci_lo", "ci_hi", "p", "p_holm", "p_opposite_holm", "n", "n_positive",
+                     "estimate", "ci_lo", "ci_hi", "p", "p_holm", "p_opposite_holm", "p_pairs", "n", "n_positive",
                      "n_negative", "pairs_per_size", "per_size", "note", "verdict"]
 UNITS = {"points": "F1 points", "relative": "% of baseline F1", "slope": "F1 points per 10× size",
          "steps": "% of step budget"}
@@ -295,7 +295,7 @@ def _component(claim: Claim, cond: Condition, **values: Any) -> dict[str, Any]:
     nan = float("nan")
     base = {"claim_id": claim.id, "reading": "", "role": "test", "backbone": cond[0], "finetune": cond[1],
             "sampler": cond[2], "estimate": nan, "ci_lo": nan, "ci_hi": nan, "p": nan, "p_holm": nan,
-            "p_opposite_holm": nan, "n": 0, "n_positive": 0, "n_negative": nan, "pairs_per_size": "",
+            "p_opposite_holm": nan, "p_pairs": nan, "n": 0, "n_positive": 0, "n_negative": nan, "pairs_per_size": "",
             "per_size": "", "note": ""}
     return {**base, **values}
 
@@ -304,7 +304,8 @@ def _from_hypothesis(claim: Claim, cond: Condition, row: pd.Series, role: str, v
                      reading: str = "") -> dict[str, Any]:
     return _component(claim, cond, reading=reading, component=row["id"], role=role, contrast=row["contrast"],
                       unit=UNITS["points"], estimate=row["estimate"], ci_lo=row["ci_lo"], ci_hi=row["ci_hi"],
-                      p=row["p"], p_holm=row["p_holm"], p_opposite_holm=row["p_opposite_holm"], n=int(row["n"]),
+                      p=row["p"], p_holm=row["p_holm"], p_opposite_holm=row["p_opposite_holm"],
+                      p_pairs=row.get("p_pairs", float("nan")), n=int(row["n"]),
                       n_positive=int(row["n_positive"]), pairs_per_size=row["pairs_per_size"], verdict=verdict)
 
 
@@ -484,7 +485,8 @@ def _steps(claim: Claim, ctx: _Context, conds: list[Condition]) -> tuple[list[di
         for method in claim.methods:
             nan = float("nan")
             result: dict[str, Any] = {"n": 0, "n_positive": 0, "estimate": nan, "ci_lo": nan, "ci_hi": nan,
-                                      "p": nan, "p_opposite": nan, "pairs_per_size": "", "min_pairs": 0}
+                                      "p": nan, "p_opposite": nan, "p_pairs": nan, "pairs_per_size": "",
+                                      "min_pairs": 0}
             n_slower, note = 0, ""
             if base is not None:
                 mine = at[at["method"] == method].set_index(keys)
@@ -496,7 +498,8 @@ def _steps(claim: Claim, ctx: _Context, conds: list[Condition]) -> tuple[list[di
                     budget = joined[["steps_total_m", "steps_total_b"]].max(axis=1)
                     joined = joined.assign(diff=(joined["steps_to_reach_b"] - joined["steps_to_reach_m"]) / budget)
                     pairs = joined.groupby(list(CELL_KEYS))["diff"].mean().reset_index()
-                    result = hypotheses.pooled_test(pairs[["size", "diff"]], claim.sizes)
+                    result = hypotheses.pooled_test(pairs[["size", "data_seed", "seed", "diff"]], claim.sizes,
+                                                    ctx.hyp_block.unit)
                     n_slower = int((pairs["diff"] < 0).sum())
                     note = (f"censored pair-targets: {method} {int(joined['censored_m'].sum())}/{len(joined)}, "
                             f"{claim.baseline} {int(joined['censored_b'].sum())}/{len(joined)}; "
@@ -504,7 +507,8 @@ def _steps(claim: Claim, ctx: _Context, conds: list[Condition]) -> tuple[list[di
             comps.append(_component(
                 claim, cond, component=f"steps {method}", contrast=f"{claim.baseline} − {method} steps to target",
                 unit=UNITS["steps"], estimate=100 * result["estimate"], ci_lo=100 * result["ci_lo"],
-                ci_hi=100 * result["ci_hi"], p=result["p"], p_opposite_holm=result["p_opposite"], n=int(result["n"]),
+                ci_hi=100 * result["ci_hi"], p=result["p"], p_opposite_holm=result["p_opposite"],
+                p_pairs=result["p_pairs"], n=int(result["n"]),
                 n_positive=int(result["n_positive"]), n_negative=n_slower, pairs_per_size=result["pairs_per_size"],
                 note=note, verdict=NOT_RUN, min_pairs=int(result["min_pairs"])))
     frame = pd.DataFrame(comps)
@@ -513,7 +517,9 @@ def _steps(claim: Claim, ctx: _Context, conds: list[Condition]) -> tuple[list[di
         frame["p_opposite_holm"] = stats.holm(frame["p_opposite_holm"].to_numpy(float))
         frame["verdict"] = [step_verdict(r.n, r.p_holm, r.p_opposite_holm, r.n_positive, int(r.n_negative),
                                          ctx.alpha) for r in frame.itertuples()]
-        if hypotheses.incomplete(frame["n"], frame["min_pairs"], ctx.hyp_block):   # the whole Holm family waits
+        # interim while its own Holm family, or the hypotheses' (the same stage's cells), lacks planned pairs
+        waiting = len(ctx.hyp) and bool((ctx.hyp["verdict"] == INTERIM).any())
+        if waiting or hypotheses.incomplete(frame["n"], frame["min_pairs"], ctx.hyp_block):
             frame.loc[frame["n"] > 0, "verdict"] = INTERIM
         if ctx.v1:
             frame.loc[frame["n"] > 0, "verdict"] = hypotheses.V1_VERDICT
@@ -590,7 +596,7 @@ def claims_section(claims: pd.DataFrame, components: pd.DataFrame, block: ClaimB
                    hyp_block: hypotheses.HypothesisBlock | None, source: str = "", note: str = "") -> str:
     """The verdicts on the paper's claims as markdown: the verdict table, the numbers behind each verdict and the
     pre-registered rules. The one renderer of these tables (REPORT.md and the README results block both call it)."""
-    from paper_repro.analysis.report import _ci, _num, _p, md_table
+    from paper_repro.analysis.report import _ci, _num, _p, amendments_section, md_table
 
     where = f" in `{source}`" if source else ""
     if note:
@@ -618,21 +624,28 @@ def claims_section(claims: pd.DataFrame, components: pd.DataFrame, block: ClaimB
              f"**{r.verdict}**" + (f" — {r.qualifier}" if r.qualifier else ""), r.evidence]
             for r in claims.itertuples()]
     out.append(md_table(rows, ["claim", "what the paper says", "reading", "condition", "verdict", "evidence"]))
+    by_seeds = hyp_block is not None and hyp_block.unit == "seeds"
     if not not_run and len(components):
         rows = []
         for r in components.itertuples():
             n_neg = f", {int(r.n_negative)} < 0" if _finite(r.n_negative) else ""
             rows.append([f"({r.claim_id})" + (f" {r.reading}" if r.reading else ""), r.component, r.role, r.contrast,
                          _condition_label(r.backbone, r.finetune, r.sampler), r.unit, _num(r.estimate, 2),
-                         _ci(r.ci_lo, r.ci_hi, 2, 1.0), _p(r.p), _p(r.p_holm), f"{r.n_positive}/{r.n} > 0{n_neg}",
+                         _ci(r.ci_lo, r.ci_hi, 2, 1.0), _p(r.p), _p(r.p_holm),
+                         *([_p(r.p_pairs)] if by_seeds else []), f"{r.n_positive}/{r.n} > 0{n_neg}",
                          r.pairs_per_size or "–", r.per_size or "–", r.note or "–", r.verdict])
+        units = (" over (data_seed, seed) units, whose pairs at every size share sentences and init (`p`, `Holm p` "
+                 "and the interval flip and count whole units; `p per pair` is the test as first registered, "
+                 "flipping pairs)" if by_seeds else "")
         out.append("Numbers behind the verdicts (estimates with a 95% t-interval; p one-sided in the claimed "
-                   "direction; Holm p: H-tests across the hypotheses block, step tests across the claim's methods):\n\n"
+                   f"direction{units}; Holm p: H-tests across the hypotheses block, step tests across the claim's "
+                   "methods):\n\n"
                    + md_table(rows, ["claim", "component", "role", "contrast", "condition", "unit", "estimate",
-                                     "95% CI", "p", "Holm p", "pairs", "pairs per size", "per size", "note",
-                                     "verdict"]))
+                                     "95% CI", "p", "Holm p", *(["p per pair"] if by_seeds else []), "pairs",
+                                     "pairs per size", "per size", "note", "verdict"]))
     out.append("Pre-registered rules (verbatim from the study YAML):\n\n"
                + md_table([[f"({c.id})", c.rule] for c in block.items], ["claim", "rule"]))
+    out.append(amendments_section(hyp_block))
     return "\n".join(out)
 
 

@@ -356,6 +356,8 @@ def _check_check(check: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: unknown key {unknown[0]} (known: {', '.join(sorted(CHECK_KEYS))})")
     if not isinstance(check.get("param"), str):
         raise ConfigError(f"{where}.param: expected the dotted key that the check varies")
+    if check.get("split", "dev") != "dev":
+        raise ConfigError(f"{where}.split: a budget check reads dev rows only (never test), got {check.get('split')!r}")
     gate = check.get("gate", False)
     if not (isinstance(gate, bool) or (isinstance(gate, list) and gate and all(isinstance(g, str) for g in gate))):
         raise ConfigError(f"{where}.gate: expected true (every later stage waits for this check to pass), a list of "
@@ -386,6 +388,8 @@ def _check_select(select: dict[str, Any], where: str, earlier: list[str]) -> Non
             for key in pattern:
                 if key not in known:
                     raise ConfigError(f"{where}.brackets[{j}].{part}: unknown config key {key}")
+    if select.get("split", "dev") != "dev":
+        raise ConfigError(f"{where}.split: a selection reads dev rows only (never test), got {select.get('split')!r}")
     if select.get("tie_break", "lower") not in ("lower", "higher"):
         raise ConfigError(f"{where}.tie_break: expected lower or higher, got {select.get('tie_break')!r}")
     tolerance = select.get("tie_tolerance", 0.0)

@@ -127,11 +127,42 @@ def compute_selection(study: StudyConfig, stage: str) -> Selection:
     spec = study.stage(stage).select
     if spec is None:
         raise ConfigError(f"{study.source}: stage {stage} selects nothing")
+    _off_evaluation_seeds(study, stage, spec["from"])
     scores = source_scores(study, spec["from"], spec.get("metric", "f1"), spec.get("split", "dev"))
     selection = Selection(stage, spec["param"], spec, scores)
-    for cell in study.expand(stage=stage, pending="placeholder"):
+    for cell in _placeholder_cells(study, stage):
         selection.value_for(cell)
     return selection
+
+
+_EXPANDED: dict[str, Any] = {"study": None, "stages": {}}   # the last study's placeholder expansions
+
+
+def _placeholder_cells(study: StudyConfig, stage: str) -> list[CellConfig]:
+    """`study.expand(stage=stage, pending="placeholder")`, kept for the last study object asked about (a study's
+    selections expand its large evaluation stages more than once)."""
+    if _EXPANDED["study"] is not study:
+        _EXPANDED.update(study=study, stages={})
+    if stage not in _EXPANDED["stages"]:
+        _EXPANDED["stages"][stage] = study.expand(stage=stage, pending="placeholder")
+    return _EXPANDED["stages"][stage]
+
+
+def _seeds(cells: list[CellConfig]) -> set[tuple[int, int]]:
+    return {(c.data.data_seed, c.train.seed) for c in cells}
+
+
+def _off_evaluation_seeds(study: StudyConfig, stage: str, source: str) -> None:
+    """A selection never reads the seeds the pre-registered tests report (the `hypotheses:` block's stage): its
+    source stage's (data_seed, seed) pairs must be disjoint from that stage's (ConfigError naming the overlap)."""
+    reported = (study.hypotheses or {}).get("stage", "eval") if study.hypotheses else None
+    if not reported or reported not in {s.name for s in study.stages}:
+        return
+    overlap = _seeds(_placeholder_cells(study, source)) & _seeds(_placeholder_cells(study, reported))
+    if overlap:
+        raise ConfigError(f"{study.source}: stage {stage} selects from stage {source}, whose (data_seed, seed) "
+                          f"{sorted(overlap)[:3]} are evaluation seeds of stage {reported} (the hypotheses' stage): "
+                          "select on tuning seeds only")
 
 
 def selections_for(study: StudyConfig) -> dict[str, Selection]:

@@ -211,3 +211,68 @@ def test_interim_until_every_tested_size_has_the_planned_pairs():
     for bad in (0, -1, 2.5, True, "8"):
         with pytest.raises(H.HypothesisError, match="planned_pairs"):
             block(*tests, planned_pairs=bad)
+
+
+def test_seed_units_flip_a_seeds_pairs_together():
+    """`unit: seeds` (the 2026-11-27 amendment): the estimate is unchanged; p comes from flipping whole (data_seed,
+    seed) units, checked against all 2^U patterns by hand; the interval is the t-interval of the units' mean
+    differences over sizes; `p_pairs` is the test as first registered (flipping pairs)."""
+    rng = np.random.default_rng(3)
+    diffs = {s: list(rng.normal(0.01, 0.02, 5)) for s in SIZES}
+    df = frame(diffs)
+    by_pair = H.evaluate_hypotheses(df, block(pooled(sizes=SIZES))).iloc[0]
+    by_seed = H.evaluate_hypotheses(df, block(pooled(sizes=SIZES), unit="seeds")).iloc[0]
+    units = np.array([np.mean([diffs[s][k] for s in SIZES]) for k in range(5)])
+    assert by_seed["estimate"] == pytest.approx(by_pair["estimate"]) and by_seed["estimate"] == pytest.approx(
+        100 * units.mean())
+    sums = np.array([np.dot(sign, units) for sign in itertools.product((1, -1), repeat=5)])
+    assert by_seed["exact"] and by_seed["min_p"] == pytest.approx(1 / 32)
+    assert by_seed["p"] == pytest.approx(np.mean(sums >= units.sum() - 1e-12))
+    assert by_seed["p_opposite"] == pytest.approx(np.mean(sums <= units.sum() + 1e-12))
+    ci = stats.mean_ci(units)
+    assert (by_seed["ci_lo"], by_seed["ci_hi"]) == pytest.approx((100 * ci["ci_lo"], 100 * ci["ci_hi"]))
+    assert by_seed["p_pairs"] == pytest.approx(by_pair["p"]) and by_pair["p_pairs"] == by_pair["p"]
+    assert by_seed["n"] == 25 and by_seed["unit"] == "seeds"
+    assert by_seed["pairs_per_size"] == "50:5 100:5 200:5 500:5 1000:5 (5 seed units)"
+
+
+def test_seed_units_do_not_count_one_seeds_sizes_as_independent_evidence():
+    """Three seeds, each +2 points at all five sizes: 15 positive pairs look decisive when flipped one by one (p =
+    2^-15), but they are three seeds' worth of evidence (p = 1/8, inconclusive)."""
+    df = frame({s: [0.02, 0.021, 0.019] for s in SIZES})
+    by_pair = H.evaluate_hypotheses(df, block(pooled(sizes=SIZES))).iloc[0]
+    by_seed = H.evaluate_hypotheses(df, block(pooled(sizes=SIZES), unit="seeds")).iloc[0]
+    assert by_pair["verdict"] == "supported" and by_pair["p"] == pytest.approx(2.0 ** -15)
+    assert by_seed["verdict"] == "inconclusive" and by_seed["p"] == pytest.approx(1 / 8)
+    assert by_seed["p_pairs"] == pytest.approx(2.0 ** -15)
+
+
+def test_seed_units_while_units_are_incomplete_keep_the_registered_statistic():
+    """A unit without a pair at some size (an interim look) still adds its pairs at their size's weight: the
+    statistic is the mean over sizes of the per-size means, whichever unit flips."""
+    diffs = {50: [0.01, 0.03, -0.01, 0.02], 100: [0.02, 0.01, np.nan, np.nan]}
+    t = H.evaluate_hypotheses(frame(diffs), block(pooled(sizes=(50, 100)), unit="seeds")).iloc[0]
+    assert t["estimate"] == pytest.approx(100 * np.mean([np.mean([0.01, 0.03, -0.01, 0.02]), 0.015]))
+    assert t["statistic"] == pytest.approx(t["estimate"] / 100) and t["min_p"] == pytest.approx(1 / 16)
+    assert t["pairs_per_size"] == "50:4 100:2 (4 seed units)"
+
+
+def test_unit_and_amendments_parse_errors():
+    with pytest.raises(H.HypothesisError, match="unit"):
+        block(pooled(), unit="cells")
+    for bad in ([{"date": "2026-11-27"}], [{"date": "2026-11-27", "text": " "}], {"date": "x", "text": "y"},
+                [{"date": "2026-11-27", "text": "x", "by": "me"}]):
+        with pytest.raises(H.HypothesisError, match="amendments"):
+            block(pooled(), amendments=bad)
+    b = block(pooled(), unit="seeds", amendments=[{"date": "2026-11-27", "text": "Flip seeds,\n  not pairs."}])
+    assert b.unit == "seeds" and b.amendments == (("2026-11-27", "Flip seeds, not pairs."),)
+    assert block(pooled()).unit == "pairs" and block(pooled()).amendments == ()
+
+
+@pytest.mark.parametrize("name", ["cpu_study", "frozen_study"])
+def test_the_studies_declare_the_seed_unit_amendment(name):
+    b = H.read_hypotheses(CHECKOUT / "experiments" / f"{name}.yaml")
+    assert b.unit == "seeds" and len(b.amendments) == 1
+    date, text = b.amendments[0]
+    assert date == "2026-11-27" and "(data_seed, seed) unit" in text and "bench/sign_flip_units.py" in text
+    assert b.finetune == {"cpu_study": "full", "frozen_study": "frozen"}[name]

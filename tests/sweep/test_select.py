@@ -275,6 +275,29 @@ def test_bad_stage_blocks_are_one_line_errors():
     assert [c.train.seed for c in free.expand()] == [0, 1]
 
 
+def test_selection_and_budget_checks_never_read_test_rows_or_evaluation_seeds(tmp_path):
+    """`split: test` in a select or check block is refused when the study loads; a selection whose source stage
+    shares (data_seed, seed) with the hypotheses' stage (the reported one) is refused when it is computed."""
+    for where, block in (("select", {"from": "tune", "param": "train.head_lr", "split": "test",
+                                     "brackets": [{"label": "all", "tune": {}, "apply": {}}]}),
+                         ("check", {"param": "train.min_epochs", "split": "test"})):
+        raw = staged_raw(tmp_path)
+        raw["stages"][2 if where == "select" else 0][where] = block
+        with pytest.raises(ConfigError, match=rf"{where}\.split: a .* reads dev rows only"):
+            StudyConfig.from_dict(raw, source="s.yaml")
+    raw = staged_raw(tmp_path)
+    raw["hypotheses"] = {"stage": "eval", "tests": []}
+    raw["stages"][1]["grid"]["data.data_seed"] = [100, 1]            # a tuning seed that is also an eval seed
+    study = StudyConfig.from_dict(raw, source="s.yaml")
+    for cell in study.expand(stage="tune"):
+        write_fake(cell, 0.5, 0.5)
+    with pytest.raises(ConfigError, match=r"stage eval selects from stage tune, whose \(data_seed, seed\) "
+                                          r"\[\(1, 1\)\] are evaluation seeds of stage eval"):
+        select.compute_selection(study, "eval")
+    raw["hypotheses"] = {}                                            # nothing reported: nothing to protect
+    assert select.compute_selection(StudyConfig.from_dict(raw, source="s.yaml"), "eval").chosen
+
+
 def test_with_wait_a_sweeper_waits_at_a_stage_boundary_for_a_cell_another_sweeper_runs(tmp_path, monkeypatch, capsys):
     """A tuning cell is claimed by another sweeper (here: this test) and not finished: a sweeper with --wait runs
     every other cell, then waits at `eval` (its selection needs that cell) instead of stopping, and runs eval once
