@@ -6,6 +6,7 @@
 #                                stages in order) -> collect -> status -> figures + REPORT.md
 # The reports are byte-stable: on unchanged results a rerun leaves the tree clean.
 # Exit 3: the sweep stopped on request (results/STUDY/STOP, or --finish-by) with cells left: no collect/report.
+# With --dry-run or --help, or --launcher slurm without --wait, it stops after the sweep command (nothing to report).
 #   VERIFY_SAMPLE   how many smoke cells to re-train (default 4; `all` = 12)
 #   SWEEPERS        concurrent sweepers for a STUDY (default: 2 on a CPU machine; 1 with a GPU, --shard, --launcher slurm or --dry-run)
 set -euo pipefail
@@ -47,6 +48,13 @@ else
     for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
     [ "$status" -eq 0 ] || exit "$status"
   fi
+  # nothing new to report after a dry run or --help, or after submitting Slurm jobs without waiting for them
+  case " $* " in
+    *" --dry-run"*|*" -h "*|*" --help"*) exit 0 ;;
+    *" --launcher slurm"*|*" --launcher=slurm"*)
+      case " $* " in *" --wait"*) ;; *) echo "== submitted: when the jobs are done, ./run_all.sh $study again (or" \
+        "paper-repro collect/status/report) reports them"; exit 0 ;; esac ;;
+  esac
 fi
 echo "== collect"
 paper-repro collect "results/$study"

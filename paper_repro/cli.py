@@ -1,4 +1,4 @@
-"""`paper-repro` command line: cell | config | sweep | select | collect | status | report | budget | data | fetch-models."""
+"""`paper-repro` command line: cell | config | sweep | select | collect | status | report | verify | budget | data | fetch-models."""
 from __future__ import annotations
 
 import argparse

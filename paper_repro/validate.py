@@ -68,6 +68,11 @@ def validate_cell(cell: CellConfig) -> None:
     for key in ("train.warmup_steps", "train.max_steps", "train.length_bucket_tokens"):
         if flat[key] < 0:
             raise ConfigError(f"{key}: expected an integer >= 0, got {flat[key]}")
+    if not flat["train.head_lr"] > 0:
+        raise ConfigError(f"train.head_lr: expected a number > 0, got {flat['train.head_lr']}")
+    for key in ("train.backbone_lr", "train.weight_decay", "data.dev_subsample"):
+        if flat[key] < 0:
+            raise ConfigError(f"{key}: expected a number >= 0, got {flat[key]}")
     if not 0.0 <= flat["train.warmup_ratio"] < 1.0:
         raise ConfigError(f"train.warmup_ratio: expected 0 <= ratio < 1, got {flat['train.warmup_ratio']}")
     if flat["train.warmup_ratio"] > 0 and flat["train.warmup_steps"] > 0:
@@ -109,8 +114,32 @@ def check_head_options(name: str, options: dict) -> None:
         if key not in by_name:
             raise ConfigError(f"model.head.options.{key}: head {name} has no option {key!r}"
                               f"{_hint(key, tuple(by_name))} (options: {', '.join(by_name) or 'none'})")
-        if by_name[key].annotation in (bool, "bool") and not isinstance(value, bool):
-            raise ConfigError(f"model.head.options.{key}: expected true/false, got {value!r}")
+        where = f"model.head.options.{key}"
+        kinds = {part.strip() for part in str(by_name[key].annotation).replace("<class '", "").replace("'>", "")
+                 .split("|")}
+        if value is None and "None" in kinds:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if "bool" in kinds and not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        if "int" in kinds and not (number and float(value).is_integer()):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if "float" in kinds and not number:
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if "str" in kinds and not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        choices = HEADS[name].OPTION_CHOICES.get(key)
+        if choices and value not in choices:
+            raise ConfigError(f"{where}: head {name} takes one of {', '.join(choices)}, got {value!r}"
+                              f"{_hint(str(value), choices)}")
+        if ("int" in kinds or "float" in kinds) and "bool" not in kinds:
+            minimum = HEADS[name].OPTION_MINIMA.get(key)
+            if minimum is not None and value < minimum:
+                raise ConfigError(f"{where}: expected a number >= {minimum}, got {value!r}")
+            if minimum is None and "int" in kinds and value < 1:
+                raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+            if minimum is None and "int" not in kinds and value <= 0:
+                raise ConfigError(f"{where}: expected a number > 0, got {value!r}")
 
 
 def check_backbone(name: str) -> None:

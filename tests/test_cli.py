@@ -123,6 +123,16 @@ def test_budget_offline_unresolvable_backbone(tmp_path):
     assert done.stdout == ""
 
 
+def test_data_without_a_local_folder_or_the_hub_is_one_line(tmp_path):
+    """No CoNLL-03 folder and an offline hub (the datasets library, not a stand-in): one line naming both ways to
+    give the data, exit 2, no traceback."""
+    done = cli("data", cwd=tmp_path, PAPER_REPRO_CONLL03="", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               HF_HOME=str(tmp_path / "hf"), HF_DATASETS_CACHE=str(tmp_path / "hf" / "datasets"))
+    one_error_line(done, "no local CoNLL-03 folder (data.data_dir or $PAPER_REPRO_CONLL03)",
+                   "the hub dataset 'tomaarsen/conll2003' could not be loaded", "scripts/ensure_env.sh")
+    assert done.stdout == ""
+
+
 def test_budget_alias_typo(tmp_path):
     one_error_line(cli("budget", "--backbone", "mpnet_base", cwd=tmp_path), "did you mean mpnet-base?")
 

@@ -42,6 +42,7 @@ from paper_repro.analysis.load import (
     select_stage,
     study_stages,
 )
+from paper_repro.config import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -727,6 +728,8 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from error
     if not values:
         raise argparse.ArgumentTypeError("expected at least one target")
+    if any(not 0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected dev-F1 targets in (0, 1] (0.5, not 50), got {text!r}")
     return values
 
 
@@ -760,6 +763,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"study directory not found: {args.study_dir}")
     if args.study is not None and not Path(args.study).exists():
         parser.error(f"study YAML not found: {args.study}")
+    if args.stage is not None:   # a typo must not overwrite a committed REPORT.md with an empty one
+        study = resolve_study_dir(args.study_dir)
+        yaml_path = Path(args.study) if args.study is not None else default_study_yaml(study)
+        raw = load_yaml(yaml_path.read_text(encoding="utf-8")) if yaml_path is not None else None
+        known = {s.get("name") for s in (raw or {}).get("stages") or [] if isinstance(s, dict)}
+        results = load_results(study)
+        known |= set(results["stage"].dropna().unique()) if "stage" in results else set()
+        if args.stage not in known:
+            parser.error(f"--stage {args.stage!r}: not a stage of {yaml_path or study} nor of its cells "
+                         f"({', '.join(sorted(str(k) for k in known if k)) or 'none'})")
     path = build_report(args.study_dir, args.out_dir, execute_notebooks=args.execute_notebooks,
                         targets=args.targets, frac=args.frac, reference=args.reference, n_boot=args.n_boot,
                         figures=not args.no_figures, study_yaml=args.study, stage=args.stage,

@@ -74,7 +74,7 @@ def _to_iob2(
             elif strict_iob2:
                 raise DataError(
                     f"{location}: expected {tag} to follow B-{tag[2:]} or {tag}, found it after "
-                    f"{previous} (IOB1 data? pass convert_iob1=True)"
+                    f"{previous} (IOB1 data? set data.convert_iob1=true, or --convert-iob1)"
                 )
         result.append(tag)
         previous = tag
@@ -276,8 +276,15 @@ def load_conll03(
         return {split: splits[split] for split in files}
     import datasets
 
+    try:
+        dataset = datasets.load_dataset(hub_id, revision=hub_revision)
+    except Exception as error:  # noqa: BLE001 - offline, unknown id, no cache: one line, not a traceback
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"no local CoNLL-03 folder (data.data_dir or ${DATA_DIR_ENV}) and the hub dataset {hub_id!r} "
+                        f"could not be loaded ({type(error).__name__}: {reason}); point {DATA_DIR_ENV} at the folder "
+                        "with train/valid/test files (scripts/ensure_env.sh sets ../shared/data/conll2003)") from None
     return splits_from_hf_dataset(
-        datasets.load_dataset(hub_id, revision=hub_revision), source=hub_id if hub_revision is None else f"{hub_id}@{hub_revision}",
+        dataset, source=hub_id if hub_revision is None else f"{hub_id}@{hub_revision}",
         convert_iob1=convert_iob1, strict_iob2=strict_iob2
     )
 

@@ -73,6 +73,10 @@ class FusionHead(nn.Module):
     # True for a head whose output at a token depends on that token's layer states alone (no attention across
     # tokens): it can run on any subset of tokens with the same values there (`train.head_words_only`)
     token_local: ClassVar[bool] = False
+    # what `validate.check_head_options` checks before a run: a text option's allowed values, and a numeric
+    # option's smallest value where it is not the default (integers >= 1, numbers > 0)
+    OPTION_CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    OPTION_MINIMA: ClassVar[dict[str, int]] = {}
 
     @classmethod
     def knob_for(cls, **options) -> str | None:
@@ -117,6 +121,7 @@ class DeeperEncoder(FusionHead):
     """
 
     INITS = ("random", "copy_last")
+    OPTION_CHOICES = {"init": INITS}
 
     def __init__(self, ctx: HeadContext, layers: int = 1, init: str = "random"):
         super().__init__()
@@ -177,6 +182,7 @@ class ConcatProjection(FusionHead):
     knob = "width"
     token_local = True
     PROJECTIONS = ("mlp", "linear")
+    OPTION_CHOICES = {"projection": PROJECTIONS}
 
     def __init__(self, ctx: HeadContext, projection: str = "mlp", width: int | None = None):
         super().__init__()
@@ -304,6 +310,7 @@ class ScalarMix(FusionHead):
 
     NO_DECAY: ClassVar[tuple[str, ...]] = ("w", "gamma")  # mixing logits and scalar gain
     token_local = True
+    OPTION_MINIMA = {"layer_start": 0}
 
     def __init__(self, ctx: HeadContext, layer_start: int = 0):
         super().__init__()

@@ -397,6 +397,36 @@ def _check_select(select: dict[str, Any], where: str, earlier: list[str]) -> Non
         raise ConfigError(f"{where}.tie_tolerance: expected a number >= 0 (F1 units), got {tolerance!r}")
 
 
+def check_hypotheses(study: StudyConfig) -> None:
+    """The `hypotheses:` block names what the grid runs: its stage is one of the study's, and every test's methods
+    (`a`, `b`) and sizes have cells in that stage (ConfigError naming the test otherwise: a typo would leave a
+    pre-registered test "not run" without a word). Read from the raw block: the analysis parses it."""
+    raw = study.hypotheses
+    if not raw:
+        return
+    stage = raw.get("stage", "eval")
+    names = [s.name for s in study.stages]
+    if study.stages and stage is not None and stage not in names:
+        raise ConfigError(f"{study.source}: hypotheses.stage: {stage!r} is not a stage of the study ({', '.join(names)})")
+    cells = study.expand(stage=stage if study.stages else None, pending="placeholder")
+    methods = sorted({c.model.head.name for c in cells})
+    sizes = sorted({c.data.size for c in cells})
+    where_stage = f"stage {stage}" if study.stages and stage is not None else "the grid"
+    for i, test in enumerate(raw.get("tests") or []):
+        if not isinstance(test, dict):
+            continue            # malformed: the analysis' parser says how
+        where = f"{study.source}: hypotheses.tests[{i}] ({test.get('id')})"
+        for key in ("a", "b"):
+            if test.get(key) not in methods:
+                raise ConfigError(f"{where}.{key}: method {test.get(key)!r} has no cell in {where_stage} "
+                                  f"(methods: {', '.join(methods)})")
+        for key in ("sizes", "small", "large"):
+            for size in test.get(key) or []:
+                if size not in sizes:
+                    raise ConfigError(f"{where}.{key}: size {size!r} has no cell in {where_stage} "
+                                      f"(sizes: {', '.join(map(str, sizes))})")
+
+
 DEFAULT_TIES = {"train.seed": "data.data_seed"}
 DATASET_PIN = "dataset:"   # prefix of a hub dataset's key in StudyConfig.pins (a model and a dataset may share an id)
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 from paper_repro.config import CellConfig, ConfigError
 from paper_repro.results import store
 from paper_repro.sweep import claims, cost
-from paper_repro.sweep.grid import StudyConfig, cell_axes, load_study
+from paper_repro.sweep.grid import StudyConfig, cell_axes, check_hypotheses, load_study
 
 DEFAULT_RUNNER = "paper_repro.train.cell:run_cell"
 
@@ -505,7 +505,7 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True) -> tuple[lis
                 f"used; HF_HUB_OFFLINE is {'set' if offline else 'not set'}; "
                 + (f"a copy is cached ({cached})" if cached else "no cached copy found"
                    + (": a run would fail" if offline else ": a run downloads it")))
-        add("warning" if offline and not cached else "note", "data", text)
+        add("MISSING" if offline and not cached else "note", "data", text)
     for name, revision in sorted({(c.model.backbone, c.model.revision) for c in cells}, key=str):
         n = sum((c.model.backbone, c.model.revision) == (name, revision) for c in cells)
         source, how = offline_source(name, revision=revision)
@@ -582,6 +582,7 @@ def run_sweep(
         raise ConfigError(f"--finish-by {time.strftime('%Y-%m-%d %H:%M', time.localtime(finish_by))} has passed")
     if stage is not None:
         study.stage(stage)  # raises: unknown stage, or the study has no stages
+    check_hypotheses(study)   # a typo in a pre-registered test is an error before anything runs
     lines: list[str] = []
     missing: list[str] = []
     if dry_run:  # once per sweep, before the stages, over every cell the study (or stage) may run; printed last
@@ -615,6 +616,12 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
         return submit_slurm(study, cells, runner=runner, force=force, retry_failed=retry_failed,
                             steal_stale=steal_stale, stale_ttl_s=stale_ttl_s, wait=wait, since=since,
                             poll_s=poll_s, wait_timeout_s=wait_timeout_s)
+    if runner == DEFAULT_RUNNER and cells:   # the real cell: what it needs must be here before any cell is claimed
+        missing = preflight(cells)[1]
+        if missing:
+            raise ConfigError(f"{study.study}{label}: a run would fail, nothing started: {missing[0]}"
+                              + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
+                              + "; `paper-repro sweep <study> --dry-run` lists what every cell needs")
     price = None
     if finish_by is not None:   # each cell's estimate from the study's done cells (sweep/cost.py), priced once here
         estimates = cost.prices(cost.timed_cells(store.study_dir(study.results_dir, study.study)), cells)

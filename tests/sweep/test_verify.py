@@ -62,3 +62,14 @@ def test_old_config_schema_is_refused_before_training(committed, tmp_path):
     assert not (tmp_path / "s").exists()
     with pytest.raises(ConfigError, match="no done cells"):
         verify(tmp_path / "nothing", sample=1, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("sample", ["0", "-1", "two"])
+def test_a_sample_that_is_not_a_positive_count_is_refused(sample, tmp_path):
+    import argparse
+
+    from paper_repro.sweep.verify import add_verify_arguments, verify_main
+
+    args = add_verify_arguments(argparse.ArgumentParser()).parse_args([str(tmp_path), "--sample", sample])
+    with pytest.raises(ConfigError, match=rf"--sample '{sample}': expected a positive integer or 'all'"):
+        verify_main(args)
