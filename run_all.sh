@@ -52,7 +52,7 @@ else
   case " $* " in
     *" --dry-run"*|*" -h "*|*" --help"*) exit 0 ;;
     *" --launcher slurm"*|*" --launcher=slurm"*)
-      case " $* " in *" --wait"*) ;; *) echo "== submitted: when the jobs are done, ./run_all.sh $study again (or" \
+      case " $* " in *" --wait "*) ;; *) echo "== submitted: when the jobs are done, ./run_all.sh $study again (or" \
         "paper-repro collect/status/report) reports them"; exit 0 ;; esac ;;
   esac
 fi

@@ -122,7 +122,7 @@ def check_head_options(name: str, options: dict) -> None:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if "bool" in kinds and not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        if "int" in kinds and not (number and float(value).is_integer()):
+        if "int" in kinds and "float" not in kinds and not (number and isinstance(value, int)):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         if "float" in kinds and not number:
             raise ConfigError(f"{where}: expected a number, got {value!r}")

@@ -22,6 +22,7 @@ def check(*overrides: str) -> None:
     ("attnres_block", "block_size=0", "block_size: expected a positive integer, got 0"),
     ("scalarmix", "layer_start=-1", "layer_start: expected a number >= 0, got -1"),
     ("lstm", "hidden=2.5", "hidden: expected an integer, got 2.5"),
+    ("deeper", "layers=2.0", "layers: expected an integer, got 2.0"),
 ])
 def test_head_option_values_are_checked_before_a_run(head, option, message):
     with pytest.raises(ConfigError, match=f"^model.head.options.{message}".replace("(", r"\(").replace(")", r"\)")

