@@ -95,8 +95,9 @@ def validate_cell(cell: CellConfig) -> None:
 
 
 def check_head_options(name: str, options: dict) -> None:
-    """Options the head's constructor does not take, and a non-boolean for a boolean option, are errors here
-    (not a TypeError, or a truthy string like "off", deep inside a run)."""
+    """Options the head's constructor does not take, a value of the wrong type for its annotation, a text value
+    outside the head's OPTION_CHOICES and a number below its floor (OPTION_MINIMA, else integers >= 1 and other
+    numbers > 0) are errors here, not a TypeError or a truthy string like "off" deep inside a run."""
     try:
         from paper_repro.models.heads import HEADS
     except ImportError:
@@ -132,25 +133,23 @@ def check_head_options(name: str, options: dict) -> None:
         if choices and value not in choices:
             raise ConfigError(f"{where}: head {name} takes one of {', '.join(choices)}, got {value!r}"
                               f"{_hint(str(value), choices)}")
-        if ("int" in kinds or "float" in kinds) and "bool" not in kinds:
-            minimum = HEADS[name].OPTION_MINIMA.get(key)
-            if minimum is not None and value < minimum:
-                raise ConfigError(f"{where}: expected a number >= {minimum}, got {value!r}")
-            if minimum is None and "int" in kinds and value < 1:
-                raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
-            if minimum is None and "int" not in kinds and value <= 0:
-                raise ConfigError(f"{where}: expected a number > 0, got {value!r}")
+        if number:   # a declared floor (>=), else integers >= 1 and other numbers > 0
+            strict = key not in HEADS[name].OPTION_MINIMA and "int" not in kinds
+            floor = HEADS[name].OPTION_MINIMA.get(key, 0 if strict else 1)
+            if value < floor or (strict and value == floor):
+                raise ConfigError(f"{where}: expected a number {'>' if strict else '>='} {floor}, got {value!r}")
 
 
 def check_backbone(name: str) -> None:
     """Aliases pass; a local-looking path must exist; a bare name close to an alias is a typo, not a hub id."""
     from paper_repro.models.backbone import ALIASES as BACKBONE_ALIASES
+    from paper_repro.models.backbone import is_local_path
 
     if name in BACKBONE_ALIASES:
         return
     if not name.strip():
         raise ConfigError("model.backbone: empty backbone name")
-    if name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists():
+    if is_local_path(name):
         if not Path(name).expanduser().exists():
             raise ConfigError(f"model.backbone: local backbone path {name} does not exist")
         return

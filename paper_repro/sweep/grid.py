@@ -110,6 +110,14 @@ class StudyConfig:
     hypotheses: dict[str, Any] = field(default_factory=dict)    # pre-registered tests (analysis reads them)
     pins: dict[str, str] = field(default_factory=dict)          # hub id (datasets: DATASET_PIN + id) -> commit sha from <study>.lock.yaml (sweep/lock.py)
     lock_file: str | None = None                                # the lock the pins came from
+    _placeholders: dict[Any, list] = field(default_factory=dict, repr=False, compare=False)
+
+    def placeholder_cells(self, stage: str | None) -> list["CellConfig"]:
+        """`expand(stage=stage, pending="placeholder")`, computed once per study object (selections, their seed
+        guard and the hypotheses check all read the large evaluation stages)."""
+        if stage not in self._placeholders:
+            self._placeholders[stage] = self.expand(stage=stage, pending="placeholder")
+        return self._placeholders[stage]
 
     def stage(self, name: str) -> "Stage":
         for stage in self.stages:
@@ -411,7 +419,7 @@ def check_hypotheses(study: StudyConfig) -> None:
     if not study.stages and stage is not None:   # the tests would read no cell: every one "not run"
         raise ConfigError(f"{study.source}: hypotheses.stage: {stage!r} (the default is eval), but the study has no "
                           "stages: set `stage: null` to test every cell")
-    cells = study.expand(stage=stage if study.stages else None, pending="placeholder")
+    cells = study.placeholder_cells(stage if study.stages else None)
     methods = sorted({c.model.head.name for c in cells})
     sizes = sorted({c.data.size for c in cells})
     where_stage = f"stage {stage}" if study.stages and stage is not None else "the grid"

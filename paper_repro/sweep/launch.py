@@ -476,10 +476,8 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
     Returns (report lines, missing): `missing` lists what a run would fail on (`downloads`: a run may fetch what
     the hub can send, so an uncached hub backbone is a note while HF_HUB_OFFLINE is unset; the dry run, which
     also answers "can a compute node without network run this?", leaves it missing)."""
-    from pathlib import Path
-
     from paper_repro.data.conll import DATA_DIR_ENV, DataError, find_split_files, resolve_data_dir
-    from paper_repro.models.backbone import hub_offline, is_commit_sha, offline_source
+    from paper_repro.models.backbone import hub_offline, is_commit_sha, is_local_path, offline_source
     from paper_repro.results.manifest import git_state
 
     offline = hub_offline()
@@ -522,7 +520,7 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
         elif source is not None:
             add("ok", label, f"{source} ({how}; {n} cells)")
         else:
-            local = name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
+            local = is_local_path(name)
             add("note" if downloads and not offline and not local else "MISSING", label,
                 f"not available offline: {how} ({n} cells; HF_HUB_OFFLINE is {'set' if offline else 'not set'}"
                 + ("" if offline or local else ", so a run would try to download it") + ")")

@@ -130,22 +130,9 @@ def compute_selection(study: StudyConfig, stage: str) -> Selection:
     _off_evaluation_seeds(study, stage, spec["from"])
     scores = source_scores(study, spec["from"], spec.get("metric", "f1"), spec.get("split", "dev"))
     selection = Selection(stage, spec["param"], spec, scores)
-    for cell in _placeholder_cells(study, stage):
+    for cell in study.placeholder_cells(stage):
         selection.value_for(cell)
     return selection
-
-
-_EXPANDED: dict[str, Any] = {"study": None, "stages": {}}   # the last study's placeholder expansions
-
-
-def _placeholder_cells(study: StudyConfig, stage: str) -> list[CellConfig]:
-    """`study.expand(stage=stage, pending="placeholder")`, kept for the last study object asked about (a study's
-    selections expand its large evaluation stages more than once)."""
-    if _EXPANDED["study"] is not study:
-        _EXPANDED.update(study=study, stages={})
-    if stage not in _EXPANDED["stages"]:
-        _EXPANDED["stages"][stage] = study.expand(stage=stage, pending="placeholder")
-    return _EXPANDED["stages"][stage]
 
 
 def _seeds(cells: list[CellConfig]) -> set[tuple[int, int]]:
@@ -158,7 +145,7 @@ def _off_evaluation_seeds(study: StudyConfig, stage: str, source: str) -> None:
     reported = (study.hypotheses or {}).get("stage", "eval") if study.hypotheses else None
     if not reported or reported not in {s.name for s in study.stages}:
         return
-    overlap = _seeds(_placeholder_cells(study, source)) & _seeds(_placeholder_cells(study, reported))
+    overlap = _seeds(study.placeholder_cells(source)) & _seeds(study.placeholder_cells(reported))
     if overlap:
         raise ConfigError(f"{study.source}: stage {stage} selects from stage {source}, whose (data_seed, seed) "
                           f"{sorted(overlap)[:3]} are evaluation seeds of stage {reported} (the hypotheses' stage): "
