@@ -24,7 +24,7 @@ CHOICES = {  # documented value sets of CellConfig fields (config.py comments); 
     "train.step_rule": ("epochs", "fixed"),
     "train.eval_schedule": ("linear", "log"),
     "train.eval_precision": ("fp32", "bf16"),
-    "train.compile": ("none", "default"),   # reduce-overhead / max-autotune: not checked (README "On a GPU")
+    "train.compile": ("none", "default", "reduce-overhead"),   # max-autotune: not checked (README "On a GPU")
 }
 
 

@@ -394,7 +394,7 @@ def test_speed_switch_values_are_validated():
                            "train.freeze_word_embeddings=true"))
     with pytest.raises(ConfigError, match="train.eval_precision: unknown value 'fp16'"):
         validate_cell(override("train.eval_precision=fp16"))
-    assert CHOICES["train.compile"] == ("none", "default")
+    assert CHOICES["train.compile"] == ("none", "default", "reduce-overhead")
     validate_cell(override("train.compile=default", "train.tf32=true", "model.finetune=frozen"))
     with pytest.raises(ConfigError, match=r"train.compile: unknown value 'defualt' \(did you mean default\?\)"):
         validate_cell(override("train.compile=defualt"))
