@@ -10,9 +10,9 @@
 #   own: a bench file keeps the rows of other backbones, so sharing minilm's would mix the two checks).
 # compile (train.compile, train.tf32; inductor's caches off, so every compile is cold: the first H100 run shared
 #   them): cells eager and compiled (dwatt, 100 sentences, tuning seed 100, cpu_study's tune_e20 protocol at head
-#   lr 1e-4; CELL_MODES, default "none default reduce-overhead") -> results/gpu_check/cells/; step/eval/warm-up cost
-#   of last and dwatt per mode (BENCH_MODES, the same default) ->
-#   head_overhead_gpu_${TAG}_compile_{eager,default,reduce-overhead}.parquet. reduce-overhead: CUDA graphs.
+#   lr 1e-4; CELL_MODES, default "none default") -> results/gpu_check/cells/; step/eval/warm-up cost of last and
+#   dwatt per mode (BENCH_MODES, the same default) -> head_overhead_gpu_${TAG}_compile_{eager,default}.parquet.
+#   (reduce-overhead, CUDA graphs, was run this way on an H200 from commit 82a5e34 and crashed: validate.REFUSED.)
 # compile-shapes: the same at BERT-base's shape (random weights), plus TF32 ->
 #   head_overhead_gpu_${TAG}_shapes_compile_{eager,tf32,default}.parquet.
 # (README's runs used a MiniLM-L6 folder with fp16-rounded weights: the packaged fp32 file did not fit the
@@ -69,10 +69,10 @@ if [ "$WHAT" = compile ] || [ "$WHAT" = all ]; then
           train.min_epochs=20.0 train.warmup_steps=20 train.eval_schedule=linear train.eval_points=8
           train.backbone_lr=5e-5 train.head_lr=1e-4 train.seed=100 data.data_seed=100 data.size=100
           results_dir=${RESULTS_DIR:-results} study=gpu_check)
-  for mode in ${CELL_MODES-none default reduce-overhead}; do
+  for mode in ${CELL_MODES-none default}; do
     fresh_cache; $PY -m paper_repro.cli cell "${common[@]}" model.head.name=dwatt train.compile=$mode
   done
-  for mode in ${BENCH_MODES-none default reduce-overhead}; do
+  for mode in ${BENCH_MODES-none default}; do
     name=$([ $mode = none ] && echo eager || echo $mode)
     fresh_cache; $PY bench/head_overhead.py --backbone "$B" --steps 100 --warmup 10 --eval-passes 3 --repeats 1 --heads last,dwatt \
         --set train.compile=$mode --out $OUT_DIR/head_overhead_gpu_${TAG}_compile_$name.parquet

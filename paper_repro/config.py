@@ -138,7 +138,7 @@ class TrainConfig:
     length_bucket_tokens: int = 0        # > 0: training batches of similar-length windows (length buckets this many subwords wide; each window once per epoch, batches in random order); 0: the shuffled loader
     freeze_word_embeddings: bool = False # keep the backbone's word-embedding table fixed (no gradient, no AdamW update: ~half of MiniLM's parameters)
     eval_precision: str = "fp32"         # "fp32" | "bf16": predict with a bf16 copy of the model (CPU: ~1.8x sentences/s; training precision: mixed_precision)
-    compile: str = "none"                # "none" | "default" | "reduce-overhead" (+ CUDA graphs): torch.compile (inductor, dynamic shapes, eager dropout RNG) of the tagger through Accelerate's dynamo plugin (max-autotune unchecked: it picks kernels by timing them)
+    compile: str = "none"                # "none" | "default": torch.compile (inductor, dynamic shapes, eager dropout RNG) of the tagger through Accelerate's dynamo plugin (reduce-overhead refused: CUDA graphs crashed on an H200; max-autotune unchecked: validate.REFUSED)
     head_words_only: bool = False        # training steps run a token-by-token head (not deeper) on each word's first subword only (model.pooling: first): the same function, equal up to float rounding (fp32 CPU: logits to the bit); evaluation unchanged
     tf32: bool = False                   # CUDA: TF32 for fp32 matmuls and cuDNN in training and eval; no effect on the CPU
 

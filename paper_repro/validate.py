@@ -24,7 +24,13 @@ CHOICES = {  # documented value sets of CellConfig fields (config.py comments); 
     "train.step_rule": ("epochs", "fixed"),
     "train.eval_schedule": ("linear", "log"),
     "train.eval_precision": ("fp32", "bf16"),
-    "train.compile": ("none", "default", "reduce-overhead"),   # max-autotune: not checked (README "On a GPU")
+    "train.compile": ("none", "default"),   # see REFUSED
+}
+# values a user may try that were checked and refused, with the reason (one line each; README "On a GPU")
+REFUSED = {
+    ("train.compile", "reduce-overhead"): "CUDA graphs crashed (segmentation fault in the compiled backward) in every "
+                                          "dwatt run and slowed last's step on an H200 (torch 2.11); not supported",
+    ("train.compile", "max-autotune"): "not checked: it picks kernels by timing them, so numerics can vary between runs",
 }
 
 
@@ -59,6 +65,9 @@ def validate_cell(cell: CellConfig) -> None:
         raise ConfigError("train.mixed_precision: fp16 is not supported (expected no or bf16; bf16 autocast needs "
                           "a GPU or CPU that supports it)")
     for key, choices in CHOICES.items():
+        if (key, flat[key]) in REFUSED:
+            raise ConfigError(f"{key}: {flat[key]!r} is refused: {REFUSED[key, flat[key]]} (README \"On a GPU\"; "
+                              f"known: {', '.join(choices)})")
         if flat[key] not in choices:
             raise ConfigError(f"{key}: unknown value {flat[key]!r}{_hint(flat[key], choices)} "
                               f"(known: {', '.join(choices)})")

@@ -541,6 +541,22 @@ COMPILE_DESCRIBE = (
     "lent machine's stale git metadata; the code was `533b320`.")
 
 
+COLD_COMPILE_RUNS = ["head_overhead_gpu_h200_compile_eager", "head_overhead_gpu_h200_compile_default"]
+COLD_COMPILE_TITLE = "On a GPU (H200): torch.compile from cold caches, and CUDA graphs refused"
+COLD_COMPILE_DESCRIBE = (
+    "The MiniLM rows of the table above again, on one NVIDIA H200 with inductor's caches off "
+    "(`TORCHINDUCTOR_FORCE_DISABLE_CACHES=1`, what `bench/gpu_check.sh compile` now sets): every warm-up holds a "
+    "cold compile. Two calls on the same warm machine, eager first (`BENCH_MODES=none`, then `default`); the "
+    "weights are MiniLM-L6's rounded to fp16 with the embedding rows of word pieces CoNLL-03 never produces set to "
+    "zero (never looked up, so no cell can tell; the transfer limit of that machine). The run lines' `86d231d` "
+    "(dirty) is the lent machine's git metadata; the code was `82a5e34`, which differs from it only by a "
+    "`reduce-overhead` option that the same calls tried: `torch.compile`'s CUDA graphs crashed with a segmentation "
+    "fault in the compiled backward of every `dwatt` run (the bench's second head, and the cell twice), and "
+    "`last`, the one head that finished, stepped and evaluated slower than eager. Those runs wrote no parquet; "
+    "their logs are `results/gpu_h200/compile_check/*.log`, and `train.compile=reduce-overhead` is refused "
+    "(`paper_repro/validate.py`).")
+
+
 def compile_variant(overrides: str) -> str | None:
     """The setting a head_overhead run measured, read from its `--set` overrides: "eager", "TF32", "compile
     <mode>"; None for a run that set anything else (e.g. bf16: not comparable here)."""
@@ -853,7 +869,7 @@ def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: st
              "(written by `bench/*.py`)" + (" and the cells' parquet and manifests" if cells else "")
              + "; do not edit by hand._", ""]
     paired = {name for pair in PRECISION_PAIRS for name in pair[:2]}
-    known = {spec.name for spec in BENCHES} | paired | set(COMPILE_RUNS)
+    known = {spec.name for spec in BENCHES} | paired | set(COMPILE_RUNS) | set(COLD_COMPILE_RUNS)
     specs = list(BENCHES) + [generic_spec(p.stem) for p in sorted(bench_dir.glob("*.parquet")) if p.stem not in known]
     for spec in specs:
         path = bench_dir / f"{spec.name}.parquet"
@@ -862,6 +878,7 @@ def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: st
             lines += [precision_section(bench_dir, *pair) for pair in PRECISION_PAIRS]
         if spec.name == COMPILE_AFTER:
             lines.append(compile_section(bench_dir, COMPILE_RUNS, COMPILE_TITLE, COMPILE_DESCRIBE))
+            lines.append(compile_section(bench_dir, COLD_COMPILE_RUNS, COLD_COMPILE_TITLE, COLD_COMPILE_DESCRIBE))
     for study in studies:
         lines.append(study_section(Path(study)))
     for root in cells:

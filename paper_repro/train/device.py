@@ -27,15 +27,6 @@ from accelerate.utils import TorchDynamoPlugin, is_compiled_module
 from paper_repro.config import TrainConfig
 
 
-# train.compile -> inductor options. "reduce-overhead" is torch.compile's mode of that name (CUDA graphs:
-# `torch._inductor.list_mode_options("reduce-overhead")`), one graph recorded per batch shape met, for a step bound by
-# kernel launches on a GPU; on a CPU inductor skips CUDA graphs and it compiles as "default" (its run id differs).
-COMPILE_OPTIONS: dict[str, dict[str, bool]] = {
-    "default": {"fallback_random": True},
-    "reduce-overhead": {"fallback_random": True, "triton.cudagraphs": True},
-}
-
-
 def dynamo_plugin(config: TrainConfig) -> TorchDynamoPlugin:
     """`train.compile` as Accelerate's plugin: "none" -> no compilation; "default" -> inductor with dynamic shapes (a
     cell's batches have dozens of lengths and word counts: one graph, not one per shape). Every field is set, so
@@ -46,12 +37,10 @@ def dynamo_plugin(config: TrainConfig) -> TorchDynamoPlugin:
     if config.compile == "none":
         return TorchDynamoPlugin(backend="no", mode="default", fullgraph=False, dynamic=False,
                                  use_regional_compilation=False)
-    if config.compile not in COMPILE_OPTIONS:   # validate_cell refuses the rest; this guards direct callers
-        raise ValueError(f"train.compile: only none, {', '.join(COMPILE_OPTIONS)} are supported, got {config.compile!r}")
-    # torch.compile takes a mode or options, not both; Accelerate passes only fields that differ from its defaults
-    # (mode "default" is left out), so a mode is given as the inductor options it stands for
+    if config.compile != "default":   # validate_cell refuses the rest; this guards direct callers
+        raise ValueError(f"train.compile: only none and default are supported, got {config.compile!r}")
     return TorchDynamoPlugin(backend="inductor", mode="default", fullgraph=False, dynamic=True,
-                             use_regional_compilation=False, options=dict(COMPILE_OPTIONS[config.compile]))
+                             use_regional_compilation=False, options={"fallback_random": True})
 
 
 def make_accelerator(config: TrainConfig, **kwargs: Any) -> Accelerator:
@@ -84,11 +73,8 @@ def compile_stats() -> dict[str, int]:
     """What dynamo compiled since `make_accelerator` (for the manifest): unique graphs, and frames it captured."""
     import torch._dynamo
 
-    counters = torch._dynamo.utils.counters
-    stats = counters["stats"]
-    return {"unique_graphs": int(stats.get("unique_graphs", 0)), "calls_captured": int(stats.get("calls_captured", 0)),
-            # graphs inductor compiled without the CUDA graphs "reduce-overhead" asked for (CPU tensors, mutated inputs)
-            "cudagraph_skips": int(counters["inductor"].get("cudagraph_skips", 0))}
+    stats = torch._dynamo.utils.counters["stats"]
+    return {"unique_graphs": int(stats.get("unique_graphs", 0)), "calls_captured": int(stats.get("calls_captured", 0))}
 
 
 def set_tf32(device: torch.device | str, config: TrainConfig | None) -> bool:

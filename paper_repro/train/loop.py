@@ -107,8 +107,6 @@ def train(
     while state.step < steps:
         for batch in loader:
             started = time.perf_counter()
-            if config.compile == "reduce-overhead":   # CUDA graphs: a new training step, earlier outputs may be reused
-                torch.compiler.cudagraph_mark_step_begin()
             num_words = batch["labels"].shape[1]
             logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"], num_words)
             loss = cross_entropy(logits, batch["labels"])

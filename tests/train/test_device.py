@@ -46,7 +46,7 @@ def test_tf32_follows_the_config_at_every_cell():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-@pytest.mark.parametrize("mode", ["none", "default", "reduce-overhead"])
+@pytest.mark.parametrize("mode", ["none", "default"])
 def test_the_accelerator_compiles_as_the_config_says_not_as_the_environment_does(mode, monkeypatch):
     import torch._inductor.config as inductor_config
 
@@ -61,12 +61,8 @@ def test_the_accelerator_compiles_as_the_config_says_not_as_the_environment_does
         assert not device.is_compiled(model)
     else:
         assert plugin.backend == DynamoBackend.INDUCTOR
-        assert (plugin.mode, plugin.dynamic, plugin.fullgraph, plugin.use_regional_compilation) == ("default", True, False, False)
-        kwargs = plugin.to_kwargs()
-        assert "mode" not in kwargs          # torch.compile refuses a mode beside options: the mode goes as its options
-        cudagraphs = {"triton.cudagraphs": True} if mode == "reduce-overhead" else {}
-        assert kwargs["options"] == {"fallback_random": True, **cudagraphs}   # per compile, not process-wide
-        assert cudagraphs == {k: v for k, v in torch._inductor.list_mode_options(mode, dynamic=True).items()}
+        assert (plugin.mode, plugin.dynamic, plugin.fullgraph, plugin.use_regional_compilation) == (mode, True, False, False)
+        assert plugin.to_kwargs()["options"] == {"fallback_random": True}   # per compile, not process-wide
         model = accelerator.prepare(torch.nn.Linear(2, 2))      # compiled lazily: wrapping costs nothing here
         assert device.is_compiled(model)
     assert inductor_config.fallback_random is False
@@ -74,7 +70,7 @@ def test_the_accelerator_compiles_as_the_config_says_not_as_the_environment_does
 
 
 def test_only_the_checked_compile_modes_are_built():
-    with pytest.raises(ValueError, match="only none, default, reduce-overhead"):
+    with pytest.raises(ValueError, match="only none and default"):
         device.dynamo_plugin(TrainConfig(compile="max-autotune"))
 
 
@@ -93,18 +89,3 @@ def test_each_compiling_cell_starts_from_fresh_dynamo_caches():
         model(torch.ones(3))
         assert device.compile_stats()["unique_graphs"] == 1        # compiled, in this cell
     assert torch._dynamo.config.fail_on_recompile_limit_hit is True
-
-
-def test_reduce_overhead_on_a_cpu_compiles_without_cuda_graphs_and_says_so():
-    """"reduce-overhead" asks inductor for CUDA graphs; on CPU tensors inductor skips them (the graph runs as
-    "default" would) and the manifest's compile_stats counts the skip, so a cell never claims graphs it lacked."""
-
-    class Doubler(torch.nn.Module):
-        def forward(self, x):
-            return 2 * x + 1
-
-    for mode, skips in (("default", 0), ("reduce-overhead", 1)):
-        accelerator = device.make_accelerator(TrainConfig(compile=mode), cpu=True)
-        model = accelerator.prepare(Doubler())
-        torch.testing.assert_close(model(torch.arange(4.0)), 2 * torch.arange(4.0) + 1)
-        assert device.compile_stats() == {"unique_graphs": 1, "calls_captured": 2, "cudagraph_skips": skips}
