@@ -274,11 +274,11 @@ def load_conll03(
         for split, loaded in splits.items():
             loaded.name = split
         return {split: splits[split] for split in files}
-    import datasets
-
     try:
+        import datasets   # a declared dependency; missing in a hand-made environment (as on a lent GPU machine)
+
         dataset = datasets.load_dataset(hub_id, revision=hub_revision)
-    except Exception as error:  # noqa: BLE001 - offline, unknown id, no cache: one line, not a traceback
+    except Exception as error:  # noqa: BLE001 - offline, unknown id, no cache, no datasets: one line, not a traceback
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         raise DataError(f"no local CoNLL-03 folder (data.data_dir or ${DATA_DIR_ENV}) and the hub dataset {hub_id!r} "
                         f"could not be loaded ({type(error).__name__}: {reason}); point {DATA_DIR_ENV} at the folder "

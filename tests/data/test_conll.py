@@ -279,6 +279,17 @@ def test_load_conll03_hub_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert splits["train"].source == f"someone/conll@{'a' * 40}[train]"
 
 
+def test_load_conll03_without_a_folder_or_the_datasets_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No local folder and no `datasets` (a hand-made environment, as on a lent GPU machine): the data error's one
+    line, naming the missing module, not an ImportError traceback."""
+    import sys
+
+    monkeypatch.delenv("PAPER_REPRO_CONLL03", raising=False)
+    monkeypatch.setitem(sys.modules, "datasets", None)      # `import datasets` raises ImportError
+    with pytest.raises(DataError, match=r"no local CoNLL-03 folder .* could not be loaded \((ModuleNotFound|Import)Error"):
+        load_conll03()
+
+
 @pytest.fixture(scope="module")
 def real_splits() -> dict[str, Split]:
     if not REAL_DATA_DIR.is_dir():
