@@ -217,8 +217,9 @@ def run_cells(
                     if seconds is not None and time.time() + FINISH_MARGIN * seconds > finish_by:
                         result.past_deadline.append(rid)   # a cheaper cell later in the list may still fit
                         if not result.deadline:
-                            result.deadline = (f"{rid} (est. {cost.duration(seconds)}) and any cell that would not "
-                                               f"finish by {time.strftime('%Y-%m-%d %H:%M', time.localtime(finish_by))}"
+                            result.deadline = (f"{rid} (est. {cost.duration(seconds)}, {FINISH_MARGIN:g}x that to be "
+                                               "safe) and any cell that would not finish by "
+                                               f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(finish_by))}"
                                                " did not start (--finish-by)")
                             log(f"[sweep] {result.deadline}")
                         continue

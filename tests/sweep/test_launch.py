@@ -109,7 +109,8 @@ def test_finish_by_starts_only_cells_whose_estimate_fits(study_file, tmp_path):
     # 15 s fits, 1500 s does not (left, the next is tried), 30 s fits
     assert result.ran == [cells[0].run_id, cells[3].run_id] and result.ok
     assert result.past_deadline == [cells[1].run_id, cells[2].run_id]
-    assert result.deadline.startswith(f"{cells[1].run_id} (est. 16.7min) and any cell that would not finish by ")
+    assert result.deadline.startswith(f"{cells[1].run_id} (est. 16.7min, 1.5x that to be safe) and any cell that would not "
+                                      "finish by ")
     for rid in result.ran:
         store.cell_paths(tmp_path / "results", "st", rid)["done"].unlink()   # as if not run: the next checks
     for config in cells[:2]:
