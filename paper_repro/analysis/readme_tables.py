@@ -186,8 +186,10 @@ BENCHES = [
         "python bench/head_overhead.py --heads last,dwatt --set train.mixed_precision=bf16 ...   # on the GPU machine",
         [HEAD_OVERHEAD_TABLE],
         describe=("The same run with cuDNN's attention switched off on CUDA (what every cell and bench now does; "
-                  "the manifest records `device_settings: {sdpa_cudnn: false}`). At this model size bf16 is no "
-                  "faster than fp32 on this GPU: the steps are launch-bound, and autocast adds cast kernels."),
+                  "the manifest records `device_settings: {sdpa_cudnn: false}`). At this model size bf16 is not "
+                  "reliably faster than fp32 on this GPU: against the fp32 table above (one repeat each) `last` "
+                  "stepped slower and `dwatt` faster, and both cells of `results/gpu_h200/3_seed100` trained "
+                  "slower in bf16; the steps are launch-bound, and autocast adds cast kernels."),
         order=HEAD_ORDER,
     ),
     BenchSpec(
