@@ -349,6 +349,53 @@ def cpu_estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate | Non
     return estimate(measured, to_run) if measured else None
 
 
+@dataclass(frozen=True)
+class Load:
+    """The machine as a cell is about to start, for `expected_wall`."""
+    per_core: float   # 1-minute load average over the cores this process may use (this sweeper's own load included)
+    threads: int      # intra-op threads this process gives a cell
+    niced: bool       # this process runs below the default priority (nice > 0)
+
+    @classmethod
+    def now(cls) -> "Load":
+        import os
+
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return cls(os.getloadavg()[0] / max(cores, 1), max(torch.get_num_threads(), 1), os.nice(0) > 0)
+
+
+def expected_wall(wall_s: float | None, cpu_s: float | None, load: Load) -> tuple[float | None, str]:
+    """(seconds, how) a cell priced at `wall_s` (wall time at the load its peers ran under) and `cpu_s` (CPU time)
+    is expected to take from now: its CPU time spread over the threads it gets, stretched by the load per core when
+    the machine is oversubscribed (a run's wall time at past load says more about that load than about the cell:
+    frozen cells run at low priority beside two busy sweepers took tens of times their CPU time, and `--finish-by`
+    refused a 3-minute cell as 97 minutes). A process at lower priority on an oversubscribed machine gets what is
+    left, which no load average tells: there the larger of the two prices. No CPU price: the wall price."""
+    if cpu_s is None:
+        return wall_s, "wall time at the load its peers ran under"
+    stretch = max(1.0, load.per_core)
+    seconds = cpu_s / load.threads * stretch
+    how = f"CPU time / {load.threads} thread(s) x load {stretch:.2f} per core"
+    if load.niced and load.per_core > 1.0 and wall_s is not None and wall_s > seconds:
+        return wall_s, "wall time at the load its peers ran under (niced, machine oversubscribed)"
+    return seconds, how
+
+
+def deadline_prices(timed: list[Timed], to_run: list[CellConfig]) -> dict[str, tuple[float | None, float | None]]:
+    """run_id -> (wall price, CPU price) for `expected_wall`; None where the model cannot price the cell."""
+    walls = prices(timed, to_run)
+    measured = [dataclasses.replace(t, total_s=t.cpu_s) for t in timed if t.cpu_s is not None]
+    cpus = prices(measured, to_run) if measured else []
+    out = {}
+    for i, cell in enumerate(to_run):
+        wall = walls[i][0] if walls else None
+        cpu = cpus[i][0] if cpus else None
+        out[cell.run_id] = (wall, cpu)
+    return out
+
+
 def describe_both(timed: list[Timed], to_run: list[CellConfig]) -> str:
     """The wall-time estimate's text, and the CPU-time estimate's where done cells recorded CPU time."""
     text = estimate(timed, to_run).describe()

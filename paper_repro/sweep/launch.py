@@ -156,14 +156,14 @@ def run_cells(
     progress: bool = True,
     desc: str = "sweep",
     finish_by: float | None = None,
-    price: Callable[[CellConfig], float | None] | None = None,
+    price: Callable[[CellConfig], tuple[float | None, str]] | None = None,
 ) -> SweepResult:
     """The per-cell loop shared by the local launcher and every Slurm array task.
 
     `since`: when this sweep started; with `force`/`retry_failed`, a cell already rerun (or failed again) after
     it is not run again (a concurrent sweeper did it, or this task before a requeue). `finish_by` (epoch seconds):
-    a cell starts only if FINISH_MARGIN x its estimated seconds (`price`; sweep/cost.py; None: unknown, it starts
-    while the deadline is ahead) end before then; a cell that does not fit is left and the next is tried (a session
+    a cell starts only if FINISH_MARGIN x its estimated seconds (`price`: (seconds, how it was priced);
+    sweep/cost.py's expected_wall; None: unknown, it starts while the deadline is ahead) end before then; a cell that does not fit is left and the next is tried (a session
     that ends at a known time loses no cell in flight)."""
     from tqdm.auto import tqdm
 
@@ -213,12 +213,13 @@ def run_cells(
                     bar.update(reason == "done")
                     continue
                 if finish_by is not None:   # (after the claim: a cell a peer runs does not count against this one)
-                    seconds = price(cell) if price is not None else None
+                    seconds, how = price(cell) if price is not None else (None, "")
                     if seconds is not None and time.time() + FINISH_MARGIN * seconds > finish_by:
                         result.past_deadline.append(rid)   # a cheaper cell later in the list may still fit
                         if not result.deadline:
-                            result.deadline = (f"{rid} (est. {cost.duration(seconds)}, {FINISH_MARGIN:g}x that to be "
-                                               "safe) and any cell that would not finish by "
+                            result.deadline = (f"{rid} (est. {cost.duration(seconds)} from its {how}, "
+                                               f"{FINISH_MARGIN:g}x that to be safe) and any cell that would not "
+                                               "finish by "
                                                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(finish_by))}"
                                                " did not start (--finish-by)")
                             log(f"[sweep] {result.deadline}")
@@ -631,17 +632,19 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
                               + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
                               + "; `paper-repro sweep <study> --dry-run` lists what every cell needs")
     price = None
-    if finish_by is not None:   # each cell's estimate from the study's done cells (sweep/cost.py), priced once here
-        estimates = cost.prices(cost.timed_cells(store.study_dir(study.results_dir, study.study)), cells)
-        if cells and not estimates:
+    if finish_by is not None:   # each cell's prices from the study's done cells (sweep/cost.py), fitted once here;
+        # the load is read as each cell is about to start (cost.expected_wall)
+        timed = cost.timed_cells(store.study_dir(study.results_dir, study.study))
+        by_id = cost.deadline_prices(timed, cells)
+        if cells and not timed:
             print(f"[sweep] --finish-by: no done cell of {study.study} records its time, so no cell can be priced: "
                   "cells start until the deadline itself", file=sys.stderr)
-        unpriced = sorted({cell.model.backbone for cell, (seconds, _) in zip(cells, estimates) if seconds is None})
-        if unpriced:   # (sweep/cost.py never prices them at another backbone's cost)
-            print(f"[sweep] --finish-by: {sum(s is None for s, _ in estimates)} cell(s) of {', '.join(unpriced)} "
-                  f"cannot be priced ({cost.UNPRICED_WHY}): they start until the deadline itself", file=sys.stderr)
-        by_id = {cell.run_id: seconds for cell, (seconds, _) in zip(cells, estimates)}
-        price = lambda cell: by_id.get(cell.run_id)   # noqa: E731
+        else:
+            unpriced = [cell.model.backbone for cell in cells if by_id[cell.run_id] == (None, None)]
+            if unpriced:   # (sweep/cost.py never prices them at another backbone's cost)
+                print(f"[sweep] --finish-by: {len(unpriced)} cell(s) of {', '.join(sorted(set(unpriced)))} "
+                      f"cannot be priced ({cost.UNPRICED_WHY}): they start until the deadline itself", file=sys.stderr)
+        price = lambda cell: cost.expected_wall(*by_id.get(cell.run_id, (None, None)), cost.Load.now())  # noqa: E731
     return run_cells(cells, runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,
                      stale_ttl_s=stale_ttl_s, accelerate_processes=study.launcher.accelerate_processes,
                      since=since, progress=progress, finish_by=finish_by, price=price,
@@ -793,8 +796,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--stale-ttl", type=float, default=claims.DEFAULT_TTL_S, metavar="SECONDS")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     parser.add_argument("--finish-by", type=parse_finish_by, default=None, metavar="HH:MM|+90m|+2h|ISO",
-                        help="local: start a cell only if its estimated time (x1.5, from the study's done cells) "
-                             "ends before then (HH:MM: its next occurrence, local time; or an ISO date-time); "
+                        help="local: start a cell only if its estimated time (x1.5; the CPU time of the study's done "
+                             "cells, over this process's threads, stretched by the load per core when the machine is "
+                             "oversubscribed) ends before then (HH:MM: its next occurrence, local time; or an ISO date-time); "
                              f"cells left for lack of time make the exit status {STOPPED_EXIT}")
     parser.add_argument("--allow-dirty", action="store_true",
                         help=f"start even with uncommitted changes under paper_repro/ or experiments/ (also "

@@ -105,12 +105,12 @@ def test_finish_by_starts_only_cells_whose_estimate_fits(study_file, tmp_path):
     cells = load_study(study_file).expand()
     priced = {cells[0].run_id: 10.0, cells[1].run_id: 1000.0, cells[2].run_id: 1000.0, cells[3].run_id: 20.0}
     result = run_cells(cells, runner=fake_run_cell, progress=False, finish_by=time.time() + 100.0,
-                       price=lambda cell: priced.get(cell.run_id, 0.0))
+                       price=lambda cell: (priced.get(cell.run_id, 0.0), "test price"))
     # 15 s fits, 1500 s does not (left, the next is tried), 30 s fits
     assert result.ran == [cells[0].run_id, cells[3].run_id] and result.ok
     assert result.past_deadline == [cells[1].run_id, cells[2].run_id]
-    assert result.deadline.startswith(f"{cells[1].run_id} (est. 16.7min, 1.5x that to be safe) and any cell that would not "
-                                      "finish by ")
+    assert result.deadline.startswith(f"{cells[1].run_id} (est. 16.7min from its test price, 1.5x that to be safe) and "
+                                      "any cell that would not finish by ")
     for rid in result.ran:
         store.cell_paths(tmp_path / "results", "st", rid)["done"].unlink()   # as if not run: the next checks
     for config in cells[:2]:
@@ -132,6 +132,43 @@ def test_finish_by_starts_only_cells_whose_estimate_fits(study_file, tmp_path):
         run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() - 1)
     with pytest.raises(ConfigError, match="local launcher"):
         run_sweep(study_file, launcher="slurm", progress=False, finish_by=time.time() + 60)
+
+
+def test_finish_by_prices_from_cpu_time_not_from_a_past_load(study_file, tmp_path, monkeypatch):
+    """Done cells that ran starved (600 s of wall time for 60 s of CPU) do not make --finish-by refuse a cell that
+    needs about a minute on a free core; an oversubscribed machine stretches the price by its load per core."""
+    import time
+
+    from test_cost import done
+
+    from paper_repro.sweep import cost
+
+    cells = load_study(study_file).expand()
+    for config in cells[:2]:
+        done(config, 600.0, config.train.steps, config.data.size, cpu_s=60.0)
+    monkeypatch.setattr(cost.Load, "now", classmethod(lambda cls: cost.Load(per_core=1.0, threads=1, niced=False)))
+    free = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 300)
+    assert len(free.ran) == 2 and not free.deadline          # 1.5 x 60 s fits in 300 s; 1.5 x 600 s would not
+    for rid in free.ran:
+        store.cell_paths(tmp_path / "results", "st", rid)["done"].unlink()
+    monkeypatch.setattr(cost.Load, "now", classmethod(lambda cls: cost.Load(per_core=4.0, threads=1, niced=False)))
+    busy = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 300)
+    assert busy.ran == [] and "(est. 4.0min from its CPU time / 1 thread(s) x load 4.00 per core" in busy.deadline
+
+
+def test_expected_wall_spreads_cpu_time_over_threads_and_load():
+    from paper_repro.sweep.cost import Load, expected_wall
+
+    free, busy = Load(0.5, 1, False), Load(1.5, 1, False)
+    assert expected_wall(600.0, 60.0, free)[0] == 60.0               # an idle machine: the CPU time
+    assert expected_wall(600.0, 60.0, busy)[0] == 90.0               # 3 runnable on 2 cores: 1.5x
+    assert expected_wall(600.0, 60.0, Load(0.9, 2, False))[0] == 30.0   # two threads share the CPU time
+    assert expected_wall(600.0, None, free) == (600.0, "wall time at the load its peers ran under")
+    assert expected_wall(None, None, free)[0] is None
+    # a niced process on an oversubscribed machine gets what is left: the past load's (larger) price stands
+    assert expected_wall(600.0, 60.0, Load(1.5, 1, True))[0] == 600.0
+    assert expected_wall(600.0, 60.0, Load(0.8, 1, True))[0] == 60.0  # niced but the machine has room
+    assert Load.now().threads >= 1 and Load.now().per_core >= 0.0
 
 
 def test_cli_exit_status_3_when_stopped_with_cells_left(study_file, tmp_path):
