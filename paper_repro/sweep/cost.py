@@ -37,7 +37,9 @@ with: an estimate for the same set-up, not a benchmark.
 Wall time moves with the load: a cell run beside two busy sweepers at low priority took many times its CPU time.
 Cells also record the CPU time of their process (`timings.cpu_s`, every thread counted); `cpu_estimate` prices the
 same model in CPU time from the done cells that recorded it, which does not move with the load: the compute to plan
-with (a free core runs a 1-thread cell's CPU time in about that much wall time).
+with (a free core runs a 1-thread cell's CPU time in about that much wall time). `--finish-by` prices a cell from
+it too (`expected_wall`: CPU time over the cell's threads, stretched by the runnable threads per core now), where
+done one-process CPU cells give a CPU price as well founded as the wall one; else from the wall time.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ import collections
 import dataclasses
 import functools
 import json
+import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +68,8 @@ class Timed:
     train_sentences: int | None   # the corpus's whole training split (what the `full` sampler trains on)
     cpu_s: float | None = None    # the process's CPU time for the cell (cells written before it was recorded: None)
     shape: tuple[int, float] | None = None   # (layers, one layer's multiply-adds) from the manifest's backbone.shape
+    cpu_threads: int | None = None   # intra-op threads of a one-process CPU cell (manifest `device`); None: a GPU
+                                     # or multi-process cell (its CPU time leaves out the GPU's and other ranks')
 
 
 def encoder_flops(backbone: str, revision: str | None = None, recorded: dict | None = None) -> float | None:
@@ -150,8 +155,15 @@ def timed_cells(study_dir: str | Path) -> list[Timed]:
         loaded = record.get("backbone") if isinstance(record.get("backbone"), dict) else {}
         found.append(Timed(method_key(cell), backbone_key(cell), data_key(cell), total_s,
                            _count(steps.get("total")), _count(steps.get("train_windows")),
-                           _count(train.get("sentences")), cpu_s, _shape(loaded.get("shape"))))
+                           _count(train.get("sentences")), cpu_s, _shape(loaded.get("shape")),
+                           _cpu_threads(record.get("device"))))
     return found
+
+
+def _cpu_threads(device) -> int | None:
+    """Threads of a one-process CPU cell from the manifest's `device` ("cpu:x86_64 threads=1 x1"), else None."""
+    match = re.fullmatch(r"cpu:.* threads=(\d+) x1", device) if isinstance(device, str) else None
+    return int(match.group(1)) if match and int(match.group(1)) > 0 else None
 
 
 CACHE_OPENED_S = 5.0   # opening a published layer cache takes milliseconds; more, and the cell built it
@@ -352,9 +364,15 @@ def cpu_estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate | Non
 @dataclass(frozen=True)
 class Load:
     """The machine as a cell is about to start, for `expected_wall`."""
-    per_core: float   # 1-minute load average over the cores this process may use (this sweeper's own load included)
+    busy: float       # runnable threads once the cell runs: max(1-minute load average, the others runnable now +
+                      # this cell's threads), so that the cell counts whether or not the average has seen it yet
+    cores: int        # the cores this process may use
     threads: int      # intra-op threads this process gives a cell
     niced: bool       # this process runs below the default priority (nice > 0)
+
+    @property
+    def stretch(self) -> float:
+        return max(1.0, self.busy / max(self.cores, 1))
 
     @classmethod
     def now(cls) -> "Load":
@@ -363,37 +381,59 @@ class Load:
         import torch
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return cls(os.getloadavg()[0] / max(cores, 1), max(torch.get_num_threads(), 1), os.nice(0) > 0)
+        threads = max(torch.get_num_threads(), 1)
+        busy = os.getloadavg()[0]
+        try:   # "0.50 0.40 0.30 3/120 4567": 3 runnable now, the reading thread (this sweeper) among them
+            with open("/proc/loadavg", encoding="ascii") as f:
+                busy = max(busy, int(f.read().split()[3].split("/")[0]) - 1 + threads)
+        except (OSError, ValueError, IndexError):
+            pass
+        return cls(busy, cores, threads, os.nice(0) > 0)
 
 
-def expected_wall(wall_s: float | None, cpu_s: float | None, load: Load) -> tuple[float | None, str]:
-    """(seconds, how) a cell priced at `wall_s` (wall time at the load its peers ran under) and `cpu_s` (CPU time)
-    is expected to take from now: its CPU time spread over the threads it gets, stretched by the load per core when
-    the machine is oversubscribed (a run's wall time at past load says more about that load than about the cell:
-    frozen cells run at low priority beside two busy sweepers took tens of times their CPU time, and `--finish-by`
-    refused a 3-minute cell as 97 minutes). A process at lower priority on an oversubscribed machine gets what is
-    left, which no load average tells: there the larger of the two prices. No CPU price: the wall price."""
-    if cpu_s is None:
-        return wall_s, "wall time at the load its peers ran under"
-    stretch = max(1.0, load.per_core)
-    seconds = cpu_s / load.threads * stretch
-    how = f"CPU time / {load.threads} thread(s) x load {stretch:.2f} per core"
-    if load.niced and load.per_core > 1.0 and wall_s is not None and wall_s > seconds:
-        return wall_s, "wall time at the load its peers ran under (niced, machine oversubscribed)"
-    return seconds, how
+@dataclass(frozen=True)
+class DeadlinePrice:
+    """A pending cell's two prices (`prices` on wall time, and on the CPU time of one-process CPU cells), with how
+    each was priced, and the threads the CPU-timed cells ran with (median)."""
+    wall_s: float | None
+    wall_how: str
+    cpu_s: float | None = None
+    cpu_how: str = "unpriced"
+    cpu_threads: int = 1
 
 
-def deadline_prices(timed: list[Timed], to_run: list[CellConfig]) -> dict[str, tuple[float | None, float | None]]:
-    """run_id -> (wall price, CPU price) for `expected_wall`; None where the model cannot price the cell."""
-    walls = prices(timed, to_run)
-    measured = [dataclasses.replace(t, total_s=t.cpu_s) for t in timed if t.cpu_s is not None]
+WALL_HOW = "wall time at the load its peers ran under"
+
+
+def expected_wall(price: DeadlinePrice, load: Load) -> tuple[float | None, str]:
+    """(seconds, how) a cell is expected to take from now: its CPU time spread over the threads it gets (at most
+    the threads its priced peers had: more threads do not scale perfectly), stretched by the load per core when the
+    machine is oversubscribed. A run's wall time at past load says more about that load than about the cell
+    (frozen cells run at low priority beside two busy sweepers took tens of times their CPU time, and
+    `--finish-by` refused a cell that then took 336 s of CPU as 97 minutes). The wall price stands where the CPU
+    price is weaker (priced from other heads or backbones while the wall price comes from the cell's own head: on a
+    frozen encoder heads differ tenfold), where there is no CPU price (GPU or multi-process cells, cells before CPU time was
+    recorded), and, if larger, for a niced process on an oversubscribed machine (it gets what is left, which no
+    load average tells)."""
+    wall = (price.wall_s, WALL_HOW)
+    if price.cpu_s is None or not (price.cpu_how == "by_steps" or price.cpu_how == price.wall_how):
+        return wall
+    threads = max(1, min(load.threads, price.cpu_threads))
+    seconds = price.cpu_s / threads * load.stretch
+    if load.niced and load.stretch > 1.0 and price.wall_s is not None and price.wall_s > seconds:
+        return price.wall_s, f"{WALL_HOW} (niced, machine oversubscribed)"
+    return seconds, f"CPU time / {threads} thread(s) x load {load.stretch:.2f} per core"
+
+
+def deadline_prices(timed: list[Timed], to_run: list[CellConfig]) -> dict[str, DeadlinePrice]:
+    """run_id -> the cell's `DeadlinePrice` (for `expected_wall`)."""
+    walls = prices(timed, to_run) or [(None, "unpriced")] * len(to_run)
+    measured = [dataclasses.replace(t, total_s=t.cpu_s) for t in timed
+                if t.cpu_s is not None and t.cpu_threads is not None]
     cpus = prices(measured, to_run) if measured else []
-    out = {}
-    for i, cell in enumerate(to_run):
-        wall = walls[i][0] if walls else None
-        cpu = cpus[i][0] if cpus else None
-        out[cell.run_id] = (wall, cpu)
-    return out
+    threads = round(statistics.median(t.cpu_threads for t in measured)) if measured else 1
+    return {cell.run_id: DeadlinePrice(*walls[i], *(cpus[i] if cpus else (None, "unpriced")), threads)
+            for i, cell in enumerate(to_run)}
 
 
 def describe_both(timed: list[Timed], to_run: list[CellConfig]) -> str:

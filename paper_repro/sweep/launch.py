@@ -640,11 +640,15 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
             print(f"[sweep] --finish-by: no done cell of {study.study} records its time, so no cell can be priced: "
                   "cells start until the deadline itself", file=sys.stderr)
         else:
-            unpriced = [cell.model.backbone for cell in cells if by_id[cell.run_id] == (None, None)]
+            unpriced = [cell.model.backbone for cell in cells if by_id[cell.run_id].wall_s is None]
             if unpriced:   # (sweep/cost.py never prices them at another backbone's cost)
                 print(f"[sweep] --finish-by: {len(unpriced)} cell(s) of {', '.join(sorted(set(unpriced)))} "
                       f"cannot be priced ({cost.UNPRICED_WHY}): they start until the deadline itself", file=sys.stderr)
-        price = lambda cell: cost.expected_wall(*by_id.get(cell.run_id, (None, None)), cost.Load.now())  # noqa: E731
+            if cells and all(p.cpu_s is None for p in by_id.values()):
+                print(f"[sweep] --finish-by: no one-process CPU cell of {study.study} records its CPU time: cells "
+                      f"are priced at the {cost.WALL_HOW}, which overestimates them if that load was heavier",
+                      file=sys.stderr)
+        price = lambda cell: cost.expected_wall(by_id[cell.run_id], cost.Load.now())  # noqa: E731
     return run_cells(cells, runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,
                      stale_ttl_s=stale_ttl_s, accelerate_processes=study.launcher.accelerate_processes,
                      since=since, progress=progress, finish_by=finish_by, price=price,

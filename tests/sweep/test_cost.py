@@ -16,9 +16,10 @@ def cell(tmp_path, method="last", size=100, backbone="minilm-l6", seed=0) -> Cel
                                           "model.head.name": method, "data.size": size, "train.seed": seed})
 
 
-def done(config: CellConfig, total_s: float, steps: int, windows: int, cpu_s: float | None = None) -> CellConfig:
+def done(config: CellConfig, total_s: float, steps: int, windows: int, cpu_s: float | None = None,
+         device: str = "cpu:x86_64 threads=1 x1") -> CellConfig:
     timings = {"total_s": total_s} if cpu_s is None else {"total_s": total_s, "cpu_s": cpu_s}
-    manifest = {"config": config.to_dict(), "timings": timings,
+    manifest = {"config": config.to_dict(), "timings": timings, "device": device,
                 "steps": {"total": steps, "train_windows": windows}, "data": {"train": {"sentences": 4000}}}
     store.write_cell(config.results_dir, config.study, config.run_id, cell_table(fake_rows(config)), manifest)
     return config

@@ -134,41 +134,73 @@ def test_finish_by_starts_only_cells_whose_estimate_fits(study_file, tmp_path):
         run_sweep(study_file, launcher="slurm", progress=False, finish_by=time.time() + 60)
 
 
-def test_finish_by_prices_from_cpu_time_not_from_a_past_load(study_file, tmp_path, monkeypatch):
+def test_finish_by_prices_from_cpu_time_not_from_a_past_load(study_file, tmp_path, monkeypatch, capsys):
     """Done cells that ran starved (600 s of wall time for 60 s of CPU) do not make --finish-by refuse a cell that
-    needs about a minute on a free core; an oversubscribed machine stretches the price by its load per core."""
+    needs about a minute on a free core; an oversubscribed machine stretches the price by its load per core; a
+    niced sweeper on an oversubscribed machine keeps the wall price; GPU cells' CPU time prices nothing."""
     import time
 
     from test_cost import done
 
     from paper_repro.sweep import cost
 
+    def load(busy, niced=False):
+        monkeypatch.setattr(cost.Load, "now", classmethod(lambda cls: cost.Load(busy, 2, 1, niced)))
+
+    def undo(rids):
+        for rid in rids:
+            store.cell_paths(tmp_path / "results", "st", rid)["done"].unlink()
+
     cells = load_study(study_file).expand()
     for config in cells[:2]:
         done(config, 600.0, config.train.steps, config.data.size, cpu_s=60.0)
-    monkeypatch.setattr(cost.Load, "now", classmethod(lambda cls: cost.Load(per_core=1.0, threads=1, niced=False)))
+    pending = [c.run_id for c in cells[2:]]
+    load(2.0)                                                   # two busy threads on two cores: no stretch
     free = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 300)
-    assert len(free.ran) == 2 and not free.deadline          # 1.5 x 60 s fits in 300 s; 1.5 x 600 s would not
-    for rid in free.ran:
-        store.cell_paths(tmp_path / "results", "st", rid)["done"].unlink()
-    monkeypatch.setattr(cost.Load, "now", classmethod(lambda cls: cost.Load(per_core=4.0, threads=1, niced=False)))
+    assert free.ran == pending and not free.deadline            # 1.5 x 60 s fits in 300 s; 1.5 x 600 s would not
+    undo(pending)
+    load(8.0)                                                   # 8 runnable on 2 cores: 4x
     busy = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 300)
-    assert busy.ran == [] and "(est. 4.0min from its CPU time / 1 thread(s) x load 4.00 per core" in busy.deadline
+    assert busy.ran == [] and f"{pending[0]} (est. 4.0min from its CPU time / 1 thread(s) x load 4.00 per core" in busy.deadline
+    load(3.0, niced=True)                                       # niced beside busy peers: the wall price stands
+    niced = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 300)
+    assert niced.ran == [] and "(est. 10.0min from its wall time at the load its peers ran under (niced" in niced.deadline
+    capsys.readouterr()
+    for config in cells[:2]:                                    # the same timings, recorded on a GPU
+        done(config, 600.0, config.train.steps, config.data.size, cpu_s=60.0, device="cuda:NVIDIA H100 x1")
+    load(2.0)
+    gpu = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 300)
+    assert gpu.ran == [] and "(est. 10.0min from its wall time at the load its peers ran under," in gpu.deadline
+    assert "no one-process CPU cell of st records its CPU time" in capsys.readouterr().err
 
 
-def test_expected_wall_spreads_cpu_time_over_threads_and_load():
-    from paper_repro.sweep.cost import Load, expected_wall
+def test_expected_wall_uses_a_cpu_price_only_as_strong_as_the_wall_price():
+    from paper_repro.sweep.cost import DeadlinePrice, Load, expected_wall
 
-    free, busy = Load(0.5, 1, False), Load(1.5, 1, False)
-    assert expected_wall(600.0, 60.0, free)[0] == 60.0               # an idle machine: the CPU time
-    assert expected_wall(600.0, 60.0, busy)[0] == 90.0               # 3 runnable on 2 cores: 1.5x
-    assert expected_wall(600.0, 60.0, Load(0.9, 2, False))[0] == 30.0   # two threads share the CPU time
-    assert expected_wall(600.0, None, free) == (600.0, "wall time at the load its peers ran under")
-    assert expected_wall(None, None, free)[0] is None
-    # a niced process on an oversubscribed machine gets what is left: the past load's (larger) price stands
-    assert expected_wall(600.0, 60.0, Load(1.5, 1, True))[0] == 600.0
-    assert expected_wall(600.0, 60.0, Load(0.8, 1, True))[0] == 60.0  # niced but the machine has room
-    assert Load.now().threads >= 1 and Load.now().per_core >= 0.0
+    idle, busy = Load(1.0, 2, 1, False), Load(3.0, 2, 1, False)
+    own = DeadlinePrice(600.0, "by_steps", 60.0, "by_steps", 1)
+    assert expected_wall(own, idle)[0] == 60.0                   # room on the machine: the CPU time
+    assert expected_wall(own, busy)[0] == 90.0                   # 3 runnable on 2 cores: 1.5x
+    # two threads share the CPU time, but never more threads than the priced cells had
+    assert expected_wall(DeadlinePrice(600.0, "by_steps", 60.0, "by_steps", 2), Load(1.0, 2, 2, False))[0] == 30.0
+    assert expected_wall(own, Load(1.0, 16, 16, False))[0] == 60.0
+    # the wall price from the cell's own head, the CPU price only from other heads (older cells had no CPU time)
+    assert expected_wall(DeadlinePrice(600.0, "by_steps", 6.0, "by_backbone", 1), idle) == (600.0, cost_how())
+    assert expected_wall(DeadlinePrice(600.0, "by_backbone", 60.0, "by_backbone", 1), idle)[0] == 60.0
+    assert expected_wall(DeadlinePrice(600.0, "by_steps"), idle) == (600.0, cost_how())     # no CPU price
+    assert expected_wall(DeadlinePrice(None, "unpriced"), idle)[0] is None
+    # a niced process on an oversubscribed machine gets what is left: the larger, wall, price stands
+    assert expected_wall(own, Load(3.0, 2, 1, True))[0] == 600.0
+    assert expected_wall(DeadlinePrice(30.0, "by_steps", 60.0, "by_steps", 1), Load(3.0, 2, 1, True))[0] == 90.0
+    assert expected_wall(own, Load(2.0, 2, 1, True))[0] == 60.0   # niced, but the cores are not oversubscribed
+    now = Load.now()
+    assert now.threads >= 1 and now.cores >= 1 and now.busy >= now.threads and now.stretch >= 1.0
+
+
+def cost_how() -> str:
+    from paper_repro.sweep.cost import WALL_HOW
+
+    return WALL_HOW
 
 
 def test_cli_exit_status_3_when_stopped_with_cells_left(study_file, tmp_path):
