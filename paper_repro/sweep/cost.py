@@ -412,8 +412,8 @@ def expected_wall(price: DeadlinePrice, load: Load) -> tuple[float | None, str]:
     (frozen cells run at low priority beside two busy sweepers took tens of times their CPU time, and
     `--finish-by` refused a cell that then took 336 s of CPU as 97 minutes). The wall price stands where the CPU
     price is weaker (priced from other heads or backbones while the wall price comes from the cell's own head: on a
-    frozen encoder heads differ tenfold), where there is no CPU price (GPU or multi-process cells, cells before CPU time was
-    recorded), and, if larger, for a niced process on an oversubscribed machine (it gets what is left, which no
+    frozen encoder heads differ tenfold), where there is no CPU price (GPU or multi-process cells, cells before CPU
+    time was recorded), and, if larger, for a niced process on an oversubscribed machine (it gets what is left, which no
     load average tells)."""
     wall = (price.wall_s, WALL_HOW)
     if price.cpu_s is None or not (price.cpu_how == "by_steps" or price.cpu_how == price.wall_how):

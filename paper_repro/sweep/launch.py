@@ -163,8 +163,9 @@ def run_cells(
     `since`: when this sweep started; with `force`/`retry_failed`, a cell already rerun (or failed again) after
     it is not run again (a concurrent sweeper did it, or this task before a requeue). `finish_by` (epoch seconds):
     a cell starts only if FINISH_MARGIN x its estimated seconds (`price`: (seconds, how it was priced);
-    sweep/cost.py's expected_wall; None: unknown, it starts while the deadline is ahead) end before then; a cell that does not fit is left and the next is tried (a session
-    that ends at a known time loses no cell in flight)."""
+    sweep/cost.py's expected_wall; None: unknown, it starts while the deadline is ahead) end before then; a cell
+    that does not fit is left and the next is tried (a session that ends at a known time loses no cell in
+    flight)."""
     from tqdm.auto import tqdm
 
     since = time.time() if since is None else since
@@ -802,7 +803,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--finish-by", type=parse_finish_by, default=None, metavar="HH:MM|+90m|+2h|ISO",
                         help="local: start a cell only if its estimated time (x1.5; the CPU time of the study's done "
                              "cells, over this process's threads, stretched by the load per core when the machine is "
-                             "oversubscribed) ends before then (HH:MM: its next occurrence, local time; or an ISO date-time); "
+                             "oversubscribed) ends before then (HH:MM: its next occurrence, local time; or an ISO "
+                             "date-time); "
                              f"cells left for lack of time make the exit status {STOPPED_EXIT}")
     parser.add_argument("--allow-dirty", action="store_true",
                         help=f"start even with uncommitted changes under paper_repro/ or experiments/ (also "

@@ -161,10 +161,12 @@ def test_finish_by_prices_from_cpu_time_not_from_a_past_load(study_file, tmp_pat
     undo(pending)
     load(8.0)                                                   # 8 runnable on 2 cores: 4x
     busy = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 300)
-    assert busy.ran == [] and f"{pending[0]} (est. 4.0min from its CPU time / 1 thread(s) x load 4.00 per core" in busy.deadline
+    assert busy.ran == []
+    assert f"{pending[0]} (est. 4.0min from its CPU time / 1 thread(s) x load 4.00 per core" in busy.deadline
     load(3.0, niced=True)                                       # niced beside busy peers: the wall price stands
     niced = run_sweep(study_file, runner=fake_run_cell, progress=False, finish_by=time.time() + 300)
-    assert niced.ran == [] and "(est. 10.0min from its wall time at the load its peers ran under (niced" in niced.deadline
+    assert niced.ran == [] and "(est. 10.0min from its wall time at the load its peers ran under (niced" in \
+        niced.deadline
     capsys.readouterr()
     for config in cells[:2]:                                    # the same timings, recorded on a GPU
         done(config, 600.0, config.train.steps, config.data.size, cpu_s=60.0, device="cuda:NVIDIA H100 x1")
@@ -175,7 +177,7 @@ def test_finish_by_prices_from_cpu_time_not_from_a_past_load(study_file, tmp_pat
 
 
 def test_expected_wall_uses_a_cpu_price_only_as_strong_as_the_wall_price():
-    from paper_repro.sweep.cost import DeadlinePrice, Load, expected_wall
+    from paper_repro.sweep.cost import WALL_HOW, DeadlinePrice, Load, expected_wall
 
     idle, busy = Load(1.0, 2, 1, False), Load(3.0, 2, 1, False)
     own = DeadlinePrice(600.0, "by_steps", 60.0, "by_steps", 1)
@@ -185,9 +187,9 @@ def test_expected_wall_uses_a_cpu_price_only_as_strong_as_the_wall_price():
     assert expected_wall(DeadlinePrice(600.0, "by_steps", 60.0, "by_steps", 2), Load(1.0, 2, 2, False))[0] == 30.0
     assert expected_wall(own, Load(1.0, 16, 16, False))[0] == 60.0
     # the wall price from the cell's own head, the CPU price only from other heads (older cells had no CPU time)
-    assert expected_wall(DeadlinePrice(600.0, "by_steps", 6.0, "by_backbone", 1), idle) == (600.0, cost_how())
+    assert expected_wall(DeadlinePrice(600.0, "by_steps", 6.0, "by_backbone", 1), idle) == (600.0, WALL_HOW)
     assert expected_wall(DeadlinePrice(600.0, "by_backbone", 60.0, "by_backbone", 1), idle)[0] == 60.0
-    assert expected_wall(DeadlinePrice(600.0, "by_steps"), idle) == (600.0, cost_how())     # no CPU price
+    assert expected_wall(DeadlinePrice(600.0, "by_steps"), idle) == (600.0, WALL_HOW)     # no CPU price
     assert expected_wall(DeadlinePrice(None, "unpriced"), idle)[0] is None
     # a niced process on an oversubscribed machine gets what is left: the larger, wall, price stands
     assert expected_wall(own, Load(3.0, 2, 1, True))[0] == 600.0
@@ -195,12 +197,6 @@ def test_expected_wall_uses_a_cpu_price_only_as_strong_as_the_wall_price():
     assert expected_wall(own, Load(2.0, 2, 1, True))[0] == 60.0   # niced, but the cores are not oversubscribed
     now = Load.now()
     assert now.threads >= 1 and now.cores >= 1 and now.busy >= now.threads and now.stretch >= 1.0
-
-
-def cost_how() -> str:
-    from paper_repro.sweep.cost import WALL_HOW
-
-    return WALL_HOW
 
 
 def test_cli_exit_status_3_when_stopped_with_cells_left(study_file, tmp_path):
