@@ -129,6 +129,16 @@ def study_stages(df: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
 
 
+FULL_SAMPLER = "full"   # the sampler that trains on every training sentence (`data.size` is ignored, stored as 0)
+
+
+def full_data_stages(df: pd.DataFrame, exclude: str | None = None) -> list[str]:
+    """The stages (first-seen order) whose every cell trains on the full training set (sampler `full`), other
+    than `exclude`: e.g. the frozen study's `eval_full`, which the size tables of the few-shot stage never show."""
+    stages = [s for s in study_stages(df) if s != exclude]
+    return [s for s in stages if set(df.loc[df["stage"] == s, "sampler"].astype(str)) == {FULL_SAMPLER}]
+
+
 def select_stage(df: pd.DataFrame, stage: str | None = "eval") -> pd.DataFrame:
     """The rows of one study stage. A study without stages (every `stage` is "", or no such column) is
     returned whole; a staged study keeps only `stage` rows (none if that stage has no cells yet), so that

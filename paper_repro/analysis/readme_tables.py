@@ -745,12 +745,26 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
         if df.empty:
             return "\n".join(lines + [f"_No cells of stage `{stage}` yet._", ""])
     if not _repeated_cells(df):
-        return "\n".join(lines + [results_block(df, "")])
-    rates = df[LEARNING_RATES].drop_duplicates()
-    for backbone_lr, head_lr in sorted(rates.itertuples(index=False)):
-        subset = df[(df["backbone_lr"] == backbone_lr) & (df["head_lr"] == head_lr)]
-        lines.append(results_block(subset, f" at backbone lr {backbone_lr:g}, head lr {head_lr:g}"))
-    return "\n".join(lines)
+        lines.append(results_block(df, ""))
+    else:
+        rates = df[LEARNING_RATES].drop_duplicates()
+        for backbone_lr, head_lr in sorted(rates.itertuples(index=False)):
+            subset = df[(df["backbone_lr"] == backbone_lr) & (df["head_lr"] == head_lr)]
+            lines.append(results_block(subset, f" at backbone lr {backbone_lr:g}, head lr {head_lr:g}"))
+    return "\n".join(lines + full_data_lines(df_all, stage))
+
+
+def full_data_lines(df_all: pd.DataFrame, stage: str = HEADLINE_STAGE) -> list[str]:
+    """Each full-training-set stage other than `stage` (the frozen study's `eval_full`), rendered by the function
+    REPORT.md uses (`report.full_data_section`)."""
+    from paper_repro.analysis.load import full_data_stages, select_stage
+    from paper_repro.analysis.report import full_data_section
+
+    lines: list[str] = []
+    for full_stage in full_data_stages(df_all, exclude=stage):
+        lines += [f"#### Full training set (stage `{full_stage}`, descriptive)", "",
+                  full_data_section(select_stage(df_all, full_stage), full_stage), ""]
+    return lines
 
 
 def study_claims(study_dir: Path) -> pd.DataFrame | None:

@@ -13,7 +13,9 @@ lr selection and budget check from `<study_dir>/selection.csv` and `budget_check
 `claims:` block gives a verdict per paper claim (`verdicts.py`; "not run" before the stage has cells, "interim" while
 it has fewer than the planned pairs), and a stage
 that selects its lr from a tuning stage gets the post-hoc lr-sensitivity tables and figure (`lr_sensitivity.py`). Tables
-built from protocol-v1 cells carry V1_LABEL and no verdicts. The text is deterministic (no timestamps).
+built from protocol-v1 cells carry V1_LABEL and no verdicts. A stage on the full training set (the frozen study's
+`eval_full`, `load.full_data_stages`) gets a descriptive section of its own (`full_data_section`, also the README's).
+The text is deterministic (no timestamps).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from paper_repro.analysis.load import (
     V1_LABEL,
     done_cell_parquets,
     fold_tracks,
+    full_data_stages,
     has_v1,
     load_manifests,
     load_results,
@@ -374,6 +377,44 @@ def pairs_section(diffs: pd.DataFrame, v1: bool = False) -> str:
                               "median (pts)", "max (pts)"]))
 
 
+FULL_SIZE = "all"   # the size column of full-training-set cells (stored as size 0: the full sampler ignores it)
+
+
+def full_data_section(df: pd.DataFrame, stage: str, baselines: Sequence[str] = BASELINES,
+                      n_boot: int = stats.N_BOOT) -> str:
+    """A full-training-set stage (`load.full_data_stages`, e.g. the frozen study's `eval_full`), descriptive: test
+    F1 per head, the paired gains over `baselines` and every pair's difference (one column per seed). The size
+    column reads FULL_SIZE."""
+    cells = stats.cell_values(df)
+    if cells.empty:
+        return f"_No test rows in stage `{stage}` yet._\n"
+    methods = method_order(cells["method"].unique())
+    f1 = stats.f1_vs_size(df).assign(size=FULL_SIZE)
+    paired = stats.all_paired_cells(cells, "f1", tuple(baselines), n_boot=n_boot)
+    contrasts = [pair for _, members in plots.expand_contrasts(methods) for pair in members]
+    diffs = fold_tracks(stats.all_pair_differences(cells, "f1", contrasts))
+    rows = []
+    for (backbone, method, baseline), g in diffs.groupby(["backbone", "method", "baseline"], sort=False):
+        g = g.sort_values(["data_seed", "seed"])
+        d = g["diff"].to_numpy(float)
+        each = " ".join(f"{_pair_label(ds, s)}: {100 * x:+.1f}" for ds, s, x in zip(g["data_seed"], g["seed"], d))
+        rows.append([backbone, f"{method} − {baseline}", len(d), int((d > 0).sum()), _pts(d.mean(), 2), each])
+    intro = (f"Stage `{stage}` trains every head on all the training sentences. Its seeds share that one training "
+             "set and differ in head init, dropout and batch order only, so the intervals below measure that "
+             "variation alone. Descriptive: no pre-registered test reads these tables (where a claim reports this "
+             "stage, as claim (c)'s full-data row, that row is descriptive too).\n")
+    every = ("Every pair (test F1 difference in points, per seed):\n\n"
+             + md_table(rows, ["backbone", "contrast", "pairs", "pairs > 0", "mean (pts)", "each pair"])
+             if rows else "_No pairs._\n")
+    return "\n".join([intro, f1_section(f1),
+                      gains_section(paired.assign(size=FULL_SIZE) if len(paired) else paired), every])
+
+
+def _pair_label(data_seed: Any, seed: Any) -> str:
+    """`s3` for a pair whose data seed is its seed (one training set), else `d1 s3`."""
+    return f"s{int(seed)}" if int(data_seed) == int(seed) else f"d{int(data_seed)} s{int(seed)}"
+
+
 def _csv_value(value: Any) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
@@ -685,6 +726,9 @@ def build_report(
         step_section(step_table, frac, reference, scale, v1=v1),
         _figure_links(figs["step_efficiency"], out, "step efficiency"),
     ]
+    for full_stage in full_data_stages(df_all, exclude=stage):
+        sections += [f"## Full training set (stage `{full_stage}`, descriptive)\n",
+                     full_data_section(select_stage(df_all, full_stage), full_stage, baselines, n_boot)]
     for heading, path, what in (("Learning-rate selection", study / SELECTION_FILE,
                                  "Head learning rate per backbone × method × size bracket, chosen on the tuning "
                                  "stage's mean final dev F1"),

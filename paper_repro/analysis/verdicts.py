@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from paper_repro.analysis import hypotheses, stats
-from paper_repro.analysis.load import CELL_KEYS, track_label, with_finetune
+from paper_repro.analysis.load import CELL_KEYS, FULL_SAMPLER, track_label, with_finetune
 from paper_repro.config import load_yaml
 
 KINDS = ("beats", "in_band", "grows_with_data", "step_efficiency")
@@ -459,7 +459,7 @@ def _full_data(claim: Claim, ctx: _Context, cond: Condition) -> dict[str, Any]:
     backbone and track as `cond`: mean and t-interval in F1 points, every pair listed; descriptive only."""
     a, b, stage = claim.full_data
     rows = ctx.all[ctx.all["stage"] == stage] if len(ctx.all) and "stage" in ctx.all else ctx.all.iloc[0:0]
-    full = (cond[0], cond[1], "full")
+    full = (cond[0], cond[1], FULL_SAMPLER)
     cells = stats.cell_values(rows, ctx.hyp_block.metric, ctx.hyp_block.split) if len(rows) else rows
     pairs = (_in_condition(stats.pair_differences(cells, ctx.hyp_block.metric, a, b), full)
              if len(cells) else pd.DataFrame(columns=stats.PAIR_COLUMNS))

@@ -133,6 +133,18 @@ def write_study(results_dir: Path, study: str = "synth", methods=tuple(METHOD_OF
     return results_dir / study
 
 
+def write_full_stage(results_dir: Path, study: str, test_f1: dict[str, list[float]], stage: str = "eval_full",
+                     sampler: str = "full") -> Path:
+    """Cells on the full training set (sampler `full`, size 0, data_seed = seed, as the frozen study's `eval_full`):
+    `test_f1[method][seed]` is the planted test F1 of that method at that seed (dev curves as above)."""
+    for method, values in test_f1.items():
+        for s, f1 in enumerate(values):
+            run_id = f"{method}-full0-d{s}-s{s}-{stage}"
+            rows = cell_rows(run_id, method, 0, s, s, f1, stage=stage, sampler=sampler)
+            write_cell(results_dir, study, run_id, cell_table(rows), manifest(run_id, method, 0, s, s, sampler=sampler))
+    return results_dir / study
+
+
 @pytest.fixture(scope="session")
 def synth_study(tmp_path_factory) -> Path:
     """Full synthetic study: 6 methods x 3 sizes x 2 data seeds x 5 seeds (10 pairs per size)."""

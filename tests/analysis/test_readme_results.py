@@ -44,6 +44,22 @@ def test_results_section_stage_and_v1_label(tmp_path):
     assert "_protocol v1 (superseded): fixed 200 steps, one head lr, strict-IOB2 `f1`" in text
 
 
+def test_results_section_shows_a_full_training_set_stage_with_the_report_renderer(tmp_path):
+    from paper_repro.analysis import report
+
+    from .conftest import write_full_stage, write_study
+
+    study = write_study(tmp_path, "fs", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1),
+                        stage="eval")
+    write_full_stage(tmp_path, "fs", {"last": [0.60, 0.62], "dwatt": [0.70, 0.71]})
+    text = readme_tables.results_section(study)
+    assert "#### Full training set (stage `eval_full`, descriptive)" in text
+    from paper_repro.analysis.load import load_results, select_stage
+    body = report.full_data_section(select_stage(load_results(study), "eval_full"), "eval_full")
+    assert body in text and "| minilm-l6 | dwatt − last | 2 | 2 | 9.50 | s0: +10.0 s1: +9.0 |" in body
+    assert text.index("Stage `eval` only") < text.index("#### Full training set")
+
+
 def test_cells_section_lists_each_cell_with_precision_kernel_timings_and_test_f1(tmp_path):
     """`--cells ROOT`: one row per done cell of every study folder under ROOT (e.g. cells run on a GPU)."""
     import json

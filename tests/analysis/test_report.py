@@ -6,7 +6,7 @@ import pytest
 from paper_repro.analysis import report
 from paper_repro.results.schema import cell_table
 
-from .conftest import cell_rows, write_study
+from .conftest import cell_rows, write_full_stage, write_study
 
 
 def _links(text):
@@ -106,6 +106,30 @@ def test_staged_study_reports_eval_only_with_hypotheses(tmp_path):
     assert "uses stage `tune` only" in tune and "| supported |" in tune
     none = report.build_report(study, out_dir=tmp_path / "none", figures=False, stage="budget_check").read_text()
     assert "No cells of stage `budget_check` yet" in none and "_No test rows._" in none
+
+
+def test_full_training_set_stage_gets_its_own_descriptive_section(tmp_path):
+    """A stage on the full training set (the frozen study's `eval_full`) is reported beside the few-shot stage: F1
+    per head with size "all", the gains over the baselines and each seed's pair; it never enters the eval tables."""
+    study = write_study(tmp_path, "fs", methods=("last", "deeper", "dwatt"), sizes=(50,), data_seeds=(0,),
+                        seeds=(0, 1, 2), stage="eval")
+    write_full_stage(tmp_path, "fs", {"last": [0.60, 0.61, 0.62], "deeper": [0.70, 0.71, 0.72],
+                                      "dwatt": [0.73, 0.735, 0.71]})
+    text = report.build_report(study, out_dir=tmp_path / "out", figures=False, n_boot=200).read_text()
+    f1 = text[text.index("## 1. Test F1"):text.index("## 2. Paired gains")]
+    assert "| 50 |" in f1 and "| all |" not in f1 and "(n=3)" in f1 and "full" not in f1
+    full = text[text.index("## Full training set (stage `eval_full`, descriptive)"):]
+    full = full[:full.index("\n## ")]
+    assert "**minilm-l6 · full**" in full
+    assert "| all | 61.0 ± 2.5 (n=3) | 71.0 ± 2.5 (n=3) | 72.5 ± 3.3 (n=3) |" in full
+    assert "| minilm-l6 | full | all | dwatt | 3 | 2 | 1.50 |" in full               # dwatt − deeper: +3, +2.5, −1
+    assert "| minilm-l6 | dwatt − deeper | 3 | 2 | 1.50 | s0: +3.0 s1: +2.5 s2: -1.0 |" in full
+    assert "| minilm-l6 | dwatt − last | 3 | 3 | 11.50 | s0: +13.0 s1: +12.5 s2: +9.0 |" in full
+    # a study without such a stage has no section
+    plain = write_study(tmp_path, "plain", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1),
+                        stage="eval")
+    assert "## Full training set" not in report.build_report(plain, out_dir=tmp_path / "p", figures=False,
+                                                              n_boot=200).read_text()
 
 
 def test_v1_study_is_labelled_and_has_no_verdicts(tmp_path):

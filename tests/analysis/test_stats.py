@@ -8,7 +8,8 @@ from scipy import stats as sps
 from paper_repro.analysis import load, stats
 from paper_repro.results.schema import CELL_SCHEMA, cell_table
 
-from .conftest import DATA_SEEDS, DEV_STEPS, SEEDS, STEPS_TOTAL, cell_rows, last_f1, method_f1, v1_rows, write_study
+from .conftest import (DATA_SEEDS, DEV_STEPS, SEEDS, STEPS_TOTAL, cell_rows, last_f1, method_f1, v1_rows,
+                       write_full_stage, write_study)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,19 @@ def test_select_stage(tmp_path):
     unstaged = write_study(tmp_path, "un", methods=("last",), sizes=(50,), data_seeds=(0,), seeds=(0,))
     plain = load.load_results(unstaged)
     assert load.study_stages(plain) == [] and len(load.select_stage(plain, "eval")) == len(plain)
+
+
+def test_full_data_stages(tmp_path):
+    """Stages whose every cell trains on the full training set; a stage with any few-shot cell is not one."""
+    study = write_study(tmp_path, "fd", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1),
+                        stage="eval")
+    write_full_stage(tmp_path, "fd", {"last": [0.7, 0.71], "dwatt": [0.75, 0.77]})
+    write_full_stage(tmp_path, "fd", {"last": [0.7]}, stage="mixed")
+    write_study(tmp_path, "fd", methods=("last",), sizes=(50,), data_seeds=(0,), seeds=(0,), stage="mixed")
+    df = load.load_results(study)
+    assert load.full_data_stages(df) == ["eval_full"]
+    assert load.full_data_stages(df, exclude="eval_full") == []
+    assert load.full_data_stages(load.select_stage(df, "eval")) == []
 
 
 # ------------------------------------------------------------------ basics
