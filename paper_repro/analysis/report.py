@@ -407,7 +407,7 @@ def full_data_section(df: pd.DataFrame, stage: str, baselines: Sequence[str] = B
              + md_table(rows, ["backbone", "contrast", "pairs", "pairs > 0", "mean (pts)", "each pair"])
              if rows else "_No pairs._\n")
     return "\n".join([intro, f1_section(f1),
-                      gains_section(paired.assign(size=FULL_SIZE) if len(paired) else paired), every])
+                      gains_section(paired.assign(size=FULL_SIZE)), every])
 
 
 def _pair_label(data_seed: Any, seed: Any) -> str:

@@ -125,6 +125,11 @@ def test_full_training_set_stage_gets_its_own_descriptive_section(tmp_path):
     assert "| minilm-l6 | full | all | dwatt | 3 | 2 | 1.50 |" in full               # dwatt − deeper: +3, +2.5, −1
     assert "| minilm-l6 | dwatt − deeper | 3 | 2 | 1.50 | s0: +3.0 s1: +2.5 s2: -1.0 |" in full
     assert "| minilm-l6 | dwatt − last | 3 | 3 | 11.50 | s0: +13.0 s1: +12.5 s2: +9.0 |" in full
+    # one head only: its F1, and no gains or pairs
+    lone = write_full_stage(tmp_path, "lone", {"last": [0.60, 0.62]})
+    from paper_repro.analysis.load import load_results
+    alone = report.full_data_section(load_results(lone), "eval_full")
+    assert "| all | 61.0 ± 12.7 (n=2) |" in alone and "_No paired cells" in alone and "_No pairs._" in alone
     # a study without such a stage has no section
     plain = write_study(tmp_path, "plain", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1),
                         stage="eval")
