@@ -71,27 +71,40 @@ def test_shipped_studies_expand_to_the_documented_counts():
     assert {(c.train.step_rule, c.train.steps, c.train.seed, c.data.subset_version) for c in pilot} == {("fixed", 200, 0, 1)}
 
 
-def test_frozen_eval_stages_run_every_pre_registered_head_before_the_sequence_heads():
-    """The frozen study's seed grids are split in two sub-grids for execution order only: every head that a
-    pre-registered test or claim reads, and the cheap `last`/`scalarmix`, across all seeds before the costly
-    sequence heads (lstm, attnres, attnres_block: about half of a seed's CPU time). The cells are the full product."""
-    frozen = load_study(REPO / "experiments" / "frozen_study.yaml")
-    raw = yaml.safe_load((REPO / "experiments" / "frozen_study.yaml").read_text())
+def tested_heads(raw: dict) -> set[str]:
+    """The heads a study's pre-registered tests and claims read."""
     read = {t[k] for t in raw["hypotheses"]["tests"] for k in ("a", "b")}
     for item in raw["claims"]["items"]:
         read |= set(item.get("methods", [])) | ({item["baseline"]} if "baseline" in item else set())
-    assert read == {"dwatt", "concat", "deeper", "deeper_copy"}
-    later = {"lstm", "attnres", "attnres_block"}
-    for stage, sizes in (("eval", [50, 100, 200, 500, 1000]), ("eval_ktype", [5, 10]),
-                         ("eval_mpnet", [50, 100, 200, 500, 1000]), ("eval_ktype_mpnet", [5, 10])):
-        cells = frozen.expand(stage=stage, pending="placeholder")
+    return read
+
+
+@pytest.mark.parametrize("name, stages, heads, later", [
+    ("cpu_study", ("eval", "eval_ktype"), ["deeper", "deeper_copy", "concat", "dwatt", "last"], {"last"}),
+    ("frozen_study", ("eval", "eval_ktype", "eval_mpnet", "eval_ktype_mpnet"),
+     ["last", "deeper", "deeper_copy", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block"],
+     {"lstm", "attnres", "attnres_block"}),
+])
+def test_seed_stages_run_every_tested_head_across_all_seeds_first(name, stages, heads, later):
+    """The seed stages' grids are two sub-grids for execution order only (each YAML's "Cell order"): the heads the
+    pre-registered tests read, for every seed, before the heads no test reads (cpu_study: `last`; frozen_study: the
+    costly sequence heads). The cells are still the full product, seed-major within each sub-grid."""
+    loaded = load_study(REPO / "experiments" / f"{name}.yaml")
+    raw = yaml.safe_load((REPO / "experiments" / f"{name}.yaml").read_text())
+    assert tested_heads(raw) == {"dwatt", "concat", "deeper", "deeper_copy"}
+    assert not tested_heads(raw) & later
+    for stage in stages:
+        cells = loaded.expand(stage=stage, pending="placeholder")
         keys = [(c.data.data_seed, c.data.size, c.model.head.name) for c in cells]
-        heads = ["last", "deeper", "deeper_copy", "concat", "dwatt", "scalarmix", "lstm", "attnres", "attnres_block"]
-        assert sorted(keys) == sorted((s, n, h) for s in range(50) for n in sizes for h in heads)   # the full product
+        seeds = sorted({k[0] for k in keys})
+        sizes = sorted({k[1] for k in keys})
+        assert len(seeds) == raw["hypotheses"]["planned_pairs"]
+        assert sorted(keys) == sorted((s, n, h) for s in seeds for n in sizes for h in heads)   # the full product
         first_later = next(i for i, k in enumerate(keys) if k[2] in later)
-        assert all(k[2] in later for k in keys[first_later:]) and not read & {k[2] for k in keys[first_later:]}
-        assert keys[:first_later] == sorted(keys[:first_later], key=lambda k: (k[0], sizes.index(k[1]),
-                                                                              heads.index(k[2])))   # seed-major
+        assert all(k[2] in later for k in keys[first_later:]) and all(k[2] not in later for k in keys[:first_later])
+        for part in (keys[:first_later], keys[first_later:]):   # seed-major, then size, then the YAML's head order
+            assert part == sorted(part, key=lambda k: (k[0], k[1], heads.index(k[2])))
+
 
 def test_cartesian_product_order_and_dedup():
     raw = {**BASE, "grid": {"model.head.name": ["last", "dwatt"], "data.size": [20, 50, 20]}}
