@@ -251,6 +251,25 @@ def expand(study: StudyConfig, stage: str | None = None, selections: dict[str, A
     return unique
 
 
+def subgrid_run_ids(study: StudyConfig, stage: str, selections: dict[str, Any] | None = None,
+                    pending: str = "placeholder") -> list[tuple[str, list[str]]]:
+    """(label, run ids) per sub-grid of a stage with several labelled sub-grids, in file order, each run id in the
+    first sub-grid that expands to it (as `expand` keeps it); [] for a stage with one sub-grid or an unlabelled one.
+    For progress per part of a stage whose sub-grids set the order in which cells run (status.progress_markdown)."""
+    item = study.stage(stage)
+    if len(item.grids) < 2 or not all(sub.label for sub in item.grids):
+        return []
+    selection = (selections or {}).get(stage) if item.select is not None else None
+    if item.select is not None and selection is None and pending == "skip":
+        return []
+    seen: set[str] = set()
+    parts = []
+    for sub in item.grids:
+        ids = [c.run_id for c in _expand_grids(study, [sub], stage, selection)]
+        parts.append((sub.label, [i for i in ids if not (i in seen or seen.add(i))]))
+    return parts
+
+
 def _expand_grids(study: StudyConfig, grids: list[SubGrid], stage: str, selection: Any) -> list[CellConfig]:
     base_tree = CellConfig().to_dict()
     _merge(base_tree, study.base)

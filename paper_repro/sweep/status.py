@@ -162,8 +162,10 @@ def expanded(study_dir: Path, study: str | Path):
 def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
     """The study's progress per stage as markdown (committed as `results/<study>/PROGRESS.md`; the README quotes
     it): cells done of all (those waiting for a selection or gate counted), failed, and the compute the rest is
-    estimated to take (cost.py). Only done/failed/pending states: nothing that changes while cells run."""
+    estimated to take (cost.py); a stage with labelled sub-grids (which set the order its cells run in) gets a row
+    per sub-grid under its own. Only done/failed/pending states: nothing that changes while cells run."""
     from paper_repro.sweep.cost import UNPRICED_WHY, cpu_estimate, duration, estimate, timed_cells
+    from paper_repro.sweep.grid import subgrid_run_ids
     from paper_repro.sweep.select import gate_blocker
 
     study_dir = Path(study_dir)
@@ -187,6 +189,14 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
         rows.append(f"| {stage.name if stage else '(all)'} | {len(cells) - len(todo)}/{len(cells)} | "
                     f"{sum(c.run_id in failures for c in cells)} | "
                     f"{_left(todo, cost)} | {_left(todo, cpu)} | {state} |")
+        by_id = {c.run_id: c for c in cells}
+        for label, ids in subgrid_run_ids(loaded, stage.name, selections) if stage is not None else []:
+            part = [by_id[i] for i in ids if i in by_id]   # the sub-grids set the order in which cells run
+            part_todo = [c for c in part if c.run_id not in done]
+            rows.append(f"| {stage.name} · {label} | {len(part) - len(part_todo)}/{len(part)} | "
+                        f"{sum(c.run_id in failures for c in part)} | {_left(part_todo, estimate(timed, part_todo))} | "
+                        f"{_left(part_todo, cpu_estimate(timed, part_todo))} | "
+                        f"{'complete' if not part_todo else state} |")
     cpu = cpu_estimate(timed, [c for c in every if c.run_id not in done])
     in_cpu = (f"; in CPU time, {'at least ' if cpu.unpriced else ''}{duration(cpu.seconds)} (the same model on the "
               f"{cpu.timed} done cells that recorded their CPU time; it does not move with the load"

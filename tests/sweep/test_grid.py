@@ -71,7 +71,7 @@ def test_shipped_studies_expand_to_the_documented_counts():
     assert {(c.train.step_rule, c.train.steps, c.train.seed, c.data.subset_version) for c in pilot} == {("fixed", 200, 0, 1)}
 
 
-def tested_heads(raw: dict) -> set[str]:
+def heads_read_by_tests(raw: dict) -> set[str]:
     """The heads a study's pre-registered tests and claims read."""
     read = {t[k] for t in raw["hypotheses"]["tests"] for k in ("a", "b")}
     for item in raw["claims"]["items"]:
@@ -91,8 +91,8 @@ def test_seed_stages_run_every_tested_head_across_all_seeds_first(name, stages, 
     costly sequence heads). The cells are still the full product, seed-major within each sub-grid."""
     loaded = load_study(REPO / "experiments" / f"{name}.yaml")
     raw = yaml.safe_load((REPO / "experiments" / f"{name}.yaml").read_text())
-    assert tested_heads(raw) == {"dwatt", "concat", "deeper", "deeper_copy"}
-    assert not tested_heads(raw) & later
+    assert heads_read_by_tests(raw) == {"dwatt", "concat", "deeper", "deeper_copy"}
+    assert not heads_read_by_tests(raw) & later
     for stage in stages:
         cells = loaded.expand(stage=stage, pending="placeholder")
         keys = [(c.data.data_seed, c.data.size, c.model.head.name) for c in cells]

@@ -5,6 +5,7 @@ from sweep_helpers import fake_run_cell, tiny_study, write_study
 from test_cost import done
 from test_select import run_tuning, staged_raw
 
+from paper_repro.sweep import select
 from paper_repro.sweep.grid import load_study
 from paper_repro.sweep.launch import run_sweep
 from paper_repro.sweep.status import PROGRESS_FILE, progress_markdown, status, status_main
@@ -50,3 +51,30 @@ def test_progress_markdown_per_stage_and_its_file(tmp_path, capsys):
     assert (tmp_path / "staged" / PROGRESS_FILE).read_text() == text
     assert status_main(argparse.Namespace(study_dir=str(tmp_path / "staged"), study=None, write=True)) == 2
     assert "status --write needs --study" in capsys.readouterr().err
+
+
+def test_progress_has_a_row_per_labelled_sub_grid_of_a_stage(tmp_path):
+    """A stage whose labelled sub-grids set the order its cells run in (the studies' "Cell order") shows each part's
+    cells done, failed, compute left and state under the stage's own row; the parts add up to the stage."""
+    raw = staged_raw(tmp_path)
+    eval_stage = raw["stages"][-1]
+    axes = eval_stage.pop("grid")
+    eval_stage["grids"] = [{"label": "tested first", "grid": {**axes, "model.head.name": ["dwatt"]}},
+                           {"label": "last after", "grid": {**axes, "model.head.name": ["last"]}}]
+    study_file = write_study(tmp_path / "staged.yaml", raw)
+    study = load_study(study_file)
+    run_tuning(study)
+    for cell in study.expand(stage="check"):
+        done(cell, 30.0, cell.train.steps, cell.data.size, cpu_s=25.0)
+    first = study.expand(stage="eval", selections={"eval": select.compute_selection(study, "eval")})
+    assert [c.model.head.name for c in first] == ["dwatt"] * 6 + ["last"] * 6   # the sub-grids' order
+    for cell in first[:6]:
+        done(cell, 30.0, cell.train.steps, cell.data.size, cpu_s=25.0)
+    text = progress_markdown(tmp_path / "staged", study_file)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ") and not line.startswith("| stage")}
+    assert rows["eval"][0] == "6/12" and rows["eval"][4] == "runnable"
+    assert rows["eval · tested first"] == ["6/6", "0", "–", "–", "complete"]
+    assert rows["eval · last after"][0] == "0/6" and rows["eval · last after"][4] == "runnable"
+    assert rows["eval · last after"][3] == rows["eval"][3] != "–"   # all that is left of the stage is this part
+    assert "tune ·" not in text and "check ·" not in text              # one sub-grid: no part rows
