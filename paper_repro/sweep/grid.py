@@ -251,35 +251,37 @@ def expand(study: StudyConfig, stage: str | None = None, selections: dict[str, A
     return unique
 
 
-def subgrid_run_ids(study: StudyConfig, stage: str, selections: dict[str, Any] | None = None,
-                    pending: str = "placeholder") -> list[tuple[str, list[str]]]:
+def subgrid_run_ids(study: StudyConfig, stage: str,
+                    selections: dict[str, Any] | None = None) -> list[tuple[str, list[str]]]:
     """(label, run ids) per sub-grid of a stage with several labelled sub-grids, in file order, each run id in the
-    first sub-grid that expands to it (as `expand` keeps it); [] for a stage with one sub-grid or an unlabelled one.
-    For progress per part of a stage whose sub-grids set the order in which cells run (status.progress_markdown)."""
+    first sub-grid that expands to it; [] for a stage with one sub-grid or an unlabelled one. A stage still waiting
+    for its selection gets its placeholder cells' ids (as `expand(pending="placeholder")`). An id that an earlier
+    stage also expands to stays in the list (`expand` keeps it in that stage only): filter by the stage's cells.
+    For progress per part of a stage whose sub-grids set the order in which its cells run (status.py)."""
     item = study.stage(stage)
     if len(item.grids) < 2 or not all(sub.label for sub in item.grids):
         return []
     selection = (selections or {}).get(stage) if item.select is not None else None
-    if item.select is not None and selection is None and pending == "skip":
-        return []
-    seen: set[str] = set()
-    parts = []
-    for sub in item.grids:
-        ids = [c.run_id for c in _expand_grids(study, [sub], stage, selection)]
-        parts.append((sub.label, [i for i in ids if not (i in seen or seen.add(i))]))
-    return parts
+    parts = _expand_parts(study, item.grids, stage, selection)
+    return [(sub.label, [cell.run_id for index, cell in parts if index == i]) for i, sub in enumerate(item.grids)]
 
 
 def _expand_grids(study: StudyConfig, grids: list[SubGrid], stage: str, selection: Any) -> list[CellConfig]:
+    return [cell for _, cell in _expand_parts(study, grids, stage, selection)]
+
+
+def _expand_parts(study: StudyConfig, grids: list[SubGrid], stage: str,
+                  selection: Any) -> list[tuple[int, CellConfig]]:
+    """(index of the sub-grid that first expands to it, cell) for each distinct cell of `grids`, in order."""
     base_tree = CellConfig().to_dict()
     _merge(base_tree, study.base)
     base_tree["study"] = study.study
     base_tree["stage"] = stage
     if not grids:
         raise ConfigError(f"{study.source}: empty study: give a `grid:` (or `grids:`) with at least one axis")
-    cells: list[CellConfig] = []
+    cells: list[tuple[int, CellConfig]] = []
     seen: set[str] = set()
-    for sub in grids:
+    for index, sub in enumerate(grids):
         where = f"{study.source}: {sub.where}" + (f" ({sub.label})" if sub.label else "")
         tree = copy.deepcopy(base_tree)
         try:
@@ -309,7 +311,7 @@ def _expand_grids(study: StudyConfig, grids: list[SubGrid], stage: str, selectio
                 continue
             if cell.run_id not in seen:
                 seen.add(cell.run_id)
-                cells.append(cell)
+                cells.append((index, cell))
     if not cells:
         raise ConfigError(f"{study.source}: empty grid: every cell is excluded")
     return cells

@@ -193,7 +193,8 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
         for label, ids in subgrid_run_ids(loaded, stage.name, selections) if stage is not None else []:
             part = [by_id[i] for i in ids if i in by_id]   # the sub-grids set the order in which cells run
             part_todo = [c for c in part if c.run_id not in done]
-            rows.append(f"| {stage.name} · {label} | {len(part) - len(part_todo)}/{len(part)} | "
+            name = label.replace("|", r"\|")
+            rows.append(f"| {stage.name} · {name} | {len(part) - len(part_todo)}/{len(part)} | "
                         f"{sum(c.run_id in failures for c in part)} | {_left(part_todo, estimate(timed, part_todo))} | "
                         f"{_left(part_todo, cpu_estimate(timed, part_todo))} | "
                         f"{'complete' if not part_todo else state} |")

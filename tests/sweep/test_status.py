@@ -63,6 +63,17 @@ def test_progress_has_a_row_per_labelled_sub_grid_of_a_stage(tmp_path):
                            {"label": "last after", "grid": {**axes, "model.head.name": ["last"]}}]
     study_file = write_study(tmp_path / "staged.yaml", raw)
     study = load_study(study_file)
+
+    def rows_now():
+        text = progress_markdown(tmp_path / "staged", study_file)
+        return text, {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+                      for line in text.splitlines() if line.startswith("| ") and not line.startswith("| stage")}
+
+    _, rows = rows_now()   # before the tune stage: the placeholder cells, split the same way
+    assert rows["eval"][0] == "0/12" and rows["eval"][4] == "waits for its selection"
+    assert rows["eval"][2] == "unknown"                    # no done cell yet prices anything
+    assert rows["eval · tested first"] == rows["eval · last after"] == [
+        "0/6", "0", "unknown", rows["eval"][3], "waits for its selection"]
     run_tuning(study)
     for cell in study.expand(stage="check"):
         done(cell, 30.0, cell.train.steps, cell.data.size, cpu_s=25.0)
@@ -70,11 +81,17 @@ def test_progress_has_a_row_per_labelled_sub_grid_of_a_stage(tmp_path):
     assert [c.model.head.name for c in first] == ["dwatt"] * 6 + ["last"] * 6   # the sub-grids' order
     for cell in first[:6]:
         done(cell, 30.0, cell.train.steps, cell.data.size, cpu_s=25.0)
-    text = progress_markdown(tmp_path / "staged", study_file)
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in text.splitlines() if line.startswith("| ") and not line.startswith("| stage")}
-    assert rows["eval"][0] == "6/12" and rows["eval"][4] == "runnable"
+    failed = tmp_path / "staged" / "failures" / f"{first[6].run_id}.txt"
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    failed.write_text("Traceback: a failed attempt\n")
+    text, rows = rows_now()
+    assert rows["eval"][:2] == ["6/12", "1"] and rows["eval"][4] == "runnable"
     assert rows["eval · tested first"] == ["6/6", "0", "–", "–", "complete"]
-    assert rows["eval · last after"][0] == "0/6" and rows["eval · last after"][4] == "runnable"
+    assert rows["eval · last after"][:2] == ["0/6", "1"] and rows["eval · last after"][4] == "runnable"
     assert rows["eval · last after"][3] == rows["eval"][3] != "–"   # all that is left of the stage is this part
     assert "tune ·" not in text and "check ·" not in text              # one sub-grid: no part rows
+    for part in eval_stage["grids"]:
+        part.pop("label")                                              # sub-grids without labels: no part rows
+    write_study(study_file, raw)
+    text, rows = rows_now()
+    assert rows["eval"][:2] == ["6/12", "1"] and "eval ·" not in text
