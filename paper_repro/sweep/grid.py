@@ -208,8 +208,8 @@ class StudyConfig:
 
     # ------------------------------------------------------------------------------------------------------
     def expand(self, stage: str | None = None, selections: dict[str, Any] | None = None,
-               pending: str = "skip") -> list[CellConfig]:
-        return expand(self, stage, selections, pending)
+               pending: str = "skip", parts: dict[str, str] | None = None) -> list[CellConfig]:
+        return expand(self, stage, selections, pending, parts)
 
     @property
     def results_dir(self) -> str:
@@ -223,21 +223,25 @@ class StudyConfig:
 
 
 def expand(study: StudyConfig, stage: str | None = None, selections: dict[str, Any] | None = None,
-           pending: str = "skip") -> list[CellConfig]:
+           pending: str = "skip", parts: dict[str, str] | None = None) -> list[CellConfig]:
     """All cells of the study (or of one stage): stages in file order, sub-grids in file order, axes in file
     order (last axis fastest), then includes; excludes applied, ties and CLI overrides applied last,
     duplicates (same run_id) dropped keeping the first.
 
     A stage with `select` needs its selection (`selections[stage]`, an object with `value_for(cell)`, built by
     paper_repro.sweep.select): without one its cells are left out (`pending="skip"`), built with the base value
-    of the selected key (`"placeholder"`: for validation and counting only), or an error (`"error"`)."""
+    of the selected key (`"placeholder"`: for validation and counting only), or an error (`"error"`).
+
+    `parts`, if given, is filled with run_id -> label of the sub-grid each returned cell came from, for cells of a
+    stage with several sub-grids that all have labels (the sub-grids then set the order its cells run in; status
+    reports each part)."""
     if pending not in ("skip", "placeholder", "error"):
         raise ValueError(f"pending: expected skip, placeholder or error, got {pending!r}")
     if not study.stages:
         if stage is not None:
             study.stage(stage)  # raises: no stages
-        return _expand_grids(study, study.grids, "", None)
-    cells: list[CellConfig] = []
+        return [cell for _, cell in _expand_parts(study, study.grids, "", None)]
+    cells: list[tuple[str, CellConfig]] = []
     for item in study.stages if stage is None else [study.stage(stage)]:
         selection = (selections or {}).get(item.name)
         if item.select is not None and selection is None:
@@ -245,29 +249,14 @@ def expand(study: StudyConfig, stage: str | None = None, selections: dict[str, A
                 continue
             if pending == "error":
                 raise ConfigError(f"{study.source}: stage {item.name} needs the selection from stage {item.select['from']}")
-        cells += _expand_grids(study, item.grids, item.name, selection if item.select is not None else None)
+        labelled = len(item.grids) > 1 and all(sub.label for sub in item.grids)
+        cells += [(item.grids[index].label if labelled else "", cell) for index, cell in
+                  _expand_parts(study, item.grids, item.name, selection if item.select is not None else None)]
     seen: set[str] = set()
-    unique = [c for c in cells if not (c.run_id in seen or seen.add(c.run_id))]
-    return unique
-
-
-def subgrid_run_ids(study: StudyConfig, stage: str,
-                    selections: dict[str, Any] | None = None) -> list[tuple[str, list[str]]]:
-    """(label, run ids) per sub-grid of a stage with several labelled sub-grids, in file order, each run id in the
-    first sub-grid that expands to it; [] for a stage with one sub-grid or an unlabelled one. A stage still waiting
-    for its selection gets its placeholder cells' ids (as `expand(pending="placeholder")`). An id that an earlier
-    stage also expands to stays in the list (`expand` keeps it in that stage only): filter by the stage's cells.
-    For progress per part of a stage whose sub-grids set the order in which its cells run (status.py)."""
-    item = study.stage(stage)
-    if len(item.grids) < 2 or not all(sub.label for sub in item.grids):
-        return []
-    selection = (selections or {}).get(stage) if item.select is not None else None
-    parts = _expand_parts(study, item.grids, stage, selection)
-    return [(sub.label, [cell.run_id for index, cell in parts if index == i]) for i, sub in enumerate(item.grids)]
-
-
-def _expand_grids(study: StudyConfig, grids: list[SubGrid], stage: str, selection: Any) -> list[CellConfig]:
-    return [cell for _, cell in _expand_parts(study, grids, stage, selection)]
+    unique = [(label, c) for label, c in cells if not (c.run_id in seen or seen.add(c.run_id))]
+    if parts is not None:
+        parts.update((c.run_id, label) for label, c in unique if label)
+    return [c for _, c in unique]
 
 
 def _expand_parts(study: StudyConfig, grids: list[SubGrid], stage: str,

@@ -144,9 +144,10 @@ def _bar(fraction: float, width: int = 20) -> str:
 
 
 
-def expanded(study_dir: Path, study: str | Path):
+def expanded(study_dir: Path, study: str | Path, parts: dict[str, str] | None = None):
     """(study, selections made now, its runnable cells, every cell incl. those waiting for a selection or gate)
-    of the study file `study` whose results are in `study_dir`; ValueError when they do not match."""
+    of the study file `study` whose results are in `study_dir`; ValueError when they do not match. `parts`, if
+    given, is filled with run_id -> sub-grid label for the cells of stages with labelled sub-grids (grid.expand)."""
     from paper_repro.sweep.grid import load_study
     from paper_repro.sweep.select import selections_for
 
@@ -155,7 +156,7 @@ def expanded(study_dir: Path, study: str | Path):
         raise ValueError(f"{study}: study {loaded.study!r} does not match the directory {study_dir}")
     selections = selections_for(loaded)
     cells = loaded.expand(selections=selections)
-    every = loaded.expand(selections=selections, pending="placeholder") if loaded.stages else cells
+    every = loaded.expand(selections=selections, pending="placeholder", parts=parts) if loaded.stages else cells
     return loaded, selections, cells, every
 
 
@@ -165,11 +166,11 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
     estimated to take (cost.py); a stage with labelled sub-grids (which set the order its cells run in) gets a row
     per sub-grid under its own. Only done/failed/pending states: nothing that changes while cells run."""
     from paper_repro.sweep.cost import UNPRICED_WHY, cpu_estimate, duration, estimate, timed_cells
-    from paper_repro.sweep.grid import subgrid_run_ids
     from paper_repro.sweep.select import gate_blocker
 
     study_dir = Path(study_dir)
-    loaded, selections, _, every = expanded(study_dir, study)
+    parts: dict[str, str] = {}
+    loaded, selections, _, every = expanded(study_dir, study, parts)
     done = set(done_run_ids(study_dir))
     failures = {p.stem for p in (study_dir / "failures").glob("*.txt")} - done
     timed = timed_cells(study_dir)
@@ -189,9 +190,8 @@ def progress_markdown(study_dir: str | Path, study: str | Path) -> str:
         rows.append(f"| {stage.name if stage else '(all)'} | {len(cells) - len(todo)}/{len(cells)} | "
                     f"{sum(c.run_id in failures for c in cells)} | "
                     f"{_left(todo, cost)} | {_left(todo, cpu)} | {state} |")
-        by_id = {c.run_id: c for c in cells}
-        for label, ids in subgrid_run_ids(loaded, stage.name, selections) if stage is not None else []:
-            part = [by_id[i] for i in ids if i in by_id]   # the sub-grids set the order in which cells run
+        for label in dict.fromkeys(parts[c.run_id] for c in cells if c.run_id in parts):   # in the YAML's order
+            part = [c for c in cells if parts.get(c.run_id) == label]   # the sub-grids set the order cells run in
             part_todo = [c for c in part if c.run_id not in done]
             name = label.replace("|", r"\|")
             rows.append(f"| {stage.name} · {name} | {len(part) - len(part_todo)}/{len(part)} | "
