@@ -38,7 +38,8 @@ Wall time moves with the load: a cell run beside two busy sweepers at low priori
 Cells also record the CPU time of their process (`timings.cpu_s`, every thread counted); `cpu_estimate` prices the
 same model in CPU time from the done cells that recorded it, which does not move with the load: the compute to plan
 with (a free core runs a 1-thread cell's CPU time in about that much wall time). `--finish-by` prices a cell from
-it too (`expected_wall`: CPU time over the cell's threads, stretched by the runnable threads per core now), where
+it too (`expected_wall`: CPU time over the cell's threads, stretched by the runnable threads per core now, each
+weighted by its priority against the sweeper's: `Load.now`), where
 done one-process CPU cells give a CPU price as well founded as the wall one; else from the wall time.
 """
 from __future__ import annotations
@@ -361,11 +362,38 @@ def cpu_estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate | Non
     return estimate(measured, to_run) if measured else None
 
 
+def cfs_share(peer_nice: int, own_nice: int) -> float:
+    """How much of a core a runnable thread at `peer_nice` takes from one at `own_nice` where the two share it:
+    the ratio of their CFS weights (`sched_prio_to_weight`: about 1.25x per nice step, nice 0 = 1024, 10 = 110),
+    at most 1. A nice-10 peer takes about a tenth of a nice-0 sweeper's core; a nice-0 peer takes all of a niced
+    one's (whose own share `expected_wall` prices from the wall time instead)."""
+    return min(1.0, 1.25 ** (own_nice - peer_nice))
+
+
+def runnable_threads(proc: Path = Path("/proc"), exclude_pid: int | None = None) -> list[int] | None:
+    """The nice values of the threads runnable now (state R in `/proc/<pid>/task/<tid>/stat`), leaving out every
+    thread of `exclude_pid` (the reading process: its cell has not started); None where there is no /proc."""
+    if not (proc / "self").exists():
+        return None
+    found = []
+    for stat in proc.glob("[0-9]*/task/[0-9]*/stat"):
+        if exclude_pid is not None and stat.parts[-4] == str(exclude_pid):
+            continue
+        try:   # "1234 (name with spaces) R 1 ... ": after the name, field 3 (state) is [0] and field 19 (nice) [16]
+            fields = stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+            if fields[0] == "R":
+                found.append(int(fields[16]))
+        except (OSError, IndexError, ValueError):   # a thread that ended while we read
+            continue
+    return found
+
+
 @dataclass(frozen=True)
 class Load:
     """The machine as a cell is about to start, for `expected_wall`."""
-    busy: float       # runnable threads once the cell runs: max(1-minute load average, the others runnable now +
-                      # this cell's threads), so that the cell counts whether or not the average has seen it yet
+    busy: float       # runnable threads once the cell runs: the other processes' runnable threads now (mean of a
+                      # few snapshots), each weighted by its CFS share against this process's nice (`cfs_share`),
+                      # plus this cell's threads; without /proc, the 1-minute load average (at least the threads)
     cores: int        # the cores this process may use
     threads: int      # intra-op threads this process gives a cell
     niced: bool       # this process runs below the default priority (nice > 0)
@@ -374,21 +402,33 @@ class Load:
     def stretch(self) -> float:
         return max(1.0, self.busy / max(self.cores, 1))
 
+    SNAPSHOTS = 5
+    SNAPSHOT_GAP_S = 0.02
+
     @classmethod
-    def now(cls) -> "Load":
+    def now(cls, proc: Path = Path("/proc")) -> "Load":
+        """Read the machine now. Not the 1-minute load average where /proc tells more: that average still carries
+        the last minute (a sweeper starting beside one that just finished saw a load that was gone) and counts a
+        nice-10 peer like a nice-0 one, where the peer takes about a tenth of a core from a nice-0 cell (measured
+        on 2 cores: two nice-0 MiniLM sweepers ran 0.40 s/step alone and 0.42 s/step beside a nice-10 frozen one)."""
         import os
+        import time
 
         import torch
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         threads = max(torch.get_num_threads(), 1)
-        busy = os.getloadavg()[0]
-        try:   # "0.50 0.40 0.30 3/120 4567": 3 runnable now, the reading thread (this sweeper) among them
-            with open("/proc/loadavg", encoding="ascii") as f:
-                busy = max(busy, int(f.read().split()[3].split("/")[0]) - 1 + threads)
-        except (OSError, ValueError, IndexError):
-            pass
-        return cls(busy, cores, threads, os.nice(0) > 0)
+        own = os.nice(0)
+        others = []
+        for i in range(cls.SNAPSHOTS):
+            if i:
+                time.sleep(cls.SNAPSHOT_GAP_S)
+            snapshot = runnable_threads(proc, exclude_pid=os.getpid())
+            if snapshot is None:
+                break
+            others.append(sum(cfs_share(nice, own) for nice in snapshot))
+        busy = statistics.fmean(others) + threads if others else max(os.getloadavg()[0], float(threads))
+        return cls(busy, cores, threads, own > 0)
 
 
 @dataclass(frozen=True)

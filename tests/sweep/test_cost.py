@@ -189,3 +189,73 @@ def test_a_layer_cache_built_by_a_cell_is_not_its_cost(tmp_path):
     frozen(2, {"total_s": 34.0, "cpu_s": 30.0, "layer_cache_s": 0.02})            # opened a published cache
     by_seed = {t.total_s: t.cpu_s for t in cost.timed_cells(tmp_path / "st")}
     assert by_seed == pytest.approx({120.0: 105.0, 60.0: None, 33.98: 30.0})
+
+
+def test_a_peer_takes_its_cfs_share_of_a_core():
+    assert cost.cfs_share(0, 0) == 1.0
+    assert cost.cfs_share(10, 0) == pytest.approx(110 / 1024, rel=0.03)   # the kernel's weights: 1024 and 110
+    assert cost.cfs_share(0, 10) == 1.0                                    # a niced reader counts its peers fully
+    assert cost.cfs_share(-5, 0) == 1.0
+
+
+def fake_proc(root, threads: dict[int, list[tuple[str, str, int]]]):
+    """/proc with /proc/self and, per pid, its threads as (name, state, nice) in the kernel's stat format."""
+    (root / "self").mkdir(parents=True)
+    tid = 100
+    for pid, rows in threads.items():
+        for name, state, nice in rows:
+            tid += 1
+            folder = root / str(pid) / "task" / str(tid)
+            folder.mkdir(parents=True)
+            fields = [state, "1", str(pid), str(pid), "0", "-1", "4194560"] + ["0"] * 8 + ["20", str(nice)] + ["1"] * 30
+            (folder / "stat").write_text(f"{tid} ({name}) {' '.join(fields)}\n", encoding="ascii")
+    return root
+
+
+def test_runnable_threads_reads_state_and_nice_and_leaves_out_the_reader(tmp_path):
+    proc = fake_proc(tmp_path / "proc", {
+        7: [("sweep", "R", 0), ("sweep", "S", 0)],                 # the reader: left out
+        8: [("paper-repro", "R", 0), ("pool", "S", 0)],
+        9: [("odd) R (name", "R", 10), ("frozen", "D", 10)],       # a name with ") R (" in it
+    })
+    assert sorted(cost.runnable_threads(proc, exclude_pid=7)) == [0, 10]
+    assert sorted(cost.runnable_threads(proc)) == [0, 0, 10]
+    assert cost.runnable_threads(tmp_path / "no_proc") is None
+
+
+def test_load_weights_a_niced_peer_by_its_share(tmp_path, monkeypatch):
+    """Two nice-0 peers and a nice-10 one on 2 cores: a nice-0 sweeper's 1-thread cell sees 3.11 runnable threads
+    (stretch 1.55), where the unweighted count said 4 (stretch 2); without /proc, the 1-minute load average."""
+    import os
+
+    import torch
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(os, "nice", lambda increment: 0)
+    proc = fake_proc(tmp_path / "proc", {11: [("a", "R", 0)], 12: [("b", "R", 0)], 13: [("c", "R", 10)]})
+    load = cost.Load.now(proc)
+    assert load.busy == pytest.approx(1 + 1 + 1.25 ** -10 + 1) and load.threads == 1 and not load.niced
+    monkeypatch.setattr(os, "nice", lambda increment: 10)                  # the niced sweeper counts everyone fully
+    assert cost.Load.now(proc).busy == pytest.approx(4.0) and cost.Load.now(proc).niced
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
+    assert cost.Load.now(tmp_path / "no_proc").busy == 2.5
+
+
+def test_runnable_threads_sees_a_real_niced_spinner():
+    """On this machine's /proc: a busy loop started at nice 13 is a runnable thread with nice 13."""
+    import subprocess
+    import sys
+    import time
+
+    if cost.runnable_threads() is None:
+        pytest.skip("no /proc")
+    spinner = subprocess.Popen(["nice", "-n", "13", sys.executable, "-c", "while True: pass"])
+    try:
+        deadline = time.monotonic() + 20
+        while 13 not in (cost.runnable_threads() or []) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 13 in cost.runnable_threads()
+        assert 13 not in cost.runnable_threads(exclude_pid=spinner.pid)
+    finally:
+        spinner.kill()
+        spinner.wait()
