@@ -48,6 +48,7 @@ import collections
 import dataclasses
 import functools
 import json
+import os
 import re
 import statistics
 from dataclasses import dataclass
@@ -363,37 +364,95 @@ def cpu_estimate(timed: list[Timed], to_run: list[CellConfig]) -> Estimate | Non
 
 
 def cfs_share(peer_nice: int, own_nice: int) -> float:
-    """How much of a core a runnable thread at `peer_nice` takes from one at `own_nice` where the two share it:
-    the ratio of their CFS weights (`sched_prio_to_weight`: about 1.25x per nice step, nice 0 = 1024, 10 = 110),
-    at most 1. A nice-10 peer takes about a tenth of a nice-0 sweeper's core; a nice-0 peer takes all of a niced
-    one's (whose own share `expected_wall` prices from the wall time instead)."""
+    """How much of a core a runnable thread at `peer_nice` takes from one at `own_nice` where the two share it and
+    a scheduling group: the ratio of their CFS weights (`sched_prio_to_weight`: about 1.25x per nice step, nice 0 =
+    1024, 10 = 110), at most 1. A nice-10 peer takes about a tenth of a nice-0 sweeper's core; a peer at a niced
+    sweeper's own priority or higher takes all of it (its own share `expected_wall` prices from the wall time)."""
     return min(1.0, 1.25 ** (own_nice - peer_nice))
 
 
-def runnable_threads(proc: Path = Path("/proc"), exclude_pid: int | None = None) -> list[int] | None:
-    """The nice values of the threads runnable now (state R in `/proc/<pid>/task/<tid>/stat`), leaving out every
-    thread of `exclude_pid` (the reading process: its cell has not started); None where there is no /proc."""
+@dataclass(frozen=True)
+class Runnable:
+    """A thread that wants a core now: state R (running or runnable) or D (uninterruptible, as the load average
+    counts it), with its process, nice value and scheduling group."""
+    pid: int
+    state: str
+    nice: int
+    group: str
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii", errors="replace")
+    except OSError:   # gone (a process that ended while we read) or not readable
+        return None
+
+
+def sched_group(pid: int | str, proc: Path = Path("/proc")) -> str:
+    """The group whose members CFS weighs by nice against each other: the autogroup (where the kernel has it on:
+    a session started elsewhere, by `setsid`, another login or a service, is weighed as a whole, whatever its
+    nice) and the cgroups. Unreadable: a name of its own, so that the process counts in full."""
+    cgroup = _read(proc / str(pid) / "cgroup")
+    if cgroup is None:
+        return f"?{pid}"
+    autogroup = ""
+    if (_read(proc / "sys" / "kernel" / "sched_autogroup_enabled") or "").strip() == "1":
+        autogroup = ((_read(proc / str(pid) / "autogroup") or f"?{pid}").split() or [f"?{pid}"])[0]
+    return autogroup + "|" + cgroup
+
+
+def runnable_threads(proc: Path = Path("/proc")) -> list[Runnable] | None:
+    """Every thread in state R or D now (`/proc/<pid>/task/<tid>/stat`; a process or thread that ends while we
+    read is left out); None where there is no /proc."""
     if not (proc / "self").exists():
         return None
-    found = []
-    for stat in proc.glob("[0-9]*/task/[0-9]*/stat"):
-        if exclude_pid is not None and stat.parts[-4] == str(exclude_pid):
+    found: list[Runnable] = []
+    groups: dict[str, str] = {}
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
             continue
-        try:   # "1234 (name with spaces) R 1 ... ": after the name, field 3 (state) is [0] and field 19 (nice) [16]
-            fields = stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
-            if fields[0] == "R":
-                found.append(int(fields[16]))
-        except (OSError, IndexError, ValueError):   # a thread that ended while we read
+        try:
+            tids = os.listdir(proc / pid / "task")
+        except OSError:
             continue
+        for tid in tids:
+            stat = _read(proc / pid / "task" / tid / "stat")
+            # "1234 (name with spaces) R 1 ...": after the name, field 3 (state) is [0] and field 19 (nice) [16]
+            fields = stat.rsplit(")", 1)[-1].split() if stat else []
+            if len(fields) > 16 and fields[0] in ("R", "D") and fields[16].lstrip("-").isdigit():
+                if pid not in groups:
+                    groups[pid] = sched_group(pid, proc)
+                found.append(Runnable(int(pid), fields[0], int(fields[16]), groups[pid]))
     return found
+
+
+def nr_running(proc: Path = Path("/proc")) -> int | None:
+    """Runnable threads on the whole machine (`/proc/loadavg`'s "3/120"): also those /proc does not list (another
+    PID namespace, `hidepid`)."""
+    text = _read(proc / "loadavg")
+    try:
+        return int(text.split()[3].split("/")[0]) if text else None
+    except (IndexError, ValueError):
+        return None
+
+
+def peer_load(snapshot: list[Runnable], running: int | None, own_pid: int, own_nice: int, own_group: str
+              ) -> tuple[float, int]:
+    """(the other processes' threads of `snapshot`, each weighted by its `cfs_share` where it shares this process's
+    scheduling group and counted in full where not; the runnable threads the machine has that /proc did not show)."""
+    weighted = sum(cfs_share(r.nice, own_nice) if r.group == own_group else 1.0
+                   for r in snapshot if r.pid != own_pid)
+    seen = sum(r.state == "R" for r in snapshot)
+    return weighted, max(0, running - seen) if running is not None else 0
 
 
 @dataclass(frozen=True)
 class Load:
     """The machine as a cell is about to start, for `expected_wall`."""
-    busy: float       # runnable threads once the cell runs: the other processes' runnable threads now (mean of a
-                      # few snapshots), each weighted by its CFS share against this process's nice (`cfs_share`),
-                      # plus this cell's threads; without /proc, the 1-minute load average (at least the threads)
+    busy: float       # runnable threads once the cell runs: the other processes' threads in state R or D (the
+                      # largest of a few snapshots), each weighted by its CFS share against this process's nice
+                      # (`peer_load`), plus any the machine runs that /proc does not show (their median), plus this
+                      # cell's threads; without /proc, the 1-minute load average (at least the threads)
     cores: int        # the cores this process may use
     threads: int      # intra-op threads this process gives a cell
     niced: bool       # this process runs below the default priority (nice > 0)
@@ -410,25 +469,29 @@ class Load:
         """Read the machine now. Not the 1-minute load average where /proc tells more: that average still carries
         the last minute (a sweeper starting beside one that just finished saw a load that was gone) and counts a
         nice-10 peer like a nice-0 one, where the peer takes about a tenth of a core from a nice-0 cell (measured
-        on 2 cores: two nice-0 MiniLM sweepers ran 0.40 s/step alone and 0.42 s/step beside a nice-10 frozen one)."""
-        import os
+        on 2 cores: two nice-0 MiniLM sweepers ran 0.40 s/step alone and 0.40-0.42 s/step beside a nice-10
+        frozen one). A peer asleep through every snapshot (a few tens of ms) is not seen."""
         import time
 
         import torch
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         threads = max(torch.get_num_threads(), 1)
-        own = os.nice(0)
-        others = []
+        own_pid, own_nice = os.getpid(), os.nice(0)
+        own_group = sched_group(own_pid, proc)
+        weighted, unseen = [], []
         for i in range(cls.SNAPSHOTS):
             if i:
                 time.sleep(cls.SNAPSHOT_GAP_S)
-            snapshot = runnable_threads(proc, exclude_pid=os.getpid())
+            snapshot = runnable_threads(proc)
             if snapshot is None:
                 break
-            others.append(sum(cfs_share(nice, own) for nice in snapshot))
-        busy = statistics.fmean(others) + threads if others else max(os.getloadavg()[0], float(threads))
-        return cls(busy, cores, threads, own > 0)
+            w, u = peer_load(snapshot, nr_running(proc), own_pid, own_nice, own_group)
+            weighted.append(w)
+            unseen.append(u)
+        if not weighted:
+            return cls(max(os.getloadavg()[0], float(threads)), cores, threads, own_nice > 0)
+        return cls(max(weighted) + statistics.median(unseen) + threads, cores, threads, own_nice > 0)
 
 
 @dataclass(frozen=True)

@@ -195,67 +195,124 @@ def test_a_peer_takes_its_cfs_share_of_a_core():
     assert cost.cfs_share(0, 0) == 1.0
     assert cost.cfs_share(10, 0) == pytest.approx(110 / 1024, rel=0.03)   # the kernel's weights: 1024 and 110
     assert cost.cfs_share(0, 10) == 1.0                                    # a niced reader counts its peers fully
+    assert cost.cfs_share(13, 10) == pytest.approx(1.25 ** -3)             # ... but not the ones niced further
     assert cost.cfs_share(-5, 0) == 1.0
 
 
-def fake_proc(root, threads: dict[int, list[tuple[str, str, int]]]):
-    """/proc with /proc/self and, per pid, its threads as (name, state, nice) in the kernel's stat format."""
+PIDS = range(2 ** 22 + 1, 2 ** 22 + 10)   # above any pid_max: never this process's pid
+
+
+def fake_proc(root, threads: dict[int, list[tuple[str, str, int]]], autogroups: dict[int, str] | None = None,
+              running: int | None = None):
+    """/proc with /proc/self, the autogroup switch on, /proc/loadavg (`running` runnable threads on the machine,
+    default: the R threads listed) and, per pid, its threads as (name, state, nice) in the kernel's stat format,
+    its autogroup (default /autogroup-1) and one cgroup."""
     (root / "self").mkdir(parents=True)
-    tid = 100
+    (root / "sys" / "kernel").mkdir(parents=True)
+    (root / "sys" / "kernel" / "sched_autogroup_enabled").write_text("1\n")
+    tid = PIDS[-1]
     for pid, rows in threads.items():
+        (root / str(pid)).mkdir()
+        (root / str(pid) / "cgroup").write_text("0::/\n")
+        (root / str(pid) / "autogroup").write_text(f"{(autogroups or {}).get(pid, '/autogroup-1')} nice 0\n")
         for name, state, nice in rows:
             tid += 1
             folder = root / str(pid) / "task" / str(tid)
             folder.mkdir(parents=True)
             fields = [state, "1", str(pid), str(pid), "0", "-1", "4194560"] + ["0"] * 8 + ["20", str(nice)] + ["1"] * 30
             (folder / "stat").write_text(f"{tid} ({name}) {' '.join(fields)}\n", encoding="ascii")
+    seen = sum(state == "R" for rows in threads.values() for _, state, _ in rows)
+    (root / "loadavg").write_text(f"1.00 1.00 1.00 {seen if running is None else running}/300 99\n")
     return root
 
 
-def test_runnable_threads_reads_state_and_nice_and_leaves_out_the_reader(tmp_path):
+def test_runnable_threads_reads_state_nice_and_group(tmp_path):
+    a, b, c, d = PIDS[:4]
     proc = fake_proc(tmp_path / "proc", {
-        7: [("sweep", "R", 0), ("sweep", "S", 0)],                 # the reader: left out
-        8: [("paper-repro", "R", 0), ("pool", "S", 0)],
-        9: [("odd) R (name", "R", 10), ("frozen", "D", 10)],       # a name with ") R (" in it
-    })
-    assert sorted(cost.runnable_threads(proc, exclude_pid=7)) == [0, 10]
-    assert sorted(cost.runnable_threads(proc)) == [0, 0, 10]
-    assert cost.runnable_threads(tmp_path / "no_proc") is None
+        a: [("sweep", "R", 0), ("sweep", "S", 0)],
+        b: [("paper-repro", "R", 0), ("pool", "S", 0)],
+        c: [("odd) R (name", "R", 10), ("frozen", "D", 10), ("zombie", "Z", 10)],   # a name with ") R (" in it
+        d: [("ssh", "R", 10)],
+    }, autogroups={d: "/autogroup-7"})
+    found = sorted(cost.runnable_threads(proc), key=lambda r: (r.pid, r.state))
+    assert [(r.pid, r.state, r.nice) for r in found] == [(a, "R", 0), (b, "R", 0), (c, "D", 10), (c, "R", 10),
+                                                         (d, "R", 10)]
+    assert found[0].group == found[1].group == found[2].group == "/autogroup-1|0::/\n" != found[4].group
+    assert cost.nr_running(proc) == 4
+    assert cost.runnable_threads(tmp_path / "no_proc") is None and cost.nr_running(tmp_path / "no_proc") is None
+
+
+def test_a_process_that_ends_while_read_is_left_out(tmp_path, monkeypatch):
+    a, b = PIDS[:2]
+    proc = fake_proc(tmp_path / "proc", {a: [("sweep", "R", 0)], b: [("gone", "R", 0)]})
+    listdir = cost.os.listdir
+
+    def vanishing(path):
+        if str(path) == str(proc / str(b) / "task"):
+            raise FileNotFoundError(path)
+        return listdir(path)
+
+    monkeypatch.setattr(cost.os, "listdir", vanishing)
+    assert [r.pid for r in cost.runnable_threads(proc)] == [a]
+    monkeypatch.undo()
+    (proc / str(a) / "cgroup").unlink()                                    # unreadable: a group of its own
+    assert cost.sched_group(a, proc) == f"?{a}"
+
+
+def test_peer_load_weighs_niced_peers_of_its_group_and_counts_the_rest(tmp_path):
+    a, b, c, d = PIDS[:4]
+    proc = fake_proc(tmp_path / "proc", {a: [("me", "R", 0)], b: [("peer", "R", 0)], c: [("frozen", "R", 10)],
+                                         d: [("other session", "R", 10)]}, autogroups={d: "/autogroup-7"}, running=6)
+    snapshot = cost.runnable_threads(proc)
+    group = cost.sched_group(a, proc)
+    weighted, unseen = cost.peer_load(snapshot, cost.nr_running(proc), a, 0, group)
+    assert weighted == pytest.approx(1 + 1.25 ** -10 + 1)   # b in full, c by its share, d (another group) in full
+    assert unseen == 2                                      # 6 runnable on the machine, 4 listed
+    assert cost.peer_load(snapshot, None, a, 0, group)[1] == 0
 
 
 def test_load_weights_a_niced_peer_by_its_share(tmp_path, monkeypatch):
     """Two nice-0 peers and a nice-10 one on 2 cores: a nice-0 sweeper's 1-thread cell sees 3.11 runnable threads
     (stretch 1.55), where the unweighted count said 4 (stretch 2); without /proc, the 1-minute load average."""
-    import os
-
     import torch
 
+    me, a, b, c = PIDS[:4]
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    monkeypatch.setattr(os, "nice", lambda increment: 0)
-    proc = fake_proc(tmp_path / "proc", {11: [("a", "R", 0)], 12: [("b", "R", 0)], 13: [("c", "R", 10)]})
+    monkeypatch.setattr(cost.os, "getpid", lambda: me)
+    monkeypatch.setattr(cost.os, "nice", lambda increment: 0)
+    monkeypatch.setattr(cost.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    proc = fake_proc(tmp_path / "proc", {me: [("me", "R", 0)], a: [("a", "R", 0)], b: [("b", "R", 0)],
+                                         c: [("c", "R", 10)]})
     load = cost.Load.now(proc)
-    assert load.busy == pytest.approx(1 + 1 + 1.25 ** -10 + 1) and load.threads == 1 and not load.niced
-    monkeypatch.setattr(os, "nice", lambda increment: 10)                  # the niced sweeper counts everyone fully
+    assert load.busy == pytest.approx(1 + 1 + 1.25 ** -10 + 1) and not load.niced
+    assert load.stretch == pytest.approx(1.55, abs=0.01)
+    monkeypatch.setattr(cost.os, "nice", lambda increment: 10)             # the niced sweeper counts them fully
     assert cost.Load.now(proc).busy == pytest.approx(4.0) and cost.Load.now(proc).niced
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
+    monkeypatch.setattr(cost.os, "getloadavg", lambda: (2.5, 2.0, 1.0))
     assert cost.Load.now(tmp_path / "no_proc").busy == 2.5
 
 
 def test_runnable_threads_sees_a_real_niced_spinner():
-    """On this machine's /proc: a busy loop started at nice 13 is a runnable thread with nice 13."""
+    """On this machine's /proc: a busy loop started 13 nice steps below this process is a runnable thread of its
+    pid, at that nice value, in this process's scheduling group."""
+    import os
     import subprocess
     import sys
     import time
 
     if cost.runnable_threads() is None:
         pytest.skip("no /proc")
-    spinner = subprocess.Popen(["nice", "-n", "13", sys.executable, "-c", "while True: pass"])
+    want = min(19, os.nice(0) + 13)
+    spinner = subprocess.Popen([sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"],
+                               preexec_fn=lambda: os.nice(13), stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while 13 not in (cost.runnable_threads() or []) and time.monotonic() < deadline:
+        assert spinner.stdout.readline() == "spinning\n"   # past exec, at its nice value, in the loop
+        deadline, mine = time.monotonic() + 20, []
+        while not mine and time.monotonic() < deadline:
+            mine = [r for r in cost.runnable_threads() if r.pid == spinner.pid and r.state == "R"]
             time.sleep(0.05)
-        assert 13 in cost.runnable_threads()
-        assert 13 not in cost.runnable_threads(exclude_pid=spinner.pid)
+        assert [(r.nice, r.group) for r in mine] == [(want, cost.sched_group(os.getpid()))]
     finally:
         spinner.kill()
         spinner.wait()
+        spinner.stdout.close()
