@@ -53,6 +53,7 @@ import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from paper_repro.config import CellConfig, ConfigError, resolve_steps
 from paper_repro.results.collect import done_run_ids
@@ -388,17 +389,26 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def sched_group(pid: int | str, proc: Path = Path("/proc")) -> str:
-    """The group whose members CFS weighs by nice against each other: the autogroup (where the kernel has it on:
-    a session started elsewhere, by `setsid`, another login or a service, is weighed as a whole, whatever its
-    nice) and the cgroups. Unreadable: a name of its own, so that the process counts in full."""
-    cgroup = _read(proc / str(pid) / "cgroup")
-    if cgroup is None:
+def autogroup_on(proc: Path = Path("/proc")) -> bool:
+    return (_read(proc / "sys" / "kernel" / "sched_autogroup_enabled") or "").strip() == "1"
+
+
+def sched_group(pid: int | str, proc: Path = Path("/proc"), autogroup: bool | None = None) -> str:
+    """The group whose members CFS weighs by nice against each other: the process's cpu cgroup (the cgroup-v1 line
+    whose controllers include `cpu`, else the v2 `0::` line) and, in the root cpu cgroup where the kernel has
+    autogroups on (`autogroup`; None: read it), its autogroup (a session started elsewhere, by `setsid`, another
+    login or a service, is weighed as a whole, whatever its nice). Unreadable: a name of its own, so that the
+    process counts in full."""
+    text = _read(proc / str(pid) / "cgroup")
+    lines = [line.split(":", 2) for line in (text or "").splitlines() if line.count(":") >= 2]
+    cpu = [path for _, controllers, path in lines if "cpu" in controllers.split(",")]
+    cpu = cpu or [path for hierarchy, controllers, path in lines if hierarchy == "0" and not controllers]
+    if not cpu:
         return f"?{pid}"
-    autogroup = ""
-    if (_read(proc / "sys" / "kernel" / "sched_autogroup_enabled") or "").strip() == "1":
-        autogroup = ((_read(proc / str(pid) / "autogroup") or f"?{pid}").split() or [f"?{pid}"])[0]
-    return autogroup + "|" + cgroup
+    if cpu[0] == "/" and (autogroup_on(proc) if autogroup is None else autogroup):
+        name = (_read(proc / str(pid) / "autogroup") or "").split()
+        return f"/|{name[0]}" if name else f"?{pid}"
+    return cpu[0]
 
 
 def runnable_threads(proc: Path = Path("/proc")) -> list[Runnable] | None:
@@ -408,6 +418,7 @@ def runnable_threads(proc: Path = Path("/proc")) -> list[Runnable] | None:
         return None
     found: list[Runnable] = []
     groups: dict[str, str] = {}
+    autogroup = autogroup_on(proc)
     for pid in os.listdir(proc):
         if not pid.isdigit():
             continue
@@ -421,7 +432,7 @@ def runnable_threads(proc: Path = Path("/proc")) -> list[Runnable] | None:
             fields = stat.rsplit(")", 1)[-1].split() if stat else []
             if len(fields) > 16 and fields[0] in ("R", "D") and fields[16].lstrip("-").isdigit():
                 if pid not in groups:
-                    groups[pid] = sched_group(pid, proc)
+                    groups[pid] = sched_group(pid, proc, autogroup)
                 found.append(Runnable(int(pid), fields[0], int(fields[16]), groups[pid]))
     return found
 
@@ -439,7 +450,8 @@ def nr_running(proc: Path = Path("/proc")) -> int | None:
 def peer_load(snapshot: list[Runnable], running: int | None, own_pid: int, own_nice: int, own_group: str
               ) -> tuple[float, int]:
     """(the other processes' threads of `snapshot`, each weighted by its `cfs_share` where it shares this process's
-    scheduling group and counted in full where not; the runnable threads the machine has that /proc did not show)."""
+    scheduling group and counted in full where not; the runnable threads the machine has that /proc did not show,
+    from `running` = `nr_running`, None to leave them out)."""
     weighted = sum(cfs_share(r.nice, own_nice) if r.group == own_group else 1.0
                    for r in snapshot if r.pid != own_pid)
     seen = sum(r.state == "R" for r in snapshot)
@@ -451,7 +463,8 @@ class Load:
     """The machine as a cell is about to start, for `expected_wall`."""
     busy: float       # runnable threads once the cell runs: the other processes' threads in state R or D (the
                       # largest of a few snapshots), each weighted by its CFS share against this process's nice
-                      # (`peer_load`), plus any the machine runs that /proc does not show (their median), plus this
+                      # (`peer_load`), plus any the machine runs that /proc does not show (their median; only where
+                      # this process may use every core), plus this
                       # cell's threads; without /proc, the 1-minute load average (at least the threads)
     cores: int        # the cores this process may use
     threads: int      # intra-op threads this process gives a cell
@@ -479,6 +492,9 @@ class Load:
         threads = max(torch.get_num_threads(), 1)
         own_pid, own_nice = os.getpid(), os.nice(0)
         own_group = sched_group(own_pid, proc)
+        # the machine's runnable count covers all its cores: with fewer of them ours (a container's cpuset), the
+        # threads on the others would count against ours, so none is added
+        whole_machine = cores >= (os.cpu_count() or cores)
         weighted, unseen = [], []
         for i in range(cls.SNAPSHOTS):
             if i:
@@ -486,12 +502,12 @@ class Load:
             snapshot = runnable_threads(proc)
             if snapshot is None:
                 break
-            w, u = peer_load(snapshot, nr_running(proc), own_pid, own_nice, own_group)
+            w, u = peer_load(snapshot, nr_running(proc) if whole_machine else None, own_pid, own_nice, own_group)
             weighted.append(w)
             unseen.append(u)
         if not weighted:
             return cls(max(os.getloadavg()[0], float(threads)), cores, threads, own_nice > 0)
-        return cls(max(weighted) + statistics.median(unseen) + threads, cores, threads, own_nice > 0)
+        return cls(float(max(weighted) + statistics.median(unseen) + threads), cores, threads, own_nice > 0)
 
 
 @dataclass(frozen=True)
@@ -508,7 +524,7 @@ class DeadlinePrice:
 WALL_HOW = "wall time at the load its peers ran under"
 
 
-def expected_wall(price: DeadlinePrice, load: Load) -> tuple[float | None, str]:
+def expected_wall(price: DeadlinePrice, load: Load | Callable[[], Load]) -> tuple[float | None, str]:
     """(seconds, how) a cell is expected to take from now: its CPU time spread over the threads it gets (at most
     the threads its priced peers had: more threads do not scale perfectly), stretched by the load per core when the
     machine is oversubscribed. A run's wall time at past load says more about that load than about the cell
@@ -517,10 +533,13 @@ def expected_wall(price: DeadlinePrice, load: Load) -> tuple[float | None, str]:
     price is weaker (priced from other heads or backbones while the wall price comes from the cell's own head: on a
     frozen encoder heads differ tenfold), where there is no CPU price (GPU or multi-process cells, cells before CPU
     time was recorded), and, if larger, for a niced process on an oversubscribed machine (it gets what is left, which no
-    load average tells)."""
+    load average tells). `load`: a `Load`, or
+    a callable giving one (`Load.now`, read only where the CPU price is used)."""
     wall = (price.wall_s, WALL_HOW)
     if price.cpu_s is None or not (price.cpu_how == "by_steps" or price.cpu_how == price.wall_how):
         return wall
+    if callable(load):   # `Load.now`: read only where the price uses it (it walks /proc)
+        load = load()
     threads = max(1, min(load.threads, price.cpu_threads))
     seconds = price.cpu_s / threads * load.stretch
     if load.niced and load.stretch > 1.0 and price.wall_s is not None and price.wall_s > seconds:

@@ -237,7 +237,7 @@ def test_runnable_threads_reads_state_nice_and_group(tmp_path):
     found = sorted(cost.runnable_threads(proc), key=lambda r: (r.pid, r.state))
     assert [(r.pid, r.state, r.nice) for r in found] == [(a, "R", 0), (b, "R", 0), (c, "D", 10), (c, "R", 10),
                                                          (d, "R", 10)]
-    assert found[0].group == found[1].group == found[2].group == "/autogroup-1|0::/\n" != found[4].group
+    assert found[0].group == found[1].group == found[2].group == "/|/autogroup-1" != found[4].group == "/|/autogroup-7"
     assert cost.nr_running(proc) == 4
     assert cost.runnable_threads(tmp_path / "no_proc") is None and cost.nr_running(tmp_path / "no_proc") is None
 
@@ -256,6 +256,23 @@ def test_a_process_that_ends_while_read_is_left_out(tmp_path, monkeypatch):
     assert [r.pid for r in cost.runnable_threads(proc)] == [a]
     monkeypatch.undo()
     (proc / str(a) / "cgroup").unlink()                                    # unreadable: a group of its own
+    assert cost.sched_group(a, proc) == f"?{a}"
+
+
+def test_the_scheduling_group_is_the_cpu_cgroup_and_in_its_root_the_autogroup(tmp_path):
+    a = PIDS[0]
+    proc = fake_proc(tmp_path / "proc", {a: [("sweep", "R", 0)]})
+    assert cost.sched_group(a, proc) == "/|/autogroup-1"
+    assert cost.sched_group(a, proc, autogroup=False) == "/"
+    (proc / "sys" / "kernel" / "sched_autogroup_enabled").write_text("0\n")
+    assert cost.sched_group(a, proc) == "/"
+    # cgroup v1: the line of the cpu controller; another memory cgroup does not split the group; a job's own cpu
+    # cgroup does, and the autogroup no longer applies in it
+    (proc / str(a) / "cgroup").write_text("4:memory:/job/17\n2:cpu,cpuacct:/\n0::/\n")
+    assert cost.sched_group(a, proc, autogroup=True) == "/|/autogroup-1"
+    (proc / str(a) / "cgroup").write_text("4:memory:/\n2:cpu,cpuacct:/slurm/job_9\n0::/\n")
+    assert cost.sched_group(a, proc, autogroup=True) == "/slurm/job_9"
+    (proc / str(a) / "cgroup").write_text("garbage\n")
     assert cost.sched_group(a, proc) == f"?{a}"
 
 
@@ -292,6 +309,42 @@ def test_load_weights_a_niced_peer_by_its_share(tmp_path, monkeypatch):
     assert cost.Load.now(tmp_path / "no_proc").busy == 2.5
 
 
+def test_load_takes_the_largest_snapshot_and_the_median_unseen(tmp_path, monkeypatch):
+    """A peer seen in one snapshot of five counts (it may be between two steps); a thread the machine runs but /proc
+    does not list counts by the median of the snapshots (one-off strays do not), and not at all where this process
+    may use only some of the machine's cores."""
+    import torch
+
+    me, peer = PIDS[:2]
+    group = "/|/autogroup-1"
+    mine = cost.Runnable(me, "R", 0, group)
+    snapshots = iter([[mine], [mine, cost.Runnable(peer, "D", 0, group)], [mine], [mine], [mine]] * 2)
+    running = iter([1, 4, 3, 3, 1] * 2)   # unseen: 0, 3, 2, 2, 0 -> median 2
+    monkeypatch.setattr(cost, "runnable_threads", lambda proc: next(snapshots))
+    monkeypatch.setattr(cost, "nr_running", lambda proc: next(running))
+    monkeypatch.setattr(cost, "sched_group", lambda pid, proc: group)
+    monkeypatch.setattr(cost.os, "getpid", lambda: me)
+    monkeypatch.setattr(cost.os, "nice", lambda increment: 0)
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cost.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cost.Load, "SNAPSHOT_GAP_S", 0.0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert cost.Load.now(tmp_path).busy == 1 + 2 + 1
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 64)                 # a cpuset of 2 of 64 cores
+    assert cost.Load.now(tmp_path).busy == 1 + 0 + 1
+
+
+def test_expected_wall_reads_the_load_only_when_the_cpu_price_uses_it():
+    from paper_repro.sweep.cost import DeadlinePrice, Load, expected_wall
+
+    def unread():
+        raise AssertionError("the load was read")
+
+    assert expected_wall(DeadlinePrice(600.0, "by_steps"), unread)[0] == 600.0
+    own = DeadlinePrice(600.0, "by_steps", 60.0, "by_steps", 1)
+    assert expected_wall(own, lambda: Load(3.0, 2, 1, False))[0] == 90.0
+
+
 def test_runnable_threads_sees_a_real_niced_spinner():
     """On this machine's /proc: a busy loop started 13 nice steps below this process is a runnable thread of its
     pid, at that nice value, in this process's scheduling group."""
@@ -303,8 +356,8 @@ def test_runnable_threads_sees_a_real_niced_spinner():
     if cost.runnable_threads() is None:
         pytest.skip("no /proc")
     want = min(19, os.nice(0) + 13)
-    spinner = subprocess.Popen([sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"],
-                               preexec_fn=lambda: os.nice(13), stdout=subprocess.PIPE, text=True)
+    spin = "print('spinning', flush=True)\nwhile True: pass"
+    spinner = subprocess.Popen(["nice", "-n", "13", sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
     try:
         assert spinner.stdout.readline() == "spinning\n"   # past exec, at its nice value, in the loop
         deadline, mine = time.monotonic() + 20, []
