@@ -462,7 +462,7 @@ def peer_load(snapshot: list[Runnable], running: int | None, own_pid: int, own_n
 class Load:
     """The machine as a cell is about to start, for `expected_wall`."""
     busy: float       # runnable threads once the cell runs: the other processes' threads in state R or D (the
-                      # largest of a few snapshots), each weighted by its CFS share against this process's nice
+                      # median of a few snapshots), each weighted by its CFS share against this process's nice
                       # (`peer_load`), plus any the machine runs that /proc does not show (their median; only where
                       # this process may use every core), plus this
                       # cell's threads; without /proc, the 1-minute load average (at least the threads)
@@ -483,7 +483,9 @@ class Load:
         the last minute (a sweeper starting beside one that just finished saw a load that was gone) and counts a
         nice-10 peer like a nice-0 one, where the peer takes about a tenth of a core from a nice-0 cell (measured
         on 2 cores: two nice-0 MiniLM sweepers ran 0.40 s/step alone and 0.40-0.42 s/step beside a nice-10
-        frozen one). A peer asleep through every snapshot (a few tens of ms) is not seen."""
+        frozen one). The median of the snapshots, not the largest: 4 of 300 snapshots read beside two sweepers
+        showed a thread for a moment (a kernel thread, `tail`), which the largest of five would count as a
+        sweeper about one read in sixteen. A peer asleep through most snapshots (a few tens of ms) is not seen."""
         import time
 
         import torch
@@ -507,7 +509,8 @@ class Load:
             unseen.append(u)
         if not weighted:
             return cls(max(os.getloadavg()[0], float(threads)), cores, threads, own_nice > 0)
-        return cls(float(max(weighted) + statistics.median(unseen) + threads), cores, threads, own_nice > 0)
+        return cls(float(statistics.median(weighted) + statistics.median(unseen) + threads), cores, threads,
+                   own_nice > 0)
 
 
 @dataclass(frozen=True)

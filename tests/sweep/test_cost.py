@@ -309,17 +309,17 @@ def test_load_weights_a_niced_peer_by_its_share(tmp_path, monkeypatch):
     assert cost.Load.now(tmp_path / "no_proc").busy == 2.5
 
 
-def test_load_takes_the_largest_snapshot_and_the_median_unseen(tmp_path, monkeypatch):
-    """A peer seen in one snapshot of five counts (it may be between two steps); a thread the machine runs but /proc
-    does not list counts by the median of the snapshots (one-off strays do not), and not at all where this process
-    may use only some of the machine's cores."""
+def test_load_takes_the_median_of_its_snapshots(tmp_path, monkeypatch):
+    """A peer runnable in most of five snapshots counts, one seen for a moment does not (a kernel thread between two
+    reads); so do threads the machine runs but /proc does not list, and those not at all where this process may
+    use only some of the machine's cores."""
     import torch
 
-    me, peer = PIDS[:2]
+    me, peer, blip = PIDS[:3]
     group = "/|/autogroup-1"
-    mine = cost.Runnable(me, "R", 0, group)
-    snapshots = iter([[mine], [mine, cost.Runnable(peer, "D", 0, group)], [mine], [mine], [mine]] * 2)
-    running = iter([1, 4, 3, 3, 1] * 2)   # unseen: 0, 3, 2, 2, 0 -> median 2
+    mine, busy = cost.Runnable(me, "R", 0, group), cost.Runnable(peer, "D", 0, group)
+    snapshots = iter([[mine, busy], [mine, busy, cost.Runnable(blip, "R", 0, group)], [mine], [mine, busy], [mine]] * 2)
+    running = iter([2, 4, 3, 3, 1] * 2)   # unseen: 1, 2, 2, 2, 0 -> median 2
     monkeypatch.setattr(cost, "runnable_threads", lambda proc: next(snapshots))
     monkeypatch.setattr(cost, "nr_running", lambda proc: next(running))
     monkeypatch.setattr(cost, "sched_group", lambda pid, proc: group)
@@ -329,8 +329,8 @@ def test_load_takes_the_largest_snapshot_and_the_median_unseen(tmp_path, monkeyp
     monkeypatch.setattr(cost.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(cost.Load, "SNAPSHOT_GAP_S", 0.0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert cost.Load.now(tmp_path).busy == 1 + 2 + 1
-    monkeypatch.setattr(cost.os, "cpu_count", lambda: 64)                 # a cpuset of 2 of 64 cores
+    assert cost.Load.now(tmp_path).busy == 1 + 2 + 1        # the peer (3 of 5), not the blip (1 of 5); 2 unseen
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 64)   # a cpuset of 2 of 64 cores: no unseen threads added
     assert cost.Load.now(tmp_path).busy == 1 + 0 + 1
 
 
