@@ -464,8 +464,8 @@ class Load:
     busy: float       # runnable threads once the cell runs: the other processes' threads in state R or D (the
                       # median of a few snapshots), each weighted by its CFS share against this process's nice
                       # (`peer_load`), plus any the machine runs that /proc does not show (their median; only where
-                      # this process may use every core), plus this
-                      # cell's threads; without /proc, the 1-minute load average (at least the threads)
+                      # this process may use every core), plus this cell's threads; without /proc, the 1-minute
+                      # load average (at least the threads)
     cores: int        # the cores this process may use
     threads: int      # intra-op threads this process gives a cell
     niced: bool       # this process runs below the default priority (nice > 0)
@@ -536,8 +536,8 @@ def expected_wall(price: DeadlinePrice, load: Load | Callable[[], Load]) -> tupl
     price is weaker (priced from other heads or backbones while the wall price comes from the cell's own head: on a
     frozen encoder heads differ tenfold), where there is no CPU price (GPU or multi-process cells, cells before CPU
     time was recorded), and, if larger, for a niced process on an oversubscribed machine (it gets what is left, which no
-    load average tells). `load`: a `Load`, or
-    a callable giving one (`Load.now`, read only where the CPU price is used)."""
+    load average tells). `load`: a `Load`, or a callable giving one (`Load.now`, read only where the CPU price is
+    used)."""
     wall = (price.wall_s, WALL_HOW)
     if price.cpu_s is None or not (price.cpu_how == "by_steps" or price.cpu_how == price.wall_how):
         return wall
