@@ -649,7 +649,8 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
                 print(f"[sweep] --finish-by: no one-process CPU cell of {study.study} records its CPU time: cells "
                       f"are priced at the {cost.WALL_HOW}, which overestimates them if that load was heavier",
                       file=sys.stderr)
-        price = lambda cell: cost.expected_wall(by_id[cell.run_id], cost.Load.now)  # noqa: E731
+        load = cost.recent_load()
+        price = lambda cell: cost.expected_wall(by_id[cell.run_id], load)  # noqa: E731
     return run_cells(cells, runner=runner, force=force, retry_failed=retry_failed, steal_stale=steal_stale,
                      stale_ttl_s=stale_ttl_s, accelerate_processes=study.launcher.accelerate_processes,
                      since=since, progress=progress, finish_by=finish_by, price=price,

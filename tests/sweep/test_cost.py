@@ -369,3 +369,15 @@ def test_runnable_threads_sees_a_real_niced_spinner():
         spinner.kill()
         spinner.wait()
         spinner.stdout.close()
+
+
+def test_recent_load_reads_the_machine_again_only_after_max_age(monkeypatch):
+    """Pricing a thousand pending cells near a deadline reads /proc once, not once per cell."""
+    import time
+
+    readings = iter([cost.Load(1.0, 2, 1, False), cost.Load(3.0, 2, 1, False)])
+    monkeypatch.setattr(cost.Load, "now", classmethod(lambda cls: next(readings)))
+    load = cost.recent_load(max_age_s=0.2)
+    assert [load().busy for _ in range(1000)] == [1.0] * 1000
+    time.sleep(0.25)
+    assert load().busy == 3.0
