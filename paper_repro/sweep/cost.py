@@ -51,6 +51,7 @@ import json
 import os
 import re
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -486,7 +487,6 @@ class Load:
         frozen one). The median of the snapshots, not the largest: 4 of 300 snapshots read beside two sweepers
         showed a thread for a moment (a kernel thread, `tail`), which the largest of five would count as a
         sweeper about one read in sixteen. A peer asleep through most snapshots (a few tens of ms) is not seen."""
-        import time
 
         import torch
 
@@ -518,7 +518,6 @@ def recent_load(max_age_s: float = 10.0) -> Callable[[], Load]:
     (five walks of /proc, 20 ms apart: 97 ms on the 2-core machine beside three sweepers), and near a deadline a
     sweeper prices every pending cell in turn (2079 frozen cells in one pass), so each cell's own reading would
     add minutes of idle claims; the load does not change within seconds, and after a cell has run it is read anew."""
-    import time
 
     last: list = []
 
