@@ -649,6 +649,43 @@ def claims_section(claims: pd.DataFrame, components: pd.DataFrame, block: ClaimB
     return "\n".join(out)
 
 
+def effects_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
+    """How large each tested contrast is, side by side across studies: `tracks` = [(study name, components
+    table of `evaluate_claims`)]. One row per (test component, unit) with role "test" (H1a read by claims (a) and
+    (b) is one row), one column per (study, condition): estimate [95% CI] and Holm p, as in each study's own
+    "numbers behind the verdicts" table, marked *interim* (or *not run*) where the study draws no verdict yet; the
+    verdicts, which are per claim, are `tracks_section`'s."""
+    from paper_repro.analysis.report import md_table
+
+    columns: list[tuple[str, str]] = []
+    cells: dict[tuple[tuple[str, str, str], tuple[str, str]], str] = {}
+    keys: list[tuple[str, str, str]] = []
+    read_by: dict[tuple[str, str, str], list[str]] = {}
+    for study, parts in tracks:
+        for r in parts[parts["role"] == "test"].itertuples():
+            column = (study, _condition_label(r.backbone, r.finetune, r.sampler))
+            if column not in columns:
+                columns.append(column)
+            key = (r.component, r.contrast, r.unit)
+            if key not in keys:
+                keys.append(key)
+            claim = f"({r.claim_id})" + (f" {r.reading}" if r.reading else "")
+            if claim not in read_by.setdefault(key, []):
+                read_by[key].append(claim)
+            if pd.isna(r.estimate):
+                text = "–"
+            else:
+                ci = "" if pd.isna(r.ci_lo) or pd.isna(r.ci_hi) else f" [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}]"
+                holm = "" if pd.isna(r.p_holm) else f", Holm p {r.p_holm:.2g}"
+                text = f"{r.estimate:+.2f}{ci}{holm}"
+            cells[(key, column)] = f"{text} (*{r.verdict}*)" if r.verdict in (INTERIM, NOT_RUN) else text
+    if not keys:
+        return "_No tested contrast yet._\n"
+    rows = [[", ".join(read_by[key]), key[0], key[1], key[2], *[cells.get((key, c), "–") for c in columns]]
+            for key in keys]
+    return md_table(rows, ["claims", "test", "contrast", "unit", *[f"`{s}`: {c}" for s, c in columns]])
+
+
 def tracks_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
     """The verdict per paper claim side by side across studies (e.g. the fine-tuned and the frozen-encoder
     track): `tracks` = [(study name, claims table of `evaluate_claims`)]. One column per (study, condition), one
