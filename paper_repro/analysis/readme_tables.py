@@ -773,7 +773,7 @@ def full_data_lines(df_all: pd.DataFrame, stage: str = HEADLINE_STAGE) -> list[s
 
 def study_claims(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The study's claims table and the components behind it (`verdicts.evaluate_study_claims`), or None when
-    its YAML has no `claims:` block."""
+    its YAML has no `claims:` block (read first, so that such a study is not evaluated)."""
     from paper_repro.analysis import hypotheses, verdicts
     from paper_repro.analysis.load import load_results
     from paper_repro.analysis.report import default_study_yaml
@@ -786,23 +786,27 @@ def study_claims(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     return verdicts.evaluate_study_claims(df_all, hyp, block, yaml_path)[1:]
 
 
-def tracks_lines(studies: Sequence[Path], heading: str | None = "### The paper's claims across tracks") -> list[str]:
-    """With two or more studies that pre-registered verdicts (e.g. `cpu_study` and the frozen-encoder
-    `frozen_study`): their verdicts per claim side by side (`verdicts.tracks_section`), then how large each tested
-    contrast is in each (`verdicts.effects_section`), under `heading`."""
+def verdict_lines(found: Sequence[tuple[str, tuple[pd.DataFrame, pd.DataFrame]]]) -> list[str]:
+    """The verdicts per claim side by side (`verdicts.tracks_section`), then how large each tested contrast is
+    (`verdicts.effects_section`), for [(study name, `study_claims`)]."""
     from paper_repro.analysis import verdicts
 
-    tracks = [(Path(s).name, found) for s in studies if (found := study_claims(Path(s))) is not None]
-    if len(tracks) < 2:
+    return ["Each study's pre-registered verdicts (its own section under Results gives the numbers and the rules)"
+            + ("; `agree` compares the columns that have a verdict." if len(found) > 1 else "."), "",
+            verdicts.tracks_section([(name, claims) for name, (claims, _) in found]), "",
+            "How large each tested contrast is (pooled estimate, 95% CI and Holm p, as in each study's \"numbers behind "
+            "the verdicts\"; the claims read them under their rules, with the smallest effect of interest and the "
+            "paper's band; numbers marked *interim* decide nothing):", "",
+            verdicts.effects_section([(name, parts) for name, (_, parts) in found]), ""]
+
+
+def tracks_lines(studies: Sequence[Path]) -> list[str]:
+    """With two or more studies that pre-registered verdicts (e.g. `cpu_study` and the frozen-encoder
+    `frozen_study`): `verdict_lines` under a heading, to open the results block (README without answer markers)."""
+    found = [(Path(s).name, claims) for s in studies if (claims := study_claims(Path(s))) is not None]
+    if len(found) < 2:
         return []
-    return ([heading, ""] if heading else []) + [
-        "Each study's pre-registered verdicts (its own section under Results gives the numbers and the rules); "
-        "`agree` compares the columns that have a verdict.", "",
-        verdicts.tracks_section([(name, claims) for name, (claims, _) in tracks]), "",
-        "How large each tested contrast is (pooled estimate, 95% CI and Holm p, as in each study's \"numbers behind "
-        "the verdicts\"; the claims read them under their rules, with the smallest effect of interest and the "
-        "paper's band; an *interim* column's numbers decide nothing):", "",
-        verdicts.effects_section([(name, parts) for name, (_, parts) in tracks]), ""]
+    return ["### The paper's claims across tracks", "", *verdict_lines(found)]
 
 
 def claims_lines(study_dir: Path, df_all: pd.DataFrame) -> list[str]:
@@ -891,17 +895,11 @@ def build_results_section(studies: Sequence[Path], with_tracks: bool = True) -> 
 
 
 def build_answer_section(studies: Sequence[Path]) -> str:
-    """What lies between the answer markers: the verdicts per claim across the studies (`tracks_lines`), or the
-    one study's claims table when only one study pre-registered claims."""
+    """What lies between the answer markers: `verdict_lines` over every study with a `claims:` block."""
+    found = [(Path(s).name, claims) for s in studies if (claims := study_claims(Path(s))) is not None]
     lines = ["_Generated from the studies' parquet by `bash scripts/update_readme.sh`; do not edit by hand._", ""]
-    tracks = tracks_lines(studies, heading=None)
-    if not tracks:
-        from paper_repro.analysis.load import load_results
-
-        with_claims = [Path(s) for s in studies if study_claims(Path(s)) is not None]
-        tracks = (claims_lines(with_claims[0], load_results(with_claims[0]))[2:] if with_claims
-                  else ["_No study with a `claims:` block among the results studies._", ""])
-    return "\n".join(lines + tracks).rstrip() + "\n"
+    lines += verdict_lines(found) if found else ["_No study with a `claims:` block among the results studies._", ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: str | None = None,
@@ -933,7 +931,9 @@ def replace_section(text: str, section: str, append: bool = False, markers: tupl
     """Replace what lies between the two markers with `section` (or append both when `append`)."""
     opening, closing = markers
     begin, end = text.find(opening), text.find(closing)
-    if begin < 0 or end < 0 or end < begin:
+    if (begin < 0) != (end < 0) or (begin >= 0 and end < begin):
+        raise ValueError(f"the README's `{opening}` ... `{closing}` markers are not a pair in that order")
+    if begin < 0:
         if not append:
             raise ValueError(f"the README has no `{opening}` ... `{closing}` markers (add them, or pass --append)")
         return text.rstrip("\n") + f"\n\n{opening}\n{section}{closing}\n"
@@ -980,7 +980,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         updated = replace_section(text, section, append=args.append)
         if args.results_study:
-            answer = ANSWER_BEGIN in updated and ANSWER_END in updated
+            answer = ANSWER_BEGIN in updated or ANSWER_END in updated   # one of the two: replace_section says so
             if answer:
                 updated = replace_section(updated, build_answer_section(args.results_study),
                                           markers=(ANSWER_BEGIN, ANSWER_END))
@@ -991,7 +991,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.check:
         if updated != text:
-            print(f"{args.readme}: performance section is out of date", file=sys.stderr)
+            print(f"{args.readme}: generated sections are out of date (run bash scripts/update_readme.sh)",
+                  file=sys.stderr)
             return 1
         return 0
     if updated != text:

@@ -649,40 +649,41 @@ def claims_section(claims: pd.DataFrame, components: pd.DataFrame, block: ClaimB
     return "\n".join(out)
 
 
+DECIDED = ("supported", "refuted", "inconclusive")   # the verdict words; any other (interim, not run, v1) decides nothing
+
+
 def effects_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
     """How large each tested contrast is, side by side across studies: `tracks` = [(study name, components
     table of `evaluate_claims`)]. One row per (test component, unit) with role "test" (H1a read by claims (a) and
-    (b) is one row), one column per (study, condition): estimate [95% CI] and Holm p, as in each study's own
-    "numbers behind the verdicts" table, marked *interim* (or *not run*) where the study draws no verdict yet; the
-    verdicts, which are per claim, are `tracks_section`'s."""
-    from paper_repro.analysis.report import md_table
+    (b) is one row; two claims that read one component with different numbers get a row each), one column per
+    (study, condition): estimate [95% CI] and Holm p, formatted as in each study's own "numbers behind the
+    verdicts" table, and marked with the component's verdict word (in italics) wherever it is not a decided one
+    (interim, not run, protocol v1). The verdicts, which are per claim, are `tracks_section`'s."""
+    from paper_repro.analysis.report import _ci, _num, _p, md_table
 
     columns: list[tuple[str, str]] = []
-    cells: dict[tuple[tuple[str, str, str], tuple[str, str]], str] = {}
-    keys: list[tuple[str, str, str]] = []
-    read_by: dict[tuple[str, str, str], list[str]] = {}
+    cells: dict[tuple[str, ...], dict[tuple[str, str], str]] = {}
+    read_by: dict[tuple[str, ...], list[str]] = {}
     for study, parts in tracks:
         for r in parts[parts["role"] == "test"].itertuples():
             column = (study, _condition_label(r.backbone, r.finetune, r.sampler))
             if column not in columns:
                 columns.append(column)
-            key = (r.component, r.contrast, r.unit)
-            if key not in keys:
-                keys.append(key)
             claim = f"({r.claim_id})" + (f" {r.reading}" if r.reading else "")
+            ci, holm = _ci(r.ci_lo, r.ci_hi, 2, 1.0), _p(r.p_holm)
+            text = _num(r.estimate, 2) + (f" {ci}" if ci != "–" else "") + (f", Holm p {holm}" if holm != "–" else "")
+            if r.verdict not in DECIDED:
+                text += f" (*{r.verdict}*)"
+            key: tuple[str, ...] = (r.component, r.contrast, r.unit)
+            if cells.get(key, {}).get(column, text) != text:      # the same component, other numbers: own row
+                key = (*key, claim)
+            cells.setdefault(key, {})[column] = text
             if claim not in read_by.setdefault(key, []):
                 read_by[key].append(claim)
-            if pd.isna(r.estimate):
-                text = "–"
-            else:
-                ci = "" if pd.isna(r.ci_lo) or pd.isna(r.ci_hi) else f" [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}]"
-                holm = "" if pd.isna(r.p_holm) else f", Holm p {r.p_holm:.2g}"
-                text = f"{r.estimate:+.2f}{ci}{holm}"
-            cells[(key, column)] = f"{text} (*{r.verdict}*)" if r.verdict in (INTERIM, NOT_RUN) else text
-    if not keys:
+    if not cells:
         return "_No tested contrast yet._\n"
-    rows = [[", ".join(read_by[key]), key[0], key[1], key[2], *[cells.get((key, c), "–") for c in columns]]
-            for key in keys]
+    rows = [[", ".join(read_by[key]), key[0], key[1], key[2], *[row.get(c, "–") for c in columns]]
+            for key, row in cells.items()]
     return md_table(rows, ["claims", "test", "contrast", "unit", *[f"`{s}`: {c}" for s, c in columns]])
 
 
@@ -690,7 +691,7 @@ def tracks_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
     """The verdict per paper claim side by side across studies (e.g. the fine-tuned and the frozen-encoder
     track): `tracks` = [(study name, claims table of `evaluate_claims`)]. One column per (study, condition), one
     row per (claim, reading); `agree` says whether every column with a verdict says the same (– while any is not
-    run or interim). The reasons where they differ are the reader's to weigh: the table only lines them up."""
+    run or interim; no `agree` column when there is one column). The reasons where they differ are the reader's to weigh: the table only lines them up."""
     from paper_repro.analysis.report import md_table
 
     columns: list[tuple[str, str]] = []
@@ -717,4 +718,6 @@ def tracks_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
         rows.append([f"({claim_id})", _with_paper(texts[claim_id]), reading or "–",
                      *[f"**{v}**" if v.split(" — ")[0] not in (NOT_RUN, "–") else v for v in shown], agree])
     header = ["claim", "what the paper says", "reading", *[f"`{s}`: {c}" for s, c in columns], "agree"]
+    if len(columns) < 2:                                          # one column agrees with nothing
+        return md_table([row[:-1] for row in rows], header[:-1])
     return md_table(rows, header)

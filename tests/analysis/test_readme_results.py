@@ -131,49 +131,64 @@ def test_results_section_quotes_the_study_progress(synth_study):
     assert text.index("#### Progress") < text.index("| eval | 3/9 |")
 
 
-def _study_with_claims(root, name):
+def _study_with_claims(root, name, seeds=(0, 1, 2), planned=None):
     """A study whose YAML (experiments/<name>.yaml, found from the working directory) pre-registers one test and
-    one claim; the planted dwatt gain over deeper (conftest.METHOD_OFFSETS) makes the claim supported."""
+    one claim; the planted dwatt gain over deeper (conftest.METHOD_OFFSETS) makes the claim supported, or interim
+    while fewer than `planned` pairs per size exist."""
     from .conftest import write_study
 
     write_study(root / "results", name, methods=("last", "deeper", "dwatt"), sizes=(50, 100, 200),
-                data_seeds=(0, 1), seeds=(0, 1, 2), stage="eval")
+                data_seeds=(0, 1), seeds=seeds, stage="eval")
     (root / "experiments").mkdir(exist_ok=True)
     (root / "experiments" / f"{name}.yaml").write_text(
         f"study: {name}\nstages:\n  - name: eval\n"
-        "hypotheses:\n  alpha: 0.05\n  stage: eval\n  tests:\n"
+        "hypotheses:\n  alpha: 0.05\n  stage: eval\n" + (f"  planned_pairs: {planned}\n" if planned else "")
+        + "  tests:\n"
         "    - {id: H1a, kind: pooled, a: dwatt, b: deeper, sampler: sentences, sizes: [50, 100, 200]}\n"
         "claims:\n  smallest_effect: 1.0\n  items:\n"
         "    - {id: a, kind: beats, tests: [H1a], claim: \"DWAtt beats deeper\", rule: \"Holm p below alpha\"}\n")
     return root / "results" / name
 
 
-def test_answer_markers_take_the_verdicts_across_studies(tmp_path, monkeypatch):
-    """With answer markers near the README's top, the studies' verdicts per claim go there, once: the results
-    block no longer opens with them. Without those markers they stay at the head of the results block."""
+def test_answer_markers_take_the_verdicts_across_studies(tmp_path, monkeypatch, capsys):
+    """With answer markers near the README's top, the studies' verdicts per claim and their effect sizes go there,
+    once: the results block no longer opens with them. A study short of its planned pairs reads interim there,
+    numbers marked. Without those markers they head the results block; a lone or reversed marker is an error."""
     monkeypatch.chdir(tmp_path)
-    studies = [_study_with_claims(tmp_path, name) for name in ("fine", "frz")]
+    studies = [_study_with_claims(tmp_path, "fine"), _study_with_claims(tmp_path, "frz", seeds=(0, 1), planned=6)]
     markers = (f"{readme_tables.ANSWER_BEGIN}\nSTALE\n{readme_tables.ANSWER_END}\n\n"
                f"{readme_tables.RESULTS_BEGIN}\n{readme_tables.RESULTS_END}\n{readme_tables.BEGIN}\n{readme_tables.END}\n")
     argv = ["--bench-dir", str(tmp_path / "none")] + [a for s in studies for a in ("--results-study", str(s))]
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{markers}")
+    assert readme_tables.main([str(readme), "--check", *argv]) == 1                 # the stale block is seen
     assert readme_tables.main([str(readme), *argv]) == 0
     text = readme.read_text()
     answer = text[text.index(readme_tables.ANSWER_BEGIN):text.index(readme_tables.ANSWER_END)]
     results = text[text.index(readme_tables.RESULTS_BEGIN):text.index(readme_tables.RESULTS_END)]
     assert "STALE" not in answer and "`fine`: minilm-l6 · sentences" in answer and "`frz`: minilm-l6 · sentences" in answer
-    row = next(line for line in answer.splitlines() if line.startswith("| (a) |"))
-    assert row.count("**supported**") == 2 and row.rstrip().endswith("| yes |")
-    assert "| (a) | H1a | dwatt − deeper | F1 points |" in answer          # and how large: the effects table
+    verdict = next(line for line in answer.splitlines() if line.startswith("| (a) |"))
+    assert verdict.endswith("| **supported** | **interim** | – |")
+    effect = next(line for line in answer.splitlines() if line.startswith("| (a) | H1a |")).split(" | ")
+    # the planted dwatt - deeper gain is +4 points at every size (conftest.METHOD_OFFSETS), within the noise
+    fine, frz = effect[4], effect[5].removesuffix(" |")
+    assert abs(float(fine.split()[0]) - 4.0) < 0.3 and "Holm p" in fine and not fine.endswith("*")
+    assert abs(float(frz.split()[0]) - 4.0) < 0.3 and frz.endswith("(*interim*)")
     assert "claims across tracks" not in results and "### Study `fine`" in results
     assert readme_tables.main([str(readme), "--check", *argv]) == 0
-    # no answer markers: the same table heads the results block, as before
+    # no answer markers: the same tables head the results block, as before
     readme.write_text(f"# x\n\n{readme_tables.RESULTS_BEGIN}\n{readme_tables.RESULTS_END}\n"
                       f"{readme_tables.BEGIN}\n{readme_tables.END}\n")
     assert readme_tables.main([str(readme), *argv]) == 0
     results = readme.read_text()
-    assert "### The paper's claims across tracks" in results and row in results
-    # one study with claims: the answer block shows that study's claims table
+    assert "### The paper's claims across tracks" in results and verdict in results
+    # a lone answer marker, or the pair reversed: one line, exit 2, the README left as it was
+    for broken in (f"{readme_tables.ANSWER_BEGIN}\n\n{markers.split(chr(10), 3)[3]}",
+                   f"{readme_tables.ANSWER_END}\n{readme_tables.ANSWER_BEGIN}\n{markers.split(chr(10), 3)[3]}"):
+        readme.write_text(broken)
+        capsys.readouterr()
+        assert readme_tables.main([str(readme), *argv]) == 2
+        assert "markers are not a pair in that order" in capsys.readouterr().err and readme.read_text() == broken
+    # one study with claims: its verdicts and effects, with no `agree` column
     one = readme_tables.build_answer_section(studies[:1])
-    assert "| (a) | DWAtt beats deeper (paper's claim) | – | minilm-l6 · sentences | **supported** |" in one
+    assert "| (a) | DWAtt beats deeper (paper's claim) | – | **supported** |" in one and "agree" not in one

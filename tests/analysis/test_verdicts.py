@@ -359,27 +359,36 @@ def test_tracks_section_lines_up_each_claim_across_studies():
 
 
 def test_effects_section_shows_each_tested_contrast_once_per_study():
-    """A test read by two claims is one row naming both; alongside and descriptive components are left out; a
-    study without a verdict yet is marked interim; a contrast one study lacks reads –."""
-    def parts(rows, verdict):
+    """A test read by two claims with the same numbers is one row naming both (with other numbers, a row each);
+    alongside and descriptive components are left out; numbers are formatted as in the study's own table; any
+    verdict that is not a decided one (interim, not run, protocol v1) marks them; a contrast a study lacks reads –."""
+    nan = float("nan")
+
+    def parts(rows):
         return pd.DataFrame([{**dict.fromkeys(V.COMPONENT_COLUMNS, ""), "claim_id": r[0], "reading": r[1],
                               "component": r[2], "role": r[3], "contrast": r[4], "unit": r[5], "estimate": r[6],
-                              "ci_lo": r[7], "ci_hi": r[8], "p_holm": r[9], "backbone": "minilm-l6",
-                              "finetune": r[10], "sampler": "sentences", "verdict": verdict} for r in rows])
-    nan = float("nan")
-    fine = parts([("a", "", "H1a", "test", "dwatt − deeper", "F1 points", 0.211, -0.058, 0.48, 0.234, "full"),
-                  ("b", "points", "H1a", "test", "dwatt − deeper", "F1 points", 0.211, -0.058, 0.48, 0.234, "full"),
-                  ("a", "", "H1c", "alongside", "dwatt − deeper_copy", "F1 points", -0.4, -0.9, 0.0, 1.0, "full"),
-                  ("c", "", "trend", "descriptive", "slope", "F1 points", 0.26, -0.5, 1.0, nan, "full"),
-                  ("d", "", "steps dwatt", "test", "deeper − dwatt", "% of step budget", 0.98, nan, nan, nan, "full")],
-                 "refuted")
-    frz = parts([("a", "", "H1a", "test", "dwatt − deeper", "F1 points", 8.12, 7.53, 8.71, 0.00015, "frozen")],
-                V.INTERIM)
+                              "ci_lo": r[7], "ci_hi": r[8], "p_holm": r[9], "backbone": "minilm-l6", "finetune": r[10],
+                              "sampler": "sentences", "verdict": r[11]} for r in rows])
+    h1a = ("H1a", "test", "dwatt − deeper", "F1 points")
+    fine = parts([("a", "", *h1a, 0.211, -0.058, 0.48, 0.234, "full", "refuted"),
+                  ("b", "points", *h1a, 0.211, -0.058, 0.48, 0.234, "full", "refuted"),
+                  ("a", "", "H1c", "alongside", "dwatt − deeper_copy", "F1 points", -0.4, -0.9, 0.0, 1.0, "full", "refuted"),
+                  ("c", "", "trend", "descriptive", "slope", "F1 points", 0.26, -0.5, 1.0, nan, "full", "descriptive"),
+                  ("d", "", "steps dwatt", "test", "deeper − dwatt", "% of step budget", 0.98, nan, nan, nan, "full",
+                   "supported"),
+                  ("e", "", "steps dwatt", "test", "deeper − dwatt", "% of step budget", 1.5, nan, nan, nan, "full",
+                   "supported")])
+    frz = parts([("a", "", *h1a, 8.12, 7.53, 8.71, 0.00001, "frozen", V.INTERIM),
+                 ("c", "", "H3", "test", "dwatt − concat", "F1 points", nan, nan, nan, nan, "frozen", V.NOT_RUN)])
+    v1 = parts([("a", "", *h1a, 3.0, 1.0, 5.0, 0.01, "full", H.V1_VERDICT)])
     lines = V.effects_section([("cpu_study", fine), ("frozen_study", frz)]).splitlines()
     assert lines[0] == ("| claims | test | contrast | unit | `cpu_study`: minilm-l6 · sentences "
                         "| `frozen_study`: minilm-l6 (frozen) · sentences |")
-    assert lines[2] == ("| (a), (b) points | H1a | dwatt − deeper | F1 points | +0.21 [-0.06, +0.48], Holm p 0.23 "
-                        f"| +8.12 [+7.53, +8.71], Holm p 0.00015 (*{V.INTERIM}*) |")
-    assert lines[3] == "| (d) | steps dwatt | deeper − dwatt | % of step budget | +0.98 | – |"
-    assert len(lines) == 4                                      # H1c (alongside) and the trend are not rows
+    assert lines[2] == ("| (a), (b) points | H1a | dwatt − deeper | F1 points | 0.21 [-0.06, 0.48], Holm p 0.234 "
+                        f"| 8.12 [7.53, 8.71], Holm p <1e-4 (*{V.INTERIM}*) |")
+    assert lines[3] == "| (d) | steps dwatt | deeper − dwatt | % of step budget | 0.98 | – |"
+    assert lines[4] == "| (e) | steps dwatt | deeper − dwatt | % of step budget | 1.50 | – |"   # other numbers: own row
+    assert lines[5] == f"| (c) | H3 | dwatt − concat | F1 points | – | – (*{V.NOT_RUN}*) |"
+    assert len(lines) == 6                                      # H1c (alongside) and the trend are not rows
+    assert V.effects_section([("cpu_pilot", v1)]).splitlines()[2].endswith(f"Holm p 0.01 (*{H.V1_VERDICT}*) |")
     assert V.effects_section([]).startswith("_No tested contrast")
