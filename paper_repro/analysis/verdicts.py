@@ -649,7 +649,7 @@ def claims_section(claims: pd.DataFrame, components: pd.DataFrame, block: ClaimB
     return "\n".join(out)
 
 
-DECIDED = ("supported", "refuted", "inconclusive")   # the verdict words; any other (interim, not run, v1) decides nothing
+DECIDED = tuple(v for v in hypotheses.VERDICTS if v not in (NOT_RUN, INTERIM))   # interim, not run, v1 decide nothing
 
 
 def effects_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
@@ -691,7 +691,8 @@ def tracks_section(tracks: list[tuple[str, pd.DataFrame]]) -> str:
     """The verdict per paper claim side by side across studies (e.g. the fine-tuned and the frozen-encoder
     track): `tracks` = [(study name, claims table of `evaluate_claims`)]. One column per (study, condition), one
     row per (claim, reading); `agree` says whether every column with a verdict says the same (– while any is not
-    run or interim; no `agree` column when there is one column). The reasons where they differ are the reader's to weigh: the table only lines them up."""
+    run or interim; no `agree` column when there is one column). The reasons where they differ are the reader's
+    to weigh: the table only lines them up."""
     from paper_repro.analysis.report import md_table
 
     columns: list[tuple[str, str]] = []
