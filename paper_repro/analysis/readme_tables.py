@@ -755,7 +755,45 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
         for backbone_lr, head_lr in sorted(rates.itertuples(index=False)):
             subset = df[(df["backbone_lr"] == backbone_lr) & (df["head_lr"] == head_lr)]
             lines.append(results_block(subset, f" at backbone lr {backbone_lr:g}, head lr {head_lr:g}"))
-    return "\n".join(lines + full_data_lines(df_all, stage))
+    return "\n".join(lines + full_data_lines(df_all, stage) + descriptive_stage_lines(study_dir, df_all, stage))
+
+
+def descriptive_stage_lines(study_dir: Path, df_all: pd.DataFrame, stage: str = HEADLINE_STAGE) -> list[str]:
+    """Each other few-shot evaluation stage with cells (`report.descriptive_stages`, e.g. cpu_study's K-shot
+    `eval_ktype`): its F1 and paired tables (`results_block`), linked to its own report when written."""
+    from paper_repro.analysis.load import load_manifests, select_stage
+    from paper_repro.analysis.report import default_study_yaml, descriptive_stages, stage_out_dir
+
+    lines: list[str] = []
+    stages = descriptive_stages(default_study_yaml(study_dir), df_all, stage)
+    manifests = load_manifests(study_dir) if stages else []
+    for other in stages:
+        md = stage_out_dir(study_dir, other) / "REPORT.md"
+        report = f" ([REPORT]({md}))" if md.exists() else ""
+        df = select_stage(df_all, other)
+        lines += [f"#### Stage `{other}` (descriptive: no pre-registered test or claim reads it){report}", "",
+                  *subset_sentences_lines(df, manifests), results_block(df, f", stage `{other}`"), ""]
+    return lines
+
+
+def subset_sentences_lines(df: pd.DataFrame, manifests: Sequence[dict]) -> list[str]:
+    """How many training sentences the subsets of `df`'s cells hold per sampler and size (manifest
+    `subset.n_sentences`), when a sampler other than `sentences` sizes them otherwise (`ktype`: K mentions of
+    each entity type)."""
+    runs = set(df["run_id"])
+    found: dict[tuple[str, int], list[int]] = {}
+    for m in manifests:
+        data, n = (m.get("config") or {}).get("data") or {}, (m.get("subset") or {}).get("n_sentences")
+        if m.get("run_id") in runs and n is not None and data.get("sampler") not in (None, "sentences"):
+            found.setdefault((str(data["sampler"]), int(data["size"])), []).append(int(n))
+    if not found:
+        return []
+    def counts(ns: list[int]) -> str:
+        spread = f"{min(ns)}–{max(ns)}" if max(ns) > min(ns) else str(min(ns))
+        return f"{spread} ({len(ns)} cell{'s' * (len(ns) > 1)})"
+
+    return ["Training sentences per subset (the cells' manifests, `subset.n_sentences`): "
+            + "; ".join(f"`{sampler}` {size}: {counts(ns)}" for (sampler, size), ns in sorted(found.items())) + ".", ""]
 
 
 def full_data_lines(df_all: pd.DataFrame, stage: str = HEADLINE_STAGE) -> list[str]:
@@ -894,11 +932,46 @@ def build_results_section(studies: Sequence[Path], with_tracks: bool = True) -> 
     return "\n".join(lines + [results_section(Path(study)) for study in studies]).rstrip() + "\n"
 
 
+ANSWER_CONTRASTS = (("dwatt", "deeper"), ("concat", "deeper"), ("dwatt", "concat"))
+
+
+def beyond_tests_lines(studies: Sequence[Path], stage: str = HEADLINE_STAGE) -> list[str]:
+    """The claims' contrasts (`ANSWER_CONTRASTS`) in the studies' other evaluation stages (`report.descriptive_stages`,
+    e.g. cpu_study's K-shot `eval_ktype`), per size: paired mean and 95% CI (`stats.paired_from_cells`, as the
+    study's own tables), descriptive. [] when no study has such a stage with cells."""
+    from paper_repro.analysis import stats
+    from paper_repro.analysis.load import fold_tracks, load_results, select_stage
+    from paper_repro.analysis.report import default_study_yaml, descriptive_stages
+
+    body = []
+    for study in map(Path, studies):
+        df_all = load_results(study)
+        for other in descriptive_stages(default_study_yaml(study), df_all, stage) if not df_all.empty else []:
+            cells = stats.cell_values(select_stage(df_all, other), "f1", "test")
+            for a, b in ANSWER_CONTRASTS:
+                if not {a, b} <= set(cells["method"]):
+                    continue
+                for r in fold_tracks(stats.paired_from_cells(cells, "f1", a, b)).itertuples():
+                    body.append([f"`{study.name}`", f"`{other}`", f"{r.backbone} · {r.sampler}", str(r.size),
+                                 f"{a} − {b}", str(r.n_pairs), str(r.n_positive), f"{100 * r.mean_diff:+.1f}",
+                                 _ci_text(r.ci_lo, r.ci_hi)])
+    if not body:
+        return []
+    return ["Beyond the tests: the same contrasts in the evaluation stages that no pre-registered test or claim reads "
+            "(e.g. `ktype` subsets, K mentions of each entity type), per size, descriptive (paired test-F1 "
+            "difference in points, 95% CI as in the study's tables; they change no verdict above; their tables and "
+            "reports are under Results):", "",
+            markdown_table(["study", "stage", "condition", "size", "contrast", "pairs", "pairs > 0", "mean", "95% CI"],
+                           body), ""]
+
+
 def build_answer_section(studies: Sequence[Path]) -> str:
-    """What lies between the answer markers: `verdict_lines` over every study with a `claims:` block."""
+    """What lies between the answer markers: `verdict_lines` over every study with a `claims:` block, then
+    `beyond_tests_lines`."""
     found = [(Path(s).name, claims) for s in studies if (claims := study_claims(Path(s))) is not None]
     lines = ["_Generated from the studies' parquet by `bash scripts/update_readme.sh`; do not edit by hand._", ""]
     lines += verdict_lines(found) if found else ["_No study with a `claims:` block among the results studies._", ""]
+    lines += beyond_tests_lines(studies)
     return "\n".join(lines).rstrip() + "\n"
 
 

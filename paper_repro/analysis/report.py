@@ -15,7 +15,10 @@ it has fewer than the planned pairs), and a stage
 that selects its lr from a tuning stage gets the post-hoc lr-sensitivity tables and figure (`lr_sensitivity.py`). Tables
 built from protocol-v1 cells carry V1_LABEL and no verdicts. A stage on the full training set (the frozen study's
 `eval_full`, `load.full_data_stages`) gets a descriptive section of its own (`full_data_section`, also the README's).
-The text is deterministic (no timestamps).
+Another stage goes to `<study>/stages/<stage>/` (unless --out-dir): its report says that no pre-registered test reads
+it and points to the hypotheses' stage instead of repeating them. Without --stage, the few-shot evaluation stages
+other than the hypotheses' (`descriptive_stages`, e.g. cpu_study's K-shot `eval_ktype`) get such a report too,
+linked from the study's. The text is deterministic (no timestamps).
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ PAPER_CLAIMS = (
 )
 MAX_MISSING_ROWS = 60
 DEFAULT_STAGE = "eval"
+STAGES_DIR = "stages"        # <study>/stages/<stage>/REPORT.md: the report of a stage other than the hypotheses'
 SELECTION_FILE = "selection.csv"
 BUDGET_CHECK_FILE = "budget_check.csv"
 
@@ -566,18 +570,53 @@ def default_study_yaml(study: Path) -> Path | None:
     return None
 
 
-def stage_note(df_all: pd.DataFrame, stage: str | None, df: pd.DataFrame) -> str:
-    """What the report covers when the study has stages ("" when it has none)."""
+def descriptive_stages(study_yaml: str | Path | None, df_all: pd.DataFrame, headline: str) -> list[str]:
+    """The few-shot evaluation stages other than `headline` that have cells, in YAML order: a stage that applies an
+    lr selection (`select:`) and checks nothing (`check:`), e.g. cpu_study's `eval_ktype`, `eval_family` and
+    `eval_mpnet`. No pre-registered test reads them; each gets a descriptive report of its own (`stage_out_dir`).
+    Full-training-set stages are left out: they are a section of the headline report (`full_data_section`)."""
+    if study_yaml is None or not study_stages(df_all):
+        return []
+    raw = load_yaml(Path(study_yaml).read_text(encoding="utf-8")) or {}
+    entries = [e for e in ((raw.get("stages") or []) if isinstance(raw, dict) else []) if isinstance(e, dict)]
+    with_cells = set(study_stages(df_all)) - set(full_data_stages(df_all))
+    return [str(e["name"]) for e in entries
+            if e.get("select") and not e.get("check") and e.get("name") != headline and e.get("name") in with_cells]
+
+
+def stage_out_dir(study: Path, stage: str) -> Path:
+    """Where the report of a stage other than the hypotheses' goes by default: `<study>/stages/<stage>/`."""
+    return study / STAGES_DIR / stage
+
+
+def stage_note(df_all: pd.DataFrame, stage: str | None, df: pd.DataFrame, headline: str | None = None,
+               headline_report: str | None = None, stage_reports: Sequence[tuple[str, str]] = ()) -> str:
+    """What the report covers when the study has stages ("" when it has none). `headline`: the stage the
+    pre-registered tests read, when it is not `stage` (then this report is descriptive, and `headline_report`
+    links that stage's report); `stage_reports`: [(stage, link)] of the other stages' descriptive reports."""
     stages = study_stages(df_all)
     if not stages or stage is None:
         return ""
     counts = df_all.groupby("stage")["run_id"].nunique()
     listed = ", ".join(f"`{s}` ({int(counts.get(s, 0))} cells)" for s in stages)
     text = (f"Study stages: {listed}. Everything below except the lr-selection and budget-check tables uses stage "
-            f"`{stage}` only: cells of the other stages never enter headline tables, figures or tests.")
+            f"`{stage}` only: cells of the other stages never enter its tables, figures or tests.")
+    if headline is not None and headline != stage:
+        link = f" ([its report]({headline_report}))" if headline_report else ""
+        text += (f" **Descriptive:** no pre-registered test or claim reads stage `{stage}`; they read stage "
+                 f"`{headline}`{link}, and are not repeated here.")
     if df.empty:
         text += f" **No cells of stage `{stage}` yet.**"
+    if stage_reports:
+        text += (" Descriptive reports of the other evaluation stages: "
+                 + ", ".join(f"[`{s}`]({link})" for s, link in stage_reports) + ".")
     return text + "\n"
+
+
+def elsewhere_section(what: str, headline: str, headline_report: str | None) -> str:
+    """In the report of a stage no pre-registered test reads: where the hypotheses or verdicts are instead."""
+    link = f" ([its report]({headline_report}))" if headline_report else ""
+    return f"_The {what} read stage `{headline}`{link}, not this one: not repeated here._\n"
 
 
 def build_report(
@@ -585,22 +624,22 @@ def build_report(
     targets: Sequence[float] = stats.STEP_TARGETS, frac: float | None = None, reference: str = "last",
     baselines: Sequence[str] = BASELINES, n_boot: int = stats.N_BOOT, figures: bool = True,
     study_yaml: str | Path | None = None, stage: str | None = None, scale: str = "linear",
+    with_stages: bool = True, headline_dir: str | Path | None = None,
 ) -> Path:
     """Write `<out>/REPORT.md`, `<out>/figures/*.png|pdf` and `<out>/tables/*.csv`; return the REPORT.md path.
 
-    `out` defaults to the study directory. `study_yaml` (default `experiments/<study>.yaml` if it exists)
-    supplies the pre-registered hypotheses. `stage` picks the cells of a staged study (default: the
-    hypotheses block's stage, else "eval"; ignored for unstaged studies). Step efficiency uses the fixed dev-F1
-    `targets`, or with `frac` the relative target frac x `reference`'s final dev F1; `scale` "linear" or
-    "log" steps. With `execute_notebooks`, the notebooks in `analysis/` are run headless on this study into
+    `out` defaults to the study directory (for a staged study's stage other than the hypotheses': `stage_out_dir`,
+    and the report is descriptive: `stage_note`, `elsewhere_section`; `headline_dir` holds the hypotheses' stage
+    report it links, default the study directory). The report of the hypotheses' stage first writes, with
+    `with_stages`, one of each `descriptive_stages` under `<out>/stages/<stage>/` and links them. `study_yaml`
+    (default `experiments/<study>.yaml` if it exists) supplies the pre-registered hypotheses. `stage` picks the
+    cells of a staged study (default: the hypotheses block's stage, else "eval"; ignored for unstaged studies).
+    Step efficiency uses the fixed dev-F1 `targets`, or with `frac` the relative target frac x `reference`'s final
+    dev F1; `scale` "linear" or "log" steps. With `execute_notebooks`, the notebooks in `analysis/` are run headless on this study into
     `<out>/notebooks/` (failures are reported, not raised). `figures=False` writes the tables only (faster)."""
     study = resolve_study_dir(study_dir)
     df_all = load_results(study)
     manifests_all = load_manifests(study)
-    out = Path(out_dir) if out_dir is not None else study
-    figures_dir = out / "figures"
-    tables_dir = out / "tables"
-    out.mkdir(parents=True, exist_ok=True)
 
     yaml_path = Path(study_yaml) if study_yaml is not None else default_study_yaml(study)
     block, hyp = None, pd.DataFrame(columns=hypotheses.HYPOTHESIS_COLUMNS)
@@ -618,15 +657,31 @@ def build_report(
             claim_block, claims, claim_parts = verdicts.evaluate_study_claims(df_all, hyp, block, yaml_path)
         except (OSError, ValueError) as error:   # reported like a malformed hypotheses block
             claims_note = f"_Claims not evaluated: {type(error).__name__}: {error}_\n"
+    headline = block.stage if block is not None and block.stage is not None else DEFAULT_STAGE
     if stage is None:
-        stage = block.stage if block is not None and block.stage is not None else DEFAULT_STAGE
+        stage = headline
+    staged = bool(study_stages(df_all))
+    descriptive = staged and stage != headline           # no pre-registered test reads this stage
+    out = Path(out_dir) if out_dir is not None else stage_out_dir(study, stage) if descriptive else study
+    figures_dir = out / "figures"
+    tables_dir = out / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    headline_md = Path(headline_dir if headline_dir is not None else study) / "REPORT.md"
+    headline_report = (os.path.relpath(headline_md, out) if headline_dir is not None or headline_md.exists()
+                       else None)
+    stage_reports: list[tuple[str, str]] = []
+    if not descriptive and with_stages:     # the other evaluation stages first, each under <out>/stages/<stage>/
+        for other in descriptive_stages(yaml_path, df_all, headline):
+            written = build_report(study, stage_out_dir(out, other), targets=targets, frac=frac, reference=reference,
+                                   baselines=baselines, n_boot=n_boot, figures=figures, study_yaml=yaml_path,
+                                   stage=other, scale=scale, with_stages=False, headline_dir=out)
+            stage_reports.append((other, os.path.relpath(written, out)))
     try:
         lr = lr_sensitivity.study_lr_tables(df_all, study, yaml_path, stage, SELECTION_FILE)
     except (OSError, ValueError) as error:
         log.warning("lr sensitivity not computed: %s", error)
         lr = None
     df = select_stage(df_all, stage)
-    staged = bool(study_stages(df_all))
     runs = set(df["run_id"]) if len(df) else set()
     manifests = [m for m in manifests_all if m.get("run_id") in runs] if staged else manifests_all
     v1 = has_v1(df)
@@ -651,11 +706,12 @@ def build_report(
     comp = stats.completeness(df, manifests)
 
     for name, table in {"f1_vs_size": f1, "paired_gains": paired, "dwatt_vs_concat": dvc, "every_pair": every_pair,
-                        "hypotheses": hyp, "step_efficiency": step_table, "step_efficiency_cells": step_cells,
+                        **({} if descriptive else {"hypotheses": hyp}), "step_efficiency": step_table,
+                        "step_efficiency_cells": step_cells,
                         "auc_paired_vs_deeper": step_paired, "per_type": per_type, "budget": budget, "cost": cost,
                         "completeness": comp["counts"], "missing_cells": comp["missing"]}.items():
         _write_csv(table, tables_dir / f"{name}.csv")
-    extra = {"claims": claims, "claims_components": claim_parts,
+    extra = {"claims": None if descriptive else claims, "claims_components": None if descriptive else claim_parts,
              "lr_choice": lr["choice"] if lr else None, "lr_direction": lr["direction"] if lr else None}
     for name, table in extra.items():
         if table is not None:
@@ -697,7 +753,7 @@ def build_report(
         f"# Report — study `{study.name}`\n",
         f"Generated by `paper_repro.analysis.report` from {source}: {len(df)} rows, {n_cells} cells, "
         f"{len(manifests)} manifests; methods: {', '.join(methods) or 'none'}.\n",
-        stage_note(df_all, stage, df),
+        stage_note(df_all, stage, df, headline if descriptive else None, headline_report, stage_reports),
         label.rstrip("\n") + "\n" if label else "",
         "Conventions: F1 is seqeval's default-mode (conlleval) entity micro F1 (`f1`) shown in points "
         "(100 × F1); strict IOB2 is `f1_strict` in the CSV tables. Means are over cells (data_seed × seed); 95% "
@@ -707,9 +763,12 @@ def build_report(
         "## Claims under test\n",
         "\n".join(f"- {c}" for c in PAPER_CLAIMS) + "\n",
         "## Pre-registered hypotheses\n",
+        elsewhere_section("pre-registered hypotheses", headline, headline_report) if descriptive and block else
         hyp_note or hypotheses_section(hyp, block, yaml_shown, v1=v1 or (
             block is not None and has_v1(hypotheses.hypothesis_cells(df_all, block)))),
         "## Verdicts on the paper's claims\n",
+        elsewhere_section("verdicts on the paper's claims", headline, headline_report)
+        if descriptive and claim_block else
         verdicts.claims_section(claims, claim_parts, claim_block, block, yaml_shown, note=claims_note),
         "## What the data supports\n",
         supports,
@@ -783,8 +842,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--study", default=None, metavar="PATH",
                         help="study YAML with the `hypotheses:` block (default: experiments/<study>.yaml if it exists)")
     parser.add_argument("--stage", default=None,
-                        help="the stage of a staged study to report (default: the hypotheses' stage, else eval)")
-    parser.add_argument("--out-dir", default=None, help="where REPORT.md, figures/ and tables/ go (default: study dir)")
+                        help="the stage of a staged study to report (default: the hypotheses' stage, else eval, "
+                             "and then also each other few-shot evaluation stage with cells, under stages/<stage>/)")
+    parser.add_argument("--out-dir", default=None,
+                        help="where REPORT.md, figures/ and tables/ go (default: the study dir; for a --stage other "
+                             "than the hypotheses': <study>/stages/<stage>)")
     parser.add_argument("--execute-notebooks", action="store_true", help="also run analysis/*.ipynb headless")
     parser.add_argument("--targets", type=_floats, default=stats.STEP_TARGETS,
                         help="fixed dev-F1 targets for steps-to-target, comma-separated F1 in [0, 1] (default "

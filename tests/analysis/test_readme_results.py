@@ -60,6 +60,57 @@ def test_results_section_shows_a_full_training_set_stage_with_the_report_rendere
     assert text.index("Stage `eval` only") < text.index("#### Full training set")
 
 
+def test_results_section_shows_other_evaluation_stages_descriptively(tmp_path, monkeypatch):
+    """cpu_study's K-shot `eval_ktype` (a stage that selects its lr and checks nothing): after the headline stage's
+    tables, its own F1 and paired tables (planted 10 points above eval), linked to its report once written."""
+    from paper_repro.analysis import report
+
+    from .conftest import write_study
+
+    monkeypatch.chdir(tmp_path)
+    study = _study_with_claims(tmp_path, "ks")
+    write_study(tmp_path / "results", "ks", methods=("last", "deeper", "dwatt"), sizes=(5, 10), data_seeds=(0, 1),
+                seeds=(0, 1, 2), stage="eval_ktype", offset=0.1)
+    yaml_path = tmp_path / "experiments" / "ks.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace(
+        "  - name: eval\n", "  - {name: eval, select: {from: tune}}\n  - {name: eval_ktype, select: {from: tune}}\n"))
+    text = readme_tables.results_section(study)
+    heading = "#### Stage `eval_ktype` (descriptive: no pre-registered test or claim reads it)"
+    assert heading + "\n" in text and text.index("Stage `eval` only") < text.index(heading)
+    ktype = text[text.index(heading):]
+    assert "— minilm-l6, `sentences` sampler, stage `eval_ktype`:" in ktype
+    assert "| 5 |" in ktype and "| 50 |" not in ktype and "| 50 |" in text[:text.index(heading)]
+    rows = [line.split("|") for line in ktype.splitlines() if "`dwatt` − `deeper`" in line]
+    assert len(rows) == 2 and all(abs(float(r[6]) - 4.0) <= 0.3 for r in rows)       # the planted +4 gain
+    report.build_report(study, figures=False, n_boot=200)
+    linked = readme_tables.results_section(study)
+    assert f"{heading} ([REPORT]({study}/stages/eval_ktype/REPORT.md))" in linked
+    assert (study / "stages" / "eval_ktype" / "REPORT.md").exists()
+    # the answer block: the claims' contrasts in that stage, per size, after the verdicts (dwatt − concat: no concat)
+    answer = readme_tables.build_answer_section([study])
+    assert answer.index("| (a) |") < answer.index("Beyond the tests:")
+    rows = [line.split(" | ") for line in answer.splitlines() if line.startswith("| `ks` |")]
+    assert [(r[1], r[3], r[4], r[5]) for r in rows] == [("`eval_ktype`", "5", "dwatt − deeper", "6"),
+                                                        ("`eval_ktype`", "10", "dwatt − deeper", "6")]
+    assert all(abs(float(r[7]) - 4.0) <= 0.3 for r in rows) and "concat" not in answer.split("Beyond the tests:")[1]
+    assert readme_tables.beyond_tests_lines([_study_with_claims(tmp_path, "plain")]) == []
+
+
+def test_subset_sentences_of_a_ktype_stage_come_from_the_manifests():
+    import pandas as pd
+
+    def man(run_id, sampler, size, n):
+        return {"run_id": run_id, "config": {"data": {"sampler": sampler, "size": size}}, "subset": {"n_sentences": n}}
+
+    manifests = [man("a", "ktype", 5, 9), man("b", "ktype", 5, 15), man("c", "ktype", 10, 16), man("d", "ktype", 5, 99),
+                 man("e", "sentences", 50, 50)]
+    df = pd.DataFrame({"run_id": ["a", "b", "c", "e"]})        # d is another stage's cell
+    assert readme_tables.subset_sentences_lines(df, manifests) == [
+        "Training sentences per subset (the cells' manifests, `subset.n_sentences`): `ktype` 5: 9–15 (2 cells); "
+        "`ktype` 10: 16 (1 cell).", ""]
+    assert readme_tables.subset_sentences_lines(df[df["run_id"] == "e"], manifests) == []   # sentences: the size is it
+
+
 def test_cells_section_lists_each_cell_with_precision_kernel_timings_and_test_f1(tmp_path):
     """`--cells ROOT`: one row per done cell of every study folder under ROOT (e.g. cells run on a GPU)."""
     import json

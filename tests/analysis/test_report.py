@@ -103,9 +103,73 @@ def test_staged_study_reports_eval_only_with_hypotheses(tmp_path):
     # --stage tune reports the tuning cells instead; the hypotheses still use their own stage (eval)
     tune = report.build_report(study, out_dir=tmp_path / "tune", study_yaml=yaml_path, figures=False,
                                stage="tune", n_boot=200).read_text()
-    assert "uses stage `tune` only" in tune and "| supported |" in tune
+    assert "uses stage `tune` only" in tune and "| supported |" not in tune     # descriptive: pointed to, not repeated
+    assert "_The pre-registered hypotheses read stage `eval`" in tune
     none = report.build_report(study, out_dir=tmp_path / "none", figures=False, stage="budget_check").read_text()
     assert "No cells of stage `budget_check` yet" in none and "_No test rows._" in none
+
+
+def _evaluation_stages_yaml(path):
+    """Stages as cpu_study declares them: a tuning stage, a budget check that selects (not an evaluation stage), the
+    hypotheses' `eval`, and two more evaluation stages (`select:`, no `check:`), one of them without cells."""
+    select = "{from: tune, param: train.head_lr}"
+    stages = ("study: x\nstages:\n  - {name: tune, grid: {train.head_lr: [1.0e-4, 1.0e-3]}}\n"
+              f"  - {{name: recheck, select: {select}, check: {{param: train.min_epochs, rule: 10.0}}}}\n"
+              + "".join(f"  - {{name: {name}, select: {select}}}\n" for name in ("eval", "eval_ktype", "eval_mpnet")))
+    claims = ("claims:\n  smallest_effect: 1.0\n  items:\n"
+              "    - {id: a, kind: beats, tests: [H1a], claim: \"DWAtt beats deeper\", rule: \"Holm p below alpha\"}\n")
+    path.write_text(stages + _hypotheses_yaml(path).read_text().split("\n", 1)[1] + claims)
+    return path
+
+
+def test_other_evaluation_stages_get_descriptive_reports_of_their_own(tmp_path):
+    """cpu_study's K-shot `eval_ktype`: no pre-registered test reads it. `paper-repro report` (no --stage) writes its
+    report under stages/eval_ktype/ and links it; that report points to the hypotheses' stage instead of repeating
+    the tests, and reads its own cells only (planted 10 points above eval's)."""
+    methods = ("last", "deeper", "dwatt")
+    kw = dict(methods=methods, sizes=(50, 100, 200), data_seeds=(0, 1), seeds=(0, 1, 2))
+    study = write_study(tmp_path, "st", stage="tune", offset=-0.3, **kw)
+    write_study(tmp_path, "st", stage="recheck", offset=-0.2, **kw)
+    write_study(tmp_path, "st", stage="eval", **kw)
+    write_study(tmp_path, "st", stage="eval_ktype", offset=0.1, **kw)
+    yaml_path = _evaluation_stages_yaml(tmp_path / "st.yaml")
+    from paper_repro.analysis.load import load_results
+
+    assert report.descriptive_stages(yaml_path, load_results(study), "eval") == ["eval_ktype"]   # no mpnet cells
+    assert report.descriptive_stages(yaml_path, load_results(study), "eval_ktype") == ["eval"]
+    assert report.descriptive_stages(None, load_results(study), "eval") == []
+
+    headline = report.build_report(study, study_yaml=yaml_path, figures=False, n_boot=200)
+    assert headline == study / "REPORT.md"
+    text = headline.read_text()
+    assert "Descriptive reports of the other evaluation stages: [`eval_ktype`](stages/eval_ktype/REPORT.md)." in text
+    assert "| H1a |" in text and "**Descriptive:**" not in text
+    ktype_md = study / "stages" / "eval_ktype" / "REPORT.md"
+    ktype = ktype_md.read_text()
+    assert "uses stage `eval_ktype` only" in ktype and "stages/" not in ktype.split("## Claims under test")[0]
+    assert ("**Descriptive:** no pre-registered test or claim reads stage `eval_ktype`; they read stage `eval` "
+            "([its report](../../REPORT.md))") in ktype
+    assert "| H1a |" not in ktype and "| Holm p below alpha |" not in ktype and "| Holm p below alpha |" in text
+    assert "_The pre-registered hypotheses read stage `eval`" in ktype
+    assert "_The verdicts on the paper's claims read stage `eval`" in ktype
+    for link in _links(ktype):
+        assert (ktype_md.parent / link).exists(), link
+    tables, ktables = study / "tables", ktype_md.parent / "tables"
+    assert (tables / "hypotheses.csv").exists() and not (ktables / "hypotheses.csv").exists()
+    import pandas as pd
+
+    f1, kf1 = (pd.read_csv(t / "f1_vs_size.csv").set_index(["method", "size"])["mean"] for t in (tables, ktables))
+    assert len(kf1) == 9 and ((kf1 - f1.loc[kf1.index]).round(9) == 0.1).all()   # eval_ktype's own cells only
+
+    # --stage eval_ktype alone: the same report at the same place; a stage without cells says so, and writes nowhere
+    # near the study's own report
+    ktype_md.unlink()
+    assert report.build_report(study, study_yaml=yaml_path, figures=False, n_boot=200, stage="eval_ktype") == ktype_md
+    assert ktype_md.read_text() == ktype
+    mpnet = report.build_report(study, study_yaml=yaml_path, figures=False, n_boot=200, stage="eval_mpnet")
+    assert mpnet == study / "stages" / "eval_mpnet" / "REPORT.md"
+    assert "No cells of stage `eval_mpnet` yet" in mpnet.read_text()
+    assert headline.read_text() == text
 
 
 def test_full_training_set_stage_gets_its_own_descriptive_section(tmp_path):
