@@ -932,18 +932,20 @@ def build_results_section(studies: Sequence[Path], with_tracks: bool = True) -> 
     return "\n".join(lines + [results_section(Path(study)) for study in studies]).rstrip() + "\n"
 
 
-ANSWER_CONTRASTS = (("dwatt", "deeper"), ("concat", "deeper"), ("dwatt", "concat"))
+ANSWER_CONTRASTS = (("dwatt", "deeper"), ("concat", "deeper"), ("dwatt", "concat"), ("dwatt", "last"),
+                    ("concat", "last"), ("deeper", "last"))
 
 
 def beyond_tests_lines(studies: Sequence[Path], stage: str = HEADLINE_STAGE) -> list[str]:
-    """The claims' contrasts (`ANSWER_CONTRASTS`) in the studies' other evaluation stages (`report.descriptive_stages`,
-    e.g. cpu_study's K-shot `eval_ktype`), per size: paired mean and 95% CI (`stats.paired_from_cells`, as the
-    study's own tables), descriptive. [] when no study has such a stage with cells."""
+    """The claims' contrasts, and each head against `last` (`ANSWER_CONTRASTS`), in the studies' other evaluation
+    stages (`report.descriptive_stages`, e.g. cpu_study's K-shot `eval_ktype`): a row per stage and size, paired mean
+    and 95% CI (`stats.paired_from_cells`, as the study's own tables), descriptive. [] when no study has such a
+    stage with cells."""
     from paper_repro.analysis import stats
     from paper_repro.analysis.load import fold_tracks, load_results, select_stage
     from paper_repro.analysis.report import default_study_yaml, descriptive_stages
 
-    body = []
+    found: dict[tuple[str, str, str, int], dict[tuple[str, str], str]] = {}
     for study in map(Path, studies):
         df_all = load_results(study)
         for other in descriptive_stages(default_study_yaml(study), df_all, stage) if not df_all.empty else []:
@@ -952,17 +954,18 @@ def beyond_tests_lines(studies: Sequence[Path], stage: str = HEADLINE_STAGE) -> 
                 if not {a, b} <= set(cells["method"]):
                     continue
                 for r in fold_tracks(stats.paired_from_cells(cells, "f1", a, b)).itertuples():
-                    body.append([f"`{study.name}`", f"`{other}`", f"{r.backbone} · {r.sampler}", str(r.size),
-                                 f"{a} − {b}", str(r.n_pairs), str(r.n_positive), f"{100 * r.mean_diff:+.1f}",
-                                 _ci_text(r.ci_lo, r.ci_hi)])
-    if not body:
+                    key = (f"`{study.name}`", f"`{other}`", f"{r.backbone} · {r.sampler}", int(r.size))
+                    found.setdefault(key, {})[(a, b)] = (f"{100 * r.mean_diff:+.1f} {_ci_text(r.ci_lo, r.ci_hi)}, "
+                                                         f"{r.n_positive}/{r.n_pairs}")
+    if not found:
         return []
-    return ["Beyond the tests: the same contrasts in the evaluation stages that no pre-registered test or claim reads "
-            "(e.g. `ktype` subsets, K mentions of each entity type), per size, descriptive (paired test-F1 "
-            "difference in points, 95% CI as in the study's tables; they change no verdict above; their tables and "
-            "reports are under Results):", "",
-            markdown_table(["study", "stage", "condition", "size", "contrast", "pairs", "pairs > 0", "mean", "95% CI"],
-                           body), ""]
+    contrasts = [c for c in ANSWER_CONTRASTS if any(c in row for row in found.values())]
+    body = [[*map(str, key), *[row.get(c, "–") for c in contrasts]] for key, row in found.items()]
+    return ["Beyond the tests: the same contrasts, and each head against the plain last layer, in the evaluation "
+            "stages that no pre-registered test or claim reads (`ktype`: K mentions of each entity type), per size, "
+            "descriptive (paired test-F1 difference in points, 95% CI as in the study's tables, pairs > 0 / pairs; "
+            "they change no verdict above; their tables and reports are under Results):", "",
+            markdown_table(["study", "stage", "condition", "size", *[f"{a} − {b}" for a, b in contrasts]], body), ""]
 
 
 def build_answer_section(studies: Sequence[Path]) -> str:

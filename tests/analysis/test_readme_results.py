@@ -86,13 +86,17 @@ def test_results_section_shows_other_evaluation_stages_descriptively(tmp_path, m
     linked = readme_tables.results_section(study)
     assert f"{heading} ([REPORT]({study}/stages/eval_ktype/REPORT.md))" in linked
     assert (study / "stages" / "eval_ktype" / "REPORT.md").exists()
-    # the answer block: the claims' contrasts in that stage, per size, after the verdicts (dwatt − concat: no concat)
+    # the answer block: the claims' contrasts and each head against last, in that stage, a row per size, after the
+    # verdicts (no concat cells: no concat column)
     answer = readme_tables.build_answer_section([study])
-    assert answer.index("| (a) |") < answer.index("Beyond the tests:")
-    rows = [line.split(" | ") for line in answer.splitlines() if line.startswith("| `ks` |")]
-    assert [(r[1], r[3], r[4], r[5]) for r in rows] == [("`eval_ktype`", "5", "dwatt − deeper", "6"),
-                                                        ("`eval_ktype`", "10", "dwatt − deeper", "6")]
-    assert all(abs(float(r[7]) - 4.0) <= 0.3 for r in rows) and "concat" not in answer.split("Beyond the tests:")[1]
+    beyond = answer[answer.index("| (a) |"):].split("Beyond the tests:")[1]
+    assert "| study | stage | condition | size | dwatt − deeper | dwatt − last | deeper − last |" in beyond
+    rows = [line.split(" | ") for line in beyond.splitlines() if line.startswith("| `ks` |")]
+    assert [(r[1], r[3]) for r in rows] == [("`eval_ktype`", "5"), ("`eval_ktype`", "10")]
+    # planted (conftest.METHOD_OFFSETS): dwatt − deeper +4, dwatt − last +5, deeper − last +1, each of 6 pairs
+    for r in rows:
+        for column, planted in ((4, 4.0), (5, 5.0), (6, 1.0)):
+            assert abs(float(r[column].split()[0]) - planted) <= 0.3 and r[column].rstrip(" |").endswith("/6")
     assert readme_tables.beyond_tests_lines([_study_with_claims(tmp_path, "plain")]) == []
 
 
