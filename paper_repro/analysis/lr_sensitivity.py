@@ -37,7 +37,8 @@ DEFAULT_CONTRASTS = (("dwatt", "deeper", ""), ("concat", "deeper", ""), ("dwatt"
                      ("concat", "deeper_copy", ""), ("dwatt", "concat", ""))
 
 
-def _stage_entries(study_yaml: str | Path) -> list[dict[str, Any]]:
+def stage_entries(study_yaml: str | Path) -> list[dict[str, Any]]:
+    """The study YAML's `stages:` entries (mappings), in file order; [] without any."""
     raw = load_yaml(Path(study_yaml).read_text(encoding="utf-8")) or {}
     return [e for e in ((raw.get("stages") or []) if isinstance(raw, dict) else []) if isinstance(e, dict)]
 
@@ -47,7 +48,7 @@ def tuning_source(study_yaml: str | Path | None, stage: str | None) -> tuple[str
     None without a YAML, a stage, or a selection."""
     if study_yaml is None or stage is None:
         return None
-    for entry in _stage_entries(study_yaml):
+    for entry in stage_entries(study_yaml):
         select = entry.get("select")
         if entry.get("name") == stage and isinstance(select, dict) and select.get("from"):
             return str(select["from"]), str(select.get("param", "train.head_lr")).split(".")[-1]
@@ -61,7 +62,7 @@ def same_selection_stages(study_yaml: str | Path | None, stage: str | None) -> l
     closed) reads theirs. (Each stage writes only the brackets its own cells need.)"""
     if study_yaml is None or stage is None:
         return [] if stage is None else [stage]
-    entries = _stage_entries(study_yaml)
+    entries = stage_entries(study_yaml)
     mine = next((e.get("select") for e in entries if e.get("name") == stage), None)
     if not isinstance(mine, dict):
         return [stage]

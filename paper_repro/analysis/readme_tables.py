@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -771,29 +772,32 @@ def descriptive_stage_lines(study_dir: Path, df_all: pd.DataFrame, stage: str = 
         md = stage_out_dir(study_dir, other) / "REPORT.md"
         report = f" ([REPORT]({md}))" if md.exists() else ""
         df = select_stage(df_all, other)
-        lines += [f"#### Stage `{other}` (descriptive: no pre-registered test or claim reads it){report}", "",
+        lines += [f"#### Stage `{other}` — descriptive: no pre-registered test or claim reads it{report}", "",
                   *subset_sentences_lines(df, manifests), results_block(df, f", stage `{other}`"), ""]
     return lines
 
 
 def subset_sentences_lines(df: pd.DataFrame, manifests: Sequence[dict]) -> list[str]:
     """How many training sentences the subsets of `df`'s cells hold per sampler and size (manifest
-    `subset.n_sentences`), when a sampler other than `sentences` sizes them otherwise (`ktype`: K mentions of
-    each entity type)."""
+    `subset.n_sentences`, one subset per data seed), when a sampler other than `sentences` sizes them otherwise
+    (`ktype`: K mentions of each entity type)."""
     runs = set(df["run_id"])
-    found: dict[tuple[str, int], list[int]] = {}
+    found: dict[tuple[str, int], dict[Any, int]] = {}
     for m in manifests:
         data, n = (m.get("config") or {}).get("data") or {}, (m.get("subset") or {}).get("n_sentences")
         if m.get("run_id") in runs and n is not None and data.get("sampler") not in (None, "sentences"):
-            found.setdefault((str(data["sampler"]), int(data["size"])), []).append(int(n))
+            found.setdefault((str(data["sampler"]), int(data["size"])), {})[data.get("data_seed")] = int(n)
     if not found:
         return []
-    def counts(ns: list[int]) -> str:
-        spread = f"{min(ns)}–{max(ns)}" if max(ns) > min(ns) else str(min(ns))
-        return f"{spread} ({len(ns)} cell{'s' * (len(ns) > 1)})"
-
     return ["Training sentences per subset (the cells' manifests, `subset.n_sentences`): "
-            + "; ".join(f"`{sampler}` {size}: {counts(ns)}" for (sampler, size), ns in sorted(found.items())) + ".", ""]
+            + "; ".join(f"`{sampler}` {size}: {_spread(list(by_seed.values()))}"
+                        for (sampler, size), by_seed in sorted(found.items())) + ".", ""]
+
+
+def _spread(counts: list[int]) -> str:
+    """'9–15 (8 subsets)', or '16 (1 subset)'."""
+    spread = f"{min(counts)}–{max(counts)}" if max(counts) > min(counts) else str(min(counts))
+    return f"{spread} ({len(counts)} subset{'s' * (len(counts) > 1)})"
 
 
 def full_data_lines(df_all: pd.DataFrame, stage: str = HEADLINE_STAGE) -> list[str]:
@@ -961,8 +965,9 @@ def beyond_tests_lines(studies: Sequence[Path], stage: str = HEADLINE_STAGE) -> 
         return []
     contrasts = [c for c in ANSWER_CONTRASTS if any(c in row for row in found.values())]
     body = [[*map(str, key), *[row.get(c, "–") for c in contrasts]] for key, row in found.items()]
+    ktype = " (`ktype`: K mentions of each entity type)" if any("· ktype" in key[2] for key in found) else ""
     return ["Beyond the tests: the same contrasts, and each head against the plain last layer, in the evaluation "
-            "stages that no pre-registered test or claim reads (`ktype`: K mentions of each entity type), per size, "
+            f"stages that no pre-registered test or claim reads{ktype}, per size, "
             "descriptive (paired test-F1 difference in points, 95% CI as in the study's tables, pairs > 0 / pairs; "
             "they change no verdict above; their tables and reports are under Results):", "",
             markdown_table(["study", "stage", "condition", "size", *[f"{a} − {b}" for a, b in contrasts]], body), ""]

@@ -15,10 +15,10 @@ it has fewer than the planned pairs), and a stage
 that selects its lr from a tuning stage gets the post-hoc lr-sensitivity tables and figure (`lr_sensitivity.py`). Tables
 built from protocol-v1 cells carry V1_LABEL and no verdicts. A stage on the full training set (the frozen study's
 `eval_full`, `load.full_data_stages`) gets a descriptive section of its own (`full_data_section`, also the README's).
-Another stage goes to `<study>/stages/<stage>/` (unless --out-dir): its report says that no pre-registered test reads
-it and points to the hypotheses' stage instead of repeating them. Without --stage, the few-shot evaluation stages
-other than the hypotheses' (`descriptive_stages`, e.g. cpu_study's K-shot `eval_ktype`) get such a report too,
-linked from the study's. The text is deterministic (no timestamps).
+Another stage goes to `<study>/stages/<stage>/` (unless --out-dir), and its report points to the hypotheses' stage for
+the tests and verdicts instead of repeating them. Without --stage, the few-shot evaluation stages other than the
+hypotheses' (`descriptive_stages`, e.g. cpu_study's K-shot `eval_ktype`) get such a report too, linked from the
+study's. The text is deterministic (no timestamps).
 """
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ from paper_repro.analysis.load import (
     select_stage,
     study_stages,
 )
-from paper_repro.config import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -577,10 +576,8 @@ def descriptive_stages(study_yaml: str | Path | None, df_all: pd.DataFrame, head
     Full-training-set stages are left out: they are a section of the headline report (`full_data_section`)."""
     if study_yaml is None or not study_stages(df_all):
         return []
-    raw = load_yaml(Path(study_yaml).read_text(encoding="utf-8")) or {}
-    entries = [e for e in ((raw.get("stages") or []) if isinstance(raw, dict) else []) if isinstance(e, dict)]
     with_cells = set(study_stages(df_all)) - set(full_data_stages(df_all))
-    return [str(e["name"]) for e in entries
+    return [str(e["name"]) for e in lr_sensitivity.stage_entries(study_yaml)
             if e.get("select") and not e.get("check") and e.get("name") != headline and e.get("name") in with_cells]
 
 
@@ -589,22 +586,22 @@ def stage_out_dir(study: Path, stage: str) -> Path:
     return study / STAGES_DIR / stage
 
 
-def stage_note(df_all: pd.DataFrame, stage: str | None, df: pd.DataFrame, headline: str | None = None,
-               headline_report: str | None = None, stage_reports: Sequence[tuple[str, str]] = ()) -> str:
-    """What the report covers when the study has stages ("" when it has none). `headline`: the stage the
-    pre-registered tests read, when it is not `stage` (then this report is descriptive, and `headline_report`
-    links that stage's report); `stage_reports`: [(stage, link)] of the other stages' descriptive reports."""
+def stage_note(df_all: pd.DataFrame, stage: str | None, df: pd.DataFrame, pointer: str = "",
+               stage_reports: Sequence[tuple[str, str]] = ()) -> str:
+    """What the report covers when the study has stages ("" when it has none). `pointer` (`headline_pointer`): in
+    the report of a stage other than the hypotheses', where the tests are instead; `stage_reports`: [(stage, link)]
+    of the other evaluation stages' descriptive reports."""
     stages = study_stages(df_all)
     if not stages or stage is None:
         return ""
     counts = df_all.groupby("stage")["run_id"].nunique()
     listed = ", ".join(f"`{s}` ({int(counts.get(s, 0))} cells)" for s in stages)
-    text = (f"Study stages: {listed}. Everything below except the lr-selection and budget-check tables uses stage "
-            f"`{stage}` only: cells of the other stages never enter its tables, figures or tests.")
-    if headline is not None and headline != stage:
-        link = f" ([its report]({headline_report}))" if headline_report else ""
-        text += (f" **Descriptive:** no pre-registered test or claim reads stage `{stage}`; they read stage "
-                 f"`{headline}`{link}, and are not repeated here.")
+    text = f"Study stages: {listed}. Everything below "
+    text += ("uses" if pointer else "except the lr-selection, budget-check and lr-sensitivity sections (which read "
+             "the tuning and check stages) uses")
+    text += f" stage `{stage}` only: cells of the other stages never enter its tables, figures or tests."
+    if pointer:
+        text += " " + pointer
     if df.empty:
         text += f" **No cells of stage `{stage}` yet.**"
     if stage_reports:
@@ -613,10 +610,34 @@ def stage_note(df_all: pd.DataFrame, stage: str | None, df: pd.DataFrame, headli
     return text + "\n"
 
 
-def elsewhere_section(what: str, headline: str, headline_report: str | None) -> str:
-    """In the report of a stage no pre-registered test reads: where the hypotheses or verdicts are instead."""
+def headline_pointer(stage: str, headline: str, headline_report: str | None,
+                     claim_block: verdicts.ClaimBlock | None) -> str:
+    """The note a stage other than the hypotheses' gets: the tests, verdicts, lr selection, budget check and lr
+    sensitivity read stage `headline` and are in its report (`headline_report`, a relative link); whether a claim
+    reads this stage too (as a full-training-set row, `Claim.full_data`) or nothing does (descriptive)."""
     link = f" ([its report]({headline_report}))" if headline_report else ""
-    return f"_The {what} read stage `{headline}`{link}, not this one: not repeated here._\n"
+    readers = [c.id for c in (claim_block.items if claim_block is not None else ()) if c.full_data
+               and c.full_data[2] == stage]
+    text = (f"The pre-registered tests and verdicts read stage `{headline}`{link}: they, the lr selection, the budget "
+            "check and the lr sensitivity are there, not repeated here.")
+    if readers:
+        return text + (f" Claim{'s' * (len(readers) > 1)} {', '.join(f'({r})' for r in readers)} also read"
+                       f"{'s' * (len(readers) == 1)} stage `{stage}`, as the descriptive row shown there.")
+    return text + f" **Descriptive:** no pre-registered test or claim reads stage `{stage}`."
+
+
+def elsewhere_section(what: str, headline: str, headline_report: str | None) -> str:
+    """In the report of a stage other than the hypotheses': where the hypotheses or verdicts are instead."""
+    link = f" ([its report]({headline_report}))" if headline_report else ""
+    return f"_The {what} read stage `{headline}`{link}: not repeated here._\n"
+
+
+def report_out(study: Path, out_dir: str | Path | None, stage: str, headline: str, staged: bool) -> Path:
+    """Where a report goes: `out_dir` if given, else the study directory for the hypotheses' stage (or an unstaged
+    study) and `stage_out_dir` for any other stage, so that it never overwrites the study's REPORT.md."""
+    if out_dir is not None:
+        return Path(out_dir)
+    return stage_out_dir(study, stage) if staged and stage != headline else study
 
 
 def build_report(
@@ -628,15 +649,16 @@ def build_report(
 ) -> Path:
     """Write `<out>/REPORT.md`, `<out>/figures/*.png|pdf` and `<out>/tables/*.csv`; return the REPORT.md path.
 
-    `out` defaults to the study directory (for a staged study's stage other than the hypotheses': `stage_out_dir`,
-    and the report is descriptive: `stage_note`, `elsewhere_section`; `headline_dir` holds the hypotheses' stage
-    report it links, default the study directory). The report of the hypotheses' stage first writes, with
-    `with_stages`, one of each `descriptive_stages` under `<out>/stages/<stage>/` and links them. `study_yaml`
-    (default `experiments/<study>.yaml` if it exists) supplies the pre-registered hypotheses. `stage` picks the
-    cells of a staged study (default: the hypotheses block's stage, else "eval"; ignored for unstaged studies).
-    Step efficiency uses the fixed dev-F1 `targets`, or with `frac` the relative target frac x `reference`'s final
-    dev F1; `scale` "linear" or "log" steps. With `execute_notebooks`, the notebooks in `analysis/` are run headless on this study into
-    `<out>/notebooks/` (failures are reported, not raised). `figures=False` writes the tables only (faster)."""
+    `out`: `report_out`. The report of a staged study's stage other than the hypotheses' points to the hypotheses'
+    stage report (in `headline_dir`, default the study directory) for the tests, verdicts, lr selection, budget check
+    and lr sensitivity instead of repeating them (`headline_pointer`, `elsewhere_section`). The report of the
+    hypotheses' stage first writes, with `with_stages`, one of each `descriptive_stages` under
+    `<out>/stages/<stage>/` and links them. `study_yaml` (default `experiments/<study>.yaml` if it exists)
+    supplies the pre-registered hypotheses. `stage` picks the cells of a staged study (default: the hypotheses
+    block's stage, else "eval"; ignored for unstaged studies). Step efficiency uses the fixed dev-F1 `targets`, or
+    with `frac` the relative target frac x `reference`'s final dev F1; `scale` "linear" or "log" steps. With
+    `execute_notebooks`, the notebooks in `analysis/` are run headless on this study into `<out>/notebooks/`
+    (failures are reported, not raised). `figures=False` writes the tables only (faster)."""
     study = resolve_study_dir(study_dir)
     df_all = load_results(study)
     manifests_all = load_manifests(study)
@@ -661,26 +683,27 @@ def build_report(
     if stage is None:
         stage = headline
     staged = bool(study_stages(df_all))
-    descriptive = staged and stage != headline           # no pre-registered test reads this stage
-    out = Path(out_dir) if out_dir is not None else stage_out_dir(study, stage) if descriptive else study
+    other = staged and block is not None and stage != headline     # the tests read another stage: pointed to
+    out = report_out(study, out_dir, stage, headline, staged)
     figures_dir = out / "figures"
     tables_dir = out / "tables"
     out.mkdir(parents=True, exist_ok=True)
     headline_md = Path(headline_dir if headline_dir is not None else study) / "REPORT.md"
     headline_report = (os.path.relpath(headline_md, out) if headline_dir is not None or headline_md.exists()
                        else None)
+    pointer = headline_pointer(stage, headline, headline_report, claim_block) if other else ""
     stage_reports: list[tuple[str, str]] = []
-    if not descriptive and with_stages:     # the other evaluation stages first, each under <out>/stages/<stage>/
-        for other in descriptive_stages(yaml_path, df_all, headline):
-            written = build_report(study, stage_out_dir(out, other), targets=targets, frac=frac, reference=reference,
+    if staged and block is not None and stage == headline and with_stages:   # first, under <out>/stages/<stage>/
+        for name in descriptive_stages(yaml_path, df_all, headline):
+            written = build_report(study, stage_out_dir(out, name), targets=targets, frac=frac, reference=reference,
                                    baselines=baselines, n_boot=n_boot, figures=figures, study_yaml=yaml_path,
-                                   stage=other, scale=scale, with_stages=False, headline_dir=out)
-            stage_reports.append((other, os.path.relpath(written, out)))
+                                   stage=name, scale=scale, with_stages=False, headline_dir=out)
+            stage_reports.append((name, os.path.relpath(written, out)))
+    lr = None
     try:
-        lr = lr_sensitivity.study_lr_tables(df_all, study, yaml_path, stage, SELECTION_FILE)
+        lr = None if other else lr_sensitivity.study_lr_tables(df_all, study, yaml_path, stage, SELECTION_FILE)
     except (OSError, ValueError) as error:
         log.warning("lr sensitivity not computed: %s", error)
-        lr = None
     df = select_stage(df_all, stage)
     runs = set(df["run_id"]) if len(df) else set()
     manifests = [m for m in manifests_all if m.get("run_id") in runs] if staged else manifests_all
@@ -706,16 +729,19 @@ def build_report(
     comp = stats.completeness(df, manifests)
 
     for name, table in {"f1_vs_size": f1, "paired_gains": paired, "dwatt_vs_concat": dvc, "every_pair": every_pair,
-                        **({} if descriptive else {"hypotheses": hyp}), "step_efficiency": step_table,
+                        "step_efficiency": step_table,
                         "step_efficiency_cells": step_cells,
                         "auc_paired_vs_deeper": step_paired, "per_type": per_type, "budget": budget, "cost": cost,
                         "completeness": comp["counts"], "missing_cells": comp["missing"]}.items():
         _write_csv(table, tables_dir / f"{name}.csv")
-    extra = {"claims": None if descriptive else claims, "claims_components": None if descriptive else claim_parts,
+    extra = {"hypotheses": None if other else hyp, "claims": None if other else claims,
+             "claims_components": None if other else claim_parts,
              "lr_choice": lr["choice"] if lr else None, "lr_direction": lr["direction"] if lr else None}
-    for name, table in extra.items():
+    for name, table in extra.items():   # a table this report does not have: an older run's copy is removed
         if table is not None:
             _write_csv(table, tables_dir / f"{name}.csv")
+        else:
+            (tables_dir / f"{name}.csv").unlink(missing_ok=True)
 
     if figures:
         figs = plots.make_all_figures(df, manifests, figures_dir, targets=targets, frac=frac, reference=reference,
@@ -726,7 +752,8 @@ def build_report(
     else:
         figs = {name: "figures not requested" for name in (*plots.FIGURE_NAMES, *(["lr_sensitivity"] if lr else []))}
 
-    notebook_note = "Not executed (pass `--execute-notebooks` / `execute_notebooks=True`).\n"
+    notebook_note = ("Not executed (pass `--execute-notebooks` / `execute_notebooks=True`).\n" if not other else
+                     elsewhere_section("notebooks (on the whole study)", headline, headline_report))
     if execute_notebooks:
         from paper_repro.analysis.notebooks import NotebookError, run_notebooks
 
@@ -753,7 +780,7 @@ def build_report(
         f"# Report — study `{study.name}`\n",
         f"Generated by `paper_repro.analysis.report` from {source}: {len(df)} rows, {n_cells} cells, "
         f"{len(manifests)} manifests; methods: {', '.join(methods) or 'none'}.\n",
-        stage_note(df_all, stage, df, headline if descriptive else None, headline_report, stage_reports),
+        stage_note(df_all, stage, df, pointer, stage_reports),
         label.rstrip("\n") + "\n" if label else "",
         "Conventions: F1 is seqeval's default-mode (conlleval) entity micro F1 (`f1`) shown in points "
         "(100 × F1); strict IOB2 is `f1_strict` in the CSV tables. Means are over cells (data_seed × seed); 95% "
@@ -763,12 +790,11 @@ def build_report(
         "## Claims under test\n",
         "\n".join(f"- {c}" for c in PAPER_CLAIMS) + "\n",
         "## Pre-registered hypotheses\n",
-        elsewhere_section("pre-registered hypotheses", headline, headline_report) if descriptive and block else
+        elsewhere_section("pre-registered hypotheses", headline, headline_report) if other else
         hyp_note or hypotheses_section(hyp, block, yaml_shown, v1=v1 or (
             block is not None and has_v1(hypotheses.hypothesis_cells(df_all, block)))),
         "## Verdicts on the paper's claims\n",
-        elsewhere_section("verdicts on the paper's claims", headline, headline_report)
-        if descriptive and claim_block else
+        elsewhere_section("verdicts on the paper's claims", headline, headline_report) if other and claim_block else
         verdicts.claims_section(claims, claim_parts, claim_block, block, yaml_shown, note=claims_note),
         "## What the data supports\n",
         supports,
@@ -785,7 +811,7 @@ def build_report(
         step_section(step_table, frac, reference, scale, v1=v1),
         _figure_links(figs["step_efficiency"], out, "step efficiency"),
     ]
-    for full_stage in full_data_stages(df_all, exclude=stage):
+    for full_stage in [] if other else full_data_stages(df_all, exclude=stage):
         sections += [f"## Full training set (stage `{full_stage}`, descriptive)\n",
                      full_data_section(select_stage(df_all, full_stage), full_stage, baselines, n_boot)]
     for heading, path, what in (("Learning-rate selection", study / SELECTION_FILE,
@@ -793,7 +819,7 @@ def build_report(
                                  "stage's mean final dev F1"),
                                 ("Budget check", study / BUDGET_CHECK_FILE,
                                  "Whether a larger step budget would still have gained dev F1")):
-        rendered = csv_section(path, what)
+        rendered = None if other else csv_section(path, what)
         if rendered is not None:
             sections += [f"## {heading}\n", rendered]
     if lr is not None:
@@ -872,8 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stage is not None:   # a typo must not overwrite a committed REPORT.md with an empty one
         study = resolve_study_dir(args.study_dir)
         yaml_path = Path(args.study) if args.study is not None else default_study_yaml(study)
-        raw = load_yaml(yaml_path.read_text(encoding="utf-8")) if yaml_path is not None else None
-        known = {s.get("name") for s in (raw or {}).get("stages") or [] if isinstance(s, dict)}
+        known = {s.get("name") for s in lr_sensitivity.stage_entries(yaml_path)} if yaml_path is not None else set()
         results = load_results(study)
         known |= set(results["stage"].dropna().unique()) if "stage" in results else set()
         if args.stage not in known:

@@ -75,7 +75,7 @@ def test_results_section_shows_other_evaluation_stages_descriptively(tmp_path, m
     yaml_path.write_text(yaml_path.read_text().replace(
         "  - name: eval\n", "  - {name: eval, select: {from: tune}}\n  - {name: eval_ktype, select: {from: tune}}\n"))
     text = readme_tables.results_section(study)
-    heading = "#### Stage `eval_ktype` (descriptive: no pre-registered test or claim reads it)"
+    heading = "#### Stage `eval_ktype` — descriptive: no pre-registered test or claim reads it"
     assert heading + "\n" in text and text.index("Stage `eval` only") < text.index(heading)
     ktype = text[text.index(heading):]
     assert "— minilm-l6, `sentences` sampler, stage `eval_ktype`:" in ktype
@@ -103,15 +103,16 @@ def test_results_section_shows_other_evaluation_stages_descriptively(tmp_path, m
 def test_subset_sentences_of_a_ktype_stage_come_from_the_manifests():
     import pandas as pd
 
-    def man(run_id, sampler, size, n):
-        return {"run_id": run_id, "config": {"data": {"sampler": sampler, "size": size}}, "subset": {"n_sentences": n}}
+    def man(run_id, sampler, size, data_seed, n):
+        return {"run_id": run_id, "config": {"data": {"sampler": sampler, "size": size, "data_seed": data_seed}},
+                "subset": {"n_sentences": n}}
 
-    manifests = [man("a", "ktype", 5, 9), man("b", "ktype", 5, 15), man("c", "ktype", 10, 16), man("d", "ktype", 5, 99),
-                 man("e", "sentences", 50, 50)]
-    df = pd.DataFrame({"run_id": ["a", "b", "c", "e"]})        # d is another stage's cell
+    manifests = [man("a", "ktype", 5, 0, 9), man("b", "ktype", 5, 1, 15), man("b2", "ktype", 5, 1, 15),
+                 man("c", "ktype", 10, 0, 16), man("d", "ktype", 5, 2, 99), man("e", "sentences", 50, 0, 50)]
+    df = pd.DataFrame({"run_id": ["a", "b", "b2", "c", "e"]})     # d is another stage's cell; b2 shares b's subset
     assert readme_tables.subset_sentences_lines(df, manifests) == [
-        "Training sentences per subset (the cells' manifests, `subset.n_sentences`): `ktype` 5: 9–15 (2 cells); "
-        "`ktype` 10: 16 (1 cell).", ""]
+        "Training sentences per subset (the cells' manifests, `subset.n_sentences`): `ktype` 5: 9–15 (2 subsets); "
+        "`ktype` 10: 16 (1 subset).", ""]
     assert readme_tables.subset_sentences_lines(df[df["run_id"] == "e"], manifests) == []   # sentences: the size is it
 
 

@@ -110,66 +110,123 @@ def test_staged_study_reports_eval_only_with_hypotheses(tmp_path):
 
 
 def _evaluation_stages_yaml(path):
-    """Stages as cpu_study declares them: a tuning stage, a budget check that selects (not an evaluation stage), the
-    hypotheses' `eval`, and two more evaluation stages (`select:`, no `check:`), one of them without cells."""
+    """Stages as cpu_study and frozen_study declare them: a tuning stage, a budget check that selects (not an
+    evaluation stage), the hypotheses' `eval`, two more evaluation stages (`select:`, no `check:`), one of them
+    without cells, and a full-training-set stage (a section of the headline report, not a stage report)."""
     select = "{from: tune, param: train.head_lr}"
     stages = ("study: x\nstages:\n  - {name: tune, grid: {train.head_lr: [1.0e-4, 1.0e-3]}}\n"
               f"  - {{name: recheck, select: {select}, check: {{param: train.min_epochs, rule: 10.0}}}}\n"
-              + "".join(f"  - {{name: {name}, select: {select}}}\n" for name in ("eval", "eval_ktype", "eval_mpnet")))
+              + "".join(f"  - {{name: {name}, select: {select}}}\n"
+                        for name in ("eval", "eval_ktype", "eval_mpnet", "eval_full")))
     claims = ("claims:\n  smallest_effect: 1.0\n  items:\n"
               "    - {id: a, kind: beats, tests: [H1a], claim: \"DWAtt beats deeper\", rule: \"Holm p below alpha\"}\n")
     path.write_text(stages + _hypotheses_yaml(path).read_text().split("\n", 1)[1] + claims)
     return path
 
 
-def test_other_evaluation_stages_get_descriptive_reports_of_their_own(tmp_path):
-    """cpu_study's K-shot `eval_ktype`: no pre-registered test reads it. `paper-repro report` (no --stage) writes its
-    report under stages/eval_ktype/ and links it; that report points to the hypotheses' stage instead of repeating
-    the tests, and reads its own cells only (planted 10 points above eval's)."""
-    methods = ("last", "deeper", "dwatt")
-    kw = dict(methods=methods, sizes=(50, 100, 200), data_seeds=(0, 1), seeds=(0, 1, 2))
+def _study_with_evaluation_stages(tmp_path):
+    """Cells of every stage but eval_mpnet: tune 30 points below eval, recheck 20 below, eval_ktype 10 above."""
+    kw = dict(methods=("last", "deeper", "dwatt"), sizes=(50, 100, 200), data_seeds=(0, 1), seeds=(0, 1, 2))
     study = write_study(tmp_path, "st", stage="tune", offset=-0.3, **kw)
     write_study(tmp_path, "st", stage="recheck", offset=-0.2, **kw)
     write_study(tmp_path, "st", stage="eval", **kw)
     write_study(tmp_path, "st", stage="eval_ktype", offset=0.1, **kw)
-    yaml_path = _evaluation_stages_yaml(tmp_path / "st.yaml")
+    write_full_stage(tmp_path, "st", {"last": [0.80, 0.81], "dwatt": [0.82, 0.83]})
+    return study, _evaluation_stages_yaml(tmp_path / "st.yaml")
+
+
+def test_other_evaluation_stages_get_descriptive_reports_of_their_own(tmp_path):
+    """cpu_study's K-shot `eval_ktype`: no pre-registered test reads it. `paper-repro report` (no --stage) writes its
+    report under stages/eval_ktype/ and links it; that report points to the hypotheses' stage for the tests,
+    verdicts, lr selection and budget check instead of repeating them, and reads its own cells only."""
+    study, yaml_path = _study_with_evaluation_stages(tmp_path)
+    (study / "selection.csv").write_text("backbone,method,bracket,head_lr,n,dev_f1_mean,selected\n"
+                                         "minilm-l6,dwatt,small,0.001,3,0.61234,True\n")
     from paper_repro.analysis.load import load_results
 
-    assert report.descriptive_stages(yaml_path, load_results(study), "eval") == ["eval_ktype"]   # no mpnet cells
-    assert report.descriptive_stages(yaml_path, load_results(study), "eval_ktype") == ["eval"]
+    # recheck checks, eval_mpnet has no cells, eval_full trains on the full set: none of them gets a report
+    assert report.descriptive_stages(yaml_path, load_results(study), "eval") == ["eval_ktype"]
     assert report.descriptive_stages(None, load_results(study), "eval") == []
 
     headline = report.build_report(study, study_yaml=yaml_path, figures=False, n_boot=200)
     assert headline == study / "REPORT.md"
     text = headline.read_text()
     assert "Descriptive reports of the other evaluation stages: [`eval_ktype`](stages/eval_ktype/REPORT.md)." in text
-    assert "| H1a |" in text and "**Descriptive:**" not in text
+    assert "| H1a |" in text and "**Descriptive:**" not in text and "## Full training set (stage `eval_full`" in text
+    assert "## Learning-rate selection" in text and "except the lr-selection, budget-check and lr-sensitivity" in text
     ktype_md = study / "stages" / "eval_ktype" / "REPORT.md"
+    assert sorted(p.name for p in (study / "stages").iterdir()) == ["eval_ktype"]
     ktype = ktype_md.read_text()
-    assert "uses stage `eval_ktype` only" in ktype and "stages/" not in ktype.split("## Claims under test")[0]
-    assert ("**Descriptive:** no pre-registered test or claim reads stage `eval_ktype`; they read stage `eval` "
-            "([its report](../../REPORT.md))") in ktype
+    assert "Everything below uses stage `eval_ktype` only" in ktype
+    assert ("The pre-registered tests and verdicts read stage `eval` ([its report](../../REPORT.md)): they, the lr "
+            "selection, the budget check and the lr sensitivity are there, not repeated here. **Descriptive:** no "
+            "pre-registered test or claim reads stage `eval_ktype`.") in ktype
     assert "| H1a |" not in ktype and "| Holm p below alpha |" not in ktype and "| Holm p below alpha |" in text
-    assert "_The pre-registered hypotheses read stage `eval`" in ktype
+    assert ("_The pre-registered hypotheses read stage `eval` ([its report](../../REPORT.md)): not repeated "
+            "here._") in ktype
     assert "_The verdicts on the paper's claims read stage `eval`" in ktype
+    assert "## Learning-rate selection" not in ktype and "## Full training set" not in ktype
+    assert "_The notebooks (on the whole study) read stage `eval`" in ktype
     for link in _links(ktype):
         assert (ktype_md.parent / link).exists(), link
     tables, ktables = study / "tables", ktype_md.parent / "tables"
     assert (tables / "hypotheses.csv").exists() and not (ktables / "hypotheses.csv").exists()
+    assert not (ktables / "claims.csv").exists()
     import pandas as pd
 
     f1, kf1 = (pd.read_csv(t / "f1_vs_size.csv").set_index(["method", "size"])["mean"] for t in (tables, ktables))
     assert len(kf1) == 9 and ((kf1 - f1.loc[kf1.index]).round(9) == 0.1).all()   # eval_ktype's own cells only
 
-    # --stage eval_ktype alone: the same report at the same place; a stage without cells says so, and writes nowhere
-    # near the study's own report
+    # --stage eval_ktype alone (the CLI): the same report at the same place; a stage without cells says so; neither
+    # touches the study's own report
     ktype_md.unlink()
-    assert report.build_report(study, study_yaml=yaml_path, figures=False, n_boot=200, stage="eval_ktype") == ktype_md
-    assert ktype_md.read_text() == ktype
+    (ktables / "lr_choice.csv").write_text("an older run's table\n")      # not this report's: removed
+    assert report.main([str(study), "--study", str(yaml_path), "--stage", "eval_ktype", "--no-figures", "-q",
+                        "--n-boot", "200"]) == 0
+    assert ktype_md.read_text() == ktype and not (ktables / "lr_choice.csv").exists()
     mpnet = report.build_report(study, study_yaml=yaml_path, figures=False, n_boot=200, stage="eval_mpnet")
     assert mpnet == study / "stages" / "eval_mpnet" / "REPORT.md"
     assert "No cells of stage `eval_mpnet` yet" in mpnet.read_text()
     assert headline.read_text() == text
+
+
+def test_stage_reports_follow_out_dir_and_need_a_hypotheses_block(tmp_path):
+    """--out-dir D: the headline report in D, the stage reports under D/stages/, linked both ways; --stage X
+    --out-dir Y: X's report in Y. A study without a `hypotheses:` block has no tests to point to: no stage reports,
+    and a --stage report says nothing of tests elsewhere."""
+    study, yaml_path = _study_with_evaluation_stages(tmp_path)
+    out = tmp_path / "elsewhere"
+    report.build_report(study, out_dir=out, study_yaml=yaml_path, figures=False, n_boot=200)
+    assert not (study / "REPORT.md").exists() and not (study / "stages").exists()
+    assert "[`eval_ktype`](stages/eval_ktype/REPORT.md)" in (out / "REPORT.md").read_text()
+    assert "([its report](../../REPORT.md))" in (out / "stages" / "eval_ktype" / "REPORT.md").read_text()
+    alone = report.build_report(study, out_dir=tmp_path / "y", study_yaml=yaml_path, figures=False, n_boot=200,
+                                stage="eval_ktype")
+    assert alone == tmp_path / "y" / "REPORT.md" and "**Descriptive:**" in alone.read_text()
+    assert "its report" not in alone.read_text()          # no study report written yet: nothing to link
+
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("study: x\nstages:\n  - {name: eval, select: {from: tune}}\n"
+                    "  - {name: eval_ktype, select: {from: tune}}\n")
+    text = report.build_report(study, out_dir=tmp_path / "bare", study_yaml=bare, figures=False, n_boot=200).read_text()
+    assert "Descriptive reports" not in text and not (tmp_path / "bare" / "stages").exists()
+    tune = report.build_report(study, study_yaml=bare, figures=False, n_boot=200, stage="tune")
+    assert tune == study / "stages" / "tune" / "REPORT.md"       # never over the study's REPORT.md
+    tune = tune.read_text()
+    assert "_No `hypotheses:` block" in tune and "pre-registered tests and verdicts read" not in tune
+
+
+def test_headline_pointer_names_a_claim_that_reads_the_stage():
+    """frozen_study's `eval_full`: claim (c) reads it as its full-training-set row, so it is not called descriptive."""
+    from paper_repro.analysis import verdicts
+
+    block = verdicts.ClaimBlock(items=(verdicts.Claim(id="c", kind="grows_with_data", claim="", rule="",
+                                                      full_data=("dwatt", "concat", "eval_full")),))
+    full = report.headline_pointer("eval_full", "eval", "../../REPORT.md", block)
+    assert full.endswith("Claim (c) also reads stage `eval_full`, as the descriptive row shown there.")
+    assert "**Descriptive:**" not in full
+    assert report.headline_pointer("eval_ktype", "eval", None, block).endswith(
+        "**Descriptive:** no pre-registered test or claim reads stage `eval_ktype`.")
 
 
 def test_full_training_set_stage_gets_its_own_descriptive_section(tmp_path):
