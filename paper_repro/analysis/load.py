@@ -129,6 +129,11 @@ def study_stages(df: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
 
 
+def in_yaml_order(stages: list[str], declared: list[str]) -> list[str]:
+    """`stages` in the order the study YAML declares them (`declared`), any it does not declare after them."""
+    return [s for s in declared if s in stages] + [s for s in stages if s not in declared]
+
+
 FULL_SAMPLER = "full"   # the sampler that trains on every training sentence (`data.size` is ignored, stored as 0)
 
 

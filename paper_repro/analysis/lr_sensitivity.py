@@ -43,6 +43,11 @@ def stage_entries(study_yaml: str | Path) -> list[dict[str, Any]]:
     return [e for e in ((raw.get("stages") or []) if isinstance(raw, dict) else []) if isinstance(e, dict)]
 
 
+def declared_stages(study_yaml: str | Path | None) -> list[str]:
+    """The stage names the study YAML declares, in file order ([] without a YAML)."""
+    return [str(e.get("name")) for e in stage_entries(study_yaml)] if study_yaml is not None else []
+
+
 def tuning_source(study_yaml: str | Path | None, stage: str | None) -> tuple[str, str] | None:
     """(tuning stage, results column of the selected parameter) for `stage`'s `select:` block in the study YAML;
     None without a YAML, a stage, or a selection."""

@@ -721,7 +721,9 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
     study that ran the same cells at several learning rates (e.g. `lr_probe`) gets one block per (backbone lr,
     head lr): methods are only compared at the same rates. Protocol-v1 cells are labelled superseded.
     """
-    from paper_repro.analysis.load import load_results, select_stage, study_stages
+    from paper_repro.analysis.load import in_yaml_order, load_results, select_stage, study_stages
+    from paper_repro.analysis.lr_sensitivity import declared_stages
+    from paper_repro.analysis.report import default_study_yaml
 
     df_all = load_results(study_dir)
     report = f" ([REPORT]({study_dir}/REPORT.md))" if (study_dir / "REPORT.md").exists() else ""
@@ -746,7 +748,8 @@ def results_section(study_dir: Path, stage: str = HEADLINE_STAGE) -> str:
             lines += [section, ""]
     lines += lr_lines(study_dir, df_all, stage)
     if study_stages(df_all):
-        lines += [f"Stage `{stage}` only (the study's stages: {', '.join(study_stages(df_all))}).", ""]
+        stages = in_yaml_order(study_stages(df_all), declared_stages(default_study_yaml(study_dir)))
+        lines += [f"Stage `{stage}` only (the study's stages: {', '.join(stages)}).", ""]
         if df.empty:
             return "\n".join(lines + [f"_No cells of stage `{stage}` yet._", ""])
     if not _repeated_cells(df):

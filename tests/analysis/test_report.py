@@ -154,6 +154,8 @@ def test_other_evaluation_stages_get_descriptive_reports_of_their_own(tmp_path):
     assert "Descriptive reports of the other evaluation stages: [`eval_ktype`](stages/eval_ktype/REPORT.md)." in text
     assert "| H1a |" in text and "**Descriptive:**" not in text and "## Full training set (stage `eval_full`" in text
     assert "## Learning-rate selection" in text and "except the lr-selection, budget-check and lr-sensitivity" in text
+    assert ("Study stages: `tune` (54 cells), `recheck` (54 cells), `eval` (54 cells), `eval_ktype` (54 cells), "
+            "`eval_full` (4 cells).") in text                                       # the YAML's order
     ktype_md = study / "stages" / "eval_ktype" / "REPORT.md"
     assert sorted(p.name for p in (study / "stages").iterdir()) == ["eval_ktype"]
     ktype = ktype_md.read_text()

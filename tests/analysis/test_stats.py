@@ -105,6 +105,15 @@ def test_select_stage(tmp_path):
     assert load.study_stages(plain) == [] and len(load.select_stage(plain, "eval")) == len(plain)
 
 
+def test_in_yaml_order():
+    from paper_repro.analysis.load import in_yaml_order
+
+    seen = ["eval_ktype", "tune_family", "eval", "tune", "ad_hoc"]          # first seen in results.parquet
+    assert in_yaml_order(seen, ["tune", "eval", "eval_ktype", "tune_family", "eval_mpnet"]) == [
+        "tune", "eval", "eval_ktype", "tune_family", "ad_hoc"]                 # undeclared last; declared, no cells: out
+    assert in_yaml_order(seen, []) == seen
+
+
 def test_full_data_stages(tmp_path):
     """Stages whose every cell trains on the full training set; a stage with any few-shot cell is not one."""
     study = write_study(tmp_path, "fd", methods=("last", "dwatt"), sizes=(50,), data_seeds=(0,), seeds=(0, 1),
