@@ -110,7 +110,7 @@ def test_in_yaml_order():
 
     seen = ["eval_ktype", "tune_family", "eval", "tune", "ad_hoc"]          # first seen in results.parquet
     assert in_yaml_order(seen, ["tune", "eval", "eval_ktype", "tune_family", "eval_mpnet"]) == [
-        "tune", "eval", "eval_ktype", "tune_family", "ad_hoc"]                 # undeclared last; declared, no cells: out
+        "tune", "eval", "eval_ktype", "tune_family", "ad_hoc"]     # undeclared last; eval_mpnet (no cells) left out
     assert in_yaml_order(seen, []) == seen
 
 
