@@ -575,8 +575,8 @@ def descriptive_stages(study_yaml: str | Path | None, df_all: pd.DataFrame, head
     lr selection (`select:`) and checks nothing (`check:`), e.g. cpu_study's `eval_ktype`, `eval_family` and
     `eval_mpnet`. No pre-registered test reads them; each gets a descriptive report of its own (`stage_out_dir`).
     Full-training-set stages are left out: they are a section of the headline report (`full_data_section`)."""
-    if study_yaml is None or not study_stages(df_all):
-        return []
+    if study_yaml is None or not study_stages(df_all) or hypotheses.read_hypotheses(study_yaml) is None:
+        return []        # nothing pre-registered: no stage to set apart from the tests' one
     with_cells = set(study_stages(df_all)) - set(full_data_stages(df_all))
     return [str(e["name"]) for e in lr_sensitivity.stage_entries(study_yaml)
             if e.get("select") and not e.get("check") and e.get("name") != headline and e.get("name") in with_cells]
@@ -597,9 +597,11 @@ def stage_note(df_all: pd.DataFrame, stage: str | None, df: pd.DataFrame, pointe
         return ""
     counts = df_all.groupby("stage")["run_id"].nunique()
     listed = ", ".join(f"`{s}` ({int(counts.get(s, 0))} cells)" for s in stages)
+    full = [] if pointer else full_data_stages(df_all, exclude=stage)
     text = f"Study stages: {listed}. Everything below "
     text += ("uses" if pointer else "except the lr-selection, budget-check and lr-sensitivity sections (which read "
-             "the tuning and check stages) uses")
+             "the tuning and check stages)" + "".join(f", the full-training-set section (stage `{s}`)" for s in full)
+             + " uses")
     text += f" stage `{stage}` only: cells of the other stages never enter its tables, figures or tests."
     if pointer:
         text += " " + pointer
@@ -612,18 +614,24 @@ def stage_note(df_all: pd.DataFrame, stage: str | None, df: pd.DataFrame, pointe
 
 
 def headline_pointer(stage: str, headline: str, headline_report: str | None,
-                     claim_block: verdicts.ClaimBlock | None) -> str:
+                     claim_block: verdicts.ClaimBlock | None, study_yaml: str | Path | None = None) -> str:
     """The note a stage other than the hypotheses' gets: the tests, verdicts, lr selection, budget check and lr
-    sensitivity read stage `headline` and are in its report (`headline_report`, a relative link); whether a claim
-    reads this stage too (as a full-training-set row, `Claim.full_data`) or nothing does (descriptive)."""
+    sensitivity read stage `headline` and are in its report (`headline_report`, a relative link); then what else
+    reads this stage: a claim (as its full-training-set row, `Claim.full_data`), the lr selection (a `select:
+    from:` stage of `study_yaml`) or the budget check (a `check:` stage), or nothing (descriptive)."""
     link = f" ([its report]({headline_report}))" if headline_report else ""
-    readers = [c.id for c in (claim_block.items if claim_block is not None else ()) if c.full_data
-               and c.full_data[2] == stage]
     text = (f"The pre-registered tests and verdicts read stage `{headline}`{link}: they, the lr selection, the budget "
             "check and the lr sensitivity are there, not repeated here.")
+    readers = [c.id for c in (claim_block.items if claim_block is not None else ()) if c.full_data
+               and c.full_data[2] == stage]
     if readers:
         return text + (f" Claim{'s' * (len(readers) > 1)} {', '.join(f'({r})' for r in readers)} also read"
                        f"{'s' * (len(readers) == 1)} stage `{stage}`, as the descriptive row shown there.")
+    entries = lr_sensitivity.stage_entries(study_yaml) if study_yaml is not None else []
+    if any(isinstance(e.get("select"), dict) and e["select"].get("from") == stage for e in entries):
+        return text + f" The pre-registered lr selection reads stage `{stage}`'s dev rows (shown there)."
+    if any(e.get("name") == stage and e.get("check") for e in entries):
+        return text + f" Stage `{stage}` is a pre-registered budget check (its table is there)."
     return text + f" **Descriptive:** no pre-registered test or claim reads stage `{stage}`."
 
 
@@ -692,7 +700,7 @@ def build_report(
     headline_md = Path(headline_dir if headline_dir is not None else study) / "REPORT.md"
     headline_report = (os.path.relpath(headline_md, out) if headline_dir is not None or headline_md.exists()
                        else None)
-    pointer = headline_pointer(stage, headline, headline_report, claim_block) if other else ""
+    pointer = headline_pointer(stage, headline, headline_report, claim_block, yaml_path) if other else ""
     stage_reports: list[tuple[str, str]] = []
     if staged and block is not None and stage == headline and with_stages:   # first, under <out>/stages/<stage>/
         for name in descriptive_stages(yaml_path, df_all, headline):
@@ -754,7 +762,8 @@ def build_report(
         figs = {name: "figures not requested" for name in (*plots.FIGURE_NAMES, *(["lr_sensitivity"] if lr else []))}
 
     notebook_note = ("Not executed (pass `--execute-notebooks` / `execute_notebooks=True`).\n" if not other else
-                     elsewhere_section("notebooks (on the whole study)", headline, headline_report))
+                     f"_The notebooks analyse stage `{headline}`"
+                     + (f" ([its report]({headline_report}))" if headline_report else "") + ": not run here._\n")
     if execute_notebooks:
         from paper_repro.analysis.notebooks import NotebookError, run_notebooks
 

@@ -153,7 +153,9 @@ def test_other_evaluation_stages_get_descriptive_reports_of_their_own(tmp_path):
     text = headline.read_text()
     assert "Descriptive reports of the other evaluation stages: [`eval_ktype`](stages/eval_ktype/REPORT.md)." in text
     assert "| H1a |" in text and "**Descriptive:**" not in text and "## Full training set (stage `eval_full`" in text
-    assert "## Learning-rate selection" in text and "except the lr-selection, budget-check and lr-sensitivity" in text
+    assert "## Learning-rate selection" in text and ("except the lr-selection, budget-check and lr-sensitivity "
+                                                     "sections (which read the tuning and check stages), the "
+                                                     "full-training-set section (stage `eval_full`) uses") in text
     assert ("Study stages: `tune` (54 cells), `recheck` (54 cells), `eval` (54 cells), `eval_ktype` (54 cells), "
             "`eval_full` (4 cells).") in text                                       # the YAML's order
     ktype_md = study / "stages" / "eval_ktype" / "REPORT.md"
@@ -168,7 +170,7 @@ def test_other_evaluation_stages_get_descriptive_reports_of_their_own(tmp_path):
             "here._") in ktype
     assert "_The verdicts on the paper's claims read stage `eval`" in ktype
     assert "## Learning-rate selection" not in ktype and "## Full training set" not in ktype
-    assert "_The notebooks (on the whole study) read stage `eval`" in ktype
+    assert "_The notebooks analyse stage `eval` ([its report](../../REPORT.md)): not run here._" in ktype
     for link in _links(ktype):
         assert (ktype_md.parent / link).exists(), link
     tables, ktables = study / "tables", ktype_md.parent / "tables"
@@ -218,16 +220,22 @@ def test_stage_reports_follow_out_dir_and_need_a_hypotheses_block(tmp_path):
     assert "_No `hypotheses:` block" in tune and "pre-registered tests and verdicts read" not in tune
 
 
-def test_headline_pointer_names_a_claim_that_reads_the_stage():
-    """frozen_study's `eval_full`: claim (c) reads it as its full-training-set row, so it is not called descriptive."""
+def test_headline_pointer_names_what_else_reads_the_stage(tmp_path):
+    """frozen_study's `eval_full`: claim (c) reads it as its full-training-set row; a tuning stage is read by the lr
+    selection, a budget check is one: none of them is called descriptive, the K-shot stage is."""
     from paper_repro.analysis import verdicts
 
     block = verdicts.ClaimBlock(items=(verdicts.Claim(id="c", kind="grows_with_data", claim="", rule="",
                                                       full_data=("dwatt", "concat", "eval_full")),))
-    full = report.headline_pointer("eval_full", "eval", "../../REPORT.md", block)
+    yaml_path = _evaluation_stages_yaml(tmp_path / "st.yaml")
+    full = report.headline_pointer("eval_full", "eval", "../../REPORT.md", block, yaml_path)
     assert full.endswith("Claim (c) also reads stage `eval_full`, as the descriptive row shown there.")
-    assert "**Descriptive:**" not in full
-    assert report.headline_pointer("eval_ktype", "eval", None, block).endswith(
+    tune = report.headline_pointer("tune", "eval", None, block, yaml_path)
+    assert tune.endswith("The pre-registered lr selection reads stage `tune`'s dev rows (shown there).")
+    recheck = report.headline_pointer("recheck", "eval", None, block, yaml_path)
+    assert recheck.endswith("Stage `recheck` is a pre-registered budget check (its table is there).")
+    assert not any("**Descriptive:**" in text for text in (full, tune, recheck))
+    assert report.headline_pointer("eval_ktype", "eval", None, block, yaml_path).endswith(
         "**Descriptive:** no pre-registered test or claim reads stage `eval_ktype`.")
 
 
