@@ -942,33 +942,51 @@ def build_results_section(studies: Sequence[Path], with_tracks: bool = True) -> 
 ANSWER_CONTRASTS = (("dwatt", "deeper"), ("concat", "deeper"), ("dwatt", "deeper_copy"), ("concat", "deeper_copy"),
                     ("dwatt", "concat"), ("dwatt", "last"), ("concat", "last"), ("deeper", "last"),
                     ("deeper_copy", "last"))
+LAST_CONTRASTS = tuple((a, b) for a, b in ANSWER_CONTRASTS if b == "last")
+
+
+def paired_texts(df: pd.DataFrame, contrasts: Sequence[tuple[str, str]]) -> dict[tuple[str, int], dict[tuple[str, str], str]]:
+    """{(condition, size): {(a, b): "mean [CI], pairs > 0/pairs"}} for the `contrasts` whose two heads have test
+    cells in `df` (one stage's rows): the paired test-F1 difference in points (`stats.paired_from_cells`, as the
+    study's own tables), a condition per backbone · track · sampler (`load.fold_tracks`)."""
+    from paper_repro.analysis import stats
+    from paper_repro.analysis.load import fold_tracks
+
+    found: dict[tuple[str, int], dict[tuple[str, str], str]] = {}
+    if df.empty:
+        return found
+    cells = stats.cell_values(df, "f1", "test")
+    for a, b in contrasts:
+        if not {a, b} <= set(cells["method"]):
+            continue
+        for r in fold_tracks(stats.paired_from_cells(cells, "f1", a, b)).itertuples():
+            found.setdefault((f"{r.backbone} · {r.sampler}", int(r.size)), {})[(a, b)] = (
+                f"{100 * r.mean_diff:+.1f} {_ci_text(r.ci_lo, r.ci_hi)}, {r.n_positive}/{r.n_pairs}")
+    return found
+
+
+def _contrast_table(found: dict[tuple, dict[tuple[str, str], str]], contrasts: Sequence[tuple[str, str]],
+                    key_columns: Sequence[str]) -> str:
+    shown = [c for c in contrasts if any(c in row for row in found.values())]
+    body = [[*map(str, key), *[row.get(c, "–") for c in shown]] for key, row in found.items()]
+    return markdown_table([*key_columns, *[f"{a} − {b}" for a, b in shown]], body)
 
 
 def beyond_tests_lines(studies: Sequence[Path], stage: str = HEADLINE_STAGE) -> list[str]:
     """The claims' contrasts, and each head against `last` (`ANSWER_CONTRASTS`), in the studies' other evaluation
     stages (`report.descriptive_stages`, e.g. cpu_study's K-shot `eval_ktype`): a row per stage and size, paired mean
-    and 95% CI (`stats.paired_from_cells`, as the study's own tables), descriptive. [] when no study has such a
-    stage with cells."""
-    from paper_repro.analysis import stats
-    from paper_repro.analysis.load import fold_tracks, load_results, select_stage
+    and 95% CI (`paired_texts`), descriptive. [] when no study has such a stage with cells."""
+    from paper_repro.analysis.load import load_results, select_stage
     from paper_repro.analysis.report import default_study_yaml, descriptive_stages
 
     found: dict[tuple[str, str, str, int], dict[tuple[str, str], str]] = {}
     for study in map(Path, studies):
         df_all = load_results(study)
         for other in descriptive_stages(default_study_yaml(study), df_all, stage) if not df_all.empty else []:
-            cells = stats.cell_values(select_stage(df_all, other), "f1", "test")
-            for a, b in ANSWER_CONTRASTS:
-                if not {a, b} <= set(cells["method"]):
-                    continue
-                for r in fold_tracks(stats.paired_from_cells(cells, "f1", a, b)).itertuples():
-                    key = (f"`{study.name}`", f"`{other}`", f"{r.backbone} · {r.sampler}", int(r.size))
-                    found.setdefault(key, {})[(a, b)] = (f"{100 * r.mean_diff:+.1f} {_ci_text(r.ci_lo, r.ci_hi)}, "
-                                                         f"{r.n_positive}/{r.n_pairs}")
+            for (condition, size), row in paired_texts(select_stage(df_all, other), ANSWER_CONTRASTS).items():
+                found[(f"`{study.name}`", f"`{other}`", condition, size)] = row
     if not found:
         return []
-    contrasts = [c for c in ANSWER_CONTRASTS if any(c in row for row in found.values())]
-    body = [[*map(str, key), *[row.get(c, "–") for c in contrasts]] for key, row in found.items()]
     ktype = (" (`ktype`: at least K mentions of each entity type)" if any("· ktype" in key[2] for key in found)
              else "")
     return ["Beyond the tests: the contrasts the claims test (each fusion head against both deeper baselines, dwatt "
@@ -976,15 +994,56 @@ def beyond_tests_lines(studies: Sequence[Path], stage: str = HEADLINE_STAGE) -> 
             f"stages that no pre-registered test or claim reads{ktype}, per size, "
             "descriptive (paired test-F1 difference in points, 95% CI as in the study's tables, pairs > 0 / pairs; "
             "they change no verdict above; their tables and reports are under Results):", "",
-            markdown_table(["study", "stage", "condition", "size", *[f"{a} − {b}" for a, b in contrasts]], body), ""]
+            _contrast_table(found, ANSWER_CONTRASTS, ["study", "stage", "condition", "size"]), ""]
+
+
+def against_last_lines(studies: Sequence[Path]) -> list[str]:
+    """Where the tested gains come from: in the stage each study's pre-registered tests read (`hypotheses.stage`,
+    on the block's backbone and track where it fixes them), each fusion head and each deeper baseline against
+    `last` (`LAST_CONTRASTS`), per size, paired as in the study's tables, descriptive. On the same pairs a tested
+    contrast is the difference of two of these columns, so beside the verdicts across tracks it shows which side
+    moved where the tracks differ. Studies with a `claims:` block only (those whose verdicts the answer block
+    shows); [] when none has such cells."""
+    from paper_repro.analysis import hypotheses, verdicts
+    from paper_repro.analysis.load import load_results
+    from paper_repro.analysis.report import default_study_yaml
+
+    found: dict[tuple[str, str, str, int], dict[tuple[str, str], str]] = {}
+    for study in map(Path, studies):
+        yaml_path = default_study_yaml(study)
+        if yaml_path is None or verdicts.read_claims(yaml_path) is None:
+            continue                              # the studies whose verdicts the answer block shows
+        block = hypotheses.read_hypotheses(yaml_path)
+        if block is None:
+            continue
+        df = hypotheses.hypothesis_cells(load_results(study), block)
+        for column, value in (("backbone", block.backbone), ("finetune", block.finetune)):
+            if value is not None and len(df):
+                df = df[df[column] == value]
+        heads = df[df["method"].isin({m for pair in LAST_CONTRASTS for m in pair})] if len(df) else df
+        units = heads.groupby(["method", "size"])["run_id"].nunique() if len(heads) else pd.Series(dtype=int)
+        interim = bool(block.planned_pairs) and any(n < block.planned_pairs for n in units)
+        stage = f"`{block.stage}`" if block.stage is not None else "every stage"
+        for (condition, size), row in paired_texts(df, LAST_CONTRASTS).items():
+            found[(f"`{study.name}`", stage + (" (*interim*)" if interim else ""), condition, size)] = row
+    if not found:
+        return []
+    return ["Where the tested gains come from: in the stage the pre-registered tests read, each fusion head and each "
+            "deeper baseline against the plain last layer, per size, descriptive (paired test-F1 difference in "
+            "points, 95% CI as in the study's tables, pairs > 0 / pairs; *interim*: the stage has not all its planned "
+            "pairs yet). On the same pairs a tested contrast is the difference of two columns (`dwatt − deeper` = "
+            "`dwatt − last` − `deeper − last`), so where the tracks' verdicts differ this shows which side moved: the "
+            "fusion heads' gain over `last`, or the deeper baselines' own difference to it:", "",
+            _contrast_table(found, LAST_CONTRASTS, ["study", "stage", "condition", "size"]), ""]
 
 
 def build_answer_section(studies: Sequence[Path]) -> str:
     """What lies between the answer markers: `verdict_lines` over every study with a `claims:` block, then
-    `beyond_tests_lines`."""
+    `against_last_lines` and `beyond_tests_lines`."""
     found = [(Path(s).name, claims) for s in studies if (claims := study_claims(Path(s))) is not None]
     lines = ["_Generated from the studies' parquet by `bash scripts/update_readme.sh`; do not edit by hand._", ""]
     lines += verdict_lines(found) if found else ["_No study with a `claims:` block among the results studies._", ""]
+    lines += against_last_lines(studies)
     lines += beyond_tests_lines(studies)
     return "\n".join(lines).rstrip() + "\n"
 
