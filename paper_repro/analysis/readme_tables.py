@@ -997,53 +997,60 @@ def beyond_tests_lines(studies: Sequence[Path], stage: str = HEADLINE_STAGE) -> 
             _contrast_table(found, ANSWER_CONTRASTS, ["study", "stage", "condition", "size"]), ""]
 
 
-def against_last_lines(studies: Sequence[Path]) -> list[str]:
-    """Where the tested gains come from: in the stage each study's pre-registered tests read (`hypotheses.stage`,
-    on the block's backbone and track where it fixes them), each fusion head and each deeper baseline against
-    `last` (`LAST_CONTRASTS`), per size, paired as in the study's tables, descriptive. On the same pairs a tested
-    contrast is the difference of two of these columns, so beside the verdicts across tracks it shows which side
-    moved where the tracks differ. Studies with a `claims:` block only (those whose verdicts the answer block
-    shows); [] when none has such cells."""
-    from paper_repro.analysis import hypotheses, verdicts
-    from paper_repro.analysis.load import load_results
+def against_last_lines(found: Sequence[tuple[Path, tuple[pd.DataFrame, pd.DataFrame]]]) -> list[str]:
+    """Where the tested gains come from, for [(study dir, `study_claims`)]: in the stage the study's pre-registered
+    tests read (`hypotheses.stage`) and in each condition (backbone · track · sampler) a test row of the claims
+    reads, each fusion head and each deeper baseline against `last` (`LAST_CONTRASTS`), per size, descriptive. Every
+    column is computed on the same seed units (those where each of these heads present has a cell), so per size a
+    tested contrast's mean is the difference of two columns' means. A condition whose test rows read interim in the
+    claims is marked so. [] when no such cells exist."""
+    from paper_repro.analysis import hypotheses
+    from paper_repro.analysis.load import CELL_KEYS, GROUP_KEYS, load_results, with_finetune
     from paper_repro.analysis.report import default_study_yaml
 
-    found: dict[tuple[str, str, str, int], dict[tuple[str, str], str]] = {}
-    for study in map(Path, studies):
+    heads = sorted({m for pair in LAST_CONTRASTS for m in pair})
+    rows: dict[tuple[str, str, str, int], dict[tuple[str, str], str]] = {}
+    for study, (_, parts) in found:
         yaml_path = default_study_yaml(study)
-        if yaml_path is None or verdicts.read_claims(yaml_path) is None:
-            continue                              # the studies whose verdicts the answer block shows
-        block = hypotheses.read_hypotheses(yaml_path)
-        if block is None:
+        block = hypotheses.read_hypotheses(yaml_path) if yaml_path is not None else None
+        tests = parts[parts["role"] == "test"] if len(parts) else parts
+        if block is None or tests.empty:
             continue
-        df = hypotheses.hypothesis_cells(load_results(study), block)
-        for column, value in (("backbone", block.backbone), ("finetune", block.finetune)):
-            if value is not None and len(df):
-                df = df[df[column] == value]
-        heads = df[df["method"].isin({m for pair in LAST_CONTRASTS for m in pair})] if len(df) else df
-        units = heads.groupby(["method", "size"])["run_id"].nunique() if len(heads) else pd.Series(dtype=int)
-        interim = bool(block.planned_pairs) and any(n < block.planned_pairs for n in units)
+        df = hypotheses.hypothesis_cells(with_finetune(load_results(study)), block)
+        if df.empty:
+            continue
+        df = df[df["method"].isin(heads)]
+        present = df.groupby(list(CELL_KEYS), dropna=False)["method"].transform("nunique")
+        per_condition = df.groupby(list(GROUP_KEYS[:3]), dropna=False)["method"].transform("nunique")
+        df = df[present == per_condition]             # the seed units every head of the condition has
         stage = f"`{block.stage}`" if block.stage is not None else "every stage"
-        for (condition, size), row in paired_texts(df, LAST_CONTRASTS).items():
-            found[(f"`{study.name}`", stage + (" (*interim*)" if interim else ""), condition, size)] = row
-    if not found:
+        for condition, tested in tests.groupby(["backbone", "finetune", "sampler"], sort=False):
+            cells = df[(df["backbone"] == condition[0]) & (df["finetune"] == condition[1])
+                       & (df["sampler"] == condition[2])]
+            interim = (tested["verdict"] == hypotheses.INTERIM).any()
+            for (label, size), texts in paired_texts(cells, LAST_CONTRASTS).items():
+                rows[(f"`{study.name}`", stage + (" (*interim*)" if interim else ""), label, size)] = texts
+    if not rows:
         return []
     return ["Where the tested gains come from: in the stage the pre-registered tests read, each fusion head and each "
             "deeper baseline against the plain last layer, per size, descriptive (paired test-F1 difference in "
-            "points, 95% CI as in the study's tables, pairs > 0 / pairs; *interim*: the stage has not all its planned "
-            "pairs yet). On the same pairs a tested contrast is the difference of two columns (`dwatt − deeper` = "
-            "`dwatt − last` − `deeper − last`), so where the tracks' verdicts differ this shows which side moved: the "
-            "fusion heads' gain over `last`, or the deeper baselines' own difference to it:", "",
-            _contrast_table(found, LAST_CONTRASTS, ["study", "stage", "condition", "size"]), ""]
+            "points on the seed units all these heads share, 95% CI as in the study's tables, pairs > 0 / pairs; "
+            "*interim*: the tests have not all their planned pairs yet). Per size, the mean of a tested contrast in "
+            "points is the difference of two columns' means (`dwatt − deeper` = `dwatt − last` − `deeper − last`; "
+            "intervals do not subtract, and the relative and step readings have no such split): where the tracks' "
+            "verdicts differ, it shows how each head stands against its own track's `last`, which is itself a "
+            "different model in each track (a probe of the frozen last layer, or the fine-tuned encoder):", "",
+            _contrast_table(rows, LAST_CONTRASTS, ["study", "stage", "condition", "size"]), ""]
 
 
 def build_answer_section(studies: Sequence[Path]) -> str:
     """What lies between the answer markers: `verdict_lines` over every study with a `claims:` block, then
     `against_last_lines` and `beyond_tests_lines`."""
-    found = [(Path(s).name, claims) for s in studies if (claims := study_claims(Path(s))) is not None]
+    with_claims = [(Path(s), claims) for s in studies if (claims := study_claims(Path(s))) is not None]
+    found = [(study.name, claims) for study, claims in with_claims]
     lines = ["_Generated from the studies' parquet by `bash scripts/update_readme.sh`; do not edit by hand._", ""]
     lines += verdict_lines(found) if found else ["_No study with a `claims:` block among the results studies._", ""]
-    lines += against_last_lines(studies)
+    lines += against_last_lines(with_claims)
     lines += beyond_tests_lines(studies)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -252,25 +252,33 @@ def test_answer_markers_take_the_verdicts_across_studies(tmp_path, monkeypatch, 
 
 def test_answer_block_decomposes_the_tested_stage_against_last(tmp_path, monkeypatch):
     """Under the verdicts, in the stage the tests read, each fusion head and deeper baseline against `last` per
-    study and size: the planted gains (conftest.METHOD_OFFSETS: dwatt +5, deeper +1 over last) come out, with the
-    pairs counted; a study short of its planned pairs is marked interim; one without `claims:` is left out."""
+    study and size: the planted gains (conftest.METHOD_OFFSETS: dwatt +5, deeper +1 over last) come out, on the
+    seed units every head has; interim exactly where the claims' tests are; a study without `claims:` left out."""
     monkeypatch.chdir(tmp_path)
-    fine = _study_with_claims(tmp_path, "fine")
-    frz = _study_with_claims(tmp_path, "frz", seeds=(0, 1), planned=6)
+    fine = _study_with_claims(tmp_path, "fine", planned=6)               # 2 data seeds x 3 seeds: complete
+    frz = _study_with_claims(tmp_path, "frz", seeds=(0, 1), planned=6)   # 4 units: interim
+    lag = _study_with_claims(tmp_path, "lag", planned=6)
+    for file in (lag / "cells").glob("last-n50-d1-s2-eval.*"):             # `last`, which no test reads, lags a unit
+        file.unlink()
     plain = _study_with_claims(tmp_path, "plain")
     yaml_path = tmp_path / "experiments" / "plain.yaml"
     yaml_path.write_text(yaml_path.read_text().split("claims:")[0])
-    lines = "\n".join(readme_tables.against_last_lines([fine, frz, plain])).splitlines()
+    found = [(s, claims) for s in (fine, frz, lag, plain) if (claims := readme_tables.study_claims(s)) is not None]
+    assert [s.name for s, _ in found] == ["fine", "frz", "lag"]
+    assert [c[0]["verdict"].iloc[0] for _, c in found] == ["supported", "interim", "supported"]
+    lines = "\n".join(readme_tables.against_last_lines(found)).splitlines()
     assert lines[0].startswith("Where the tested gains come from:")
     assert "| study | stage | condition | size | dwatt − last | deeper − last |" in lines
     rows = [line.split(" | ") for line in lines if line.startswith("| `")]
     assert [(r[0], r[1], r[3]) for r in rows] == [
         *[("| `fine`", "`eval`", str(size)) for size in (50, 100, 200)],
-        *[("| `frz`", "`eval` (*interim*)", str(size)) for size in (50, 100, 200)]]
+        *[("| `frz`", "`eval` (*interim*)", str(size)) for size in (50, 100, 200)],
+        *[("| `lag`", "`eval`", str(size)) for size in (50, 100, 200)]]
     for r in rows:
-        pairs = "/6" if r[0] == "| `fine`" else "/4"
+        # every column on the units all heads share: lag's size 50 lost one unit in each column, not only last's
+        pairs = {"| `fine`": "/6", "| `frz`": "/4", "| `lag`": "/5" if r[3] == "50" else "/6"}[r[0]]
         for column, planted in ((4, 5.0), (5, 1.0)):
             assert abs(float(r[column].split()[0]) - planted) <= 0.3 and r[column].rstrip(" |").endswith(pairs)
-    answer = readme_tables.build_answer_section([fine, frz, plain])
+    answer = readme_tables.build_answer_section([fine, frz, lag, plain])
     assert answer.index("How large each tested contrast is") < answer.index("Where the tested gains come from")
-    assert readme_tables.against_last_lines([plain]) == []
+    assert readme_tables.against_last_lines([]) == []
