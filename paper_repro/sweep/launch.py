@@ -26,6 +26,7 @@ from paper_repro.config import CellConfig, ConfigError
 from paper_repro.results import store
 from paper_repro.sweep import claims, cost
 from paper_repro.sweep.grid import StudyConfig, cell_axes, check_hypotheses, load_study
+from paper_repro.sweep.lock import COMMIT_SHA
 
 DEFAULT_RUNNER = "paper_repro.train.cell:run_cell"
 
@@ -536,6 +537,63 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
     return lines, missing
 
 
+def fetch_once(cells: list[CellConfig], what: str) -> list[str]:
+    """Before the first cell is claimed: what `cells` would ask the hub for, asked for once, here. That is a hub
+    dataset not prepared in the datasets cache (no CoNLL folder), a hub backbone not in the HF cache (both are
+    downloaded now, so concurrent cells do not race to fetch them), and a cached hub backbone at a branch
+    (resolved now: each cell resolves it again). Nothing to do offline (HF_HUB_OFFLINE: the preflight already
+    called an uncached item missing). A hub that does not answer (one request, 10 s, no retries), an unknown
+    repo or a failed download: ConfigError, nothing claimed; without this, every cell would fail the same way
+    in turn, after the hub client's retries. Returns one line per item fetched or resolved."""
+    from paper_repro.data.conll import DATA_DIR_ENV
+    from paper_repro.models.backbone import BackboneError, first_line, hub_offline
+    from paper_repro.sweep import fetch
+
+    if hub_offline():
+        return []
+    asks, downloads = [], []
+    for need in fetch.cell_needs(cells):
+        if need.what == "dataset" and fetch.dataset_prepared(need.name) is None:
+            asks.append(need)
+            downloads.append(need)
+        elif need.what == "backbone" and need.kind == "hub":
+            fetch.check_backbone_offline(need, None, update=False)
+            if need.status == "MISSING":
+                asks.append(need)
+                downloads.append(need)
+            elif not COMMIT_SHA.match(need.requested or ""):
+                asks.append(need)
+    if not asks:
+        return []
+    names = ", ".join(f"{need.what} {need.name}" + (f"@{need.requested}" if need.requested else "") for need in asks)
+    remedy = (f"point ${DATA_DIR_ENV} (or data.data_dir) at a CoNLL-03 folder, or " if any(
+        need.what == "dataset" for need in asks) else "") + ("run `paper-repro fetch-models --study <study>` where the "
+                                                            "hub answers (then HF_HUB_OFFLINE=1 uses the caches)")
+    try:
+        fetch.resolve_online(asks, None, update=False)
+    except (BackboneError, ConfigError) as error:
+        raise ConfigError(f"{what}: nothing started: its cells ask the hub for {names}, and {first_line(error)}; "
+                          f"{remedy}") from None
+    lines = []
+    for need in asks:
+        if need in downloads:
+            try:
+                fetch.fetch_one(need)
+            except Exception as error:  # noqa: BLE001 - a download that failed half-way: one line, nothing claimed
+                need.status, need.where = "MISSING", f"{type(error).__name__}: {first_line(error)}"
+            if need.status == "MISSING":
+                raise ConfigError(f"{what}: nothing started: fetching {need.what} {need.name}@{need.revision[:12]} "
+                                  f"failed ({need.where}); {remedy}")
+            lines.append(f"[sweep] fetched {need.what} {need.name}@{need.revision[:12]} once, before the first "
+                         f"cell: {need.where}")
+        else:
+            lines.append(f"[sweep] backbone {need.name}@{need.requested or 'main'} is {need.revision[:12]} on the "
+                         f"hub now (cached here)")
+    for line in lines:
+        print(line, flush=True)
+    return lines
+
+
 def dirty_refusal() -> str | None:
     """Why a sweep must not start from this checkout (uncommitted changes to paper_repro/ or experiments/ of the
     repository holding the imported package), or None."""
@@ -632,6 +690,7 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
             raise ConfigError(f"{study.study}{label}: a run would fail, nothing started: {missing[0]}"
                               + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
                               + "; `paper-repro sweep <study> --dry-run` lists what every cell needs")
+        fetch_once(to_run, f"{study.study}{label}")
     price = None
     if finish_by is not None:   # each cell's prices from the study's done cells (sweep/cost.py), fitted once here;
         # the load is read as each cell is about to start (cost.expected_wall)
