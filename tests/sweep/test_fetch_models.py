@@ -481,30 +481,36 @@ def test_sweep_on_an_unreachable_hub_stops_before_any_cell(tmp_path, minilm_avai
                PAPER_REPRO_ALLOW_DIRTY="1")
     for name, backbones, data_dir, expect in [
             ("hubdata", ["minilm-l6"], None, ["dataset tomaarsen/conll2003", "$PAPER_REPRO_CONLL03"]),
-            ("branch", [HUB_ID], tiny_conll_dir, [f"backbone {HUB_ID}", "fetch-models --study"])]:
+            ("branch", [HUB_ID], tiny_conll_dir, [f"backbone {HUB_ID}", f"HF_HUB_OFFLINE=1 to use the cached {HUB_ID} "
+                                                  f"at {SHA[:12]}, or pin model.revision to a commit"])]:
         results = tmp_path / f"results-{name}"
         study = write_study(tmp_path / f"{name}.yaml", backbones, data_dir, results)
         done, elapsed = sweep_subprocess(study, env)
         assert done.returncode == 2, done.stdout + done.stderr
         line = one_error_line(done.stderr)
         assert "fetchtest: nothing started: its cells ask the hub for" in line and "the hub is not reachable" in line
-        assert all(text in line for text in expect), line
+        assert all(text in line for text in expect) and f"fetch-models --study {study}` where the hub answers" in line
         assert "start (" not in done.stdout and not (results / "fetchtest").exists()
         assert elapsed < 45, elapsed        # one request, no retries (python start and imports included)
 
 
-def test_sweep_fetches_the_hub_dataset_once_before_the_first_cell(tmp_path, minilm_available):
-    """No CoNLL folder and a hub that answers: the sweep downloads and prepares the hub dataset before it claims
-    a cell (each data file fetched once, by commit), then runs every cell on it."""
+def test_sweep_fetches_what_its_cells_need_once_before_the_first_cell(tmp_path, minilm_available):
+    """No CoNLL folder and a hub that answers: before it claims a cell, the sweep downloads and prepares the hub
+    dataset, downloads an uncached hub backbone, and one whose branch has moved since the cache was filled (the
+    cache holds main at SHA, the hub says OTHER_SHA); every file once, by commit. Then every cell runs."""
     dataset, data_sha = "acme-test/tinyner", "abcdefabcdefabcdefabcdefabcdefabcdefabcd"
-    fake = FakeHub({("datasets", dataset): (data_sha, write_hub_dataset(tmp_path / "dataset-repo"))})
+    served = "acme-test/served"
+    hf_home = tmp_path / "hf-home"
+    fake_hub_model(hf_home / "hub", HUB_ID, SHA, minilm_available)
+    fake = FakeHub({("datasets", dataset): (data_sha, write_hub_dataset(tmp_path / "dataset-repo")),
+                    ("models", served): (OTHER_SHA, minilm_available), ("models", HUB_ID): (OTHER_SHA, minilm_available)})
     results = tmp_path / "results"
-    study = write_study(tmp_path / "hubdata.yaml", ["minilm-l6"], None, results,
+    study = write_study(tmp_path / "hubdata.yaml", [served, HUB_ID], None, results,
                         **{"data.hub_id": dataset, "data.size": 2})
     env = {k: v for k, v in os.environ.items()
            if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_CACHE",
                         "HF_DATASETS_CACHE", "PAPER_REPRO_CONLL03")}
-    env.update(HF_ENDPOINT=fake.url, HF_HOME=str(tmp_path / "hf-home"), OMP_NUM_THREADS="1",
+    env.update(HF_ENDPOINT=fake.url, HF_HOME=str(hf_home), OMP_NUM_THREADS="1",
                HF_HUB_DISABLE_TELEMETRY="1", PAPER_REPRO_ALLOW_DIRTY="1")
     try:
         done, _ = sweep_subprocess(study, env)
@@ -512,14 +518,19 @@ def test_sweep_fetches_the_hub_dataset_once_before_the_first_cell(tmp_path, mini
         fake.close()
     assert done.returncode == 0, done.stdout + done.stderr
     log = done.stdout
-    fetched = f"[sweep] fetched dataset {dataset}@{data_sha[:12]} once, before the first cell"
-    assert fetched in log and log.index(fetched) < log.index(": start (")
-    assert log.count(": done in") == 2
-    downloads = collections.Counter(path for method, path in fake.requests
-                                    if method == "GET" and f"/datasets/{dataset}/resolve/" in path)
+    first_cell = log.index(": start (")
+    for fetched in (f"[sweep] fetched dataset {dataset}@{data_sha[:12]} once, before the first cell",
+                    f"[sweep] fetched backbone {served}@{OTHER_SHA[:12]} once, before the first cell",
+                    f"[sweep] fetched backbone {HUB_ID}@{OTHER_SHA[:12]} once, before the first cell"):
+        assert fetched in log and log.index(fetched) < first_cell, log
+    assert log.count(": done in") == 4
+    downloads = collections.Counter(path for method, path in fake.requests if method == "GET" and "/resolve/" in path)
     assert downloads and set(downloads.values()) == {1}, downloads
-    assert all(data_sha in path for path in downloads)
+    assert {path.split("/resolve/")[1].split("/")[0] for path in downloads} == {data_sha, OTHER_SHA}  # by commit
+    assert (hf_home / "hub" / f"models--{HUB_ID.replace('/', '--')}" / "refs" / "main").read_text() == OTHER_SHA
     from paper_repro.results import store
 
     cells = load_study(study).expand()
-    assert all(store.is_done(c.results_dir, c.study, c.run_id) for c in cells)
+    assert len(cells) == 4 and all(store.is_done(c.results_dir, c.study, c.run_id) for c in cells)
+    manifests = [json.loads((results / "fetchtest" / "cells" / f"{c.run_id}.manifest.json").read_text()) for c in cells]
+    assert {m["backbone"]["revision"] for m in manifests} == {OTHER_SHA}     # the cells loaded what was fetched

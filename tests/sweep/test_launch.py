@@ -370,7 +370,7 @@ def test_preflight_without_data_dir_names_the_hub(tmp_path, hub_cache, capsys, m
     assert dry_run_cli(study_path) == 2                # offline, no cached copy: a run would fail
     out = capsys.readouterr().out
     assert ("  MISSING  data: no data dir (data.data_dir and $PAPER_REPRO_CONLL03 unset, 4 cells): the hub dataset "
-            "tomaarsen/conll2003 would be used; HF_HUB_OFFLINE is set; no cached copy found: a run would fail") in out
+            "tomaarsen/conll2003 would be used; HF_HUB_OFFLINE is set; no prepared copy found: a run would fail") in out
     monkeypatch.setenv("PAPER_REPRO_CONLL03", str(tmp_path / "nowhere"))
     assert dry_run_cli(study_path) == 2                # an explicit data dir must be there
     assert (f"  MISSING  data: {tmp_path / 'nowhere'}: data directory not found ($PAPER_REPRO_CONLL03, 4 cells)"
