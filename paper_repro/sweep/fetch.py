@@ -57,12 +57,17 @@ class Need:
 
 def study_needs(study) -> list[Need]:
     """The distinct backbones (with the revision each cell asks for) and data sources of every cell."""
+    return cell_needs(study.expand(pending="placeholder"))
+
+
+def cell_needs(cells) -> list[Need]:
+    """The distinct backbones (with the revision each cell asks for) and data sources of `cells`."""
     from paper_repro.data.conll import resolve_data_dir
     from paper_repro.models.backbone import backbone_kind
 
     backbones: dict[tuple[str, str | None], Need] = {}
     data: dict[tuple[str, str, str | None], Need] = {}
-    for cell in study.expand(pending="placeholder"):
+    for cell in cells:
         key = (cell.model.backbone, cell.model.revision)
         need = backbones.setdefault(key, Need("backbone", key[0], key[1], kind=backbone_kind(key[0])))
         need.cells += 1

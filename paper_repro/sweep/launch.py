@@ -26,6 +26,7 @@ from paper_repro.config import CellConfig, ConfigError
 from paper_repro.results import store
 from paper_repro.sweep import claims, cost
 from paper_repro.sweep.grid import StudyConfig, cell_axes, check_hypotheses, load_study
+from paper_repro.sweep.lock import COMMIT_SHA
 
 DEFAULT_RUNNER = "paper_repro.train.cell:run_cell"
 
@@ -454,23 +455,6 @@ STOPPED_EXIT = 3           # `paper-repro sweep` stopped on request (STOP file, 
 LOCAL_WAIT_HEARTBEAT_S = 5 * claims.HEARTBEAT_S   # local --wait: a claim not refreshed for this long is not waited for
 
 
-def _hf_cache_dirs() -> list[Path]:
-    """Where `datasets.load_dataset` may find a hub dataset offline: the hub cache and the datasets cache."""
-    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
-    hub = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or hf_home / "hub"
-    datasets_cache = os.environ.get("HF_DATASETS_CACHE") or hf_home / "datasets"
-    return [Path(hub).expanduser(), Path(datasets_cache).expanduser()]
-
-
-def _hub_dataset_cached(hub_id: str) -> Path | None:
-    owner, _, name = hub_id.partition("/")
-    hub, datasets_cache = _hf_cache_dirs()
-    for path in (hub / f"datasets--{hub_id.replace('/', '--')}", datasets_cache / f"{owner}___{name}" if name else None):
-        if path is not None and path.is_dir():
-            return path
-    return None
-
-
 def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
               downloads: bool = False) -> tuple[list[str], list[str]]:
     """What running `cells` needs on this machine, checked without loading anything: every data source
@@ -482,6 +466,7 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
     from paper_repro.data.conll import DATA_DIR_ENV, DataError, find_split_files, resolve_data_dir
     from paper_repro.models.backbone import hub_offline, is_commit_sha, is_local_path, offline_source
     from paper_repro.results.manifest import git_state
+    from paper_repro.sweep.fetch import dataset_prepared
 
     offline = hub_offline()
     lines, missing = ["preflight (what a run needs on this machine):"], []
@@ -506,10 +491,10 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
             else:
                 add("ok", "data", f"{data_dir} ({', '.join(p.name for p in files.values())}; {where}, {n} cells)")
             continue
-        cached = _hub_dataset_cached(hub_id)
+        cached = dataset_prepared(hub_id)
         text = (f"no data dir (data.data_dir and ${DATA_DIR_ENV} unset, {n} cells): the hub dataset {hub_id} would be "
                 f"used; HF_HUB_OFFLINE is {'set' if offline else 'not set'}; "
-                + (f"a copy is cached ({cached})" if cached else "no cached copy found"
+                + (f"a prepared copy is cached ({cached})" if cached else "no prepared copy found"
                    + (": a run would fail" if offline else ": a run downloads it")))
         add("MISSING" if offline and not cached else "note", "data", text)
     for name, revision in sorted({(c.model.backbone, c.model.revision) for c in cells}, key=str):
@@ -534,6 +519,69 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
             + ("" if allow_dirty else "; `sweep` refuses to start without --allow-dirty"))
     lines.append("preflight: " + (f"{len(missing)} missing (a run would fail)" if missing else "ok"))
     return lines, missing
+
+
+def fetch_once(cells: list[CellConfig], what: str, study_file: str = "<study>") -> list[str]:
+    """Before the first cell is claimed: what `cells` would ask the hub for, asked for once, here. That is a hub
+    dataset not prepared in the datasets cache (no CoNLL folder), a hub backbone not in the HF cache, and a
+    cached hub backbone at a branch (resolved now; each cell resolves it again; a branch that has moved since the
+    cache was filled is a commit not in it). What is not in the caches is downloaded now, so that cells do not
+    each fetch it. Nothing to do offline (HF_HUB_OFFLINE: the preflight already called an unprepared dataset or an
+    uncached backbone missing). A hub that does not answer (one request per item, 10 s, no retries), an unknown
+    repo or revision, or a failed download: ConfigError, nothing claimed; without this, every cell would fail the
+    same way in turn, after the hub client's retries. Returns one line per item fetched or resolved."""
+    from paper_repro.data.conll import DATA_DIR_ENV
+    from paper_repro.models.backbone import BackboneError, HubUnreachable, first_line, hub_cached, hub_offline
+    from paper_repro.sweep import fetch
+
+    if hub_offline():
+        return []
+    asks, cached_at = [], {}
+    for need in fetch.cell_needs(cells):
+        if need.what == "dataset" and fetch.dataset_prepared(need.name) is None:
+            asks.append(need)
+        elif need.what == "backbone" and need.kind == "hub":
+            fetch.check_backbone_offline(need, None, update=False)
+            if need.status == "MISSING" or not COMMIT_SHA.match(need.requested or ""):
+                cached_at[id(need)] = need.revision if need.status != "MISSING" else None
+                asks.append(need)
+    if not asks:
+        return []
+    names = " and ".join(f"{need.what} {need.name}" + (f"@{need.requested}" if need.requested else "")
+                         for need in asks)
+    fetch_hint = f"`paper-repro fetch-models --study {study_file}` where the hub answers, then HF_HUB_OFFLINE=1"
+    try:
+        fetch.resolve_online(asks, None, update=False)
+    except HubUnreachable as error:
+        fixes = []
+        if any(need.what == "dataset" for need in asks):
+            fixes.append(f"point ${DATA_DIR_ENV} (or data.data_dir) at a CoNLL-03 folder")
+        cached = [f"{need.name} at {sha[:12]}" for need in asks if (sha := cached_at.get(id(need)))]
+        if cached:
+            fixes.append(f"HF_HUB_OFFLINE=1 to use the cached {', '.join(cached)}, or pin model.revision to a commit")
+        fixes.append(f"run {fetch_hint}")
+        raise ConfigError(f"{what}: nothing started: its cells ask the hub for {names}, and {first_line(error)}; "
+                          + "; or ".join(fixes)) from None
+    except (BackboneError, ConfigError) as error:   # the hub answered: an unknown repo or revision, no weights
+        raise ConfigError(f"{what}: nothing started: {first_line(error)}") from None
+    lines = []
+    for need in asks:
+        if need.what == "backbone" and hub_cached(need.name, revision=need.revision, tokenizer=True) is not None:
+            lines.append(f"[sweep] backbone {need.name}@{need.requested or 'main'} is {need.revision[:12]} on the "
+                         "hub now, in the HF cache already")
+            continue
+        try:
+            fetch.fetch_one(need)
+        except Exception as error:  # noqa: BLE001 - a download that failed half-way: one line, nothing claimed
+            need.status, need.where = "MISSING", f"{type(error).__name__}: {first_line(error)}"
+        if need.status == "MISSING":
+            raise ConfigError(f"{what}: nothing started: fetching {need.what} {need.name}@{need.revision[:12]} "
+                              f"failed ({need.where}); fix it and rerun, or run {fetch_hint}")
+        lines.append(f"[sweep] fetched {need.what} {need.name}@{need.revision[:12]} once, before the first "
+                     f"cell: {need.where}")
+    for line in lines:
+        print(line, flush=True)
+    return lines
 
 
 def dirty_refusal() -> str | None:
@@ -626,12 +674,15 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
     # the real cell: what the cells left to run need must be here before any is claimed (a backbone the hub can
     # still send is not missing while the hub is allowed: the run downloads it)
     to_run = [c for c in cells if force or not store.is_done(c.results_dir, c.study, c.run_id)]
-    if runner == DEFAULT_RUNNER and to_run:
+    if runner == DEFAULT_RUNNER and to_run:   # (failed cells included: fixing what they lacked is the usual retry)
         missing = preflight(to_run, downloads=True)[1]
         if missing:
             raise ConfigError(f"{study.study}{label}: a run would fail, nothing started: {missing[0]}"
                               + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
                               + "; `paper-repro sweep <study> --dry-run` lists what every cell needs")
+        will_run = [c for c in to_run if retry_failed or cell_status(c) != "failed"]
+        if not store.stop_file(study.results_dir, study.study).exists():
+            fetch_once(will_run, f"{study.study}{label}", study.source)
     price = None
     if finish_by is not None:   # each cell's prices from the study's done cells (sweep/cost.py), fitted once here;
         # the load is read as each cell is about to start (cost.expected_wall)

@@ -5,6 +5,7 @@ HF_HUB_OFFLINE=1. The hub-id backbone at that commit must load the very weights 
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -454,3 +455,82 @@ def test_only_config_tokenizer_and_one_weight_format_are_fetched(capsys):
     assert weight_files(sharded) == ["config.json", "sentencepiece.bpe.model", *sharded[1:4]]
     assert cli(["fetch-models", "--check"]) == 2                    # --check without a study: one line
     assert "need --study" in one_error_line(capsys.readouterr().err)
+
+
+# ------------------------------------------------------------------- a sweep asks the hub once, before any cell
+def sweep_subprocess(study: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "paper_repro.cli", "sweep", str(study), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    return done, time.monotonic() - started
+
+
+def test_sweep_on_an_unreachable_hub_stops_before_any_cell(tmp_path, minilm_available, tiny_conll_dir):
+    """Not offline, the hub refuses connections, and the cells need it: the hub dataset (no CoNLL folder), or a
+    cached hub backbone at a branch. The sweep asks once, exits 2 with one line naming what to do, and claims,
+    runs and writes nothing; before, every cell failed in turn, each after the hub client's retries."""
+    with socket.socket() as probe:          # a local port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hub_dir = tmp_path / "hf-home" / "hub"
+    fake_hub_model(hub_dir, HUB_ID, SHA, minilm_available)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "PAPER_REPRO_CONLL03")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf-home"), HF_HUB_CACHE=str(hub_dir),
+               HF_DATASETS_CACHE=str(tmp_path / "hf-home" / "datasets"), OMP_NUM_THREADS="1",
+               PAPER_REPRO_ALLOW_DIRTY="1")
+    for name, backbones, data_dir, expect in [
+            ("hubdata", ["minilm-l6"], None, ["dataset tomaarsen/conll2003", "$PAPER_REPRO_CONLL03"]),
+            ("branch", [HUB_ID], tiny_conll_dir, [f"backbone {HUB_ID}", f"HF_HUB_OFFLINE=1 to use the cached {HUB_ID} "
+                                                  f"at {SHA[:12]}, or pin model.revision to a commit"])]:
+        results = tmp_path / f"results-{name}"
+        study = write_study(tmp_path / f"{name}.yaml", backbones, data_dir, results)
+        done, elapsed = sweep_subprocess(study, env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        line = one_error_line(done.stderr)
+        assert "fetchtest: nothing started: its cells ask the hub for" in line and "the hub is not reachable" in line
+        assert all(text in line for text in expect) and f"fetch-models --study {study}` where the hub answers" in line
+        assert "start (" not in done.stdout and not (results / "fetchtest").exists()
+        assert elapsed < 45, elapsed        # one request, no retries (python start and imports included)
+
+
+def test_sweep_fetches_what_its_cells_need_once_before_the_first_cell(tmp_path, minilm_available):
+    """No CoNLL folder and a hub that answers: before it claims a cell, the sweep downloads and prepares the hub
+    dataset, downloads an uncached hub backbone, and one whose branch has moved since the cache was filled (the
+    cache holds main at SHA, the hub says OTHER_SHA); every file once, by commit. Then every cell runs."""
+    dataset, data_sha = "acme-test/tinyner", "abcdefabcdefabcdefabcdefabcdefabcdefabcd"
+    served = "acme-test/served"
+    hf_home = tmp_path / "hf-home"
+    fake_hub_model(hf_home / "hub", HUB_ID, SHA, minilm_available)
+    fake = FakeHub({("datasets", dataset): (data_sha, write_hub_dataset(tmp_path / "dataset-repo")),
+                    ("models", served): (OTHER_SHA, minilm_available), ("models", HUB_ID): (OTHER_SHA, minilm_available)})
+    results = tmp_path / "results"
+    study = write_study(tmp_path / "hubdata.yaml", [served, HUB_ID], None, results,
+                        **{"data.hub_id": dataset, "data.size": 2})
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_CACHE",
+                        "HF_DATASETS_CACHE", "PAPER_REPRO_CONLL03")}
+    env.update(HF_ENDPOINT=fake.url, HF_HOME=str(hf_home), OMP_NUM_THREADS="1",
+               HF_HUB_DISABLE_TELEMETRY="1", PAPER_REPRO_ALLOW_DIRTY="1")
+    try:
+        done, _ = sweep_subprocess(study, env)
+    finally:
+        fake.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = done.stdout
+    first_cell = log.index(": start (")
+    for fetched in (f"[sweep] fetched dataset {dataset}@{data_sha[:12]} once, before the first cell",
+                    f"[sweep] fetched backbone {served}@{OTHER_SHA[:12]} once, before the first cell",
+                    f"[sweep] fetched backbone {HUB_ID}@{OTHER_SHA[:12]} once, before the first cell"):
+        assert fetched in log and log.index(fetched) < first_cell, log
+    assert log.count(": done in") == 4
+    downloads = collections.Counter(path for method, path in fake.requests if method == "GET" and "/resolve/" in path)
+    assert downloads and set(downloads.values()) == {1}, downloads
+    assert {path.split("/resolve/")[1].split("/")[0] for path in downloads} == {data_sha, OTHER_SHA}  # by commit
+    assert (hf_home / "hub" / f"models--{HUB_ID.replace('/', '--')}" / "refs" / "main").read_text() == OTHER_SHA
+    from paper_repro.results import store
+
+    cells = load_study(study).expand()
+    assert len(cells) == 4 and all(store.is_done(c.results_dir, c.study, c.run_id) for c in cells)
+    manifests = [json.loads((results / "fetchtest" / "cells" / f"{c.run_id}.manifest.json").read_text()) for c in cells]
+    assert {m["backbone"]["revision"] for m in manifests} == {OTHER_SHA}     # the cells loaded what was fetched

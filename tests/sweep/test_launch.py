@@ -370,11 +370,32 @@ def test_preflight_without_data_dir_names_the_hub(tmp_path, hub_cache, capsys, m
     assert dry_run_cli(study_path) == 2                # offline, no cached copy: a run would fail
     out = capsys.readouterr().out
     assert ("  MISSING  data: no data dir (data.data_dir and $PAPER_REPRO_CONLL03 unset, 4 cells): the hub dataset "
-            "tomaarsen/conll2003 would be used; HF_HUB_OFFLINE is set; no cached copy found: a run would fail") in out
+            "tomaarsen/conll2003 would be used; HF_HUB_OFFLINE is set; no prepared copy found: a run would fail") in out
     monkeypatch.setenv("PAPER_REPRO_CONLL03", str(tmp_path / "nowhere"))
     assert dry_run_cli(study_path) == 2                # an explicit data dir must be there
     assert (f"  MISSING  data: {tmp_path / 'nowhere'}: data directory not found ($PAPER_REPRO_CONLL03, 4 cells)"
             in capsys.readouterr().out)
+
+
+def test_preflight_counts_only_a_prepared_hub_dataset_as_cached(tmp_path, hub_cache, monkeypatch):
+    """Offline, `datasets` loads the hub dataset from its prepared copy only (`<namespace>___<name>/<config>/
+    <version>/<hash>/dataset_info.json`), the same test `fetch-models --check` applies: the repo's raw files in
+    the hub cache, or an empty datasets-cache folder, are missing; a prepared copy is ok."""
+    from paper_repro.sweep.launch import preflight
+
+    monkeypatch.delenv("PAPER_REPRO_CONLL03", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cells = load_study(write_study(tmp_path / "st.yaml", tiny_study("st", tmp_path / "results"))).expand()
+    (hub_cache / "datasets--tomaarsen--conll2003" / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    folder = tmp_path / "hf-datasets" / "tomaarsen___conll2003"
+    folder.mkdir(parents=True)
+    lines, missing = preflight(cells)
+    assert len(missing) == 1 and "tomaarsen/conll2003" in missing[0] and "no prepared copy found" in missing[0]
+    prepared = folder / "default" / "0.0.0" / ("a" * 16)
+    prepared.mkdir(parents=True)
+    (prepared / "dataset_info.json").write_text("{}")
+    lines, missing = preflight(cells)
+    assert missing == [] and any(f"a prepared copy is cached ({folder})" in line for line in lines), lines
 
 
 def test_a_real_sweep_checks_what_its_cells_need_before_claiming_any(tmp_path, hub_cache, monkeypatch):
