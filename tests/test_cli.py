@@ -133,6 +133,23 @@ def test_data_without_a_local_folder_or_the_hub_is_one_line(tmp_path):
     assert done.stdout == ""
 
 
+def test_budget_write_gives_the_committed_csv(tmp_path):
+    """`budget --write` on the packaged MiniLM (its real config) writes what results/budget/minilm-l6.csv holds,
+    the file the README's budget table is rendered from."""
+    done = cli("budget", "--backbone", "minilm-l6", "--write", str(tmp_path / "out" / "minilm-l6.csv"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "dwatt          gamma       0.8490   1,776,462" in done.stdout and done.stdout.endswith("minilm-l6.csv\n")
+    assert (tmp_path / "out" / "minilm-l6.csv").read_text() == (REPO / "results/budget/minilm-l6.csv").read_text()
+
+
+def test_budget_write_to_a_folder_or_an_unwritable_path_is_one_line(tmp_path):
+    one_error_line(cli("budget", "--write", str(tmp_path), cwd=tmp_path), "is a folder", "results/budget/minilm-l6.csv")
+    (tmp_path / "file").write_text("")
+    done = cli("budget", "--write", str(tmp_path / "file" / "b.csv"), cwd=tmp_path)   # its folder is a file
+    one_error_line(done, "nothing written")
+    assert files_under(tmp_path) == ["file"]
+
+
 def test_budget_alias_typo(tmp_path):
     one_error_line(cli("budget", "--backbone", "mpnet_base", cwd=tmp_path), "did you mean mpnet-base?")
 

@@ -8,6 +8,11 @@ device to count, so solving is fast even for real-size configs.
 """
 from __future__ import annotations
 
+import csv
+import os
+import tempfile
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -156,3 +161,39 @@ def format_budget_table(rows: list[dict]) -> str:
             f"{r['deviation']:>+9.2%}  {str(r['matched']):<7}  {r['note']}"
         )
     return "\n".join(lines)
+
+
+# the columns of `paper-repro budget --write` (one row per head; the README's budget table is rendered from them)
+BUDGET_CSV_COLUMNS = ("backbone", "layers", "hidden", "extra_layers", "fuse_embeddings", "tolerance",
+                      "method", "knob", "knob_value", "params", "target", "deviation", "matched", "note")
+
+
+def budget_csv_rows(rows: list[dict], backbone: str, ctx: HeadContext, extra_layers: int, fuse_embeddings: bool,
+                    tolerance: float) -> list[dict]:
+    """`budget_table` rows with what they were solved for (backbone, its shape, budget layers, tolerance)."""
+    layers = ctx.num_fused - int(fuse_embeddings)
+    return [dict(backbone=backbone, layers=layers, hidden=ctx.hidden_size, extra_layers=extra_layers,
+                 fuse_embeddings=fuse_embeddings, tolerance=tolerance, **row) for row in rows]
+
+
+def format_csv_value(value) -> str:
+    """CSV text of one cell: no value empty, floats to 6 significant digits (so a rerun is byte-stable)."""
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def write_budget_csv(rows: list[dict], path: Path) -> None:
+    """Write `budget_csv_rows` to `path` atomically (a temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(BUDGET_CSV_COLUMNS)
+            for row in rows:
+                writer.writerow([format_csv_value(row[column]) for column in BUDGET_CSV_COLUMNS])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
