@@ -39,6 +39,8 @@ ANSWER_END = "<!-- END answer -->"
 BUDGET_BEGIN = "<!-- BEGIN budget -->"
 BUDGET_END = "<!-- END budget -->"
 KNOB_SYMBOLS = {"gamma": "γ"}
+BUDGET_COLUMNS = ("backbone", "layers", "hidden", "extra_layers", "tolerance", "method", "knob", "knob_value",
+                  "params", "deviation", "matched", "note")           # of `paper-repro budget --write` (models/budget.py)
 MACHINE_COLUMNS = ("gpu", "cpu_model", "usable_cpus", "physical_cores", "torch_threads", "torch_version", "date",
                    "git_sha", "git_dirty", "loadavg_1m")
 
@@ -1100,10 +1102,19 @@ def budget_section(paths: Sequence[Path], display: Sequence[str] | None = None) 
              "do not edit by hand._", ""]
     frames, missing = [], []
     for path, name in zip(paths, shown):
-        if path.exists():
-            frames.append(pd.read_csv(path, dtype=str, keep_default_na=False))
-        else:
+        if not path.exists():
             missing.append(name)
+            continue
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        lacking = [column for column in BUDGET_COLUMNS if column not in frame.columns]
+        if lacking or frame.empty:
+            raise ValueError(f"{name}: not a `paper-repro budget --write` table (no rows, or no column "
+                             f"{', '.join(lacking)})")
+        frames.append(frame)
+    solved_for = {(frame.iloc[0]["extra_layers"], frame.iloc[0]["tolerance"]) for frame in frames}
+    if len(solved_for) > 1:
+        raise ValueError(f"{', '.join(shown)}: solved for different budgets (extra layers, tolerance: "
+                         f"{sorted(solved_for)}); write them with the same --layers and --tolerance")
     if frames:
         methods = list(dict.fromkeys(m for frame in frames for m in frame["method"]))
         header, heads = ["method"], []

@@ -67,3 +67,21 @@ def test_budget_without_its_markers_is_one_error(tmp_path, capsys):
     small = solver_csv(tmp_path / "small.csv", "small", 3, 32)
     assert readme_tables.main([str(readme), "--bench-dir", str(tmp_path / "none"), "--budget", str(small)]) == 2
     assert "`<!-- BEGIN budget -->`" in capsys.readouterr().err and "BEGIN budget" not in readme.read_text()
+
+
+def test_budget_csvs_of_other_budgets_or_not_a_budget_csv_are_one_error(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    original = f"{readme_tables.BEGIN}\n{readme_tables.END}\n{readme_tables.BUDGET_BEGIN}\n{readme_tables.BUDGET_END}\n"
+    readme.write_text(original)
+    small = solver_csv(tmp_path / "small.csv", "small", 3, 32)
+    ctx, _ = ctx_target(4, 64)
+    two = tmp_path / "two_layers.csv"
+    write_budget_csv(budget_csv_rows(budget_table(ctx, budget_target(ctx, layers=2)), "large", ctx, 2, False, 0.03), two)
+    argv = [str(readme), "--bench-dir", str(tmp_path / "none"), "--budget", str(small)]
+    assert readme_tables.main([*argv, "--budget", str(two)]) == 2
+    assert "solved for different budgets" in capsys.readouterr().err
+    (tmp_path / "other.csv").write_text("method,params\ndwatt,5\n")
+    assert readme_tables.main([*argv, "--budget", str(tmp_path / "other.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other.csv: not a `paper-repro budget --write` table" in err
+    assert readme.read_text() == original                                        # nothing written
