@@ -8,14 +8,13 @@ device to count, so solving is fast even for real-size configs.
 """
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
+from paper_repro.atomic import atomic_write_bytes
 from paper_repro.models.heads import HEADS, HeadContext, build_head
 
 TARGET_HEAD = "deeper"
@@ -176,24 +175,8 @@ def budget_csv_rows(rows: list[dict], backbone: str, ctx: HeadContext, extra_lay
                  fuse_embeddings=fuse_embeddings, tolerance=tolerance, **row) for row in rows]
 
 
-def format_csv_value(value) -> str:
-    """CSV text of one cell: no value empty, floats to 6 significant digits (so a rerun is byte-stable)."""
-    if value is None:
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
 def write_budget_csv(rows: list[dict], path: Path) -> None:
-    """Write `budget_csv_rows` to `path` atomically (a temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(BUDGET_CSV_COLUMNS)
-            for row in rows:
-                writer.writerow([format_csv_value(row[column]) for column in BUDGET_CSV_COLUMNS])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `budget_csv_rows` to `path` atomically; floats to 6 significant digits, so a rerun is byte-stable."""
+    text = pd.DataFrame(rows, columns=list(BUDGET_CSV_COLUMNS)).to_csv(index=False, float_format="%.6g",
+                                                                        lineterminator="\n")
+    atomic_write_bytes(path, text.encode())

@@ -1,4 +1,6 @@
-"""The README's parameter-budget table: rendered from the solver's CSVs (`paper-repro budget --write`), never typed."""
+"""The README's tables that come from our commands' CSVs, never typed: the parameter budget (`paper-repro budget
+--write`, the solver's output) and the frozen track's layer-cache sizes (`python -m paper_repro.train.layer_cache
+--write`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -85,3 +87,37 @@ def test_budget_csvs_of_other_budgets_or_not_a_budget_csv_are_one_error(tmp_path
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "other.csv: not a `paper-repro budget --write` table" in err
     assert readme.read_text() == original                                        # nothing written
+
+
+SIZES = """backbone,split,max_length,windows,subwords,layers,hidden,gib,gib_fuse_embeddings
+small,train,128,10,1000,6,384,1.25,1.5
+small,valid,128,5,400,6,384,0.5,0.6
+large,train,128,10,1000,12,768,5,5.5
+large,valid,128,5,400,12,768,2,2.25
+"""
+
+
+def test_layer_cache_block_from_its_csv(tmp_path):
+    sizes = tmp_path / "results" / "layer_cache" / "sizes.csv"
+    sizes.parent.mkdir(parents=True)
+    sizes.write_text(SIZES)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{readme_tables.BEGIN}\n{readme_tables.END}\n{readme_tables.LAYER_CACHE_BEGIN}\nSTALE\n"
+                      f"{readme_tables.LAYER_CACHE_END}\n")
+    argv = [str(readme), "--bench-dir", str(tmp_path / "none"), "--layer-cache", str(sizes)]
+    assert readme_tables.main(argv) == 0
+    text = readme.read_text()
+    block = text[text.index(readme_tables.LAYER_CACHE_BEGIN):text.index(readme_tables.LAYER_CACHE_END)]
+    assert "STALE" not in block and "from `results/layer_cache/sizes.csv`" in block
+    assert ("train / valid splits at max_length 128: 1,000 / 400 subwords, every backbone's tokenizer gives the same "
+            "counts.") in block
+    assert "| backbone | layers × hidden | train | valid | all | all, with `fuse_embeddings` |" in block
+    assert "| `small` | 6 × 384 | 1.25 GiB | 0.50 GiB | **1.75 GiB** | 2.10 GiB |" in block      # sums of the splits
+    assert "| `large` | 12 × 768 | 5.00 GiB | 2.00 GiB | **7.00 GiB** | 7.75 GiB |" in block
+    assert readme_tables.main([*argv, "--check"]) == 0
+    sizes.write_text(SIZES.replace("large,valid,128,5,400", "large,valid,128,5,401"))
+    assert readme_tables.main(argv) == 0
+    assert "`small` 1,000 / 400; `large` 1,000 / 401 subwords" in readme.read_text()    # tokenizers that differ
+    sizes.unlink()
+    assert readme_tables.main(argv) == 0
+    assert "_Missing: `results/layer_cache/sizes.csv` (run `python -m paper_repro.train.layer_cache" in readme.read_text()
