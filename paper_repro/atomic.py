@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -19,3 +20,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_csv(rows: list[dict], columns: Sequence[str], path: Path) -> None:
+    """`rows` (dicts with at least `columns`) as CSV, atomically: no value is an empty cell, floats have 6 significant
+    digits, so that rewriting unchanged numbers leaves the file byte-identical."""
+    import pandas as pd
+
+    text = pd.DataFrame(rows, columns=list(columns)).to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    atomic_write_bytes(path, text.encode())

@@ -41,10 +41,13 @@ BUDGET_BEGIN = "<!-- BEGIN budget -->"
 BUDGET_END = "<!-- END budget -->"
 LAYER_CACHE_BEGIN = "<!-- BEGIN layer_cache -->"
 LAYER_CACHE_END = "<!-- END layer_cache -->"
-LAYER_CACHE_COLUMNS = ("backbone", "split", "max_length", "subwords", "layers", "hidden", "gib", "gib_fuse_embeddings")
+LAYER_CACHE_COLUMNS = {"backbone": str, "split": str, "max_length": int, "subwords": int, "layers": int, "hidden": int,
+                       "gib": float, "gib_fuse_embeddings": float}    # of `python -m paper_repro.train.layer_cache --write`
 KNOB_SYMBOLS = {"gamma": "γ"}
-BUDGET_COLUMNS = ("backbone", "layers", "hidden", "extra_layers", "tolerance", "method", "knob", "knob_value",
-                  "params", "deviation", "matched", "note")           # of `paper-repro budget --write` (models/budget.py)
+BUDGET_COLUMNS = {"backbone": str, "layers": int, "hidden": int, "extra_layers": int, "fuse_embeddings": bool,
+                  "tolerance": float, "method": str, "knob": str, "knob_value": str, "params": int, "deviation": float,
+                  "matched": bool, "note": str}                   # of `paper-repro budget --write` (models/budget.py)
+RATIO_KNOBS = {"gamma"}                                         # knobs that are fractions of H (the others: widths)
 MACHINE_COLUMNS = ("gpu", "cpu_model", "usable_cpus", "physical_cores", "torch_threads", "torch_version", "date",
                    "git_sha", "git_dirty", "loadavg_1m")
 
@@ -1066,13 +1069,17 @@ def build_answer_section(studies: Sequence[Path]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _signed_percent(value: float, digits: int = 2) -> str:
-    return f"{value:+.{digits}%}".replace("-", "−")
+def _signed_percent(value: float) -> str:
+    return "0" if value == 0 else f"{value:+.2%}".replace("-", "−")
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:g}%"
 
 
 def budget_deviation_text(row: pd.Series) -> str:
     """How a head stands against the budget: the solver's verdict (`matched`, `note`) in words."""
-    note, deviation = str(row["note"]), float(row["deviation"])
+    note, deviation, tolerance = row["note"], row["deviation"], _percent(row["tolerance"])
     if note == "defines target":
         return "0 (the target)"
     if note.startswith("target architecture"):
@@ -1080,62 +1087,85 @@ def budget_deviation_text(row: pd.Series) -> str:
     if note.startswith("no width knob: budget control"):
         return "unmatched (budget control)"
     if note.startswith("no width knob with"):
-        coincidence = " within the tolerance by coincidence" if "coincidence" in note else ""
-        return f"{_signed_percent(deviation, 1 if abs(deviation) >= 0.1 else 2)} (no knob{coincidence})"
-    if str(row["matched"]) != "True":
-        return f"{_signed_percent(deviation)} **outside ±{float(row['tolerance']):.0%}**"
+        return f"{_signed_percent(deviation)} (no knob" + (f"; within ±{tolerance} by coincidence)"
+                                                           if "coincidence" in note else ")")
+    if not row["matched"]:
+        return f"{_signed_percent(deviation)} **outside ±{tolerance}**"
     return _signed_percent(deviation)
 
 
 def budget_knob_text(row: pd.Series) -> str:
-    knob, value = str(row["knob"]), str(row["knob_value"])
-    if not knob or not value:
+    """The solved knob: a ratio (γ) to 3 decimals, a width as the integer it is."""
+    knob, value = row["knob"], row["knob_value"]
+    if not knob:
         return "–"
-    number = float(value)
-    shown = f"{number:.3f}" if not number.is_integer() else f"{int(number)}"
+    shown = f"{float(value):.3f}" if knob in RATIO_KNOBS else f"{int(float(value))}"
     return f"{KNOB_SYMBOLS.get(knob, knob)} {shown}"
 
 
-def read_written_csv(path: Path, name: str, columns: Sequence[str], writer: str) -> pd.DataFrame:
-    """A CSV one of our commands wrote (`writer`), as text cells; a ValueError naming it when rows or columns lack."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+def read_written_csv(path: Path, name: str, columns: dict[str, type], writer: str) -> pd.DataFrame:
+    """A CSV one of our commands wrote (`writer`), its `columns` converted to their types (bool from "True"/"False",
+    the others as text); a ValueError naming the file when it cannot be read, lacks rows or columns, or a value does
+    not convert."""
+    what = f"not a `{writer}` table"
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as error:   # a folder, no permission, an empty or malformed file
+        raise ValueError(f"{name}: {what} ({getattr(error, 'strerror', None) or error})") from None
     lacking = [column for column in columns if column not in frame.columns]
     if lacking or frame.empty:
-        raise ValueError(f"{name}: not a `{writer}` table (no rows, or no column {', '.join(lacking)})")
+        raise ValueError(f"{name}: {what} (" + (f"no column {', '.join(lacking)})" if lacking else "no rows)"))
+    for column, kind in columns.items():
+        try:
+            if kind is bool:
+                if not frame[column].isin(["True", "False"]).all():
+                    raise ValueError("not True/False")
+                frame[column] = frame[column] == "True"
+            elif kind is not str:
+                frame[column] = frame[column].astype(kind)
+        except ValueError as error:
+            raise ValueError(f"{name}: {what} (column {column}: {error})") from None
     return frame
 
 
 def layer_cache_section(path: Path, shown: str) -> str:
     """The frozen track's layer-cache sizes per backbone and split (float16, every fused layer), from the CSV that
     `python -m paper_repro.train.layer_cache <backbones> --write results/layer_cache/sizes.csv` writes."""
-    writer = "python -m paper_repro.train.layer_cache minilm-l6 mpnet-base --write " + shown
-    lines = [f"_Generated by `bash scripts/update_readme.sh` from `{shown}` (written by `{writer}`: sizes computed "
-             "from the tokenized splits, subwords × layers × hidden × 2 bytes, without running the encoder); "
-             "do not edit by hand._", ""]
+    def intro(backbones: str) -> list[str]:
+        writer = f"python -m paper_repro.train.layer_cache {backbones} --write {shown}"
+        return [f"_Generated by `bash scripts/update_readme.sh` from `{shown}` (written by `{writer}`: sizes "
+                "computed from the tokenized splits, subwords × layers × hidden × 2 bytes, without running the "
+                "encoder); do not edit by hand._", ""]
+
     if not path.exists():
-        return "\n".join([*lines, f"_Missing: `{shown}` (run `{writer}`)._"]) + "\n"
+        return "\n".join([*intro("<backbones>"), f"_Missing: `{shown}` (run the command above)._"]) + "\n"
     frame = read_written_csv(path, shown, LAYER_CACHE_COLUMNS, "python -m paper_repro.train.layer_cache --write")
-    for column in ("subwords", "layers", "hidden", "max_length"):
-        frame[column] = frame[column].astype(int)
-    for column in ("gib", "gib_fuse_embeddings"):
-        frame[column] = frame[column].astype(float)
-    splits = list(dict.fromkeys(frame["split"]))
-    counts = {backbone: tuple(part["subwords"]) for backbone, part in frame.groupby("backbone", sort=False)}
     lengths = sorted(set(frame["max_length"]))
-    said = " / ".join(splits)
+    if len(lengths) != 1:
+        raise ValueError(f"{shown}: sizes at more than one max_length ({', '.join(map(str, lengths))}); "
+                         "write one table per max_length")
+    splits = list(dict.fromkeys(frame["split"]))
+    backbones = list(dict.fromkeys(frame["backbone"]))
+    index = pd.MultiIndex.from_product([backbones, splits])
+    keyed = frame.set_index(["backbone", "split"])
+    if keyed.index.duplicated().any() or len(keyed) != len(index):
+        raise ValueError(f"{shown}: not one row per backbone and split (backbones {', '.join(backbones)}; "
+                         f"splits {', '.join(splits)})")
+    counts = {backbone: tuple(keyed.loc[(backbone, split), "subwords"] for split in splits) for backbone in backbones}
     if len(set(counts.values())) == 1:
-        subwords = " / ".join(f"{n:,}" for n in next(iter(counts.values())))
+        subwords = " / ".join(f"{n:,}" for n in counts[backbones[0]])
         tokenized = f"{subwords} subwords" + (", every backbone's tokenizer gives the same counts" if len(counts) > 1
                                               else "")
     else:
         tokenized = "; ".join(f"`{b}` " + " / ".join(f"{n:,}" for n in c) for b, c in counts.items()) + " subwords"
-    lines += [f"The whole CoNLL-03 {said} splits at max_length {', '.join(map(str, lengths))}: {tokenized}.", ""]
+    lines = intro(" ".join(backbones))
+    lines += [f"The whole CoNLL-03 {' / '.join(splits)} splits at max_length {lengths[0]}: {tokenized}.", ""]
     rows = []
-    for backbone, part in frame.groupby("backbone", sort=False):
-        by_split = dict(zip(part["split"], part["gib"]))
+    for backbone in backbones:
+        part = keyed.loc[backbone].loc[splits]
         first = part.iloc[0]
         rows.append([f"`{backbone}`", f"{first['layers']} × {first['hidden']}",
-                     *[f"{by_split[split]:.2f} GiB" for split in splits if split in by_split],
+                     *[f"{gib:.2f} GiB" for gib in part["gib"]],
                      f"**{part['gib'].sum():.2f} GiB**", f"{part['gib_fuse_embeddings'].sum():.2f} GiB"])
     lines.append(markdown_table(["backbone", "layers × hidden", *splits, "all", "all, with `fuse_embeddings`"], rows))
     return "\n".join(lines).rstrip() + "\n"
@@ -1144,7 +1174,8 @@ def layer_cache_section(path: Path, shown: str) -> str:
 def budget_section(paths: Sequence[Path], display: Sequence[str] | None = None) -> str:
     """The parameter-budget table of every head, side by side per backbone, from the CSVs that
     `paper-repro budget --backbone <b> --write results/budget/<b>.csv` writes (the solver's output, so that the
-    README's counts are never typed by hand), and DWAtt's solved γ beside the paper's."""
+    README's counts are never typed by hand). The CSVs must be solved for one budget (extra layers, tolerance, fused
+    embeddings), one backbone each."""
     shown = list(display) if display is not None else [str(path) for path in paths]
     lines = ["_Generated by `bash scripts/update_readme.sh` from " + ", ".join(f"`{name}`" for name in shown)
              + " (written by `paper-repro budget --backbone <backbone> --write results/budget/<backbone>.csv`); "
@@ -1154,11 +1185,18 @@ def budget_section(paths: Sequence[Path], display: Sequence[str] | None = None) 
         if not path.exists():
             missing.append(name)
             continue
-        frames.append(read_written_csv(path, name, BUDGET_COLUMNS, "paper-repro budget --write"))
-    solved_for = {(frame.iloc[0]["extra_layers"], frame.iloc[0]["tolerance"]) for frame in frames}
+        frame = read_written_csv(path, name, BUDGET_COLUMNS, "paper-repro budget --write")
+        if frame["backbone"].nunique() != 1 or frame["method"].duplicated().any():
+            raise ValueError(f"{name}: not one backbone with one row per head")
+        frames.append(frame)
+    budget = ("extra_layers", "tolerance", "fuse_embeddings")
+    solved_for = {tuple(frame.iloc[0][column] for column in budget) for frame in frames}
     if len(solved_for) > 1:
-        raise ValueError(f"{', '.join(shown)}: solved for different budgets (extra layers, tolerance: "
-                         f"{sorted(solved_for)}); write them with the same --layers and --tolerance")
+        raise ValueError(f"{', '.join(shown)}: solved for different budgets ({', '.join(budget)}: "
+                         f"{sorted(solved_for)}); write them with the same --layers, --tolerance, --fuse-embeddings")
+    backbones = [frame.iloc[0]["backbone"] for frame in frames]
+    if len(set(backbones)) != len(backbones):
+        raise ValueError(f"{', '.join(shown)}: a backbone twice ({', '.join(backbones)})")
     if frames:
         methods = list(dict.fromkeys(m for frame in frames for m in frame["method"]))
         header, heads = ["method"], []
@@ -1175,20 +1213,15 @@ def budget_section(paths: Sequence[Path], display: Sequence[str] | None = None) 
                     row += ["–", "–", "–"]
                     continue
                 entry = frame.loc[method]
-                row += [budget_knob_text(entry), f"{int(entry['params']):,}", budget_deviation_text(entry)]
+                row += [budget_knob_text(entry), f"{entry['params']:,}", budget_deviation_text(entry)]
             rows.append(row)
-        first = frames[0].iloc[0]
-        extra = int(first["extra_layers"])
+        extra, tolerance, fused = solved_for.pop()
         lines += [f"Target: the `deeper` head's trainable parameters, {extra} extra backbone layer"
-                  f"{'s' if extra != 1 else ''}; tolerance ±{float(first['tolerance']):.0%}.", "",
-                  markdown_table(header, rows), ""]
-        gammas = [(frame.iloc[0]["backbone"], frame.set_index("method").loc["dwatt", "knob_value"])
-                  for frame in frames if "dwatt" in set(frame["method"])]
-        if gammas:
-            lines += ["DWAtt's γ at this budget: " + ", ".join(f"{float(g):.2f} on `{b}`" for b, g in gammas)
-                      + "; the paper's is 0.5 (paper's setting).", ""]
+                  f"{'s' if extra != 1 else ''}; tolerance ±{_percent(tolerance)}"
+                  + ("; the embedding output fused as one more layer" if fused else "") + ".", "",
+                  markdown_table(header, rows)]
     for name in missing:
-        lines += [f"_Missing: `{name}` (run `paper-repro budget --backbone {Path(name).stem} --write {name}`)._", ""]
+        lines += ["", f"_Missing: `{name}` (run `paper-repro budget --backbone <backbone> --write {name}`)._"]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
-from paper_repro.atomic import atomic_write_bytes
+from paper_repro.atomic import atomic_write_csv
 from paper_repro.models.heads import HEADS, HeadContext, build_head
 
 TARGET_HEAD = "deeper"
@@ -176,7 +175,5 @@ def budget_csv_rows(rows: list[dict], backbone: str, ctx: HeadContext, extra_lay
 
 
 def write_budget_csv(rows: list[dict], path: Path) -> None:
-    """Write `budget_csv_rows` to `path` atomically; floats to 6 significant digits, so a rerun is byte-stable."""
-    text = pd.DataFrame(rows, columns=list(BUDGET_CSV_COLUMNS)).to_csv(index=False, float_format="%.6g",
-                                                                        lineterminator="\n")
-    atomic_write_bytes(path, text.encode())
+    """Write `budget_csv_rows` to `path` atomically (byte-stable: `atomic_write_csv`)."""
+    atomic_write_csv(rows, BUDGET_CSV_COLUMNS, path)

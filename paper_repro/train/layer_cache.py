@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from paper_repro.atomic import atomic_write_bytes
+from paper_repro.atomic import atomic_write_csv
 from paper_repro.config import ModelConfig
 from paper_repro.data.conll import Split
 from paper_repro.data.labels import CONLL03, LabelSet
@@ -549,7 +549,8 @@ def describe(backbones: list[str], max_length: int | None = None, fuse_embedding
                             source=getattr(backbone, "source", None), label_set=labels)
             features = cached_features(split, backbone.tokenizer, max_length, labels)
             tokens = sum(len(w.input_ids) for w in features.windows)
-            gib = tokens * layers * config.hidden_size * np.dtype(DTYPE).itemsize / 2**30
+            per_layer = tokens * config.hidden_size * np.dtype(DTYPE).itemsize / 2**30   # GiB of one fused layer
+            gib = per_layer * layers
             state = "not built"
             if (path / "meta.json").exists():
                 build_s = json.loads((path / "meta.json").read_text()).get("build_s")
@@ -557,7 +558,6 @@ def describe(backbones: list[str], max_length: int | None = None, fuse_embedding
                 state = f"built in {build_s:.1f}s" if isinstance(build_s, (int, float)) else "built"
             gib_all, tokens_all = gib_all + gib, tokens_all + tokens
             if rows is not None:
-                per_layer = tokens * config.hidden_size * np.dtype(DTYPE).itemsize / 2**30
                 rows.append(dict(backbone=name, split=split_name, max_length=max_length, windows=len(features.windows),
                                  subwords=tokens, layers=config.num_hidden_layers, hidden=config.hidden_size,
                                  gib=per_layer * config.num_hidden_layers,
@@ -601,12 +601,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_size_csv(rows: list[dict], path: Path) -> None:
-    """`describe`'s rows as CSV, atomically; sizes to 6 significant digits, so a rerun is byte-stable."""
-    import pandas as pd
-
-    text = pd.DataFrame(rows, columns=list(SIZE_CSV_COLUMNS)).to_csv(index=False, float_format="%.6g",
-                                                                      lineterminator="\n")
-    atomic_write_bytes(path, text.encode())
+    """`describe`'s rows as CSV, atomically (byte-stable: `atomic_write_csv`)."""
+    atomic_write_csv(rows, SIZE_CSV_COLUMNS, path)
 
 
 if __name__ == "__main__":
