@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def load_cell_config(args: argparse.Namespace):
@@ -37,16 +38,29 @@ def config_main(args: argparse.Namespace) -> int:
 
 
 def budget_main(args: argparse.Namespace) -> int:
+    from paper_repro.config import ConfigError
     from paper_repro.models.backbone import load_backbone_config
-    from paper_repro.models.budget import budget_table, budget_target, format_budget_table
+    from paper_repro.models.budget import (budget_csv_rows, budget_table, budget_target, format_budget_table,
+                                           write_budget_csv)
     from paper_repro.models.heads import HeadContext
     from paper_repro.validate import check_backbone
 
     check_backbone(args.backbone)
+    if args.write and Path(args.write).is_dir():
+        raise ConfigError(f"--write {args.write}: is a folder; give the CSV's path "
+                          f"(results/budget/{args.backbone}.csv)")
     config = load_backbone_config(args.backbone)
     ctx = HeadContext(config.hidden_size, config.num_hidden_layers + int(args.fuse_embeddings), config)
+    rows = budget_table(ctx, budget_target(ctx, layers=args.layers), tolerance=args.tolerance)
     print(f"backbone {args.backbone}: {config.num_hidden_layers} layers, hidden {config.hidden_size}")
-    print(format_budget_table(budget_table(ctx, budget_target(ctx, layers=args.layers), tolerance=args.tolerance)))
+    print(format_budget_table(rows))
+    if args.write:
+        try:
+            write_budget_csv(budget_csv_rows(rows, args.backbone, ctx, args.layers, args.fuse_embeddings,
+                                             args.tolerance), Path(args.write))
+        except OSError as error:
+            raise ConfigError(f"--write {args.write}: {error.strerror or error}; nothing written") from None
+        print(f"wrote {args.write}")
     return 0
 
 
@@ -203,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--layers", type=int, default=1, help="extra backbone layers that define the budget")
     budget.add_argument("--tolerance", type=float, default=0.03)
     budget.add_argument("--fuse-embeddings", action="store_true")
+    budget.add_argument("--write", metavar="CSV", help="also write the table as CSV (the README's budget table reads "
+                        "results/budget/<backbone>.csv: bash scripts/update_readme.sh)")
     budget.set_defaults(run=budget_main)
 
     data = commands.add_parser("data", help="validate CoNLL-03 and print split statistics and checksums")

@@ -133,6 +133,32 @@ def test_data_without_a_local_folder_or_the_hub_is_one_line(tmp_path):
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("backbone", ["minilm-l6", "mpnet-base"])
+def test_budget_write_gives_the_committed_csv(backbone, tmp_path):
+    """`budget --write` on the packaged backbone (its real config, not the shapes tests/models/test_budget.py types)
+    writes what results/budget/<backbone>.csv holds, the file its column of the README's budget table comes from."""
+    if backbone == "mpnet-base":
+        from paper_repro.models.backbone import BackboneError, load_backbone_config
+
+        try:
+            load_backbone_config(backbone)
+        except BackboneError:
+            pytest.skip("the packaged MPNet is not assembled here (paper-repro fetch-models)")
+    out = tmp_path / "out" / f"{backbone}.csv"
+    done = cli("budget", "--backbone", backbone, "--write", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(f"wrote {out}\n")
+    assert out.read_text() == (REPO / "results" / "budget" / f"{backbone}.csv").read_text()
+
+
+def test_budget_write_to_a_folder_or_an_unwritable_path_is_one_line(tmp_path):
+    one_error_line(cli("budget", "--write", str(tmp_path), cwd=tmp_path), "is a folder", "results/budget/minilm-l6.csv")
+    (tmp_path / "file").write_text("")
+    done = cli("budget", "--write", str(tmp_path / "file" / "b.csv"), cwd=tmp_path)   # its folder is a file
+    one_error_line(done, "nothing written")
+    assert files_under(tmp_path) == ["file"]
+
+
 def test_budget_alias_typo(tmp_path):
     one_error_line(cli("budget", "--backbone", "mpnet_base", cwd=tmp_path), "did you mean mpnet-base?")
 

@@ -9,7 +9,10 @@ to be missing, with the command that produces it. `--study DIR` (repeatable) add
 a study's manifests. `--append` adds the section at the end when the README has no markers; `--check` writes
 nothing and exits 1 if the section is out of date. `--results-study DIR` (repeatable) fills the results markers
 with each study's tables; when the README also has `<!-- BEGIN answer -->` ... `<!-- END answer -->` (near its top),
-the studies' verdicts per claim side by side go there instead of heading the results. Reads files only (no torch).
+the studies' verdicts per claim side by side go there instead of heading the results. `--budget CSV` (repeatable)
+fills `<!-- BEGIN budget -->` ... `<!-- END budget -->` with the heads' parameter budgets per backbone, from the CSVs
+`paper-repro budget --write` wrote; `--layer-cache CSV` fills `<!-- BEGIN layer_cache -->` ... with the frozen
+track's cache sizes. Reads files only (no torch).
 """
 from __future__ import annotations
 
@@ -34,6 +37,17 @@ RESULTS_BEGIN = "<!-- BEGIN results -->"
 RESULTS_END = "<!-- END results -->"
 ANSWER_BEGIN = "<!-- BEGIN answer -->"
 ANSWER_END = "<!-- END answer -->"
+BUDGET_BEGIN = "<!-- BEGIN budget -->"
+BUDGET_END = "<!-- END budget -->"
+LAYER_CACHE_BEGIN = "<!-- BEGIN layer_cache -->"
+LAYER_CACHE_END = "<!-- END layer_cache -->"
+LAYER_CACHE_COLUMNS = {"backbone": str, "split": str, "max_length": int, "subwords": int, "layers": int, "hidden": int,
+                       "gib": float, "gib_fuse_embeddings": float}    # of `python -m paper_repro.train.layer_cache --write`
+KNOB_SYMBOLS = {"gamma": "γ"}
+BUDGET_COLUMNS = {"backbone": str, "layers": int, "hidden": int, "extra_layers": int, "fuse_embeddings": bool,
+                  "tolerance": float, "method": str, "knob": str, "knob_value": str, "params": int, "deviation": float,
+                  "matched": bool, "note": str}                   # of `paper-repro budget --write` (models/budget.py)
+RATIO_KNOBS = {"gamma"}                                         # knobs that are fractions of H (the others: widths)
 MACHINE_COLUMNS = ("gpu", "cpu_model", "usable_cpus", "physical_cores", "torch_threads", "torch_version", "date",
                    "git_sha", "git_dirty", "loadavg_1m")
 
@@ -1055,6 +1069,162 @@ def build_answer_section(studies: Sequence[Path]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _signed_percent(value: float) -> str:
+    return "0" if value == 0 else f"{value:+.2%}".replace("-", "−")
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:g}%"
+
+
+def budget_deviation_text(row: pd.Series) -> str:
+    """How a head stands against the budget: the solver's verdict (`matched`, `note`) in words."""
+    note, deviation, tolerance = row["note"], row["deviation"], _percent(row["tolerance"])
+    if note == "defines target":
+        return "0 (the target)"
+    if note.startswith("target architecture"):
+        return f"{_signed_percent(deviation)} (the target's architecture)"
+    if note.startswith("no width knob: budget control"):
+        return "unmatched (budget control)"
+    if note.startswith("no width knob with"):
+        return f"{_signed_percent(deviation)} (no knob" + (f"; within ±{tolerance} by coincidence)"
+                                                           if "coincidence" in note else ")")
+    if not row["matched"]:
+        return f"{_signed_percent(deviation)} **outside ±{tolerance}**"
+    return _signed_percent(deviation)
+
+
+def budget_knob_text(row: pd.Series) -> str:
+    """The solved knob: a ratio (γ) to 3 decimals, a width as the integer it is."""
+    knob, value = row["knob"], row["knob_value"]
+    if not knob:
+        return "–"
+    shown = f"{float(value):.3f}" if knob in RATIO_KNOBS else f"{int(float(value))}"
+    return f"{KNOB_SYMBOLS.get(knob, knob)} {shown}"
+
+
+def read_written_csv(path: Path, name: str, columns: dict[str, type], writer: str) -> pd.DataFrame:
+    """A CSV one of our commands wrote (`writer`), its `columns` converted to their types (bool from "True"/"False",
+    the others as text); a ValueError naming the file when it cannot be read, lacks rows or columns, or a value does
+    not convert."""
+    what = f"not a `{writer}` table"
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as error:   # a folder, no permission, an empty or malformed file
+        raise ValueError(f"{name}: {what} ({getattr(error, 'strerror', None) or error})") from None
+    lacking = [column for column in columns if column not in frame.columns]
+    if lacking or frame.empty:
+        raise ValueError(f"{name}: {what} (" + (f"no column {', '.join(lacking)})" if lacking else "no rows)"))
+    for column, kind in columns.items():
+        try:
+            if kind is bool:
+                if not frame[column].isin(["True", "False"]).all():
+                    raise ValueError("not True/False")
+                frame[column] = frame[column] == "True"
+            elif kind is not str:
+                frame[column] = frame[column].astype(kind)
+        except ValueError as error:
+            raise ValueError(f"{name}: {what} (column {column}: {error})") from None
+    return frame
+
+
+def layer_cache_section(path: Path, shown: str) -> str:
+    """The frozen track's layer-cache sizes per backbone and split (float16, every fused layer), from the CSV that
+    `python -m paper_repro.train.layer_cache <backbones> --write results/layer_cache/sizes.csv` writes."""
+    def intro(backbones: str) -> list[str]:
+        writer = f"python -m paper_repro.train.layer_cache {backbones} --write {shown}"
+        return [f"_Generated by `bash scripts/update_readme.sh` from `{shown}` (written by `{writer}`: sizes "
+                "computed from the tokenized splits, subwords × layers × hidden × 2 bytes, without running the "
+                "encoder); do not edit by hand._", ""]
+
+    if not path.exists():
+        return "\n".join([*intro("<backbones>"), f"_Missing: `{shown}` (run the command above)._"]) + "\n"
+    frame = read_written_csv(path, shown, LAYER_CACHE_COLUMNS, "python -m paper_repro.train.layer_cache --write")
+    lengths = sorted(set(frame["max_length"]))
+    if len(lengths) != 1:
+        raise ValueError(f"{shown}: sizes at more than one max_length ({', '.join(map(str, lengths))}); "
+                         "write one table per max_length")
+    splits = list(dict.fromkeys(frame["split"]))
+    backbones = list(dict.fromkeys(frame["backbone"]))
+    index = pd.MultiIndex.from_product([backbones, splits])
+    keyed = frame.set_index(["backbone", "split"])
+    if keyed.index.duplicated().any() or len(keyed) != len(index):
+        raise ValueError(f"{shown}: not one row per backbone and split (backbones {', '.join(backbones)}; "
+                         f"splits {', '.join(splits)})")
+    counts = {backbone: tuple(keyed.loc[(backbone, split), "subwords"] for split in splits) for backbone in backbones}
+    if len(set(counts.values())) == 1:
+        subwords = " / ".join(f"{n:,}" for n in counts[backbones[0]])
+        tokenized = f"{subwords} subwords" + (", every backbone's tokenizer gives the same counts" if len(counts) > 1
+                                              else "")
+    else:
+        tokenized = "; ".join(f"`{b}` " + " / ".join(f"{n:,}" for n in c) for b, c in counts.items()) + " subwords"
+    lines = intro(" ".join(backbones))
+    lines += [f"The whole CoNLL-03 {' / '.join(splits)} splits at max_length {lengths[0]}: {tokenized}.", ""]
+    rows = []
+    for backbone in backbones:
+        part = keyed.loc[backbone].loc[splits]
+        first = part.iloc[0]
+        rows.append([f"`{backbone}`", f"{first['layers']} × {first['hidden']}",
+                     *[f"{gib:.2f} GiB" for gib in part["gib"]],
+                     f"**{part['gib'].sum():.2f} GiB**", f"{part['gib_fuse_embeddings'].sum():.2f} GiB"])
+    lines.append(markdown_table(["backbone", "layers × hidden", *splits, "all", "all, with `fuse_embeddings`"], rows))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def budget_section(paths: Sequence[Path], display: Sequence[str] | None = None) -> str:
+    """The parameter-budget table of every head, side by side per backbone, from the CSVs that
+    `paper-repro budget --backbone <b> --write results/budget/<b>.csv` writes (the solver's output, so that the
+    README's counts are never typed by hand). The CSVs must be solved for one budget (extra layers, tolerance, fused
+    embeddings), one backbone each."""
+    shown = list(display) if display is not None else [str(path) for path in paths]
+    lines = ["_Generated by `bash scripts/update_readme.sh` from " + ", ".join(f"`{name}`" for name in shown)
+             + " (written by `paper-repro budget --backbone <backbone> --write results/budget/<backbone>.csv`); "
+             "do not edit by hand._", ""]
+    frames, missing = [], []
+    for path, name in zip(paths, shown):
+        if not path.exists():
+            missing.append(name)
+            continue
+        frame = read_written_csv(path, name, BUDGET_COLUMNS, "paper-repro budget --write")
+        if frame["backbone"].nunique() != 1 or frame["method"].duplicated().any():
+            raise ValueError(f"{name}: not one backbone with one row per head")
+        frames.append(frame)
+    budget = ("extra_layers", "tolerance", "fuse_embeddings")
+    solved_for = {tuple(frame.iloc[0][column] for column in budget) for frame in frames}
+    if len(solved_for) > 1:
+        raise ValueError(f"{', '.join(shown)}: solved for different budgets ({', '.join(budget)}: "
+                         f"{sorted(solved_for)}); write them with the same --layers, --tolerance, --fuse-embeddings")
+    backbones = [frame.iloc[0]["backbone"] for frame in frames]
+    if len(set(backbones)) != len(backbones):
+        raise ValueError(f"{', '.join(shown)}: a backbone twice ({', '.join(backbones)})")
+    if frames:
+        methods = list(dict.fromkeys(m for frame in frames for m in frame["method"]))
+        header, heads = ["method"], []
+        for frame in frames:
+            first = frame.iloc[0]
+            label = f"`{first['backbone']}` ({first['layers']} × {first['hidden']})"
+            header += [f"{label} knob", "params", "deviation"]
+            heads.append(frame.set_index("method"))
+        rows = []
+        for method in methods:
+            row = [f"`{method}`"]
+            for frame in heads:
+                if method not in frame.index:
+                    row += ["–", "–", "–"]
+                    continue
+                entry = frame.loc[method]
+                row += [budget_knob_text(entry), f"{entry['params']:,}", budget_deviation_text(entry)]
+            rows.append(row)
+        extra, tolerance, fused = solved_for.pop()
+        lines += [f"Target: the `deeper` head's trainable parameters, {extra} extra backbone layer"
+                  f"{'s' if extra != 1 else ''}; tolerance ±{_percent(tolerance)}"
+                  + ("; the embedding output fused as one more layer" if fused else "") + ".", "",
+                  markdown_table(header, rows)]
+    for name in missing:
+        lines += ["", f"_Missing: `{name}` (run `paper-repro budget --backbone <backbone> --write {name}`)._"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def build_section(bench_dir: Path, studies: Sequence[Path] = (), display_dir: str | None = None,
                   cells: Sequence[Path] = ()) -> str:
     shown = display_dir or str(bench_dir)
@@ -1107,6 +1277,14 @@ def write_keeping_mode(path: Path, text: str) -> None:
         raise
 
 
+def _display(path: Path, readme: Path) -> str:
+    """`path` as the README names it: relative to the README's folder where it lies below it."""
+    try:
+        return str(path.resolve().relative_to(readme.resolve().parent))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m paper_repro.analysis.readme_tables", description=__doc__.splitlines()[0])
     parser.add_argument("readme", type=Path, help="README.md to update in place")
@@ -1116,14 +1294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a folder of study folders whose cells are listed one per row (repeatable)")
     parser.add_argument("--results-study", type=Path, action="append", default=[],
                         help="a study folder whose F1 tables fill the results markers (repeatable)")
+    parser.add_argument("--budget", type=Path, action="append", default=[],
+                        help="a `paper-repro budget --write` CSV whose table fills the budget markers (repeatable)")
+    parser.add_argument("--layer-cache", type=Path, default=None,
+                        help="the `python -m paper_repro.train.layer_cache --write` CSV that fills the layer_cache markers")
     parser.add_argument("--append", action="store_true", help="append the section when the markers are missing")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the section is out of date")
     args = parser.parse_args(argv)
     bench_dir = args.bench_dir or args.readme.resolve().parent / "results" / "bench"
-    try:
-        display = str(bench_dir.resolve().relative_to(args.readme.resolve().parent))
-    except ValueError:
-        display = str(bench_dir)
+    display = _display(bench_dir, args.readme)
     try:
         text = args.readme.read_text(encoding="utf-8")
     except OSError as error:
@@ -1139,6 +1318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           markers=(ANSWER_BEGIN, ANSWER_END))
             updated = replace_section(updated, build_results_section(args.results_study, with_tracks=not answer),
                                       markers=(RESULTS_BEGIN, RESULTS_END))
+        if args.budget:
+            shown = [_display(path, args.readme) for path in args.budget]
+            updated = replace_section(updated, budget_section(args.budget, shown), markers=(BUDGET_BEGIN, BUDGET_END))
+        if args.layer_cache is not None:
+            sizes = layer_cache_section(args.layer_cache, _display(args.layer_cache, args.readme))
+            updated = replace_section(updated, sizes, markers=(LAYER_CACHE_BEGIN, LAYER_CACHE_END))
     except ValueError as error:
         print(f"error: {args.readme}: {error}", file=sys.stderr)
         return 2

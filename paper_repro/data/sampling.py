@@ -14,12 +14,12 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from paper_repro.atomic import atomic_write_bytes
 from paper_repro.data.conll import DataError, Sentence, Split, entity_counts
 from paper_repro.data.labels import LabelSet
 
@@ -244,16 +244,7 @@ def _write_subset(path: Path, train: Split, subset: Subset) -> None:
         "n_sentences": len(selected),
         "n_tokens": sum(len(sentence.tokens) for sentence in selected),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        try:
-            json.dump(record, tmp, indent=1)
-            tmp.write("\n")
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
+    atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode(), mode=0o644)
 
 
 def load_or_create_subset(

@@ -8,9 +8,12 @@ device to count, so solving is fast even for real-size configs.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from paper_repro.atomic import atomic_write_csv
 from paper_repro.models.heads import HEADS, HeadContext, build_head
 
 TARGET_HEAD = "deeper"
@@ -156,3 +159,21 @@ def format_budget_table(rows: list[dict]) -> str:
             f"{r['deviation']:>+9.2%}  {str(r['matched']):<7}  {r['note']}"
         )
     return "\n".join(lines)
+
+
+# the columns of `paper-repro budget --write` (one row per head; the README's budget table is rendered from them)
+BUDGET_CSV_COLUMNS = ("backbone", "layers", "hidden", "extra_layers", "fuse_embeddings", "tolerance",
+                      "method", "knob", "knob_value", "params", "target", "deviation", "matched", "note")
+
+
+def budget_csv_rows(rows: list[dict], backbone: str, ctx: HeadContext, extra_layers: int, fuse_embeddings: bool,
+                    tolerance: float) -> list[dict]:
+    """`budget_table` rows with what they were solved for (backbone, its shape, budget layers, tolerance)."""
+    layers = ctx.num_fused - int(fuse_embeddings)
+    return [dict(backbone=backbone, layers=layers, hidden=ctx.hidden_size, extra_layers=extra_layers,
+                 fuse_embeddings=fuse_embeddings, tolerance=tolerance, **row) for row in rows]
+
+
+def write_budget_csv(rows: list[dict], path: Path) -> None:
+    """Write `budget_csv_rows` to `path` atomically (byte-stable: `atomic_write_csv`)."""
+    atomic_write_csv(rows, BUDGET_CSV_COLUMNS, path)

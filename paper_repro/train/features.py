@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from paper_repro.atomic import atomic_write_bytes
 from paper_repro.data.conll import LABEL2ID, Split
 from paper_repro.data.labels import CONLL03, LabelSet
 
@@ -209,11 +210,7 @@ def cached_features(split: Split, tokenizer: PreTrainedTokenizerBase, max_length
             features = pickle.load(handle)
     else:
         features = tokenize_split(split, tokenizer, max_length, label_set)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            pickle.dump(features, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL))
     _MEMORY_CACHE[key] = features
     return features
 

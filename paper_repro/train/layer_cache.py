@@ -63,6 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from paper_repro.atomic import atomic_write_csv
 from paper_repro.config import ModelConfig
 from paper_repro.data.conll import Split
 from paper_repro.data.labels import CONLL03, LabelSet
@@ -512,16 +513,23 @@ def frozen_inputs(backbone, model_config: ModelConfig, parts: dict[str, tuple[Sp
 
 
 # ---------------------------------------------------------------------------------------------- sizes (CLI)
+SIZE_CSV_COLUMNS = ("backbone", "split", "max_length", "windows", "subwords", "layers", "hidden", "gib",
+                    "gib_fuse_embeddings")
+
+
 def describe(backbones: list[str], max_length: int | None = None, fuse_embeddings: bool = False,
-             build_now: bool = False, data_dir: str | None = None, out=sys.stdout) -> float:
+             build_now: bool = False, data_dir: str | None = None, out=None,
+             rows: list[dict] | None = None) -> float:
     """Print, per backbone and split, the windows, subwords and float16 size of the layer cache of the splits every
     cell reads (the whole train/valid/test splits: see the module docstring) and whether it is built (with the
     build seconds its meta.json recorded); `build_now` builds the missing ones. Tokenizes (cached) and loads each
-    backbone; never runs the encoder unless `build_now`. Returns the total GiB."""
+    backbone; never runs the encoder unless `build_now`. Returns the total GiB; `rows`, when given, receives one
+    dict per backbone and split (SIZE_CSV_COLUMNS: the sizes without and with the embedding output fused)."""
     from paper_repro.config import CellConfig
     from paper_repro.data.conll import corpus_labels
     from paper_repro.train.cell import load_splits, pristine_backbone
 
+    out = out or sys.stdout             # read at call time (a redirected or captured stdout counts)
     data = CellConfig().data
     max_length = max_length or ModelConfig().max_length
     splits = load_splits(data_dir, data.hub_id, data.convert_iob1, data.strict_iob2)
@@ -541,13 +549,19 @@ def describe(backbones: list[str], max_length: int | None = None, fuse_embedding
                             source=getattr(backbone, "source", None), label_set=labels)
             features = cached_features(split, backbone.tokenizer, max_length, labels)
             tokens = sum(len(w.input_ids) for w in features.windows)
-            gib = tokens * layers * config.hidden_size * np.dtype(DTYPE).itemsize / 2**30
+            per_layer = tokens * config.hidden_size * np.dtype(DTYPE).itemsize / 2**30   # GiB of one fused layer
+            gib = per_layer * layers
             state = "not built"
             if (path / "meta.json").exists():
                 build_s = json.loads((path / "meta.json").read_text()).get("build_s")
                 build_all += float(build_s or 0.0)
                 state = f"built in {build_s:.1f}s" if isinstance(build_s, (int, float)) else "built"
             gib_all, tokens_all = gib_all + gib, tokens_all + tokens
+            if rows is not None:
+                rows.append(dict(backbone=name, split=split_name, max_length=max_length, windows=len(features.windows),
+                                 subwords=tokens, layers=config.num_hidden_layers, hidden=config.hidden_size,
+                                 gib=per_layer * config.num_hidden_layers,
+                                 gib_fuse_embeddings=per_layer * (config.num_hidden_layers + 1)))
             print(f"{name} {split_name}: {len(features.windows)} windows, {tokens} subwords x {layers} layers x "
                   f"{config.hidden_size} = {gib:.2f} GiB float16 ({state}) {path}", file=out)
         print(f"{name} all: {tokens_all} subwords, {gib_all:.2f} GiB"
@@ -567,9 +581,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuse-embeddings", action="store_true", help="model.head.fuse_embeddings=true")
     parser.add_argument("--data-dir", default=None, help="data.data_dir (default: $PAPER_REPRO_CONLL03)")
     parser.add_argument("--build", action="store_true", help="build the caches that are missing")
+    parser.add_argument("--write", metavar="CSV", help="also write the sizes as CSV (the README's layer-cache table "
+                        "reads results/layer_cache/sizes.csv: bash scripts/update_readme.sh)")
     args = parser.parse_args(argv)
-    describe(args.backbones, args.max_length, args.fuse_embeddings, args.build, args.data_dir)
+    if args.write and Path(args.write).is_dir():
+        print(f"error: --write {args.write}: is a folder; give the CSV's path (results/layer_cache/sizes.csv)",
+              file=sys.stderr)
+        return 2
+    rows: list[dict] = []
+    describe(args.backbones, args.max_length, args.fuse_embeddings, args.build, args.data_dir, rows=rows)
+    if args.write:
+        try:
+            write_size_csv(rows, Path(args.write))
+        except OSError as error:
+            print(f"error: --write {args.write}: {error.strerror or error}; nothing written", file=sys.stderr)
+            return 2
+        print(f"wrote {args.write}")
     return 0
+
+
+def write_size_csv(rows: list[dict], path: Path) -> None:
+    """`describe`'s rows as CSV, atomically (byte-stable: `atomic_write_csv`)."""
+    atomic_write_csv(rows, SIZE_CSV_COLUMNS, path)
 
 
 if __name__ == "__main__":

@@ -110,3 +110,19 @@ def test_deeper_copy_is_the_target_architecture(kind):
     assert head_param_count("deeper_copy", ctx) == target
     assert head_param_count("deeper_copy", ctx, layers=2) == budget_target(ctx, layers=2)
     assert solve_knob("deeper_copy", ctx, target) == {}
+
+
+@pytest.mark.parametrize("backbone", ["minilm-l6", "mpnet-base"])
+def test_committed_budget_csv_is_the_solvers_output(backbone, tmp_path):
+    """results/budget/<backbone>.csv (what the README's budget table is rendered from) is what the solver gives now:
+    a head or solver change that moves a count fails here until `paper-repro budget --write` is rerun."""
+    from pathlib import Path
+
+    from paper_repro.models.budget import budget_csv_rows, write_budget_csv
+
+    committed = Path(__file__).resolve().parents[2] / "results" / "budget" / f"{backbone}.csv"
+    ctx = ctx_for(backbone)
+    rows = budget_csv_rows(budget_table(ctx, budget_target(ctx)), backbone, ctx, 1, False, 0.03)
+    write_budget_csv(rows, tmp_path / "now.csv")
+    assert (tmp_path / "now.csv").read_text() == committed.read_text(), (
+        f"{committed} is stale: paper-repro budget --backbone {backbone} --write results/budget/{backbone}.csv")

@@ -4,6 +4,7 @@ the cache is built once and reused, concurrent builders leave one valid cache, a
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import subprocess
@@ -326,6 +327,40 @@ def test_describe_prints_sizes_and_builds(tiny_conll_dir, tiny_backbone_dir, cac
     layer_cache.describe([str(tiny_backbone_dir)], 24, build_now=True, data_dir=str(tiny_conll_dir), out=out)
     assert all("built in" in line for line in out.getvalue().splitlines())
     assert len([p for p in cache_dir.iterdir() if p.is_dir()]) == 3
+
+
+def test_write_sizes_csv(tiny_conll_dir, tiny_backbone_dir, cache_dir, tmp_path, capsys):
+    """`--write` (the README's layer-cache table reads results/layer_cache/sizes.csv): one row per backbone and split,
+    the sizes `describe` prints, with and without the embedding output; nothing built; a folder is one error line."""
+    import pandas as pd
+
+    out = tmp_path / "sizes" / "sizes.csv"
+    argv = [str(tiny_backbone_dir), "--max-length", "24", "--data-dir", str(tiny_conll_dir)]
+    assert layer_cache.main([*argv, "--write", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    table = pd.read_csv(out)
+    assert list(table.columns) == list(layer_cache.SIZE_CSV_COLUMNS) and list(table.split) == ["train", "valid", "test"]
+    for line, row in zip(printed[:3], table.itertuples()):
+        assert f"{row.windows} windows, {row.subwords} subwords x 2 layers x 32 = " in line
+    assert ((table.gib / (table.subwords * 2 * 32 * 2 / 2**30) - 1).abs() < 1e-5).all()   # 6 significant digits
+    assert ((table.gib_fuse_embeddings / table.gib - 3 / 2).abs() < 1e-5).all() and not cache_dir.exists()
+    assert printed[-1] == f"wrote {out}"
+    assert layer_cache.main([*argv, "--write", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_committed_sizes_csv_is_what_the_real_splits_give(real_data_dir, minilm_available, tmp_path):
+    """results/layer_cache/sizes.csv (the README's table) holds MiniLM's sizes of the real CoNLL-03 splits as they
+    are tokenized now (MPNet's rows come from the same code: `python -m paper_repro.train.layer_cache mpnet-base`)."""
+    import pandas as pd
+
+    rows: list[dict] = []
+    layer_cache.describe(["minilm-l6"], data_dir=str(real_data_dir), out=io.StringIO(), rows=rows)
+    committed = pd.read_csv(Path(__file__).resolve().parents[2] / "results" / "layer_cache" / "sizes.csv")
+    committed = committed[committed.backbone == "minilm-l6"].reset_index(drop=True)
+    now = pd.DataFrame(rows, columns=list(layer_cache.SIZE_CSV_COLUMNS))
+    pd.testing.assert_frame_equal(now, committed, check_dtype=False, rtol=1e-5)
 
 
 def frozen_dwatt_cell(tiny_cell_config, tmp_path, *overrides):
