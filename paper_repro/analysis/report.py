@@ -239,7 +239,8 @@ def findings(paired: pd.DataFrame, step_paired: pd.DataFrame | None = None,
     falls in the paper's band under each reading."""
     lines: list[str] = []
     if paired.empty:
-        return ["No method/baseline pairs with test results: nothing can be said about gains yet."]
+        return ["No method/baseline pairs with test results (no baseline arm among these cells, or no test split): "
+                "no gain over a baseline can be read from them."]
     paired, step_paired = fold_tracks(paired), fold_tracks(step_paired)
     dwatt_vs_concat = fold_tracks(dwatt_vs_concat)
     lo, hi = stats.PAPER_GAIN_RANGE

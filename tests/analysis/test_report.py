@@ -442,3 +442,12 @@ def test_report_verdicts_and_lr_sensitivity(tmp_path, monkeypatch):
     assert "| (a) | DWAtt beats deeper (paper's claim) | – | minilm-l6 · sentences | **supported** |" in section
     assert "| minilm-l6 | sentences | 100 | dwatt − deeper | H1a | 2 | 4.00 | [-9.00, 8.00] | 5/9 | yes |" in section
     assert f"({study}/figures/lr_sensitivity__minilm-l6__sentences.png)" in section
+
+
+def test_findings_without_pairs_say_why_and_promise_nothing():
+    """A stage without a baseline arm (cpu_study's `eval_family`) has no pairs, complete or not: the line names the
+    cause and does not say "yet"."""
+    import pandas as pd
+
+    (line,) = report.findings(pd.DataFrame())
+    assert "no baseline arm" in line and "yet" not in line
