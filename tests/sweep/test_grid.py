@@ -31,7 +31,8 @@ def test_shipped_studies_expand_to_the_documented_counts():
     assert counts("smoke") == {"tune": 4, "eval": 8}
     assert counts("cpu_study") == {  # the header of experiments/cpu_study.yaml
         "budget_check": 12, "tune": 60, "budget_recheck": 20, "tune_e20": 60, "budget_recheck_e20": 20, "eval": 200,
-        "eval_ktype": 80, "tune_family": 48, "budget_recheck_family": 16, "eval_family": 64, "eval_mpnet": 40}
+        "eval_ktype": 80, "tune_family": 48 + 12, "budget_recheck_family": 16 + 4, "eval_family": 64 + 16,
+        "eval_mpnet": 40}
     assert counts("paper") == {"tune": 324, "budget_recheck": 108, "eval": 1350 + 81}   # 10 eval seeds (header)
     cpu = load_study(REPO / "experiments" / "cpu_study.yaml")
     tune = cpu.expand(stage="tune")
@@ -49,6 +50,15 @@ def test_shipped_studies_expand_to_the_documented_counts():
                       "eval_mpnet": {40.0}}
     gates = {s.name: s.check["gate"] for s in cpu.stages if (s.check or {}).get("gate")}
     assert gates == {"budget_recheck_family": ["eval_family"]}   # the family's gate stands (its own 20 vs 40)
+    # amendment 2026-12-07: `last` joins the family's stages; its tuning and check cells are tune_e20's and
+    # budget_recheck_e20's (the same run ids, run once), so only eval_family's 16 `last` cells are new
+    ids = {s.name: {c.run_id for c in cpu.expand(stage=s.name, pending="placeholder") if c.model.head.name == "last"}
+           for s in cpu.stages}
+    assert ids["tune_family"] == ids["tune_e20"] and ids["budget_recheck_family"] == ids["budget_recheck_e20"]
+    family_last = cpu.expand(stage="eval_family", pending="placeholder")
+    family_last = [c for c in family_last if c.model.head.name == "last"]
+    assert len(family_last) == 16 and {c.train.min_epochs for c in family_last} == {20.0}
+    assert not {c.run_id for c in family_last} & ids["eval"]       # eval's `last` runs at 40 epochs: new cells
     assert {c.model.head.name for c in evaluated} == {"last", "deeper", "deeper_copy", "concat", "dwatt"}
     assert {(c.train.step_rule, c.train.eval_schedule, c.data.subset_version) for c in evaluated} == {("epochs", "linear", 2)}
     frozen = load_study(REPO / "experiments" / "frozen_study.yaml")
