@@ -272,7 +272,11 @@ def test_unit_and_amendments_parse_errors():
 @pytest.mark.parametrize("name", ["cpu_study", "frozen_study"])
 def test_the_studies_declare_the_seed_unit_amendment(name):
     b = H.read_hypotheses(CHECKOUT / "experiments" / f"{name}.yaml")
-    assert b.unit == "seeds" and len(b.amendments) == 1
+    assert b.unit == "seeds" and len(b.amendments) == {"cpu_study": 2, "frozen_study": 1}[name]
     date, text = b.amendments[0]
     assert date == "2026-11-27" and "(data_seed, seed) unit" in text and "bench/sign_flip_units.py" in text
     assert b.finetune == {"cpu_study": "full", "frozen_study": "frozen"}[name]
+    if name == "cpu_study":   # the family's `last` twin: exploratory, declared as such, and no test reads it
+        date, text = b.amendments[1]
+        assert date == "2026-12-07" and text.startswith("Exploratory, and declared after") and "no verdict" in text
+        assert b.stage == "eval"
