@@ -445,8 +445,8 @@ def test_report_verdicts_and_lr_sensitivity(tmp_path, monkeypatch):
 
 
 def test_findings_without_pairs_say_why_and_promise_nothing():
-    """A stage without a baseline arm (cpu_study's `eval_family`) has no pairs, complete or not: the line names the
-    cause and does not say "yet"."""
+    """A stage without a baseline arm (as cpu_study's `eval_family` was before its `last` twin) has no pairs, complete
+    or not: the line names the cause and does not say "yet"."""
     import pandas as pd
 
     (line,) = report.findings(pd.DataFrame())
