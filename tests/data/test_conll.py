@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from paper_repro.data.conll import (
     splits_from_hf_dataset,
 )
 
-REAL_DATA_DIR = Path(os.environ.get("PAPER_REPRO_CONLL03", "/work/shared/data/conll2003"))
 HUB_LABEL_NAMES = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 TWO_COLUMNS = """-DOCSTART- O
@@ -291,18 +289,16 @@ def test_load_conll03_without_a_folder_or_the_datasets_library(monkeypatch: pyte
 
 
 @pytest.fixture(scope="module")
-def real_splits() -> dict[str, Split]:
-    if not REAL_DATA_DIR.is_dir():
-        pytest.skip(f"CoNLL-03 not found at {REAL_DATA_DIR}")
-    return load_conll03(REAL_DATA_DIR)
+def real_splits(real_data_dir: Path) -> dict[str, Split]:
+    return load_conll03(real_data_dir)
 
 
-def test_real_conll03_statistics(real_splits: dict[str, Split]) -> None:
+def test_real_conll03_statistics(real_splits: dict[str, Split], real_data_dir: Path) -> None:
     stats = {name: split_statistics(split) for name, split in real_splits.items()}
     assert [stats[name]["sentences"] for name in ("train", "valid", "test")] == [14041, 3250, 3453]
     assert [stats[name]["entities"] for name in ("train", "valid", "test")] == [23499, 5942, 5648]
     assert [stats[name]["documents"] for name in ("train", "valid", "test")] == [946, 216, 231]
-    checksums = REAL_DATA_DIR / "SHA256SUMS"
+    checksums = real_data_dir / "SHA256SUMS"
     if checksums.is_file():
         expected = dict(reversed(line.split()) for line in checksums.read_text().splitlines() if line.strip())
         for split in real_splits.values():

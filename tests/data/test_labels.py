@@ -5,7 +5,6 @@ and ids stay exactly what they were."""
 from __future__ import annotations
 
 import math
-import os
 import random
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from paper_repro.data.conll import (
 from paper_repro.data.labels import CONLL03, LabelSet, canonical_types, parse_tag
 from paper_repro.data.sampling import create_subset, entity_counts, sample_ktype
 
-REAL_DATA_DIR = Path(os.environ.get("PAPER_REPRO_CONLL03", "/work/shared/data/conll2003"))
 CONLL03_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
 
 # invented sentences: genes, drugs and lower-case places (no CoNLL-03 type)
@@ -83,10 +81,8 @@ def test_conll03_label_list_and_ids_unchanged() -> None:
     assert CONLL03.is_conll03() and len(CONLL03) == 9
 
 
-def test_real_conll03_labels_read_from_train_are_the_old_ones() -> None:
-    if not (REAL_DATA_DIR / "train.txt").is_file():
-        pytest.skip(f"CoNLL-03 not found at {REAL_DATA_DIR}")
-    splits = load_conll03(REAL_DATA_DIR)
+def test_real_conll03_labels_read_from_train_are_the_old_ones(real_data_dir: Path) -> None:
+    splits = load_conll03(real_data_dir)
     assert list(corpus_labels(splits).labels) == CONLL03_LABELS
     assert split_statistics(splits["train"], corpus_labels(splits).types) == split_statistics(splits["train"])
 

@@ -36,7 +36,6 @@ from paper_repro.data.sampling import (
     subset_path,
 )
 
-REAL_DATA_DIR = Path(os.environ.get("PAPER_REPRO_CONLL03", "/work/shared/data/conll2003"))
 
 TEMPLATES = [
     (("Alice", "visited", "Paris"), ("B-PER", "O", "B-LOC")),
@@ -259,10 +258,8 @@ def test_subset_file_version_mismatch(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def real_train() -> Split:
-    if not REAL_DATA_DIR.is_dir():
-        pytest.skip(f"CoNLL-03 not found at {REAL_DATA_DIR}")
-    return read_conll(find_split_files(REAL_DATA_DIR)["train"])
+def real_train(real_data_dir: Path) -> Split:
+    return read_conll(find_split_files(real_data_dir)["train"])
 
 
 @pytest.mark.slow
